@@ -1,0 +1,108 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils.html import format_html
+from guardian.admin import GuardedModelAdmin
+
+from batches.exceptions import InvalidTransition
+from batches.models import JobBatch
+from grading.models import GradingJob
+
+
+class GradingJobInline(admin.TabularInline):
+    model = GradingJob
+    fields = ("name", "document", "provider", "model", "status", "attempts", "score", "last_error")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("document", "result")
+
+    @admin.display(description="Score")
+    def score(self, job: GradingJob) -> str:
+        result = getattr(job, "result", None)
+        if result is None:
+            return "—"
+        return f"{result.final_score:g} / {result.max_score:g}" + (
+            " (reviewed)" if result.is_reviewed else ""
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _batch_action(action: str, method: str, label: str):
+    """An admin action that calls the state machine and reports each refusal."""
+
+    def run(modeladmin, request, queryset: QuerySet[JobBatch]) -> None:
+        done, refused = 0, []
+        for batch in queryset:
+            try:
+                getattr(batch, method)(**({"owner": request.user} if method == "duplicate" else {}))
+                done += 1
+            except InvalidTransition as exc:
+                refused.append(f"“{batch.name}” (#{batch.pk}): {exc.detail}")
+        if done:
+            modeladmin.message_user(request, f"{label}: {done} batch(es).", messages.SUCCESS)
+        for line in refused:
+            modeladmin.message_user(request, f"Refused — {line}", messages.WARNING)
+
+    run.__name__ = f"{action}_batches"
+    run.short_description = f"{label} selected batches"
+    run.allowed_permissions = ("change",)
+    return run
+
+
+@admin.register(JobBatch)
+class JobBatchAdmin(GuardedModelAdmin):
+    list_display = (
+        "name",
+        "status",
+        "priority",
+        "tag_list",
+        "owner",
+        "deadline",
+        "progress_bar",
+        "created_at",
+    )
+    list_filter = ("status", "priority", "template", "created_at", "deadline")
+    search_fields = ("name", "description", "tags")
+    readonly_fields = ("status", "created_at", "started_at", "completed_at", "archived_at")
+    autocomplete_fields = ()
+    raw_id_fields = ("owner",)
+    inlines = [GradingJobInline]
+    actions = [
+        _batch_action("start", "start_batch", "Started"),
+        _batch_action("pause", "pause_batch", "Paused"),
+        _batch_action("resume", "resume_batch", "Resumed"),
+        _batch_action("cancel", "cancel_batch", "Cancelled"),
+        _batch_action("retry", "retry_failed_jobs", "Retried failed jobs of"),
+        _batch_action("duplicate", "duplicate", "Duplicated"),
+        _batch_action("archive", "archive", "Archived"),
+    ]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("owner", "template").with_progress()
+        # Staff who are not superusers see only what they may view.
+        return queryset.visible_to(request.user)
+
+    @admin.display(description="Tags")
+    def tag_list(self, batch: JobBatch) -> str:
+        return ", ".join(batch.tags)
+
+    @admin.display(description="Progress")
+    def progress_bar(self, batch: JobBatch):
+        total = batch.jobs_total
+        done = batch.jobs_completed + batch.jobs_failed + batch.jobs_cancelled
+        percent = round(100 * done / total) if total else 0
+        return format_html(
+            '<div title="{}/{} done" style="width:120px;background:#e5e7eb;border-radius:3px">'
+            '<div style="width:{}%;background:#16a34a;height:10px;border-radius:3px"></div></div>'
+            "<small>{}/{}</small>",
+            done,
+            total,
+            percent,
+            done,
+            total,
+        )

@@ -1,0 +1,13 @@
+class InvalidTransition(Exception):
+    """A batch action refused in the batch's current state. Nothing was changed."""
+
+    code = "invalid_transition"
+
+    def __init__(self, action: str, status: str, detail: str | None = None):
+        self.action = action
+        self.status = status
+        self.detail = detail or f"Cannot {action} a batch that is {status.replace('_', ' ')}."
+        super().__init__(self.detail)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"detail": self.detail, "code": self.code, "status": self.status, "action": self.action}

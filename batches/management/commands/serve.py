@@ -1,0 +1,49 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the web app and a django-q2 cluster together; Ctrl-C stops both."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args, host: str, port: int, **options):
+        manage = [sys.executable, "manage.py"]
+        # Each child leads its own process group, so stopping one stops
+        # everything it started (runserver's reloader, qcluster's workers).
+        children = [
+            subprocess.Popen([*manage, "qcluster"], start_new_session=True),
+            subprocess.Popen([*manage, "runserver", f"{host}:{port}"], start_new_session=True),
+        ]
+        self.stdout.write(f"Serving http://{host}:{port}/ with a django-q2 cluster; Ctrl-C stops both.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop(children)
+        failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
+        if failed:
+            sys.exit(1)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()

@@ -1,0 +1,489 @@
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings as conf
+from django.db import models, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from batches.exceptions import InvalidTransition
+from grading.merge import deep_merge
+from grading.models import Document, GradingJob, JobStatus
+from grading.schema import GradingSettings, validate_job_structure, validate_settings
+
+
+class BatchStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    ARCHIVED = "archived", "Archived"
+
+    @classmethod
+    def active(cls) -> list[str]:
+        """States in which workers claim the batch's jobs."""
+        return [cls.PENDING, cls.PROCESSING]
+
+    @classmethod
+    def finished(cls) -> list[str]:
+        return [cls.COMPLETED, cls.COMPLETED_WITH_ERRORS, cls.FAILED, cls.CANCELLED]
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return [action for action, sources in TRANSITIONS.items() if sources is None or self in sources]
+
+    @property
+    def settings_editable(self) -> bool:
+        return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
+
+
+# action -> the states it may start from (None: any state).
+TRANSITIONS: dict[str, frozenset[str] | None] = {
+    "start": frozenset({BatchStatus.DRAFT}),
+    "pause": frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}),
+    "resume": frozenset({BatchStatus.PAUSED}),
+    "cancel": frozenset({BatchStatus.DRAFT, BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
+    "retry": frozenset({BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED, BatchStatus.CANCELLED}),
+    "archive": frozenset(BatchStatus.finished()),
+    "duplicate": None,
+}
+
+
+class JobBatchQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "JobBatchQuerySet":
+        """Batches the user owns or that are shared with the user or one of their groups.
+
+        Subqueries on guardian's direct-foreign-key tables rather than joins, so
+        the list needs no DISTINCT and stays one query however much is shared.
+        """
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        shared_with_user = JobBatchUserObjectPermission.objects.filter(
+            user=user, permission__codename="view_jobbatch"
+        ).values("content_object_id")
+        shared_with_groups = JobBatchGroupObjectPermission.objects.filter(
+            group__user=user, permission__codename="view_jobbatch"
+        ).values("content_object_id")
+        return self.filter(Q(owner=user) | Q(pk__in=shared_with_user) | Q(pk__in=shared_with_groups))
+
+    def with_progress(self) -> "JobBatchQuerySet":
+        """Annotate job counts per status in the same query as the batches."""
+        counts = {
+            f"jobs_{status.value}": Count("jobs", filter=Q(jobs__status=status.value)) for status in JobStatus
+        }
+        return self.annotate(jobs_total=Count("jobs"), **counts)
+
+    def active(self) -> "JobBatchQuerySet":
+        return self.filter(status__in=BatchStatus.active())
+
+    def create_from_template(
+        self, *, owner, name: str, template=None, settings: dict[str, Any] | None = None, **fields: Any
+    ) -> "JobBatch":
+        """A draft batch whose effective settings are validated before it is saved."""
+        batch = self.model(owner=owner, name=name, template=template, settings=settings or {}, **fields)
+        batch.validated_settings()
+        with transaction.atomic():
+            batch.save()
+            if template is not None:
+                template.count_use()
+        return batch
+
+
+class JobBatch(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=30, choices=BatchStatus.choices, default=BatchStatus.DRAFT)
+    priority = models.PositiveSmallIntegerField(default=5)
+    tags = models.JSONField(default=list, blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+    template = models.ForeignKey(
+        "templates_app.BatchTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="batches",
+    )
+    owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobBatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "batch"
+        verbose_name_plural = "batches"
+        permissions = [("manage_jobbatch", "Can share the batch")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=1) & Q(priority__lte=10), name="batch_priority_1_to_10"
+            ),
+            models.CheckConstraint(condition=Q(status__in=BatchStatus.values), name="batch_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-priority"], name="batch_status_priority"),
+            models.Index(fields=["owner", "-created_at"], name="batch_owner_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- settings ---------------------------------------------------------
+
+    def effective_settings(self, job_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Template defaults <- batch settings <- job overrides."""
+        template_layer = self.template.settings_layer() if self.template_id else {}
+        return deep_merge(template_layer, self.settings, job_overrides)
+
+    def validated_settings(self, job_overrides: dict[str, Any] | None = None) -> GradingSettings:
+        """The effective settings, validated; raises SettingsError with field-level messages."""
+        return validate_settings(self.effective_settings(job_overrides))
+
+    @property
+    def job_structure(self) -> dict[str, Any]:
+        return (self.template.job_structure if self.template_id else None) or {}
+
+    def progress(self) -> dict[str, int]:
+        return GradingJob.objects.in_batch(self).progress()
+
+    # --- jobs -------------------------------------------------------------
+
+    def add_documents(self, documents: list[Document], owner=None) -> list[GradingJob]:
+        """One job per document, or per document x model when the settings name several.
+
+        Allowed while the batch is a draft (its jobs wait for start) or paused
+        (the new jobs get their settings snapshot and are queued at once).
+        """
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED):
+                raise InvalidTransition(
+                    "add_jobs", batch.status, "Jobs can be added only while the batch is a draft or paused."
+                )
+            settings = batch.validated_settings()
+            structure = validate_job_structure(batch.job_structure)
+            models = settings.grading_models() if structure.per_model else [settings.model]
+            compare = len(models) > 1
+            first = GradingJob.objects.in_batch(batch).count() + 1
+            jobs = [
+                GradingJob(
+                    name=_job_name(
+                        structure.naming, batch, document, model, settings.provider, index, compare
+                    ),
+                    batch=batch,
+                    document=document,
+                    owner=owner or batch.owner,
+                    model=model if compare else "",
+                    overrides={"model": model} if compare else {},
+                )
+                for index, (document, model) in enumerate(
+                    ((document, model) for document in documents for model in models), start=first
+                )
+            ]
+            GradingJob.objects.bulk_create(jobs, batch_size=500)
+            if batch.status == BatchStatus.PAUSED:
+                batch._snapshot_settings(GradingJob.objects.in_batch(batch))
+        return jobs
+
+    def remove_job(self, job: GradingJob) -> None:
+        """Take a job out of the batch; refused while a worker holds it.
+
+        The job and any result are kept as a stand-alone job of its owner;
+        unfinished work is cancelled so no worker claims it any more.
+        """
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            locked = GradingJob.objects.select_for_update().get(pk=job.pk, batch=batch)
+            if locked.status == JobStatus.PROCESSING:
+                raise InvalidTransition(
+                    "remove_job", batch.status, "Cannot remove a job while a worker is grading it."
+                )
+            if batch.status == BatchStatus.ARCHIVED:
+                raise InvalidTransition("remove_job", batch.status)
+            locked.batch = None
+            if locked.status in (JobStatus.PENDING, JobStatus.QUEUED):
+                locked.status = JobStatus.CANCELLED
+                locked.completed_at = timezone.now()
+            locked.save(update_fields=["batch", "status", "completed_at"])
+        if batch.status in BatchStatus.active():
+            batch.finalize()
+
+    # --- the state machine ---------------------------------------------------
+    #
+    # Every transition re-reads the row under SELECT ... FOR UPDATE inside one
+    # transaction, checks the state it read (not the possibly stale state on
+    # self), and writes. Two concurrent requests therefore serialise on the row
+    # lock and the second sees the first's result: only one of them can succeed
+    # where only one may. On SQLite the IMMEDIATE transaction mode gives the
+    # same serialisation through the database-wide write lock.
+
+    def _locked(self, action: str) -> "JobBatch":
+        locked = JobBatch.objects.select_for_update().get(pk=self.pk)
+        sources = TRANSITIONS.get(action)
+        if sources is not None and locked.status not in sources:
+            raise InvalidTransition(action, locked.status)
+        return locked
+
+    def _refresh_from(self, locked: "JobBatch") -> None:
+        for field in ("status", "started_at", "completed_at", "archived_at"):
+            setattr(self, field, getattr(locked, field))
+
+    def start_batch(self) -> "JobBatch":
+        """draft -> pending: snapshot the effective settings into every job and queue them."""
+        with transaction.atomic():
+            batch = self._locked("start")
+            jobs = GradingJob.objects.in_batch(batch)
+            if not jobs.exists():
+                raise InvalidTransition("start", batch.status, "A batch needs at least one job to start.")
+            batch._snapshot_settings(jobs)
+            batch.status = BatchStatus.PENDING
+            batch.started_at = timezone.now()
+            batch.completed_at = None
+            batch.save(update_fields=["status", "started_at", "completed_at"])
+            transaction.on_commit(batch._enqueue_processing)
+        self._refresh_from(batch)
+        return self
+
+    def _snapshot_settings(self, jobs) -> None:
+        pending = jobs.filter(status=JobStatus.PENDING)
+        # Jobs with their own overrides (a model comparison's other models, say)
+        # get their own snapshot; the rest share the batch's in one UPDATE.
+        with_overrides = [
+            GradingJob(pk=pk, overrides=overrides, model=model)
+            for pk, overrides, model in pending.values_list("pk", "overrides", "model")
+            if overrides
+        ]
+        base = validate_settings(self.effective_settings())
+        pending.filter(model="").update(model=base.model)
+        pending.update(
+            settings=base.model_dump(mode="json"),
+            provider=base.provider,
+            max_attempts=base.processing.max_attempts,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+        )
+        for job in with_overrides:
+            own = validate_settings(self.effective_settings(job.overrides))
+            job.settings = own.model_dump(mode="json")
+            job.provider = own.provider
+            job.model = job.overrides.get("model") or own.model
+            job.max_attempts = own.processing.max_attempts
+        GradingJob.objects.bulk_update(
+            with_overrides, ["settings", "provider", "model", "max_attempts"], batch_size=500
+        )
+
+    def _enqueue_processing(self) -> None:
+        from batches.tasks import enqueue_processing
+
+        enqueue_processing(self.pk)
+
+    def pause_batch(self) -> "JobBatch":
+        """pending/processing -> paused: no new claims; calls in flight finish and are kept."""
+        return self._simple_transition("pause", BatchStatus.PAUSED)
+
+    def resume_batch(self) -> "JobBatch":
+        """paused -> processing: workers claim the batch's jobs again."""
+        with transaction.atomic():
+            batch = self._locked("resume")
+            batch.status = BatchStatus.PROCESSING
+            batch.save(update_fields=["status"])
+            transaction.on_commit(batch._enqueue_processing)
+        self._refresh_from(batch)
+        return self
+
+    def _simple_transition(self, action: str, target: str) -> "JobBatch":
+        with transaction.atomic():
+            batch = self._locked(action)
+            batch.status = target
+            batch.save(update_fields=["status"])
+        self._refresh_from(batch)
+        return self
+
+    def cancel_batch(self) -> "JobBatch":
+        """Cancel queued work; jobs already in flight finish and their results are kept."""
+        with transaction.atomic():
+            batch = self._locked("cancel")
+            now = timezone.now()
+            GradingJob.objects.in_batch(batch).filter(
+                status__in=[JobStatus.PENDING, JobStatus.QUEUED]
+            ).update(status=JobStatus.CANCELLED, completed_at=now, lease_expires_at=None)
+            batch.status = BatchStatus.CANCELLED
+            batch.completed_at = now
+            batch.save(update_fields=["status", "completed_at"])
+        self._refresh_from(batch)
+        return self
+
+    def retry_failed_jobs(self) -> "JobBatch":
+        """Re-queue failed and cancelled jobs with their attempts reset."""
+        with transaction.atomic():
+            batch = self._locked("retry")
+            retried = GradingJob.objects.in_batch(batch).filter(
+                status__in=[JobStatus.FAILED, JobStatus.CANCELLED]
+            )
+            if not retried.exists():
+                raise InvalidTransition(
+                    "retry", batch.status, "The batch has no failed or cancelled jobs to retry."
+                )
+            # A cancelled draft never got its settings snapshot; take it now.
+            if batch.started_at is None:
+                retried.update(status=JobStatus.PENDING)
+                batch._snapshot_settings(GradingJob.objects.in_batch(batch))
+            retried.update(
+                status=JobStatus.QUEUED,
+                attempts=0,
+                last_error="",
+                next_attempt_at=None,
+                lease_expires_at=None,
+                started_at=None,
+                completed_at=None,
+                duration_ms=None,
+            )
+            batch.status = BatchStatus.PENDING
+            batch.started_at = batch.started_at or timezone.now()
+            batch.completed_at = None
+            batch.save(update_fields=["status", "started_at", "completed_at"])
+            transaction.on_commit(batch._enqueue_processing)
+        self._refresh_from(batch)
+        return self
+
+    def archive(self) -> "JobBatch":
+        with transaction.atomic():
+            batch = self._locked("archive")
+            batch.status = BatchStatus.ARCHIVED
+            batch.archived_at = timezone.now()
+            batch.save(update_fields=["status", "archived_at"])
+        self._refresh_from(batch)
+        return self
+
+    def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
+        """A new draft with the same settings, tags, template and documents; no results."""
+        with transaction.atomic():
+            copy = JobBatch.objects.create(
+                name=name or f"{self.name} (copy)"[:200],
+                description=self.description,
+                priority=self.priority,
+                tags=list(self.tags),
+                settings=dict(self.settings),
+                template_id=self.template_id,
+                owner=owner or self.owner,
+                deadline=self.deadline,
+            )
+            GradingJob.objects.bulk_create(
+                [
+                    GradingJob(
+                        name=job.name,
+                        batch=copy,
+                        document_id=job.document_id,
+                        owner=copy.owner,
+                        model=job.model if job.overrides.get("model") else "",
+                        overrides=job.overrides,
+                    )
+                    for job in GradingJob.objects.in_batch(self).only(
+                        "name", "document_id", "overrides", "model"
+                    )
+                ],
+                batch_size=500,
+            )
+        return copy
+
+    def delete_batch(self) -> None:
+        """Delete the batch and its jobs, refused while any job is queued or in flight."""
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            busy = GradingJob.objects.in_batch(batch).filter(status__in=JobStatus.in_flight())
+            if batch.status in BatchStatus.active() or busy.exists():
+                raise InvalidTransition(
+                    "delete",
+                    batch.status,
+                    "Cannot delete a batch while jobs are queued or in flight; pause or cancel it first.",
+                )
+            batch.delete()
+
+    def finalize(self) -> bool:
+        """Set the final status once the last job has ended. True when this call did it.
+
+        Called after every job ends, possibly by many workers at once: the row
+        lock and the status check make exactly one of them finalise.
+        """
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            if batch.status not in BatchStatus.active():
+                return False
+            counts = batch.progress()
+            if counts["pending"] or counts["queued"] or counts["processing"]:
+                return False
+            batch.status = final_status(counts)
+            batch.completed_at = timezone.now()
+            batch.save(update_fields=["status", "completed_at"])
+        self._refresh_from(batch)
+        return True
+
+    def mark_processing(self) -> bool:
+        """pending -> processing, when a worker first picks the batch up."""
+        updated = JobBatch.objects.filter(pk=self.pk, status=BatchStatus.PENDING).update(
+            status=BatchStatus.PROCESSING
+        )
+        if updated:
+            self.status = BatchStatus.PROCESSING
+        return bool(updated)
+
+    def deadline_standing(self, now: datetime | None = None) -> str | None:
+        """on_track, at_risk (projected to finish after the deadline) or late; None without a deadline."""
+        if self.deadline is None:
+            return None
+        now = now or timezone.now()
+        finished_at = self.completed_at
+        if finished_at is not None:
+            return "late" if finished_at > self.deadline else "on_track"
+        if now > self.deadline:
+            return "late"
+        counts = self.progress()
+        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        remaining = counts["total"] - done
+        if remaining == 0:
+            return "on_track"
+        if not self.started_at or done == 0:
+            return "on_track"
+        rate = done / max((now - self.started_at).total_seconds(), 1e-6)
+        projected = now.timestamp() + remaining / rate
+        return "at_risk" if projected > self.deadline.timestamp() else "on_track"
+
+
+def _job_name(
+    naming: str, batch: JobBatch, document: Document, model: str, provider: str, index: int, compare: bool
+) -> str:
+    name = naming.format(
+        batch=batch.name, filename=document.original_name, model=model, provider=provider, index=index
+    )
+    # In a model comparison each document has a job per model: keep their names apart.
+    if compare and "{model}" not in naming:
+        name = f"{name} [{model}]"
+    return name[:300]
+
+
+def final_status(counts: dict[str, int]) -> str:
+    """completed when every job succeeded, failed when none did, otherwise with errors."""
+    if counts["completed"] == 0:
+        return BatchStatus.FAILED
+    if counts["failed"] or counts["cancelled"]:
+        return BatchStatus.COMPLETED_WITH_ERRORS
+    return BatchStatus.COMPLETED
+
+
+class JobBatchUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(JobBatch, on_delete=models.CASCADE)
+
+
+class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(JobBatch, on_delete=models.CASCADE)

@@ -1,0 +1,208 @@
+"""Documents, grading jobs and their results.
+
+This app knows nothing of batch lifecycles: it grades the jobs it is handed
+or claims. The job's batch is a string reference, never an import.
+"""
+
+import hashlib
+from typing import Any
+
+from django.conf import settings as conf
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Document(models.Model):
+    file = models.FileField(upload_to="documents/%Y/%m/", max_length=300)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=120, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    text = models.TextField(blank=True)
+    # Why extraction failed, when it did; a job on this document then fails at once.
+    extraction_error = models.CharField(max_length=500, blank=True)
+    owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    @property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+    @classmethod
+    def unfinished(cls) -> list[str]:
+        return [cls.PENDING, cls.QUEUED, cls.PROCESSING]
+
+    @classmethod
+    def in_flight(cls) -> list[str]:
+        """Work a worker holds or is about to take: a batch with any cannot be deleted."""
+        return [cls.QUEUED, cls.PROCESSING]
+
+    @classmethod
+    def finished(cls) -> list[str]:
+        return [cls.COMPLETED, cls.FAILED, cls.CANCELLED]
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class GradingJobQuerySet(models.QuerySet):
+    def in_batch(self, batch) -> "GradingJobQuerySet":
+        return self.filter(batch=batch)
+
+    def unfinished(self) -> "GradingJobQuerySet":
+        return self.filter(status__in=JobStatus.unfinished())
+
+    def progress(self) -> dict[str, int]:
+        """Counts per status and percent done, in one aggregate query."""
+        counts = self.aggregate(
+            total=models.Count("id"),
+            **{status.value: models.Count("id", filter=Q(status=status.value)) for status in JobStatus},
+        )
+        done = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
+        counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
+        return counts
+
+
+class GradingJob(models.Model):
+    name = models.CharField(max_length=300)
+    batch = models.ForeignKey(
+        "batches.JobBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="jobs")
+    owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grading_jobs")
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    # Per-job settings on top of the batch's (e.g. {"model": ...} for a model comparison).
+    overrides = models.JSONField(default=dict, blank=True)
+    # The effective settings, snapshotted when the batch starts: later template or
+    # batch edits never change work in flight.
+    settings = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = GradingJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="gradingjob_status_valid"),
+        ]
+        indexes = [
+            # Progress counts and per-batch job lists: one aggregate per batch.
+            models.Index(fields=["batch", "status"], name="job_batch_status"),
+            # The claim query scans only runnable jobs: queued ones whose backoff
+            # has passed. The partial index keeps it small however many jobs finished.
+            models.Index(
+                fields=["next_attempt_at", "created_at"],
+                name="job_claimable",
+                condition=Q(status="queued"),
+            ),
+            # The lease reaper looks only at jobs being processed.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="job_lease_expiry",
+                condition=Q(status="processing"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GradingResult(models.Model):
+    job = models.OneToOneField(GradingJob, on_delete=models.CASCADE, related_name="result")
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    score = models.FloatField()
+    max_score = models.FloatField()
+    # [{"key", "name", "score", "max_score", "feedback"}, ...]
+    criteria = models.JSONField(default=list)
+    feedback = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    raw_response = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # A human reviewer's grade sits beside the AI's, which is never overwritten.
+    reviewed_score = models.FloatField(null=True, blank=True)
+    reviewed_criteria = models.JSONField(default=list, blank=True)
+    review_comment = models.TextField(blank=True)
+    reviewer = models.ForeignKey(
+        conf.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviews",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(max_score__gt=0), name="result_max_score_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.score:g}/{self.max_score:g} for {self.job_id}"
+
+    @property
+    def final_score(self) -> float:
+        return self.reviewed_score if self.reviewed_score is not None else self.score
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.reviewed_score is not None
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.final_score / self.max_score, 2)
+
+    def record_review(
+        self, reviewer, score: float, criteria: list[dict[str, Any]] | None = None, comment: str = ""
+    ) -> None:
+        if not 0 <= score <= self.max_score:
+            raise ValueError(f"The reviewed score must be between 0 and {self.max_score:g}.")
+        self.reviewed_score = score
+        self.reviewed_criteria = criteria or []
+        self.review_comment = comment
+        self.reviewer = reviewer
+        self.reviewed_at = timezone.now()
+        self.save(
+            update_fields=[
+                "reviewed_score",
+                "reviewed_criteria",
+                "review_comment",
+                "reviewer",
+                "reviewed_at",
+            ]
+        )

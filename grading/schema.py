@@ -1,0 +1,158 @@
+"""The one schema for grading settings.
+
+Effective settings are template defaults <- batch settings <- job overrides
+(see grading.merge.deep_merge); they are validated here when saved, so a worker
+never discovers bad settings halfway through a batch.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+KNOWN_PROVIDERS = ("builtin", "openai")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Level(_Strict):
+    points: float = Field(ge=0)
+    label: str = Field(min_length=1, max_length=80)
+    descriptor: str = Field(default="", max_length=2000)
+
+
+class Criterion(_Strict):
+    key: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9_]+$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    points: float = Field(gt=0, le=1000)
+    keywords: list[str] = Field(default_factory=list, max_length=100)
+    levels: list[Level] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def levels_within_points(self) -> "Criterion":
+        for level in self.levels:
+            if level.points > self.points:
+                raise ValueError(
+                    f"level {level.label!r} gives {level.points:g} points, more than the criterion's {self.points:g}"
+                )
+        return self
+
+
+class Rubric(_Strict):
+    criteria: list[Criterion] = Field(min_length=1, max_length=20)
+
+    @field_validator("criteria")
+    @classmethod
+    def unique_keys(cls, criteria: list[Criterion]) -> list[Criterion]:
+        keys = [criterion.key for criterion in criteria]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"criterion keys must be unique; repeated: {', '.join(duplicates)}")
+        return criteria
+
+
+class ExpectedWords(_Strict):
+    min: int = Field(ge=0, le=1_000_000)
+    max: int = Field(ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def min_below_max(self) -> "ExpectedWords":
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class Processing(_Strict):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_base_s: float = Field(default=2.0, ge=0, le=3600)
+    backoff_max_s: float = Field(default=300.0, ge=0, le=86400)
+    concurrency: int = Field(default=8, ge=1, le=512)
+    stagger_ms: int = Field(default=0, ge=0, le=60_000)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    auto_start: bool = False
+
+
+class JobStructure(_Strict):
+    naming: str = Field(default="{batch} – {filename}", min_length=1, max_length=200)
+    per_model: bool = True
+
+    @field_validator("naming")
+    @classmethod
+    def known_placeholders(cls, naming: str) -> str:
+        try:
+            naming.format(batch="b", filename="f", model="m", index=1, provider="p")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder {exc}; use {{batch}}, {{filename}}, {{model}}, {{provider}}, {{index}}"
+            ) from None
+        return naming
+
+
+class GradingSettings(_Strict):
+    provider: str = "builtin"
+    model: str = Field(default="builtin-v1", min_length=1, max_length=200)
+    models: list[str] = Field(default_factory=list, max_length=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_output_tokens: int = Field(default=1024, ge=1, le=100_000)
+    instructions: str = Field(default="", max_length=20_000)
+    rubric: Rubric
+    expected_words: ExpectedWords | None = None
+    processing: Processing = Field(default_factory=Processing)
+
+    @field_validator("provider")
+    @classmethod
+    def provider_known(cls, provider: str) -> str:
+        if provider not in KNOWN_PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(KNOWN_PROVIDERS)}")
+        return provider
+
+    def grading_models(self) -> list[str]:
+        """The models each document is graded by: several for a model comparison."""
+        return list(dict.fromkeys(self.models)) if self.models else [self.model]
+
+
+class SettingsError(Exception):
+    """Invalid settings, with field-level messages keyed by dotted path."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+
+def validate_settings(data: dict[str, Any]) -> GradingSettings:
+    if not isinstance(data, dict):
+        raise SettingsError({"settings": ["Settings must be a JSON object."]})
+    try:
+        return GradingSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_field_errors(exc)) from None
+
+
+def validate_processing(data: dict[str, Any]) -> Processing:
+    try:
+        return Processing.model_validate(data or {})
+    except ValidationError as exc:
+        raise SettingsError(_field_errors(exc)) from None
+
+
+def validate_job_structure(data: dict[str, Any]) -> JobStructure:
+    try:
+        return JobStructure.model_validate(data or {})
+    except ValidationError as exc:
+        raise SettingsError(_field_errors(exc)) from None
+
+
+def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "Unknown setting."
+        elif error["type"] == "missing":
+            message = "This setting is required."
+        errors.setdefault(field, []).append(message)
+    return errors

@@ -1,0 +1,100 @@
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from grading.merge import deep_merge
+from grading.schema import SettingsError, validate_job_structure, validate_settings
+
+
+class TemplateCategory(models.TextChoices):
+    ACADEMIC = "academic", "Academic"
+    BUSINESS = "business", "Business"
+    RESEARCH = "research", "Research"
+    OTHER = "other", "Other"
+
+
+class BatchTemplateQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BatchTemplateQuerySet":
+        """Public templates, the user's own, and those shared with the user or a group."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        shared_with_user = BatchTemplateUserObjectPermission.objects.filter(
+            user=user, permission__codename="view_batchtemplate"
+        ).values("content_object_id")
+        shared_with_groups = BatchTemplateGroupObjectPermission.objects.filter(
+            group__user=user, permission__codename="view_batchtemplate"
+        ).values("content_object_id")
+        return self.filter(
+            Q(is_public=True) | Q(owner=user) | Q(pk__in=shared_with_user) | Q(pk__in=shared_with_groups)
+        )
+
+
+class BatchTemplate(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    category = models.CharField(
+        max_length=20, choices=TemplateCategory.choices, default=TemplateCategory.OTHER
+    )
+    # provider, model(s), temperature, instructions, rubric, expected_words
+    default_settings = models.JSONField(default=dict)
+    # {"naming": "{batch} – {filename}", "per_model": true}
+    job_structure = models.JSONField(default=dict, blank=True)
+    # max_attempts, backoff_base_s, backoff_max_s, concurrency, stagger_ms,
+    # timeout_s, requests_per_minute, auto_start
+    processing_rules = models.JSONField(default=dict, blank=True)
+    usage_count = models.PositiveIntegerField(default=0)
+    is_public = models.BooleanField(default=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="batch_templates",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BatchTemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_batchtemplate", "Can share the template")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(category__in=TemplateCategory.values), name="template_category_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def settings_layer(self) -> dict[str, Any]:
+        """The template's part of the effective settings: defaults plus processing rules."""
+        return deep_merge(self.default_settings, {"processing": self.processing_rules or {}})
+
+    def clean(self) -> None:
+        try:
+            validate_settings(self.settings_layer())
+            validate_job_structure(self.job_structure)
+        except SettingsError as exc:
+            raise ValidationError({"default_settings": [str(exc)]}) from None
+
+    def count_use(self) -> None:
+        # An F() update, so concurrent batch creations never lose a count.
+        BatchTemplate.objects.filter(pk=self.pk).update(usage_count=F("usage_count") + 1)
+
+
+class BatchTemplateUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(BatchTemplate, on_delete=models.CASCADE)
+
+
+class BatchTemplateGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(BatchTemplate, on_delete=models.CASCADE)
