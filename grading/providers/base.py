@@ -34,7 +34,7 @@ class Grade:
     feedback: str
     input_tokens: int = 0
     output_tokens: int = 0
-    cost: Decimal = Decimal("0")
+    cost: Decimal = Decimal(0)
     raw: dict = field(default_factory=dict)
     model: str = ""
 
