@@ -1,0 +1,416 @@
+"""Grading through any OpenAI-compatible Chat Completions endpoint.
+
+The reply is constrained by a strict JSON schema built from the rubric, then checked again here,
+because not every compatible server enforces schemas. The SDK's own retries are off: the
+engine owns retrying, so that backoff, Retry-After and attempt counts live in one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import os
+import threading
+import time
+from decimal import Decimal
+from functools import lru_cache
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import httpx2
+import openai
+
+from grading.providers.base import (
+    CriterionGrade,
+    Grade,
+    GradeRequest,
+    PermanentProviderError,
+    Provider,
+    ProviderError,
+    TransientProviderError,
+    criteria_of,
+    require_text,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Placeholder for local servers (Ollama, vLLM, llama.cpp) that ignore the key but need a header.
+LOOPBACK_KEY = "no-key-needed-on-loopback"
+SCHEMA_NAME = "rubric_grade"
+GRADER_BRIEF = """\
+You are an experienced, fair grader. Grade the document against the rubric below.
+For each criterion, award a score between 0 and its points, choosing the level whose descriptor
+fits best, and explain the score with specific evidence from the document.
+Finish with overall feedback that tells the writer what to improve first."""
+# Large enough that a worker keeping dozens of calls in flight never waits for a socket.
+POOL_LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=256)
+# Statuses the API documents as worth retrying; every other 4xx will fail the same way again.
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+# US dollars per million input and output tokens.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "o4-mini": (1.10, 4.40),
+}
+MILLION = Decimal(1_000_000)
+# Costs are kept to a millionth of a dollar: one token of the cheapest model is less than a cent.
+COST_QUANTUM = Decimal("0.000001")
+
+_clients: dict[tuple[str, str], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def price_for(model: str) -> tuple[float, float]:
+    """Input and output prices per million tokens; dated snapshots take their family's price."""
+    prices = {**DEFAULT_PRICES, **_env_prices(os.environ.get("MODEL_PRICES", ""))}
+    if model in prices:
+        return prices[model]
+    family = max(
+        (name for name in prices if model.startswith(name)), key=len, default=None
+    )
+    return prices[family] if family else (0.0, 0.0)
+
+
+@lru_cache(maxsize=8)
+def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+        return {
+            str(name): (float(pair[0]), float(pair[1])) for name, pair in parsed.items()
+        }
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise ValueError(
+            'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}.'
+        ) from error
+
+
+def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    price_in, price_out = price_for(model)
+    cost = (
+        input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))
+    ) / MILLION
+    return cost.quantize(COST_QUANTUM)
+
+
+def is_loopback(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def client_for(base_url: str, api_key: str) -> openai.OpenAI:
+    """One client per endpoint and key, so all threads share its connection pool."""
+    key = (base_url, api_key)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = openai.OpenAI(
+                    api_key=api_key,
+                    base_url=base_url,
+                    max_retries=0,
+                    http_client=openai.DefaultHttpxClient(limits=POOL_LIMITS),
+                )
+    return client
+
+
+def connection() -> tuple[str, str]:
+    """Endpoint and key, read per call so a changed environment takes effect without a restart."""
+    base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    api_key = os.environ.get("OPENAI_API_KEY", "")
+    if not api_key:
+        if not is_loopback(base_url):
+            raise PermanentProviderError(
+                f"No API key is configured for {base_url}: set OPENAI_API_KEY in the environment."
+            )
+        api_key = LOOPBACK_KEY
+    return base_url, api_key
+
+
+def response_schema(criteria: list[dict]) -> dict:
+    """A strict schema: one object per criterion key, each with a score and feedback."""
+    properties = {
+        str(criterion["key"]): {
+            "type": "object",
+            "properties": {
+                "score": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": criterion_points(criterion),
+                    "description": f"Points awarded, from 0 to {criterion_points(criterion):g}.",
+                },
+                "feedback": {"type": "string"},
+            },
+            "required": ["score", "feedback"],
+            "additionalProperties": False,
+        }
+        for criterion in criteria
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "criteria": {
+                "type": "object",
+                "properties": properties,
+                "required": list(properties),
+                "additionalProperties": False,
+            },
+            "feedback": {
+                "type": "string",
+                "description": "Overall feedback for the writer.",
+            },
+        },
+        "required": ["criteria", "feedback"],
+        "additionalProperties": False,
+    }
+
+
+def criterion_points(criterion: dict) -> float:
+    return float(criterion.get("points") or 0)
+
+
+def system_prompt(criteria: list[dict], settings: dict) -> str:
+    lines = [GRADER_BRIEF]
+    if settings.get("instructions"):
+        lines += ["", "Instructions from the teacher:", str(settings["instructions"])]
+    expected = settings.get("expected_words") or {}
+    if expected:
+        lines += [
+            "",
+            f"Expected length: {expected.get('min', '?')}–{expected.get('max', '?')} words.",
+        ]
+    lines += ["", "Rubric:"]
+    for criterion in criteria:
+        lines += describe_criterion(criterion)
+    return "\n".join(lines)
+
+
+def describe_criterion(criterion: dict) -> list[str]:
+    name = criterion.get("name") or criterion["key"]
+    lines = [f"- {criterion['key']} — {name} ({criterion_points(criterion):g} points)"]
+    if criterion.get("description"):
+        lines.append(f"  {criterion['description']}")
+    for level in criterion.get("levels") or []:
+        label = level.get("label", "")
+        lines.append(
+            f"  • {level.get('points')} {label}: {level.get('descriptor', '')}".rstrip()
+        )
+    return lines
+
+
+def user_message(request: GradeRequest) -> str:
+    heading = f"Document: {request.document_name}\n\n" if request.document_name else ""
+    return f"{heading}{request.text}"
+
+
+def completion_options(request: GradeRequest, criteria: list[dict]) -> dict:
+    settings = request.settings or {}
+    options = {
+        "model": request.model,
+        "messages": [
+            {"role": "system", "content": system_prompt(criteria, settings)},
+            {"role": "user", "content": user_message(request)},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": SCHEMA_NAME,
+                "strict": True,
+                "schema": response_schema(criteria),
+            },
+        },
+        "timeout": request.timeout_s,
+    }
+    if settings.get("temperature") is not None:
+        options["temperature"] = float(settings["temperature"])
+    if settings.get("max_output_tokens"):
+        options["max_completion_tokens"] = int(settings["max_output_tokens"])
+    return options
+
+
+def retry_after_seconds(headers) -> float | None:
+    """The server's requested wait, from `retry-after-ms` or `Retry-After` (seconds or a date)."""
+    if headers is None:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def api_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        detail = body.get("error", body)
+        if isinstance(detail, dict) and detail.get("message"):
+            return str(detail["message"]).rstrip(".")
+        if isinstance(detail, str):
+            return detail.rstrip(".")
+    return str(error.message).rstrip(".")
+
+
+def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
+    """The SDK's exception as ours, with a sentence fit to show as the job's last error."""
+    if isinstance(error, openai.APITimeoutError):
+        return TransientProviderError(f"The request to {base_url} timed out.")
+    if isinstance(error, openai.APIConnectionError):
+        return TransientProviderError(
+            f"Could not connect to {base_url}: {error.__cause__ or error}."
+        )
+    if isinstance(error, openai.APIStatusError):
+        return translate_status(error)
+    return PermanentProviderError(f"The OpenAI client failed: {error}.")
+
+
+def translate_status(error: openai.APIStatusError) -> ProviderError:
+    status, message = error.status_code, api_message(error)
+    if status == 429:
+        wait = retry_after_seconds(error.response.headers)
+        hint = f" Retry after {wait:g} seconds." if wait is not None else ""
+        return TransientProviderError(
+            f"The provider is rate limiting requests (HTTP 429): {message}.{hint}",
+            retry_after=wait,
+            status_code=status,
+        )
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        return TransientProviderError(
+            f"The provider failed with HTTP {status}: {message}.",
+            retry_after=retry_after_seconds(error.response.headers),
+            status_code=status,
+        )
+    reasons = {
+        400: "rejected the request as invalid",
+        401: "rejected the API key",
+        403: "refused access to this model or endpoint",
+        404: "does not know this model or endpoint",
+        422: "could not process the request",
+    }
+    reason = reasons.get(status, "refused the request")
+    return PermanentProviderError(
+        f"The provider {reason} (HTTP {status}): {message}.", status_code=status
+    )
+
+
+def parse_reply(response, criteria: list[dict]) -> tuple[list[CriterionGrade], str]:
+    content = reply_content(response)
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        mismatch("the reply is not JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("criteria"), dict):
+        mismatch("the reply has no “criteria” object")
+    graded = [parse_criterion(payload["criteria"], criterion) for criterion in criteria]
+    feedback = payload.get("feedback")
+    if not isinstance(feedback, str):
+        mismatch("the overall “feedback” is missing")
+    return graded, feedback
+
+
+def reply_content(response) -> str:
+    if not response.choices:
+        mismatch("the reply has no choices")
+    choice = response.choices[0]
+    if getattr(choice.message, "refusal", None):
+        raise PermanentProviderError(
+            f"The model refused to grade the document: {choice.message.refusal}"
+        )
+    if choice.finish_reason == "length":
+        raise PermanentProviderError(
+            "The reply was cut off at the output token limit; raise max_output_tokens."
+        )
+    if not choice.message.content:
+        mismatch("the reply is empty")
+    return choice.message.content
+
+
+def parse_criterion(scores: dict, criterion: dict) -> CriterionGrade:
+    key, points = str(criterion["key"]), criterion_points(criterion)
+    entry = scores.get(key)
+    if not isinstance(entry, dict):
+        mismatch(f"criterion “{key}” is missing")
+    score = entry.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        mismatch(f"criterion “{key}” has no numeric score")
+    if not 0 <= score <= points:
+        mismatch(f"criterion “{key}” scored {score:g}, outside 0–{points:g}")
+    feedback = entry.get("feedback")
+    if not isinstance(feedback, str):
+        mismatch(f"criterion “{key}” has no feedback")
+    name = str(criterion.get("name") or key)
+    return CriterionGrade(
+        key=key, name=name, score=float(score), max_score=points, feedback=feedback
+    )
+
+
+def mismatch(reason: str) -> NoReturn:
+    raise PermanentProviderError(f"The reply does not match the rubric: {reason}.")
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def grade(self, request: GradeRequest) -> Grade:
+        require_text(request)
+        criteria = criteria_of(request.rubric)
+        check_keys(criteria)
+        base_url, api_key = connection()
+        try:
+            price_for(request.model)  # a bad MODEL_PRICES fails before money is spent
+        except ValueError as error:
+            raise PermanentProviderError(str(error)) from error
+        try:
+            response = client_for(base_url, api_key).chat.completions.create(
+                **completion_options(request, criteria)
+            )
+        except openai.OpenAIError as error:
+            raise translate(error, base_url) from error
+        return build_grade(request, response, criteria)
+
+
+def check_keys(criteria: list[dict]) -> None:
+    keys = [criterion.get("key") for criterion in criteria]
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise PermanentProviderError("Every rubric criterion needs a unique key.")
+
+
+def build_grade(request: GradeRequest, response, criteria: list[dict]) -> Grade:
+    graded, feedback = parse_reply(response, criteria)
+    usage = response.usage
+    input_tokens = usage.prompt_tokens if usage else 0
+    output_tokens = usage.completion_tokens if usage else 0
+    return Grade(
+        score=sum(item.score for item in graded),
+        max_score=sum(item.max_score for item in graded),
+        criteria=graded,
+        feedback=feedback,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost=cost_of(request.model, input_tokens, output_tokens),
+        raw=response.model_dump(mode="json"),
+        model=response.model or request.model,
+    )
