@@ -291,7 +291,7 @@ def translate_status(error: openai.APIStatusError) -> ProviderError:
     status, message = error.status_code, api_message(error)
     if status == 429:
         wait = retry_after_seconds(error.response.headers)
-        hint = f" Retry after {wait:g} seconds." if wait is not None else ""
+        hint = f" Retry after {round(wait, 1):g} seconds." if wait is not None else ""
         return TransientProviderError(
             f"The provider is rate limiting requests (HTTP 429): {message}.{hint}",
             retry_after=wait,

@@ -1,0 +1,448 @@
+"""A real HTTP server on loopback that answers like an OpenAI Chat Completions endpoint.
+
+Tests and benchmarks point the `openai` provider at it to exercise the whole path (SDK, sockets,
+pooling, JSON schema) without the network. Its misbehaviour is configurable: latency, random
+500s, 429s with Retry-After, a concurrency cap, forced statuses and malformed replies. It
+records every request so tests can assert on what was sent and how many ran at once.
+
+Run it as a process for benchmarks with worker processes:
+
+    python -m tests.support.llm_standin --port 0 --latency 0.2 --max-concurrency 32
+
+The first line on stdout is its base URL; `GET /stats` returns the counters as JSON and
+`POST /config` (a JSON object of options) reconfigures it while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import hashlib
+import json
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import parse_qs, urlsplit
+
+COMPLETIONS_PATH = "/v1/chat/completions"
+POINTS_RE = re.compile(r"from 0 to (\d+(?:\.\d+)?)")
+
+
+@dataclass
+class StandinConfig:
+    latency_s: float = 0.0
+    # Uniform extra latency in [0, latency_jitter_s), from the seeded generator.
+    latency_jitter_s: float = 0.0
+    error_rate: float = 0.0
+    seed: int = 0
+    rate_limit_every: int = 0
+    rate_limit_rate: float = 0.0
+    retry_after_s: float = 1.0
+    retry_after_http_date: bool = False
+    max_concurrency: int = 0
+    # "reject" answers 429 above the cap, as real providers do; "record" only counts violations.
+    over_cap: str = "reject"
+    fail_with_status: int | None = None
+    malformed: bool = False
+
+    def update(self, options: dict) -> None:
+        known = {item.name for item in fields(self)}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"Unknown stand-in options: {', '.join(sorted(unknown))}.")
+        if options.get("over_cap", self.over_cap) not in ("reject", "record"):
+            raise ValueError("over_cap must be “reject” or “record”.")
+        for name, value in options.items():
+            setattr(self, name, value)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    body: dict | None
+    received_at: float
+    finished_at: float | None = None
+    status: int | None = None
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    completions: int = 0
+    server_errors: int = 0
+    rate_limited: int = 0
+    over_cap: int = 0
+    forced_failures: int = 0
+    malformed: int = 0
+    in_flight: int = 0
+    peak_concurrency: int = 0
+    concurrency_violations: int = 0
+    first_request_at: float | None = None
+    last_request_at: float | None = None
+    models: dict[str, int] = field(default_factory=dict)
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Benchmarks open hundreds of connections at once; the default backlog of 5 would drop them.
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], standin: LLMStandin) -> None:
+        self.standin = standin
+        super().__init__(address, StandinHandler)
+
+
+class StandinHandler(BaseHTTPRequestHandler):
+    # Keep-alive, so the client's connection pool is exercised as with a real provider.
+    protocol_version = "HTTP/1.1"
+    server: StandinServer
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/stats":
+            bodies = parse_qs(url.query).get("bodies") == ["1"]
+            self.send_json(200, self.server.standin.stats(include_bodies=bodies))
+        elif url.path == "/v1/models":
+            self.send_json(200, {"object": "list", "data": []})
+        else:
+            self.send_json(
+                404, error_body(f"No route for GET {url.path}.", "not_found")
+            )
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        body = self.read_json()
+        if path == COMPLETIONS_PATH:
+            self.server.standin.handle_completion(self, body)
+        elif path == "/config":
+            self.reconfigure(body)
+        elif path == "/reset":
+            self.server.standin.reset()
+            self.send_json(200, {"reset": True})
+        else:
+            self.send_json(404, error_body(f"No route for POST {path}.", "not_found"))
+
+    def reconfigure(self, body: dict | None) -> None:
+        try:
+            self.server.standin.configure(**(body or {}))
+        except ValueError as error:
+            self.send_json(400, error_body(str(error), "invalid_request_error"))
+            return
+        self.send_json(200, asdict(self.server.standin.config))
+
+    def read_json(self) -> dict | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def send_json(
+        self, status: int, payload: dict, headers: dict | None = None
+    ) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout passed); a real server would not notice either.
+            self.close_connection = True
+
+
+def error_body(message: str, kind: str, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+FAILURE_MESSAGES = {
+    400: ("The request is invalid.", "invalid_request_error", None),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to use this model.", "permission_error", None),
+    404: ("The model does not exist.", "invalid_request_error", "model_not_found"),
+    422: ("The request could not be processed.", "invalid_request_error", None),
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+}
+
+
+class LLMStandin:
+    """The server, its configuration and its records; usable as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options) -> None:
+        self.host, self.port = host, port
+        self.config = StandinConfig()
+        self.config.update(options)
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self._counters = Counters()
+        self.requests: list[RecordedRequest] = []
+        self._server: StandinServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        self._server = StandinServer((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="llm-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def configure(self, **options) -> None:
+        with self._lock:
+            self.config.update(options)
+            if "seed" in options:
+                self._rng = random.Random(self.config.seed)
+
+    def reset(self) -> None:
+        with self._lock:
+            in_flight = self._counters.in_flight
+            self._counters = Counters(in_flight=in_flight)
+            self.requests = []
+            self._rng = random.Random(self.config.seed)
+
+    def stats(self, include_bodies: bool = False) -> dict:
+        with self._lock:
+            stats = asdict(self._counters)
+            stats["models"] = dict(self._counters.models)
+            stats["timestamps"] = [item.received_at for item in self.requests]
+            if include_bodies:
+                stats["bodies"] = [item.body for item in self.requests]
+            stats["config"] = asdict(self.config)
+        return stats
+
+    def handle_completion(self, handler: StandinHandler, body: dict | None) -> None:
+        record, verdict, delay = self._admit(body)
+        status = 500
+        try:
+            status = self._respond(handler, body, verdict, delay)
+        finally:
+            with self._lock:
+                self._counters.in_flight -= 1
+                record.finished_at = time.time()
+                record.status = status
+
+    def _admit(self, body: dict | None) -> tuple[RecordedRequest, str, float]:
+        """Count the request in, and decide now (under the lock) how it will be answered."""
+        now = time.time()
+        record = RecordedRequest("POST", COMPLETIONS_PATH, body, now)
+        with self._lock:
+            counters, config = self._counters, self.config
+            counters.requests += 1
+            counters.in_flight += 1
+            counters.peak_concurrency = max(
+                counters.peak_concurrency, counters.in_flight
+            )
+            counters.first_request_at = counters.first_request_at or now
+            counters.last_request_at = now
+            model = str((body or {}).get("model", ""))
+            counters.models[model] = counters.models.get(model, 0) + 1
+            self.requests.append(record)
+            verdict = self._verdict(counters, config)
+            delay = config.latency_s + self._rng.random() * config.latency_jitter_s
+        return record, verdict, delay
+
+    def _verdict(self, counters: Counters, config: StandinConfig) -> str:
+        if config.max_concurrency and counters.in_flight > config.max_concurrency:
+            counters.concurrency_violations += 1
+            if config.over_cap == "reject":
+                counters.over_cap += 1
+                return "over_cap"
+        if config.fail_with_status:
+            counters.forced_failures += 1
+            return "forced"
+        every = config.rate_limit_every
+        limited = every and counters.requests % every == 0
+        if limited or (
+            config.rate_limit_rate and self._rng.random() < config.rate_limit_rate
+        ):
+            counters.rate_limited += 1
+            return "rate_limited"
+        if config.error_rate and self._rng.random() < config.error_rate:
+            counters.server_errors += 1
+            return "server_error"
+        if config.malformed:
+            counters.malformed += 1
+            return "malformed"
+        counters.completions += 1
+        return "ok"
+
+    def _respond(
+        self, handler: StandinHandler, body: dict | None, kind: str, delay: float
+    ) -> int:
+        if kind in ("over_cap", "rate_limited"):
+            return self._rate_limit(handler)
+        if kind == "forced":
+            return self._fail(handler, int(self.config.fail_with_status))
+        time.sleep(delay)
+        if kind == "server_error":
+            handler.send_json(
+                500, error_body("The server had an error.", "server_error")
+            )
+            return 500
+        if not isinstance(body, dict) or not body.get("messages"):
+            return self._fail(handler, 400)
+        handler.send_json(200, completion(body, malformed=kind == "malformed"))
+        return 200
+
+    def _rate_limit(self, handler: StandinHandler) -> int:
+        seconds = self.config.retry_after_s
+        if self.config.retry_after_http_date:
+            value = email.utils.formatdate(time.time() + seconds, usegmt=True)
+        else:
+            value = f"{seconds:g}"
+        message, kind, code = FAILURE_MESSAGES[429]
+        handler.send_json(429, error_body(message, kind, code), {"Retry-After": value})
+        return 429
+
+    def _fail(self, handler: StandinHandler, status: int) -> int:
+        default = (f"Failing with HTTP {status} as configured.", "server_error", None)
+        message, kind, code = FAILURE_MESSAGES.get(status, default)
+        handler.send_json(status, error_body(message, kind, code))
+        return status
+
+
+def completion(body: dict, malformed: bool = False) -> dict:
+    """A Chat Completion whose content satisfies the request's JSON schema."""
+    text = document_text(body)
+    content = json.dumps(graded_reply(criteria_limits(body), text, malformed))
+    prompt_chars = sum(
+        len(str(message.get("content", ""))) for message in body["messages"]
+    )
+    usage = {
+        "prompt_tokens": max(1, prompt_chars // 4),
+        "completion_tokens": len(content) // 4,
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return {
+        "id": f"chatcmpl-{digest[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or "standin",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def document_text(body: dict) -> str:
+    users = [message for message in body["messages"] if message.get("role") == "user"]
+    content = users[-1].get("content", "") if users else ""
+    if isinstance(content, list):
+        content = " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict)
+        )
+    return str(content)
+
+
+def criteria_limits(body: dict) -> dict[str, tuple[float, bool]]:
+    """Each criterion key in the request's schema, with its maximum and whether it is integral."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get(
+        "schema"
+    ) or {}
+    criteria = (schema.get("properties") or {}).get("criteria") or {}
+    limits = {}
+    for key, spec in (criteria.get("properties") or {}).items():
+        score = (spec.get("properties") or {}).get("score") or {}
+        limits[key] = (score_maximum(score), score.get("type") == "integer")
+    return limits
+
+
+def score_maximum(score: dict) -> float:
+    if "maximum" in score:
+        return float(score["maximum"])
+    found = POINTS_RE.search(score.get("description", ""))
+    return float(found.group(1)) if found else 10.0
+
+
+def graded_reply(
+    limits: dict[str, tuple[float, bool]], text: str, malformed: bool
+) -> dict:
+    criteria = {}
+    for key, (maximum, integral) in limits.items():
+        # Scores come from the document's hash: the same text always gets the same grade.
+        digest = hashlib.sha256(f"{key}\0{text}".encode()).digest()
+        share = 0.4 + 0.6 * int.from_bytes(digest[:4], "big") / 2**32
+        score = round(share * maximum) if integral else round(share * maximum * 2) / 2
+        criteria[key] = {
+            "score": score,
+            "feedback": f"Scored {score:g} of {maximum:g} for {key}.",
+        }
+    if malformed and criteria:
+        criteria.pop(next(iter(criteria)))
+    words = len(text.split())
+    return {"criteria": criteria, "feedback": f"Graded a document of {words} words."}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve Chat Completions on loopback.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, dest="latency_s")
+    parser.add_argument(
+        "--latency-jitter", type=float, default=0.0, dest="latency_jitter_s"
+    )
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate-limit-every", type=int, default=0)
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=1.0, dest="retry_after_s")
+    parser.add_argument("--max-concurrency", type=int, default=0)
+    parser.add_argument("--over-cap", choices=("reject", "record"), default="reject")
+    parser.add_argument("--fail-with-status", type=int, default=None)
+    parser.add_argument("--malformed", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = vars(parse_args(sys.argv[1:] if argv is None else argv))
+    host, port = options.pop("host"), options.pop("port")
+    standin = LLMStandin(host, port, **options).start()
+    print(standin.url, flush=True)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    standin.stop()
+
+
+if __name__ == "__main__":
+    main()
