@@ -101,7 +101,7 @@ def decode_utf16(data: bytes, filename: str) -> str:
 
 def pdf_text(data: bytes, filename: str) -> str:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -109,16 +109,18 @@ def pdf_text(data: bytes, filename: str) -> str:
         return "\n\n".join(page.extract_text() or "" for page in reader.pages)
     except UnreadableDocument:
         raise
-    except (FileNotDecryptedError, PdfReadError) as error:
-        raise UnreadableDocument(
-            f"“{filename}” is not a readable PDF: {error}."
-        ) from error
+    except FileNotDecryptedError as error:
+        raise UnreadableDocument(password_message(filename)) from error
     except Exception as error:
         # A damaged PDF can fail anywhere inside the parser, with any exception type.
         logger.info("Could not parse PDF %s", filename, exc_info=True)
         raise UnreadableDocument(
-            f"“{filename}” is damaged and could not be read as a PDF."
+            f"“{filename}” is damaged or not a PDF and could not be read."
         ) from error
+
+
+def password_message(filename: str) -> str:
+    return f"“{filename}” is a password-protected PDF; remove the password and upload it again."
 
 
 def unlock(reader, filename: str) -> None:
@@ -133,9 +135,7 @@ def unlock(reader, filename: str) -> None:
         # Raised when the cipher needs an optional crypto library; the file stays locked.
         opened = 0
     if not opened:
-        raise UnreadableDocument(
-            f"“{filename}” is a password-protected PDF; remove the password and upload it again."
-        )
+        raise UnreadableDocument(password_message(filename))
 
 
 def docx_text(data: bytes, filename: str) -> str:
