@@ -31,6 +31,7 @@ from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+MALFORMED_MODES = (False, True, "missing_criterion", "out_of_range", "not_json")
 POINTS_RE = re.compile(r"from 0 to (\d+(?:\.\d+)?)")
 
 
@@ -49,7 +50,8 @@ class StandinConfig:
     # "reject" answers 429 above the cap, as real providers do; "record" only counts violations.
     over_cap: str = "reject"
     fail_with_status: int | None = None
-    malformed: bool = False
+    # True (or "missing_criterion") drops a criterion; "out_of_range" and "not_json" as named.
+    malformed: bool | str = False
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -58,6 +60,8 @@ class StandinConfig:
             raise ValueError(f"Unknown stand-in options: {', '.join(sorted(unknown))}.")
         if options.get("over_cap", self.over_cap) not in ("reject", "record"):
             raise ValueError("over_cap must be “reject” or “record”.")
+        if options.get("malformed", False) not in MALFORMED_MODES:
+            raise ValueError(f"malformed must be one of {MALFORMED_MODES}.")
         for name, value in options.items():
             setattr(self, name, value)
 
@@ -66,6 +70,7 @@ class StandinConfig:
 class RecordedRequest:
     method: str
     path: str
+    headers: dict[str, str]
     body: dict | None
     received_at: float
     finished_at: float | None = None
@@ -203,8 +208,12 @@ class LLMStandin:
     def start(self) -> Self:
         self._server = StandinServer((self.host, self.port), self)
         self.port = self._server.server_address[1]
+        # A short poll interval keeps stop() quick; tests start and stop a server each.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="llm-standin", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="llm-standin",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -243,7 +252,8 @@ class LLMStandin:
         return stats
 
     def handle_completion(self, handler: StandinHandler, body: dict | None) -> None:
-        record, verdict, delay = self._admit(body)
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        record, verdict, delay = self._admit(headers, body)
         status = 500
         try:
             status = self._respond(handler, body, verdict, delay)
@@ -253,10 +263,12 @@ class LLMStandin:
                 record.finished_at = time.time()
                 record.status = status
 
-    def _admit(self, body: dict | None) -> tuple[RecordedRequest, str, float]:
+    def _admit(
+        self, headers: dict, body: dict | None
+    ) -> tuple[RecordedRequest, str, float]:
         """Count the request in, and decide now (under the lock) how it will be answered."""
         now = time.time()
-        record = RecordedRequest("POST", COMPLETIONS_PATH, body, now)
+        record = RecordedRequest("POST", COMPLETIONS_PATH, headers, body, now)
         with self._lock:
             counters, config = self._counters, self.config
             counters.requests += 1
@@ -313,7 +325,8 @@ class LLMStandin:
             return 500
         if not isinstance(body, dict) or not body.get("messages"):
             return self._fail(handler, 400)
-        handler.send_json(200, completion(body, malformed=kind == "malformed"))
+        malformed = self.config.malformed if kind == "malformed" else False
+        handler.send_json(200, completion(body, malformed))
         return 200
 
     def _rate_limit(self, handler: StandinHandler) -> int:
@@ -333,10 +346,15 @@ class LLMStandin:
         return status
 
 
-def completion(body: dict, malformed: bool = False) -> dict:
-    """A Chat Completion whose content satisfies the request's JSON schema."""
+def completion(body: dict, malformed: bool | str = False) -> dict:
+    """A Chat Completion whose content satisfies the request's JSON schema, unless malformed."""
     text = document_text(body)
-    content = json.dumps(graded_reply(criteria_limits(body), text, malformed))
+    reply = graded_reply(criteria_limits(body), text)
+    content = (
+        "Here is my grade: "
+        if malformed == "not_json"
+        else json.dumps(spoil(reply, malformed))
+    )
     prompt_chars = sum(
         len(str(message.get("content", ""))) for message in body["messages"]
     )
@@ -393,9 +411,7 @@ def score_maximum(score: dict) -> float:
     return float(found.group(1)) if found else 10.0
 
 
-def graded_reply(
-    limits: dict[str, tuple[float, bool]], text: str, malformed: bool
-) -> dict:
+def graded_reply(limits: dict[str, tuple[float, bool]], text: str) -> dict:
     criteria = {}
     for key, (maximum, integral) in limits.items():
         # Scores come from the document's hash: the same text always gets the same grade.
@@ -406,10 +422,20 @@ def graded_reply(
             "score": score,
             "feedback": f"Scored {score:g} of {maximum:g} for {key}.",
         }
-    if malformed and criteria:
-        criteria.pop(next(iter(criteria)))
     words = len(text.split())
     return {"criteria": criteria, "feedback": f"Graded a document of {words} words."}
+
+
+def spoil(reply: dict, malformed: bool | str) -> dict:
+    criteria = reply["criteria"]
+    if not malformed or not criteria:
+        return reply
+    first = next(iter(criteria))
+    if malformed == "out_of_range":
+        criteria[first]["score"] = 1_000
+    else:
+        criteria.pop(first)
+    return reply
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -428,7 +454,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-concurrency", type=int, default=0)
     parser.add_argument("--over-cap", choices=("reject", "record"), default="reject")
     parser.add_argument("--fail-with-status", type=int, default=None)
-    parser.add_argument("--malformed", action="store_true")
+    parser.add_argument("--malformed", choices=MALFORMED_MODES[2:], default=False)
     return parser.parse_args(argv)
 
 
