@@ -172,9 +172,10 @@ def test_grading_a_1500_word_essay_takes_well_under_5_ms():
     text = long_essay(1500)
     grade(text)
     timings = []
+    # CPU time, so that other processes competing for the machine do not count against us.
     for _ in range(30):
-        started = time.perf_counter()
+        started = time.process_time()
         grade(text)
-        timings.append(time.perf_counter() - started)
+        timings.append(time.process_time() - started)
 
     assert statistics.median(timings) < 0.005
