@@ -63,9 +63,7 @@ def read_bytes(source: Source, filename: str) -> bytes:
         try:
             return Path(source).read_bytes()
         except OSError as error:
-            raise UnreadableDocument(
-                f"“{filename}” could not be opened: {error.strerror}."
-            ) from error
+            raise UnreadableDocument(f"“{filename}” could not be opened: {error.strerror}.") from error
     # An upload may already have been read once, for its checksum.
     if getattr(source, "seekable", lambda: False)():
         source.seek(0)
@@ -114,9 +112,7 @@ def pdf_text(data: bytes, filename: str) -> str:
     except Exception as error:
         # A damaged PDF can fail anywhere inside the parser, with any exception type.
         logger.info("Could not parse PDF %s", filename, exc_info=True)
-        raise UnreadableDocument(
-            f"“{filename}” is damaged or not a PDF and could not be read."
-        ) from error
+        raise UnreadableDocument(f"“{filename}” is damaged or not a PDF and could not be read.") from error
 
 
 def password_message(filename: str) -> str:
@@ -170,7 +166,5 @@ def table_rows(table) -> Iterator[str]:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            cells.append(
-                "\n".join(block for block in docx_blocks(cell) if block.strip())
-            )
+            cells.append("\n".join(block for block in docx_blocks(cell) if block.strip()))
         yield "\t".join(cell for cell in cells if cell)

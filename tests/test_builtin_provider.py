@@ -53,9 +53,7 @@ def test_scores_stay_within_each_criterion_s_points():
 def test_criteria_follow_the_rubric_s_keys_names_and_points():
     result = grade(STRONG_ESSAY)
 
-    expected = [
-        (c["key"], c["name"], c["points"]) for c in ACADEMIC_ESSAY_RUBRIC["criteria"]
-    ]
+    expected = [(c["key"], c["name"], c["points"]) for c in ACADEMIC_ESSAY_RUBRIC["criteria"]]
     assert [(c.key, c.name, c.max_score) for c in result.criteria] == expected
 
 
@@ -66,9 +64,7 @@ def test_feedback_names_the_length_against_the_expected_range():
 
 
 def test_feedback_names_the_key_terms_found_and_missing():
-    text = STRONG_ESSAY.replace("counterargument", "objection").replace(
-        "position", "view"
-    )
+    text = STRONG_ESSAY.replace("counterargument", "objection").replace("position", "view")
 
     feedback = criterion(grade(text), "thesis").feedback
 
@@ -77,11 +73,7 @@ def test_feedback_names_the_key_terms_found_and_missing():
 
 
 def test_key_terms_match_other_forms_of_the_same_word():
-    rubric = {
-        "criteria": [
-            {"key": "a", "name": "Argument", "points": 10, "keywords": ["argue"]}
-        ]
-    }
+    rubric = {"criteria": [{"key": "a", "name": "Argument", "points": 10, "keywords": ["argue"]}]}
 
     feedback = grade("The author argued this at length.", rubric).criteria[0].feedback
 
@@ -97,10 +89,7 @@ def test_feedback_names_the_spelling_errors_found():
 def test_spelling_errors_lower_the_style_score():
     misspelled = STRONG_ESSAY.replace("the ", "teh ", 12)
 
-    assert (
-        criterion(grade(misspelled), "style").score
-        < criterion(grade(STRONG_ESSAY), "style").score
-    )
+    assert criterion(grade(misspelled), "style").score < criterion(grade(STRONG_ESSAY), "style").score
 
 
 def test_feedback_names_the_structure_it_found():

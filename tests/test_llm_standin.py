@@ -173,9 +173,7 @@ def test_it_runs_as_a_separate_process_that_prints_its_url_first():
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/v1")
         assert post(f"{url}/chat/completions", completion_body())[0] == 200
-        with urllib.request.urlopen(
-            f"{url.removesuffix('/v1')}/stats", timeout=5
-        ) as response:
+        with urllib.request.urlopen(f"{url.removesuffix('/v1')}/stats", timeout=5) as response:
             assert json.loads(response.read())["completions"] == 1
     finally:
         process.terminate()

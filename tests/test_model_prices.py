@@ -24,9 +24,7 @@ def test_an_unknown_model_is_free():
 
 
 def test_prices_can_be_set_from_the_environment(monkeypatch):
-    monkeypatch.setenv(
-        "MODEL_PRICES", '{"llama3.1:8b": [0.05, 0.08], "gpt-4o": [2, 8]}'
-    )
+    monkeypatch.setenv("MODEL_PRICES", '{"llama3.1:8b": [0.05, 0.08], "gpt-4o": [2, 8]}')
 
     assert price_for("llama3.1:8b") == (0.05, 0.08)
     assert price_for("gpt-4o") == (2.0, 8.0)

@@ -26,9 +26,7 @@ def standin(monkeypatch):
         yield server
 
 
-def grade(
-    text=STRONG_ESSAY, settings=ESSAY_SETTINGS, model="gpt-4o-mini", timeout_s=5.0
-):
+def grade(text=STRONG_ESSAY, settings=ESSAY_SETTINGS, model="gpt-4o-mini", timeout_s=5.0):
     request = GradeRequest(
         text=text,
         rubric=ACADEMIC_ESSAY_RUBRIC,
@@ -54,9 +52,7 @@ def test_a_successful_grade_has_scores_tokens_and_cost(standin):
     assert result.feedback.startswith("Graded a document of")
     assert result.input_tokens > 0
     assert result.output_tokens > 0
-    expected = result.input_tokens * Decimal("0.15") + result.output_tokens * Decimal(
-        "0.60"
-    )
+    expected = result.input_tokens * Decimal("0.15") + result.output_tokens * Decimal("0.60")
     assert result.cost == (expected / 1_000_000).quantize(Decimal("0.000001"))
     assert result.model == "gpt-4o-mini"
     assert result.raw["usage"]["prompt_tokens"] == result.input_tokens

@@ -41,23 +41,17 @@ def test_a_windows_encoded_text_file_falls_back_to_cp1252():
 def test_a_utf16_text_file_with_a_byte_order_mark_is_decoded():
     data = "Saved as Unicode by Notepad.".encode("utf-16")
 
-    assert (
-        extract_text(io.BytesIO(data), "notepad.txt") == "Saved as Unicode by Notepad."
-    )
+    assert extract_text(io.BytesIO(data), "notepad.txt") == "Saved as Unicode by Notepad."
 
 
 def test_markdown_is_read_as_text_with_its_markup():
     data = b"# Title\n\nBody with *emphasis*.\n"
 
-    assert (
-        extract_text(io.BytesIO(data), "essay.MD") == "# Title\n\nBody with *emphasis*."
-    )
+    assert extract_text(io.BytesIO(data), "essay.MD") == "# Title\n\nBody with *emphasis*."
 
 
 def test_a_pdf_yields_the_text_of_every_page():
-    data = make_pdf(
-        ["Remote work and productivity.\nA second line.", "Page two (conclusion)."]
-    )
+    data = make_pdf(["Remote work and productivity.\nA second line.", "Page two (conclusion)."])
 
     text = extract_text(io.BytesIO(data), "essay.pdf")
 
@@ -84,9 +78,7 @@ def test_a_password_protected_pdf_is_unreadable():
 def test_a_corrupt_pdf_is_unreadable():
     data = make_pdf(["Cut short."])[:150]
 
-    with pytest.raises(
-        UnreadableDocument, match="“broken.pdf” is damaged or not a PDF"
-    ):
+    with pytest.raises(UnreadableDocument, match="“broken.pdf” is damaged or not a PDF"):
         extract_text(io.BytesIO(data), "broken.pdf")
 
 
@@ -106,8 +98,7 @@ def test_a_word_document_yields_paragraphs_and_table_cells_in_order():
     text = extract_text(io.BytesIO(data), "report.docx")
 
     assert text == (
-        "Introduction paragraph.\n\nBody paragraph.\n\n"
-        "Criterion\tEvidence\n\nThesis\tStated in the opening"
+        "Introduction paragraph.\n\nBody paragraph.\n\nCriterion\tEvidence\n\nThesis\tStated in the opening"
     )
 
 
@@ -130,9 +121,7 @@ def test_an_empty_word_document_has_no_text():
 
 @pytest.mark.parametrize("content", [b"", b"   \n\t\r\n  "])
 def test_an_empty_or_whitespace_file_has_no_text(content):
-    with pytest.raises(
-        UnreadableDocument, match="“empty.txt” contains no text to grade"
-    ):
+    with pytest.raises(UnreadableDocument, match="“empty.txt” contains no text to grade"):
         extract_text(io.BytesIO(content), "empty.txt")
 
 

@@ -175,10 +175,8 @@ def measure(text: str) -> Features:
         word_text=word_text,
         paragraphs=len(paragraphs),
         headings=headings,
-        has_intro=bool(paragraphs)
-        and bool(INTRO_RE.search(" ".join(paragraphs[:2]).lower())),
-        has_conclusion=bool(paragraphs)
-        and bool(CONCLUSION_RE.search(paragraphs[-1].lower())),
+        has_intro=bool(paragraphs) and bool(INTRO_RE.search(" ".join(paragraphs[:2]).lower())),
+        has_conclusion=bool(paragraphs) and bool(CONCLUSION_RE.search(paragraphs[-1].lower())),
         transitions=count_transitions(counts, word_text),
         citations=count_citations(text, lowered),
         sentences=len(lengths),
@@ -235,9 +233,7 @@ def count_transitions(counts: Counter, word_text: str) -> int:
 
 
 def count_citations(text: str, lowered: str) -> int:
-    return len(CITATION_RE.findall(text)) + sum(
-        lowered.count(cue) for cue in CITATION_PHRASES
-    )
+    return len(CITATION_RE.findall(text)) + sum(lowered.count(cue) for cue in CITATION_PHRASES)
 
 
 def mean_and_stdev(values: list[int]) -> tuple[float, float]:
@@ -253,9 +249,7 @@ def segmental_ttr(words: list[str]) -> float:
     if len(words) < TTR_WINDOW:
         return len(set(words)) / len(words) if words else 0.0
     windows = range(0, len(words) - TTR_WINDOW + 1, TTR_WINDOW)
-    ratios = [
-        len(set(words[start : start + TTR_WINDOW])) / TTR_WINDOW for start in windows
-    ]
+    ratios = [len(set(words[start : start + TTR_WINDOW])) / TTR_WINDOW for start in windows]
     return sum(ratios) / len(ratios)
 
 
@@ -275,9 +269,7 @@ def looks_misspelled(word: str) -> bool:
 @lru_cache(maxsize=1024)
 def key_terms(keywords: tuple[str, ...], fallback: str) -> tuple[KeyTerm, ...]:
     """The criterion's terms as stems; without keywords, the content words of its name."""
-    labels = keywords or tuple(
-        word for word in WORD_RE.findall(fallback.lower()) if word not in STOPWORDS
-    )
+    labels = keywords or tuple(word for word in WORD_RE.findall(fallback.lower()) if word not in STOPWORDS)
     terms: dict[tuple[str, ...], KeyTerm] = {}
     for label in labels:
         stems = tuple(stem(word) for word in WORD_RE.findall(label.lower()))
@@ -373,9 +365,7 @@ class Scorer:
     def transitions(self) -> tuple[float, str]:
         count = self.features.transitions
         per_hundred = 100 * count / max(self.features.word_count, 1)
-        return clip(
-            per_hundred / 1.2
-        ), f"{count} linking words such as “however” or “therefore”"
+        return clip(per_hundred / 1.2), f"{count} linking words such as “however” or “therefore”"
 
     def citations(self) -> tuple[float, str]:
         count = self.features.citations
@@ -385,9 +375,7 @@ class Scorer:
 
     def vocabulary(self) -> tuple[float, str]:
         ttr = self.features.ttr
-        return clip(
-            (ttr - 0.40) / 0.30
-        ), f"vocabulary range {ttr:.2f} (type-token ratio)"
+        return clip((ttr - 0.40) / 0.30), f"vocabulary range {ttr:.2f} (type-token ratio)"
 
     def variety(self) -> tuple[float, str]:
         mean, stdev = self.features.mean_sentence, self.features.stdev_sentence
@@ -428,25 +416,17 @@ def grade_criterion(criterion: dict, scorer: Scorer) -> CriterionGrade:
     )
 
 
-def weigh(
-    aspect: str, scorer: Scorer, terms: tuple[KeyTerm, ...]
-) -> tuple[float, list[str]]:
+def weigh(aspect: str, scorer: Scorer, terms: tuple[KeyTerm, ...]) -> tuple[float, list[str]]:
     quality, notes = 0.0, []
     for feature, weight in ASPECT_WEIGHTS[aspect].items():
-        value, note = (
-            scorer.coverage(terms)
-            if feature == "coverage"
-            else getattr(scorer, feature)()
-        )
+        value, note = scorer.coverage(terms) if feature == "coverage" else getattr(scorer, feature)()
         quality += weight * value
         notes.append(note)
     return clip(quality), notes
 
 
 def nearest_level(levels: list[dict], score: float) -> dict | None:
-    scored = [
-        level for level in levels if isinstance(level, dict) and "points" in level
-    ]
+    scored = [level for level in levels if isinstance(level, dict) and "points" in level]
     if not scored:
         return None
     # On a tie the higher level wins, giving the writer the benefit of the doubt.
@@ -459,9 +439,7 @@ def nearest_level(levels: list[dict], score: float) -> dict | None:
     )
 
 
-def criterion_feedback(
-    criterion: dict, score: float, points: float, notes: list[str]
-) -> str:
+def criterion_feedback(criterion: dict, score: float, points: float, notes: list[str]) -> str:
     level = nearest_level(criterion.get("levels") or [], score)
     heading = f"{format_points(score)} of {format_points(points)}"
     if level is not None:
@@ -478,9 +456,7 @@ def overall_feedback(criteria: list[CriterionGrade], features: Features) -> str:
     score = sum(item.score for item in criteria)
     total = sum(item.max_score for item in criteria)
     percent = 100 * score / total if total else 0
-    ranked = sorted(
-        criteria, key=lambda item: item.score / item.max_score if item.max_score else 0
-    )
+    ranked = sorted(criteria, key=lambda item: item.score / item.max_score if item.max_score else 0)
     plural = "s" if features.paragraphs != 1 else ""
     summary = (
         f"Scored {format_points(score)} of {format_points(total)} ({percent:.0f}%) on "
@@ -488,9 +464,7 @@ def overall_feedback(criteria: list[CriterionGrade], features: Features) -> str:
     )
     parts = [summary]
     if len(ranked) > 1:
-        parts.append(
-            f"Strongest: {ranked[-1].name}. Needs most work: {ranked[0].name}."
-        )
+        parts.append(f"Strongest: {ranked[-1].name}. Needs most work: {ranked[0].name}.")
     return " ".join(parts)
 
 

@@ -69,9 +69,7 @@ def price_for(model: str) -> tuple[float, float]:
     prices = {**DEFAULT_PRICES, **_env_prices(os.environ.get("MODEL_PRICES", ""))}
     if model in prices:
         return prices[model]
-    family = max(
-        (name for name in prices if model.startswith(name)), key=len, default=None
-    )
+    family = max((name for name in prices if model.startswith(name)), key=len, default=None)
     return prices[family] if family else (0.0, 0.0)
 
 
@@ -81,9 +79,7 @@ def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
         return {}
     try:
         parsed = json.loads(raw)
-        return {
-            str(name): (float(pair[0]), float(pair[1])) for name, pair in parsed.items()
-        }
+        return {str(name): (float(pair[0]), float(pair[1])) for name, pair in parsed.items()}
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ValueError(
             'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}.'
@@ -92,9 +88,7 @@ def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
 
 def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
     price_in, price_out = price_for(model)
-    cost = (
-        input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))
-    ) / MILLION
+    cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
     return cost.quantize(COST_QUANTUM)
 
 
@@ -203,9 +197,7 @@ def describe_criterion(criterion: dict) -> list[str]:
         lines.append(f"  {criterion['description']}")
     for level in criterion.get("levels") or []:
         label = level.get("label", "")
-        lines.append(
-            f"  • {level.get('points')} {label}: {level.get('descriptor', '')}".rstrip()
-        )
+        lines.append(f"  • {level.get('points')} {label}: {level.get('descriptor', '')}".rstrip())
     return lines
 
 
@@ -279,9 +271,7 @@ def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
     if isinstance(error, openai.APITimeoutError):
         return TransientProviderError(f"The request to {base_url} timed out.")
     if isinstance(error, openai.APIConnectionError):
-        return TransientProviderError(
-            f"Could not connect to {base_url}: {error.__cause__ or error}."
-        )
+        return TransientProviderError(f"Could not connect to {base_url}: {error.__cause__ or error}.")
     if isinstance(error, openai.APIStatusError):
         return translate_status(error)
     return PermanentProviderError(f"The OpenAI client failed: {error}.")
@@ -311,9 +301,7 @@ def translate_status(error: openai.APIStatusError) -> ProviderError:
         422: "could not process the request",
     }
     reason = reasons.get(status, "refused the request")
-    return PermanentProviderError(
-        f"The provider {reason} (HTTP {status}): {message}.", status_code=status
-    )
+    return PermanentProviderError(f"The provider {reason} (HTTP {status}): {message}.", status_code=status)
 
 
 def parse_reply(response, criteria: list[dict]) -> tuple[list[CriterionGrade], str]:
@@ -336,9 +324,7 @@ def reply_content(response) -> str:
         mismatch("the reply has no choices")
     choice = response.choices[0]
     if getattr(choice.message, "refusal", None):
-        raise PermanentProviderError(
-            f"The model refused to grade the document: {choice.message.refusal}"
-        )
+        raise PermanentProviderError(f"The model refused to grade the document: {choice.message.refusal}")
     if choice.finish_reason == "length":
         raise PermanentProviderError(
             "The reply was cut off at the output token limit; raise max_output_tokens."
@@ -362,9 +348,7 @@ def parse_criterion(scores: dict, criterion: dict) -> CriterionGrade:
     if not isinstance(feedback, str):
         mismatch(f"criterion “{key}” has no feedback")
     name = str(criterion.get("name") or key)
-    return CriterionGrade(
-        key=key, name=name, score=float(score), max_score=points, feedback=feedback
-    )
+    return CriterionGrade(key=key, name=name, score=float(score), max_score=points, feedback=feedback)
 
 
 def mismatch(reason: str) -> NoReturn:

@@ -57,9 +57,7 @@ def encrypt_pdf(data: bytes, user_password: str) -> bytes:
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
     # RC4 needs no optional crypto library, unlike AES.
-    writer.encrypt(
-        user_password=user_password, owner_password="owner", algorithm="RC4-128"
-    )
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -121,9 +121,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         elif url.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": []})
         else:
-            self.send_json(
-                404, error_body(f"No route for GET {url.path}.", "not_found")
-            )
+            self.send_json(404, error_body(f"No route for GET {url.path}.", "not_found"))
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
@@ -154,9 +152,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
-    def send_json(
-        self, status: int, payload: dict, headers: dict | None = None
-    ) -> None:
+    def send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -263,9 +259,7 @@ class LLMStandin:
                 record.finished_at = time.time()
                 record.status = status
 
-    def _admit(
-        self, headers: dict, body: dict | None
-    ) -> tuple[RecordedRequest, str, float]:
+    def _admit(self, headers: dict, body: dict | None) -> tuple[RecordedRequest, str, float]:
         """Count the request in, and decide now (under the lock) how it will be answered."""
         now = time.time()
         record = RecordedRequest("POST", COMPLETIONS_PATH, headers, body, now)
@@ -273,9 +267,7 @@ class LLMStandin:
             counters, config = self._counters, self.config
             counters.requests += 1
             counters.in_flight += 1
-            counters.peak_concurrency = max(
-                counters.peak_concurrency, counters.in_flight
-            )
+            counters.peak_concurrency = max(counters.peak_concurrency, counters.in_flight)
             counters.first_request_at = counters.first_request_at or now
             counters.last_request_at = now
             model = str((body or {}).get("model", ""))
@@ -296,9 +288,7 @@ class LLMStandin:
             return "forced"
         every = config.rate_limit_every
         limited = every and counters.requests % every == 0
-        if limited or (
-            config.rate_limit_rate and self._rng.random() < config.rate_limit_rate
-        ):
+        if limited or (config.rate_limit_rate and self._rng.random() < config.rate_limit_rate):
             counters.rate_limited += 1
             return "rate_limited"
         if config.error_rate and self._rng.random() < config.error_rate:
@@ -310,18 +300,14 @@ class LLMStandin:
         counters.completions += 1
         return "ok"
 
-    def _respond(
-        self, handler: StandinHandler, body: dict | None, kind: str, delay: float
-    ) -> int:
+    def _respond(self, handler: StandinHandler, body: dict | None, kind: str, delay: float) -> int:
         if kind in ("over_cap", "rate_limited"):
             return self._rate_limit(handler)
         if kind == "forced":
             return self._fail(handler, int(self.config.fail_with_status))
         time.sleep(delay)
         if kind == "server_error":
-            handler.send_json(
-                500, error_body("The server had an error.", "server_error")
-            )
+            handler.send_json(500, error_body("The server had an error.", "server_error"))
             return 500
         if not isinstance(body, dict) or not body.get("messages"):
             return self._fail(handler, 400)
@@ -350,14 +336,8 @@ def completion(body: dict, malformed: bool | str = False) -> dict:
     """A Chat Completion whose content satisfies the request's JSON schema, unless malformed."""
     text = document_text(body)
     reply = graded_reply(criteria_limits(body), text)
-    content = (
-        "Here is my grade: "
-        if malformed == "not_json"
-        else json.dumps(spoil(reply, malformed))
-    )
-    prompt_chars = sum(
-        len(str(message.get("content", ""))) for message in body["messages"]
-    )
+    content = "Here is my grade: " if malformed == "not_json" else json.dumps(spoil(reply, malformed))
+    prompt_chars = sum(len(str(message.get("content", ""))) for message in body["messages"])
     usage = {
         "prompt_tokens": max(1, prompt_chars // 4),
         "completion_tokens": len(content) // 4,
@@ -385,17 +365,13 @@ def document_text(body: dict) -> str:
     users = [message for message in body["messages"] if message.get("role") == "user"]
     content = users[-1].get("content", "") if users else ""
     if isinstance(content, list):
-        content = " ".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
+        content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
 
 
 def criteria_limits(body: dict) -> dict[str, tuple[float, bool]]:
     """Each criterion key in the request's schema, with its maximum and whether it is integral."""
-    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get(
-        "schema"
-    ) or {}
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
     criteria = (schema.get("properties") or {}).get("criteria") or {}
     limits = {}
     for key, spec in (criteria.get("properties") or {}).items():
@@ -443,9 +419,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, dest="latency_s")
-    parser.add_argument(
-        "--latency-jitter", type=float, default=0.0, dest="latency_jitter_s"
-    )
+    parser.add_argument("--latency-jitter", type=float, default=0.0, dest="latency_jitter_s")
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate-limit-every", type=int, default=0)
