@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-KNOWN_PROVIDERS = ("builtin", "openai")
+from grading.providers import PROVIDERS
 
 
 class _Strict(BaseModel):
@@ -105,8 +105,8 @@ class GradingSettings(_Strict):
     @field_validator("provider")
     @classmethod
     def provider_known(cls, provider: str) -> str:
-        if provider not in KNOWN_PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(KNOWN_PROVIDERS)}")
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
         return provider
 
     def grading_models(self) -> list[str]:
