@@ -2,8 +2,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings as conf
-from django.db import models, transaction
-from django.db.models import Count, Q
+from django.db import connections, models, transaction
+from django.db.models import BooleanField, Count, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -82,6 +83,24 @@ class JobBatchQuerySet(models.QuerySet):
 
     def active(self) -> "JobBatchQuerySet":
         return self.filter(status__in=BatchStatus.active())
+
+    def tagged(self, *tags: str) -> "JobBatchQuerySet":
+        """Batches carrying every one of the tags."""
+        queryset = self
+        for tag in tags:
+            if self.db and connections[self.db].vendor == "sqlite":
+                # SQLite has no JSON containment lookup; json_each walks the list.
+                table = self.model._meta.db_table
+                queryset = queryset.filter(
+                    RawSQL(
+                        f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") WHERE json_each.value = %s)',
+                        (tag,),
+                        output_field=BooleanField(),
+                    )
+                )
+            else:
+                queryset = queryset.filter(tags__contains=[tag])
+        return queryset
 
     def create_from_template(
         self, *, owner, name: str, template=None, settings: dict[str, Any] | None = None, **fields: Any
@@ -217,6 +236,52 @@ class JobBatch(models.Model):
             locked.save(update_fields=["batch", "status", "completed_at"])
         if batch.status in BatchStatus.active():
             batch.finalize()
+
+    # --- editing --------------------------------------------------------------
+
+    def edit(self, **changes: Any) -> "JobBatch":
+        """Change fields under the row lock, by the rules of the batch's state.
+
+        name, description, tags, priority and deadline may change until the
+        batch is archived; settings and template only while it is a draft or
+        paused, since running jobs work from a snapshot of them. Values equal to
+        the current ones are not changes, so a client may send back what it read.
+        """
+        unknown = set(changes) - set(EDITABLE_ANY_TIME) - set(EDITABLE_WHEN_STOPPED)
+        if unknown:
+            raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            changed = {field: value for field, value in changes.items() if _differs(batch, field, value)}
+            if batch.status == BatchStatus.ARCHIVED and changed:
+                raise InvalidTransition("edit", batch.status, "An archived batch cannot be changed.")
+            settings_changed = set(changed) & set(EDITABLE_WHEN_STOPPED)
+            if settings_changed and not BatchStatus(batch.status).settings_editable:
+                raise InvalidTransition(
+                    "edit_settings",
+                    batch.status,
+                    "Settings can be changed only while the batch is a draft or paused.",
+                )
+            for field, value in changed.items():
+                setattr(batch, field, value)
+            if settings_changed:
+                batch.validated_settings()
+            if changed:
+                batch.save(update_fields=list(changed))
+            if settings_changed and batch.status == BatchStatus.PAUSED:
+                batch._resnapshot_queued()
+        for field in changed:
+            setattr(self, field, getattr(batch, field))
+        return self
+
+    def _resnapshot_queued(self) -> None:
+        """Give the queued jobs of a paused batch its new settings before it resumes."""
+        queued = GradingJob.objects.in_batch(self).filter(status=JobStatus.QUEUED)
+        # Jobs that took the batch's model take the new one; a comparison's
+        # per-job models come from their overrides again.
+        queued.filter(overrides={}).update(status=JobStatus.PENDING, model="")
+        queued.update(status=JobStatus.PENDING)
+        self._snapshot_settings(GradingJob.objects.in_batch(self))
 
     # --- the state machine ---------------------------------------------------
     #
@@ -458,6 +523,16 @@ class JobBatch(models.Model):
         rate = done / max((now - self.started_at).total_seconds(), 1e-6)
         projected = now.timestamp() + remaining / rate
         return "at_risk" if projected > self.deadline.timestamp() else "on_track"
+
+
+EDITABLE_ANY_TIME = ("name", "description", "tags", "priority", "deadline")
+EDITABLE_WHEN_STOPPED = ("settings", "template")
+
+
+def _differs(batch: JobBatch, field: str, value: Any) -> bool:
+    if field == "template":
+        return batch.template_id != (value.pk if value is not None else None)
+    return getattr(batch, field) != value
 
 
 def _job_name(

@@ -1,0 +1,302 @@
+"""/api/batches: CRUD, transitions, jobs, document upload and bulk operations.
+
+Thin by design: each endpoint validates its input, calls a JobBatch method
+(which locks the row and enforces the state machine) and serialises the
+result. Refusals surface as InvalidTransition, which the API's exception
+handler turns into a 409.
+"""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from batches.bulk import ACTIONS, run_bulk
+from batches.exceptions import InvalidTransition
+from batches.filters import BatchFilter
+from batches.models import BatchStatus, JobBatch
+from batches.serializers import MAX_IDS, AddJobsSerializer, JobBatchSerializer, TagsField
+from batches.uploads import read_upload, store_upload
+from gradeproject.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
+from gradeproject.api_permissions import ObjectPermission
+from gradeproject.api_support import StrictSerializerMixin
+from grading.filters import JobFilter, filtered
+from grading.models import GradingJob
+from grading.serializers import DocumentSummarySerializer, GradingJobSerializer, with_job_relations
+
+TRANSITIONS = {
+    "start": ("start_batch", "Start a draft batch: snapshot its settings into its jobs and queue them."),
+    "pause": ("pause_batch", "Pause: no new job is claimed; jobs in flight finish."),
+    "resume": ("resume_batch", "Resume a paused batch."),
+    "cancel": ("cancel_batch", "Cancel queued jobs; jobs in flight finish and are kept."),
+    "retry": ("retry_failed_jobs", "Re-queue failed and cancelled jobs with their attempts reset."),
+    "archive": ("archive", "Archive a finished batch."),
+}
+
+
+class BulkOperationSerializer(StrictSerializerMixin, serializers.Serializer):
+    action = serializers.ChoiceField(choices=sorted(ACTIONS))
+    batch_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=MAX_IDS
+    )
+    priority = serializers.IntegerField(
+        min_value=1, max_value=10, required=False, help_text="For set_priority."
+    )
+    tags = TagsField(required=False, help_text="For add_tags and remove_tags.")
+
+    def validate(self, data: dict) -> dict:
+        needs = {"set_priority": "priority", "add_tags": "tags", "remove_tags": "tags"}.get(data["action"])
+        if needs and needs not in data:
+            raise ValidationError({needs: [f"Required for {data['action']}."]})
+        data["batch_ids"] = list(dict.fromkeys(data["batch_ids"]))
+        return data
+
+
+BulkOutcome = inline_serializer(
+    "BulkOutcome",
+    {
+        "id": serializers.IntegerField(),
+        "ok": serializers.BooleanField(),
+        "status": serializers.CharField(required=False, help_text="The batch's status afterwards."),
+        "duplicate_id": serializers.IntegerField(required=False, help_text="The new batch, for duplicate."),
+        "code": serializers.CharField(required=False, help_text="Why it failed, as a code."),
+        "error": serializers.CharField(required=False, help_text="Why it failed, as a sentence."),
+    },
+)
+BulkResult = inline_serializer(
+    "BulkResult",
+    {"action": serializers.CharField(), "results": BulkOutcome.__class__(many=True)},
+)
+
+UploadRequest = inline_serializer(
+    "DocumentUpload",
+    {
+        "files": serializers.ListField(
+            child=serializers.FileField(), help_text="Documents, or one ZIP of them."
+        )
+    },
+)
+UploadResult = inline_serializer(
+    "DocumentUploadResult",
+    {
+        "documents": DocumentSummarySerializer(many=True),
+        "jobs": GradingJobSerializer(many=True),
+        "started": serializers.BooleanField(help_text="True when the template's rules started the batch."),
+        "batch": JobBatchSerializer(),
+    },
+)
+
+
+def _transition_view(name: str, method: str, summary: str):
+    @extend_schema(summary=summary, request=None, responses={200: JobBatchSerializer, **ACTION_ERRORS})
+    def view(self, request, pk=None):
+        batch = self.get_object()
+        getattr(batch, method)()
+        return Response(self.represent(batch.pk))
+
+    view.__name__ = name
+    return action(detail=True, methods=["post"], url_path=name, url_name=name)(view)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Batches you may view", responses={200: JobBatchSerializer, **LIST_ERRORS}),
+    retrieve=extend_schema(
+        summary="One batch with its progress", responses={200: JobBatchSerializer, **READ_ERRORS}
+    ),
+    create=extend_schema(
+        summary="Create a draft batch from a template (id or slug)",
+        responses={201: JobBatchSerializer, **WRITE_ERRORS},
+    ),
+    update=extend_schema(
+        summary="Replace a batch's editable fields",
+        description="Settings and template only while draft or paused; other fields until archived.",
+        responses={200: JobBatchSerializer, **ACTION_ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a batch's fields",
+        description="Settings and template only while draft or paused; other fields until archived.",
+        responses={200: JobBatchSerializer, **ACTION_ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a batch (refused while jobs are queued or in flight)",
+        responses={204: None, **ACTION_ERRORS},
+    ),
+)
+class JobBatchViewSet(viewsets.ModelViewSet):
+    serializer_class = JobBatchSerializer
+    permission_classes = [IsAuthenticated, ObjectPermission]
+    lookup_value_regex = "[0-9]+"
+    filterset_class = BatchFilter
+    queryset = JobBatch.objects.none()  # for the schema; requests use get_queryset()
+
+    def get_queryset(self):
+        return (
+            JobBatch.objects.visible_to(self.request.user)
+            .with_progress()
+            .select_related("template", "owner")
+            .order_by("-created_at", "-id")
+        )
+
+    def represent(self, pk: int) -> dict:
+        return self.get_serializer(self.get_queryset().get(pk=pk)).data
+
+    def create(self, request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        batch = serializer.save()
+        return Response(self.represent(batch.pk), status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs) -> Response:
+        batch = self.get_object()
+        serializer = self.get_serializer(batch, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(self.represent(batch.pk))
+
+    def perform_destroy(self, batch: JobBatch) -> None:
+        batch.delete_batch()
+
+    start = _transition_view("start", *TRANSITIONS["start"])
+    pause = _transition_view("pause", *TRANSITIONS["pause"])
+    resume = _transition_view("resume", *TRANSITIONS["resume"])
+    cancel = _transition_view("cancel", *TRANSITIONS["cancel"])
+    retry = _transition_view("retry", *TRANSITIONS["retry"])
+    archive = _transition_view("archive", *TRANSITIONS["archive"])
+
+    @extend_schema(
+        summary="A new draft with the same settings, tags, template and documents; no results",
+        request=None,
+        responses={201: JobBatchSerializer, **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request, pk=None) -> Response:
+        copy = self.get_object().duplicate(owner=request.user)
+        return Response(self.represent(copy.pk), status=status.HTTP_201_CREATED)
+
+    # --- jobs ---------------------------------------------------------------
+
+    @extend_schema(
+        methods=["get"],
+        summary="The batch's jobs, with their results",
+        responses={200: GradingJobSerializer(many=True), **READ_ERRORS},
+    )
+    @extend_schema(
+        methods=["post"],
+        summary="Add jobs for documents already uploaded (one per document, or per model)",
+        request=AddJobsSerializer,
+        responses={201: GradingJobSerializer(many=True), **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["get", "post"], filterset_class=None, serializer_class=GradingJobSerializer)
+    def jobs(self, request, pk=None) -> Response:
+        batch = self.get_object()
+        if request.method == "POST":
+            adding = AddJobsSerializer(data=request.data, context=self.get_serializer_context())
+            adding.is_valid(raise_exception=True)
+            jobs = batch.add_documents(adding.validated_data["documents"], owner=request.user)
+            created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in jobs]))
+            return Response(GradingJobSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+        jobs = with_job_relations(GradingJob.objects.in_batch(batch)).order_by("created_at", "id")
+        jobs = filtered(JobFilter, request, jobs)
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response(GradingJobSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Take a job out of the batch (kept as a stand-alone job)",
+        request=None,
+        responses={204: None, **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"jobs/(?P<job_id>[0-9]+)", url_name="remove-job")
+    def remove_job(self, request, pk=None, job_id=None) -> Response:
+        batch = self.get_object()
+        job = get_object_or_404(GradingJob.objects.in_batch(batch), pk=_bounded_id(job_id))
+        batch.remove_job(job)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- upload -------------------------------------------------------------
+
+    @extend_schema(
+        summary="Upload documents (many files, or one ZIP): one document and one job per file",
+        description=(
+            "Multipart field `files`, repeated. Bounded by MAX_DOCUMENT_MB per file, MAX_FILES_PER_UPLOAD "
+            "documents, MAX_UPLOAD_MB in all and MAX_ZIP_RATIO for ZIP entries; a refused upload stores "
+            "nothing. Starts the batch when its processing rules say auto_start."
+        ),
+        request={"multipart/form-data": UploadRequest},
+        responses={201: UploadResult, **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], serializer_class=None)
+    def documents(self, request, pk=None) -> Response:
+        batch = self.get_object()
+        if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED):
+            raise InvalidTransition(
+                "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
+            )
+        _refuse_oversized_body(request)
+        uploads = read_upload(request.FILES.getlist("files"))
+        documents, jobs = store_upload(batch, request.user, uploads)
+        started = False
+        if batch.status == BatchStatus.DRAFT and batch.validated_settings().processing.auto_start:
+            batch.start_batch()
+            started = True
+        created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in jobs]))
+        body = {
+            "documents": DocumentSummarySerializer(documents, many=True).data,
+            "jobs": GradingJobSerializer(created, many=True).data,
+            "started": started,
+            "batch": self.represent(batch.pk),
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    # --- bulk ---------------------------------------------------------------
+
+    @extend_schema(
+        summary="One action over many batches (at most 500), with one outcome per batch",
+        request=BulkOperationSerializer,
+        responses={200: BulkResult, 400: LIST_ERRORS[400], 401: LIST_ERRORS[401]},
+    )
+    @action(detail=False, methods=["post"], url_path="bulk-operations", url_name="bulk-operations")
+    def bulk_operations(self, request) -> Response:
+        operation = BulkOperationSerializer(data=request.data)
+        operation.is_valid(raise_exception=True)
+        params = dict(operation.validated_data)
+        action_name, ids = params.pop("action"), params.pop("batch_ids")
+        results = run_bulk(request.user, action_name, ids, **params)
+        return Response({"action": action_name, "results": results})
+
+    def get_serializer_class(self):
+        if self.action == "bulk_operations":
+            return BulkOperationSerializer
+        if self.action == "jobs" and self.request and self.request.method == "POST":
+            return AddJobsSerializer
+        if self.action == "documents":
+            return UploadRequest.__class__
+        return super().get_serializer_class()
+
+
+def _bounded_id(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 2**63:
+        raise NotFound()
+    return number
+
+
+def _refuse_oversized_body(request) -> None:
+    """Refuse before Django reads the body into temporary files."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
+    if length > limit + 1024 * 1024:  # room for the multipart framing
+        raise ValidationError(
+            {
+                "files": [
+                    f"The upload is {length / 1024 / 1024:.0f} MB; the limit is {settings.MAX_UPLOAD_MB} MB."
+                ]
+            }
+        )

@@ -1,0 +1,166 @@
+"""Batch representations and the input of batch endpoints."""
+
+from typing import Any
+
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from batches.models import BatchStatus, JobBatch
+from gradeproject.api_support import ObjectField, StrictSerializerMixin
+from grading.models import Document, JobStatus
+from templates_app.models import BatchTemplate
+
+MAX_TAGS = 20
+MAX_IDS = 500
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True})
+class TemplateReferenceField(serializers.Field):
+    """A template given by id or slug, among those the user may see; represented by its id."""
+
+    default_error_messages = {
+        "invalid": "Give the template's id or slug.",
+        "not_found": "No template “{value}” that you may use.",
+    }
+
+    def to_internal_value(self, data: Any) -> BatchTemplate:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        templates = BatchTemplate.objects.visible_to(self.context["request"].user)
+        text = str(data).strip()[:100]
+        if isinstance(data, int) or (text.isascii() and text.isdigit()):
+            template = templates.filter(pk=int(text)).first() if 0 < int(text) < 2**63 else None
+        elif "\x00" in text:
+            template = None
+        else:
+            template = templates.filter(slug=text).first()
+        if template is None:
+            self.fail("not_found", value=text.replace("\x00", ""))
+        return template
+
+    def to_representation(self, value: BatchTemplate) -> int:
+        return value.pk
+
+
+class ProgressSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    queued = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    percent = serializers.FloatField(help_text="Finished jobs (completed, failed or cancelled) in percent.")
+
+
+def progress_of(batch: JobBatch) -> dict[str, Any]:
+    """From the counts `with_progress()` annotated, else one aggregate query."""
+    if not hasattr(batch, "jobs_total"):
+        return batch.progress()
+    counts = {"total": batch.jobs_total}
+    counts.update({status.value: getattr(batch, f"jobs_{status.value}") for status in JobStatus})
+    done = counts["completed"] + counts["failed"] + counts["cancelled"]
+    counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
+    return counts
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    """Trimmed, without repeats, in the order given."""
+    return list(dict.fromkeys(tag.strip() for tag in tags if tag.strip()))
+
+
+class TagsField(serializers.ListField):
+    child = serializers.CharField(max_length=50)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(max_length=MAX_TAGS, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return clean_tags(super().to_internal_value(data))
+
+
+class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    template = TemplateReferenceField(
+        required=False, allow_null=True, help_text="The template's id or slug; its usage count rises."
+    )
+    template_slug = serializers.SlugField(
+        source="template.slug", read_only=True, allow_null=True, default=None
+    )
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False, help_text="1 (low) to 10.")
+    tags = TagsField(required=False)
+    description = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
+    settings = ObjectField(
+        required=False, help_text="Overrides of the template's settings, deep-merged over them."
+    )
+    deadline = serializers.DateTimeField(required=False, allow_null=True)
+    progress = serializers.SerializerMethodField()
+    effective_settings = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobBatch
+        fields = [
+            "id",
+            "name",
+            "description",
+            "status",
+            "priority",
+            "tags",
+            "template",
+            "template_slug",
+            "settings",
+            "effective_settings",
+            "progress",
+            "allowed_actions",
+            "owner",
+            "deadline",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "archived_at",
+        ]
+        read_only_fields = ["status", "created_at", "started_at", "completed_at", "archived_at"]
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, batch: JobBatch) -> dict[str, Any]:
+        return progress_of(batch)
+
+    @extend_schema_field({"type": "object", "additionalProperties": True})
+    def get_effective_settings(self, batch: JobBatch) -> dict[str, Any]:
+        return batch.effective_settings()
+
+    def get_allowed_actions(self, batch: JobBatch) -> list[str]:
+        return BatchStatus(batch.status).allowed_actions
+
+    def create(self, validated_data: dict[str, Any]) -> JobBatch:
+        return JobBatch.objects.create_from_template(owner=self.context["request"].user, **validated_data)
+
+    def update(self, batch: JobBatch, validated_data: dict[str, Any]) -> JobBatch:
+        return batch.edit(**validated_data)
+
+
+class AddJobsSerializer(StrictSerializerMixin, serializers.Serializer):
+    documents = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        min_length=1,
+        max_length=MAX_IDS,
+        help_text="Ids of documents you own or can see in a batch; one job each (per model in a comparison).",
+    )
+
+    def validate_documents(self, ids: list[int]) -> list[Document]:
+        ids = list(dict.fromkeys(ids))
+        user = self.context["request"].user
+        visible = Document.objects.filter(
+            Q(owner=user) | Q(jobs__batch__in=JobBatch.objects.visible_to(user).values("pk"))
+        )
+        found = {
+            doc.pk: doc for doc in Document.objects.filter(pk__in=visible.filter(pk__in=ids).values("pk"))
+        }
+        missing = [str(pk) for pk in ids if pk not in found]
+        if missing:
+            raise serializers.ValidationError(
+                f"No document that you may use with id {', '.join(missing[:20])}."
+            )
+        return [found[pk] for pk in ids]

@@ -1,0 +1,230 @@
+"""Document uploads into a batch: many files or ZIPs of them, bounded, all-or-nothing.
+
+An upload is checked whole before anything is stored: a refused upload
+leaves no document, no job and no file behind. ZIPs are judged from their
+central directory first (entry count, declared sizes, compression ratio), so
+a zip bomb is refused without inflating a single byte of it; entries are only
+inflated once every bound holds, and then never past their declared size
+(zipfile stops there and checks the CRC).
+"""
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from rest_framework.exceptions import ValidationError
+
+from batches.models import JobBatch
+from grading.documents import safe_filename, store_document
+from grading.models import Document, GradingJob
+
+MIB = 1024 * 1024
+# Below this size a high compression ratio is harmless (a page of repeated
+# characters); above it, a ratio past the limit is how zip bombs look.
+RATIO_FLOOR_BYTES = 64 * 1024
+SKIPPED_IN_ZIPS = ("__MACOSX/",)
+
+
+def supported_extensions() -> tuple[str, ...]:
+    from grading.extraction import SUPPORTED_EXTENSIONS
+
+    return tuple(SUPPORTED_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class Limits:
+    file_bytes: int
+    total_bytes: int
+    files: int
+    ratio: int
+
+    @classmethod
+    def from_settings(cls) -> "Limits":
+        return cls(
+            file_bytes=settings.MAX_DOCUMENT_MB * MIB,
+            total_bytes=settings.MAX_UPLOAD_MB * MIB,
+            files=settings.MAX_FILES_PER_UPLOAD,
+            ratio=settings.MAX_ZIP_RATIO,
+        )
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+class _Check:
+    """Collects every problem of an upload, so one 400 lists them all."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.problems: list[str] = []
+        self.unsupported: list[str] = []
+        self.count = 0
+        self.total = 0
+
+    def document(self, name: str, size: int) -> bool:
+        """Count one document of `size` bytes; False when it must not be read."""
+        self.count += 1
+        self.total += size
+        if PurePosixPath(name).suffix.lower() not in supported_extensions():
+            self.unsupported.append(name)
+            return False
+        if size > self.limits.file_bytes:
+            self.problems.append(
+                f"“{name}” is {size / MIB:.1f} MB; the limit is {self.limits.file_bytes // MIB} MB per file."
+            )
+            return False
+        return True
+
+    def errors(self) -> list[str]:
+        problems = list(self.problems)
+        if self.count > self.limits.files:
+            problems.append(f"{self.count} documents in one upload; the limit is {self.limits.files}.")
+        if self.total > self.limits.total_bytes:
+            problems.append(
+                f"The upload holds {self.total / MIB:.1f} MB of documents; "
+                f"the limit is {self.limits.total_bytes // MIB} MB."
+            )
+        if self.unsupported:
+            kinds = ", ".join(supported_extensions())
+            problems.append(
+                f"Unsupported file types: {', '.join(self.unsupported[:50])}. "
+                f"Upload {kinds} files, or a .zip of them."
+            )
+        return problems
+
+
+def read_upload(files: list[UploadedFile], limits: Limits | None = None) -> list[Upload]:
+    """Every document of the request, ZIPs expanded; raises a 400 listing every problem."""
+    limits = limits or Limits.from_settings()
+    if not files:
+        raise ValidationError({"files": ["Attach one or more files in the multipart field “files”."]})
+    check = _Check(limits)
+    plain: list[tuple[str, UploadedFile]] = []
+    archives: list[tuple[str, zipfile.ZipFile, list[zipfile.ZipInfo]]] = []
+    for upload in files:
+        name = safe_filename(upload.name or "")
+        if name.lower().endswith(".zip"):
+            opened = _inspect_zip(name, upload, check)
+            if opened is not None:
+                archives.append((name, *opened))
+        elif check.document(name, upload.size):
+            plain.append((name, upload))
+    _raise_if(check.errors())
+    # Every bound holds: only now is anything read or inflated.
+    documents = [Upload(name, _read(upload)) for name, upload in plain]
+    problems: list[str] = []
+    for archive_name, archive, entries in archives:
+        documents.extend(_inflate(archive_name, archive, entries, problems))
+    _raise_if(problems)
+    return documents
+
+
+def _raise_if(problems: list[str]) -> None:
+    if problems:
+        raise ValidationError({"files": problems})
+
+
+def _read(upload: UploadedFile) -> bytes:
+    upload.seek(0)
+    return upload.read()
+
+
+def _inspect_zip(
+    name: str, upload: UploadedFile, check: _Check
+) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]] | None:
+    limits = check.limits
+    if upload.size > limits.total_bytes:
+        check.problems.append(f"“{name}” is larger than the {limits.total_bytes // MIB} MB upload limit.")
+        return None
+    # The end record says how many entries the central directory holds; read
+    # it before zipfile parses them all, so a ZIP of a million empty entries
+    # is refused as quickly as any other.
+    declared = _declared_entries(upload)
+    if declared is None:
+        check.problems.append(f"“{name}” is not a readable ZIP archive.")
+        return None
+    if declared > limits.files:
+        check.problems.append(f"“{name}” holds {declared} entries; the limit is {limits.files}.")
+        return None
+    try:
+        archive = zipfile.ZipFile(upload)
+        entries = [info for info in archive.infolist() if _is_document(info)]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
+        check.problems.append(f"“{name}” is not a readable ZIP archive.")
+        return None
+    if not entries:
+        check.problems.append(f"“{name}” contains no documents.")
+    accepted = []
+    for info in entries:
+        entry = f"{name}: {safe_filename(info.filename)}"
+        if info.flag_bits & 0x1:
+            check.problems.append(f"“{entry}” is encrypted; upload it without a password.")
+        elif _ratio(info) > limits.ratio and info.file_size > RATIO_FLOOR_BYTES:
+            check.problems.append(
+                f"“{entry}” inflates {_ratio(info):.0f} times (limit {limits.ratio}); "
+                "the archive looks like a zip bomb."
+            )
+            check.total += info.file_size
+        elif check.document(entry, info.file_size):
+            accepted.append(info)
+    return archive, accepted
+
+
+def _declared_entries(upload: IO[bytes]) -> int | None:
+    try:
+        upload.seek(0)
+        # zipfile's own end-record reader (stable since Python 2), which also
+        # follows the ZIP64 locator; it reads only the file's tail.
+        record = zipfile._EndRecData(upload)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not record:
+        return None
+    return record[zipfile._ECD_ENTRIES_TOTAL]
+
+
+def _is_document(info: zipfile.ZipInfo) -> bool:
+    if info.is_dir() or info.filename.startswith(SKIPPED_IN_ZIPS):
+        return False
+    # Hidden files such as .DS_Store ride along in archives made on a desktop.
+    return not PurePosixPath(info.filename.replace("\\", "/")).name.startswith(".")
+
+
+def _ratio(info: zipfile.ZipInfo) -> float:
+    return info.file_size / max(info.compress_size, 1)
+
+
+def _inflate(
+    archive_name: str, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], problems: list[str]
+) -> list[Upload]:
+    documents = []
+    for info in entries:
+        name = safe_filename(info.filename)
+        try:
+            documents.append(Upload(name, archive.read(info)))
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
+            problems.append(f"“{archive_name}: {name}” could not be extracted: {str(exc)[:120]}.")
+    return documents
+
+
+def store_upload(batch: JobBatch, owner, uploads: list[Upload]) -> tuple[list[Document], list[GradingJob]]:
+    """Store the documents and add their jobs, or, on any failure, leave nothing behind."""
+    stored: list[Document] = []
+    try:
+        with transaction.atomic():
+            for upload in uploads:
+                stored.append(store_document(owner, upload.name, upload.data))
+            jobs = batch.add_documents(stored, owner=owner)
+    except BaseException:
+        # The rows rolled back with the transaction; the files are not transactional.
+        for document in stored:
+            document.file.delete(save=False)
+        raise
+    return stored, jobs

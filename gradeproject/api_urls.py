@@ -1,0 +1,37 @@
+"""The API's URLs, included at /api/ by gradeproject.urls.
+
+Paths carry no trailing slash, and one is accepted too (a router whose trailing slash is `/?`),
+so `/api/batches` and `/api/batches/` are the same resource. Views added
+later (sharing, analytics, export, review) append their paths here.
+"""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from batches.api import JobBatchViewSet
+from gradeproject.api_auth import ObtainTokenView
+from grading.api import GradingJobViewSet
+from templates_app.api import BatchTemplateViewSet
+
+
+class Router(DefaultRouter):
+    include_format_suffixes = False
+
+    def __init__(self):
+        super().__init__()
+        # Set after __init__, which only knows "/" or "": the regex makes the slash optional.
+        self.trailing_slash = "/?"
+
+
+router = Router()
+router.register("batches", JobBatchViewSet, basename="batch")
+router.register("batch-templates", BatchTemplateViewSet, basename="batch-template")
+router.register("jobs", GradingJobViewSet, basename="job")
+
+urlpatterns = [
+    re_path(r"^auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+]

@@ -1,0 +1,46 @@
+"""/api/jobs: read-only job endpoints, each job with its document summary and result.
+
+A job is visible when its batch is visible to the user, or when the user owns
+it (a stand-alone job taken out of a batch stays with its owner).
+"""
+
+from django.apps import apps
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.permissions import IsAuthenticated
+
+from gradeproject.api_errors import LIST_ERRORS, READ_ERRORS
+from gradeproject.api_permissions import ObjectPermission
+from grading.filters import JobFilter
+from grading.models import GradingJob
+from grading.serializers import GradingJobSerializer, with_job_relations
+
+
+def visible_jobs(user):
+    # grading never imports batches (dependencies point the other way); the
+    # batch model is looked up by name, as the job's foreign key names it.
+    JobBatch = apps.get_model("batches", "JobBatch")
+    if user.is_superuser:
+        return GradingJob.objects.all()
+    batches = JobBatch.objects.visible_to(user).values("pk")
+    return GradingJob.objects.filter(Q(owner=user) | Q(batch__in=batches))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Jobs you may view", responses={200: GradingJobSerializer, **LIST_ERRORS}),
+    retrieve=extend_schema(
+        summary="One job with its result", responses={200: GradingJobSerializer, **READ_ERRORS}
+    ),
+)
+class GradingJobViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = GradingJobSerializer
+    permission_classes = [IsAuthenticated, ObjectPermission]
+    lookup_value_regex = "[0-9]+"
+    filterset_class = JobFilter
+    queryset = GradingJob.objects.none()  # for the schema; requests use get_queryset()
+
+    def get_queryset(self):
+        if not self.request.user.is_authenticated:
+            return GradingJob.objects.none()
+        return with_job_relations(visible_jobs(self.request.user)).order_by("-created_at", "-id")

@@ -1,0 +1,84 @@
+"""Read representations of documents, jobs and their results."""
+
+from rest_framework import serializers
+
+from grading.models import Document, GradingJob, GradingResult
+
+
+class DocumentSummarySerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="original_name", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = ["id", "name", "content_type", "size", "sha256", "extraction_error", "created_at"]
+        read_only_fields = fields
+
+
+class GradingResultSerializer(serializers.ModelSerializer):
+    final_score = serializers.FloatField(read_only=True)
+    percent = serializers.FloatField(read_only=True)
+    is_reviewed = serializers.BooleanField(read_only=True)
+    reviewer = serializers.CharField(
+        source="reviewer.username", read_only=True, allow_null=True, default=None
+    )
+    cost = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False, read_only=True)
+
+    class Meta:
+        model = GradingResult
+        fields = [
+            "provider",
+            "model",
+            "score",
+            "max_score",
+            "final_score",
+            "percent",
+            "criteria",
+            "feedback",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "latency_ms",
+            "created_at",
+            "is_reviewed",
+            "reviewed_score",
+            "reviewed_criteria",
+            "review_comment",
+            "reviewer",
+            "reviewed_at",
+        ]
+        read_only_fields = fields
+
+
+class GradingJobSerializer(serializers.ModelSerializer):
+    document = DocumentSummarySerializer(read_only=True)
+    # None until the job has a result (a missing reverse one-to-one reads as None).
+    result = GradingResultSerializer(read_only=True, allow_null=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = GradingJob
+        fields = [
+            "id",
+            "name",
+            "batch",
+            "document",
+            "owner",
+            "provider",
+            "model",
+            "status",
+            "attempts",
+            "max_attempts",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "duration_ms",
+            "result",
+        ]
+        read_only_fields = fields
+
+
+def with_job_relations(queryset):
+    """What a job's representation reads, in the same query as the jobs."""
+    return queryset.select_related("document", "owner", "result", "result__reviewer")

@@ -1,0 +1,58 @@
+"""/api/batch-templates: CRUD over the templates the user may view.
+
+Public templates are visible to every signed-in user; changing one needs its
+owner or a `change_batchtemplate` grant (the pre-built ones have no owner, so
+only superusers change them).
+"""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.permissions import IsAuthenticated
+
+from gradeproject.api_errors import CONFLICT, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
+from gradeproject.api_permissions import ObjectPermission
+from templates_app.models import BatchTemplate
+from templates_app.serializers import BatchTemplateSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Templates you may use", responses={200: BatchTemplateSerializer, **LIST_ERRORS}
+    ),
+    retrieve=extend_schema(summary="One template", responses={200: BatchTemplateSerializer, **READ_ERRORS}),
+    create=extend_schema(
+        summary="Create a template", responses={201: BatchTemplateSerializer, **WRITE_ERRORS}
+    ),
+    update=extend_schema(
+        summary="Replace a template", responses={200: BatchTemplateSerializer, **WRITE_ERRORS}
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a template's fields", responses={200: BatchTemplateSerializer, **WRITE_ERRORS}
+    ),
+    destroy=extend_schema(
+        summary="Delete a template (refused while batches that are not archived use it)",
+        responses={204: None, 409: CONFLICT, **WRITE_ERRORS},
+    ),
+)
+class BatchTemplateViewSet(viewsets.ModelViewSet):
+    serializer_class = BatchTemplateSerializer
+    permission_classes = [IsAuthenticated, ObjectPermission]
+    lookup_value_regex = "[0-9]+"
+    queryset = BatchTemplate.objects.none()  # for the schema; requests use get_queryset()
+    filterset_fields = ["category", "is_public"]
+
+    def get_queryset(self):
+        return (
+            BatchTemplate.objects.visible_to(self.request.user).select_related("owner").order_by("name", "id")
+        )
+
+    def perform_destroy(self, template: BatchTemplate) -> None:
+        # Draft and paused batches read their settings from the template; deleting
+        # it under them would leave them without a rubric.
+        in_use = template.batches.exclude(status="archived").count()
+        if in_use:
+            raise Conflict(
+                f"{in_use} batch(es) that are not archived use this template; archive or delete them first.",
+                code="template_in_use",
+            )
+        template.delete()
