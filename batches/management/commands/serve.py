@@ -23,17 +23,23 @@ class Command(BaseCommand):
             subprocess.Popen([*manage, "runserver", f"{host}:{port}"], start_new_session=True),
         ]
         self.stdout.write(f"Serving http://{host}:{port}/ with a django-q2 cluster; Ctrl-C stops both.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        # Installed explicitly: a shell that starts us in the background leaves
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            pass
-        finally:
             _stop(children)
-        failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
-        if failed:
-            sys.exit(1)
+            return
+        # One child ended on its own (a port in use, say): stop the other and fail.
+        _stop(children)
+        sys.exit(1)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(children: list[subprocess.Popen]) -> None:
