@@ -1,0 +1,65 @@
+"""`manage.py serve`, the last step of `make run`: the web app and a django-q2 cluster together."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 60) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture
+def served(tmp_path):
+    env = {**os.environ, "DEBUG": "1", "VAR_DIR": str(tmp_path), "DATABASE_URL": ""}
+    env.pop("DATABASE_URL")
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    port = free_port()
+    process = subprocess.Popen(
+        [*manage, "serve", "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def test_serve_runs_the_web_app_and_a_cluster_and_ctrl_c_stops_both(served):
+    process, port = served
+
+    assert wait_for(f"http://127.0.0.1:{port}/admin/login/") == 200
+    children = psutil.Process(process.pid).children(recursive=True)
+    commands = [" ".join(child.cmdline()) for child in children]
+    assert any("qcluster" in command for command in commands)
+    assert any("runserver" in command for command in commands)
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=40) == 0
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
