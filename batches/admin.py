@@ -1,14 +1,14 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.html import format_html
-from guardian.admin import GuardedModelAdmin
 
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
+from gradeproject.admin_access import SharingModelAdmin, ThroughParentInlineMixin
 from grading.models import GradingJob
 
 
-class GradingJobInline(admin.TabularInline):
+class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
     model = GradingJob
     fields = ("name", "document", "provider", "model", "status", "attempts", "score", "last_error")
     readonly_fields = fields
@@ -33,11 +33,20 @@ class GradingJobInline(admin.TabularInline):
 
 
 def _batch_action(action: str, method: str, label: str):
-    """An admin action that calls the state machine and reports each refusal."""
+    """An admin action that calls the state machine and reports each refusal.
+
+    Batches the user may only view are refused one by one, except for
+    duplicate, which makes the user's own copy.
+    """
 
     def run(modeladmin, request, queryset: QuerySet[JobBatch]) -> None:
         done, refused = 0, []
+        allowed = queryset if method == "duplicate" else queryset.changeable_by(request.user)
+        allowed_ids = set(allowed.values_list("pk", flat=True))
         for batch in queryset:
+            if batch.pk not in allowed_ids:
+                refused.append(f"“{batch.name}” (#{batch.pk}): you may view this batch but not change it.")
+                continue
             try:
                 getattr(batch, method)(**({"owner": request.user} if method == "duplicate" else {}))
                 done += 1
@@ -55,7 +64,7 @@ def _batch_action(action: str, method: str, label: str):
 
 
 @admin.register(JobBatch)
-class JobBatchAdmin(GuardedModelAdmin):
+class JobBatchAdmin(SharingModelAdmin):
     list_display = (
         "name",
         "status",
@@ -66,7 +75,14 @@ class JobBatchAdmin(GuardedModelAdmin):
         "progress_bar",
         "created_at",
     )
-    list_filter = ("status", "priority", "template", "created_at", "deadline")
+    # Only templates of batches the user sees: a plain filter would list every template's name.
+    list_filter = (
+        "status",
+        "priority",
+        ("template", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+        "deadline",
+    )
     search_fields = ("name", "description", "tags")
     readonly_fields = ("status", "created_at", "started_at", "completed_at", "archived_at")
     autocomplete_fields = ()
@@ -83,9 +99,8 @@ class JobBatchAdmin(GuardedModelAdmin):
     ]
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request).select_related("owner", "template").with_progress()
-        # Staff who are not superusers see only what they may view.
-        return queryset.visible_to(request.user)
+        # The mixin's get_queryset keeps what the user may view.
+        return super().get_queryset(request).select_related("owner", "template").with_progress()
 
     @admin.display(description="Tags")
     def tag_list(self, batch: JobBatch) -> str:

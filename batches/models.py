@@ -3,12 +3,14 @@ from typing import Any
 
 from django.conf import settings as conf
 from django.db import connections, models, transaction
-from django.db.models import BooleanField, Count, Q
+from django.db.models import BooleanField, Count, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from batches.exceptions import InvalidTransition
+from gradeproject.permissions import Level, filter_accessible
 from grading.merge import deep_merge
 from grading.models import Document, GradingJob, JobStatus
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
@@ -56,30 +58,36 @@ TRANSITIONS: dict[str, frozenset[str] | None] = {
 
 
 class JobBatchQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "JobBatchQuerySet":
-        """Batches the user owns or that are shared with the user or one of their groups.
+    def accessible_to(self, user, level: Level) -> "JobBatchQuerySet":
+        """Batches the user owns or holds `level` on, directly or through a group.
 
         Subqueries on guardian's direct-foreign-key tables rather than joins, so
         the list needs no DISTINCT and stays one query however much is shared.
         """
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_superuser:
-            return self
-        shared_with_user = JobBatchUserObjectPermission.objects.filter(
-            user=user, permission__codename="view_jobbatch"
-        ).values("content_object_id")
-        shared_with_groups = JobBatchGroupObjectPermission.objects.filter(
-            group__user=user, permission__codename="view_jobbatch"
-        ).values("content_object_id")
-        return self.filter(Q(owner=user) | Q(pk__in=shared_with_user) | Q(pk__in=shared_with_groups))
+        return filter_accessible(self, user, level)
+
+    def visible_to(self, user) -> "JobBatchQuerySet":
+        return self.accessible_to(user, Level.VIEW)
+
+    def changeable_by(self, user) -> "JobBatchQuerySet":
+        return self.accessible_to(user, Level.CHANGE)
+
+    def manageable_by(self, user) -> "JobBatchQuerySet":
+        """Batches the user may share: owned, or shared at `manage`."""
+        return self.accessible_to(user, Level.MANAGE)
 
     def with_progress(self) -> "JobBatchQuerySet":
-        """Annotate job counts per status in the same query as the batches."""
-        counts = {
-            f"jobs_{status.value}": Count("jobs", filter=Q(jobs__status=status.value)) for status in JobStatus
-        }
-        return self.annotate(jobs_total=Count("jobs"), **counts)
+        """Annotate job counts per status in the same query as the batches.
+
+        Correlated subqueries on the (batch, status) index, not a JOIN with
+        GROUP BY: PostgreSQL computes them only for the rows of the page
+        after the ORDER BY ... LIMIT, the total count needs no join, and the
+        model's ordering still applies (Django drops Meta.ordering from
+        GROUP BY queries). A first page of 100,000 batches went from 475 ms
+        to a few (bench/visibility.py).
+        """
+        counts = {f"jobs_{status.value}": _job_count(status=status.value) for status in JobStatus}
+        return self.annotate(jobs_total=_job_count(), **counts)
 
     def active(self) -> "JobBatchQuerySet":
         return self.filter(status__in=BatchStatus.active())
@@ -113,6 +121,11 @@ class JobBatchQuerySet(models.QuerySet):
             if template is not None:
                 template.count_use()
         return batch
+
+
+def _job_count(**filters: Any) -> Coalesce:
+    jobs = GradingJob.objects.filter(batch=OuterRef("pk"), **filters).order_by().values("batch")
+    return Coalesce(Subquery(jobs.annotate(n=Count("pk")).values("n")), 0)
 
 
 class JobBatch(models.Model):
@@ -152,6 +165,9 @@ class JobBatch(models.Model):
         indexes = [
             models.Index(fields=["status", "-priority"], name="batch_status_priority"),
             models.Index(fields=["owner", "-created_at"], name="batch_owner_created"),
+            # Lists are newest first: a superuser's first page reads 25 index
+            # entries instead of sorting every batch.
+            models.Index(fields=["-created_at", "-id"], name="batch_created"),
         ]
 
     def __str__(self) -> str:

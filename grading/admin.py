@@ -1,32 +1,22 @@
 from django.contrib import admin
-from django.db.models import Q
 
+from gradeproject.admin_access import ObjectAccessAdminMixin, ThroughParentInlineMixin
+from gradeproject.permissions import Level
 from grading.models import Document, GradingJob, GradingResult
 
-
-def _visible(queryset, request, batch_path: str):
-    """Non-superusers see rows they own or that hang off a batch they may view."""
-    user = request.user
-    if user.is_superuser:
-        return queryset
-    from batches.models import JobBatch
-
-    visible_batches = JobBatch.objects.visible_to(user).values("pk")
-    return queryset.filter(Q(owner=user) | Q(**{f"{batch_path}__in": visible_batches})).distinct()
+# Who sees what is decided by the models' visible_to querysets (owner, or
+# shared through the batch), through ObjectAccessAdminMixin.
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
     list_display = ("original_name", "content_type", "size", "owner", "created_at")
     search_fields = ("original_name", "sha256")
     readonly_fields = ("sha256", "size", "content_type", "text", "extraction_error", "created_at")
     raw_id_fields = ("owner",)
 
-    def get_queryset(self, request):
-        return _visible(super().get_queryset(request), request, "jobs__batch")
 
-
-class GradingResultInline(admin.StackedInline):
+class GradingResultInline(ThroughParentInlineMixin, admin.StackedInline):
     model = GradingResult
     extra = 0
     can_delete = False
@@ -59,7 +49,7 @@ class GradingResultInline(admin.StackedInline):
 
 
 @admin.register(GradingJob)
-class GradingJobAdmin(admin.ModelAdmin):
+class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
     list_display = ("name", "batch", "status", "provider", "model", "attempts", "created_at")
     list_filter = ("status", "provider", "model")
     search_fields = ("name", "document__original_name", "last_error")
@@ -76,9 +66,11 @@ class GradingJobAdmin(admin.ModelAdmin):
         "duration_ms",
     )
     inlines = [GradingResultInline]
+    # A job goes only into a batch its editor may change.
+    related_levels = {"batch": Level.CHANGE}
 
     def get_queryset(self, request):
-        return _visible(super().get_queryset(request).select_related("batch"), request, "batch")
+        return super().get_queryset(request).select_related("batch")
 
     def save_formset(self, request, form, formset, change):
         # A reviewer's grade entered in the admin records who reviewed and when,
@@ -92,13 +84,15 @@ class GradingJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(GradingResult)
-class GradingResultAdmin(admin.ModelAdmin):
+class GradingResultAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
     list_display = ("job", "provider", "model", "score", "max_score", "reviewed_score", "created_at")
     list_filter = ("provider", "model")
     raw_id_fields = ("job", "reviewer")
 
+    related_levels = {"job": Level.CHANGE}
+
     def get_queryset(self, request):
-        return _visible(super().get_queryset(request), request, "job__batch").select_related("job")
+        return super().get_queryset(request).select_related("job")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if not f.name.startswith("review")]

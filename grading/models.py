@@ -12,6 +12,39 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from gradeproject.permissions import Level, is_signed_in, is_superuser
+
+# Who may see or change documents, jobs and results. These are never shared one
+# by one: a job is covered by its batch's sharing, a document by the batches
+# whose jobs grade it, a result by its job. Their owner (whoever uploaded or
+# created them) always keeps access. The batch model is reached through the
+# job's string foreign key, so this app still imports nothing from `batches`.
+
+
+def _batches_accessible_to(user, level: Level) -> models.QuerySet:
+    batch_model = GradingJob._meta.get_field("batch").related_model
+    # Sharing a batch at `manage` means re-sharing the batch; for its jobs it is `change`.
+    return batch_model.objects.accessible_to(user, level.at_most(Level.CHANGE)).values("pk")
+
+
+class DocumentQuerySet(models.QuerySet):
+    def accessible_to(self, user, level: Level) -> "DocumentQuerySet":
+        """Documents the user uploaded, or graded by a job of a batch the user holds `level` on."""
+        if not is_signed_in(user):
+            return self.none()
+        if is_superuser(user):
+            return self
+        in_batches = GradingJob.objects.filter(batch__in=_batches_accessible_to(user, level)).values(
+            "document_id"
+        )
+        return self.filter(Q(owner=user) | Q(pk__in=in_batches))
+
+    def visible_to(self, user) -> "DocumentQuerySet":
+        return self.accessible_to(user, Level.VIEW)
+
+    def changeable_by(self, user) -> "DocumentQuerySet":
+        return self.accessible_to(user, Level.CHANGE)
+
 
 class Document(models.Model):
     file = models.FileField(upload_to="documents/%Y/%m/", max_length=300)
@@ -24,6 +57,8 @@ class Document(models.Model):
     extraction_error = models.CharField(max_length=500, blank=True)
     owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DocumentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -67,6 +102,20 @@ class JobStatus(models.TextChoices):
 
 
 class GradingJobQuerySet(models.QuerySet):
+    def accessible_to(self, user, level: Level) -> "GradingJobQuerySet":
+        """Jobs the user created, or in a batch the user holds `level` on."""
+        if not is_signed_in(user):
+            return self.none()
+        if is_superuser(user):
+            return self
+        return self.filter(Q(owner=user) | Q(batch__in=_batches_accessible_to(user, level)))
+
+    def visible_to(self, user) -> "GradingJobQuerySet":
+        return self.accessible_to(user, Level.VIEW)
+
+    def changeable_by(self, user) -> "GradingJobQuerySet":
+        return self.accessible_to(user, Level.CHANGE)
+
     def in_batch(self, batch) -> "GradingJobQuerySet":
         return self.filter(batch=batch)
 
@@ -139,6 +188,22 @@ class GradingJob(models.Model):
         return self.name
 
 
+class GradingResultQuerySet(models.QuerySet):
+    def accessible_to(self, user, level: Level) -> "GradingResultQuerySet":
+        """Results of the jobs the user may see (or change): a result follows its job."""
+        if not is_signed_in(user):
+            return self.none()
+        if is_superuser(user):
+            return self
+        return self.filter(job__in=GradingJob.objects.accessible_to(user, level).values("pk"))
+
+    def visible_to(self, user) -> "GradingResultQuerySet":
+        return self.accessible_to(user, Level.VIEW)
+
+    def changeable_by(self, user) -> "GradingResultQuerySet":
+        return self.accessible_to(user, Level.CHANGE)
+
+
 class GradingResult(models.Model):
     job = models.OneToOneField(GradingJob, on_delete=models.CASCADE, related_name="result")
     provider = models.CharField(max_length=50)
@@ -166,6 +231,8 @@ class GradingResult(models.Model):
         related_name="reviews",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = GradingResultQuerySet.as_manager()
 
     class Meta:
         constraints = [

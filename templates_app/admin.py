@@ -1,11 +1,11 @@
 from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
 
+from gradeproject.admin_access import SharingModelAdmin
 from templates_app.models import BatchTemplate
 
 
 @admin.register(BatchTemplate)
-class BatchTemplateAdmin(GuardedModelAdmin):
+class BatchTemplateAdmin(SharingModelAdmin):
     list_display = ("name", "slug", "category", "usage_count", "is_public", "owner", "updated_at")
     list_filter = ("category", "is_public")
     search_fields = ("name", "slug", "description")
@@ -14,4 +14,5 @@ class BatchTemplateAdmin(GuardedModelAdmin):
     raw_id_fields = ("owner",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner").visible_to(request.user)
+        # The mixin's get_queryset keeps public templates and what the user owns or is shared.
+        return super().get_queryset(request).select_related("owner")

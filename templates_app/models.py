@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from gradeproject.permissions import Level, filter_accessible, is_signed_in
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
 
@@ -19,21 +20,22 @@ class TemplateCategory(models.TextChoices):
 
 
 class BatchTemplateQuerySet(models.QuerySet):
+    def accessible_to(self, user, level: Level) -> "BatchTemplateQuerySet":
+        """Templates the user owns or holds `level` on; public ones also count as viewable."""
+        accessible = filter_accessible(self, user, level)
+        if level == Level.VIEW and is_signed_in(user):
+            return accessible | self.filter(is_public=True)
+        return accessible
+
     def visible_to(self, user) -> "BatchTemplateQuerySet":
         """Public templates, the user's own, and those shared with the user or a group."""
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_superuser:
-            return self
-        shared_with_user = BatchTemplateUserObjectPermission.objects.filter(
-            user=user, permission__codename="view_batchtemplate"
-        ).values("content_object_id")
-        shared_with_groups = BatchTemplateGroupObjectPermission.objects.filter(
-            group__user=user, permission__codename="view_batchtemplate"
-        ).values("content_object_id")
-        return self.filter(
-            Q(is_public=True) | Q(owner=user) | Q(pk__in=shared_with_user) | Q(pk__in=shared_with_groups)
-        )
+        return self.accessible_to(user, Level.VIEW)
+
+    def changeable_by(self, user) -> "BatchTemplateQuerySet":
+        return self.accessible_to(user, Level.CHANGE)
+
+    def manageable_by(self, user) -> "BatchTemplateQuerySet":
+        return self.accessible_to(user, Level.MANAGE)
 
 
 class BatchTemplate(models.Model):
