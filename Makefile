@@ -13,10 +13,12 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-# Migrate the embedded database, seed templates and a demo, then serve the web
-# app and a django-q2 cluster together (Ctrl-C stops both).
+# Migrate the embedded database, put the recurring schedules in place, seed
+# templates and a demo, then serve the web app and a django-q2 cluster
+# together (Ctrl-C stops both).
 run: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
+	DEBUG=$${DEBUG:-1} $(PY) manage.py ensure_schedules
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
 	DEBUG=$${DEBUG:-1} $(PY) manage.py serve --host $(HOST) --port $(PORT)
 

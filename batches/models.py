@@ -10,6 +10,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from batches.exceptions import InvalidTransition
+from batches.signals import announce, batch_finished
 from gradeproject.permissions import Level, filter_accessible
 from grading.merge import deep_merge
 from grading.models import Document, GradingJob, JobStatus
@@ -109,6 +110,10 @@ class JobBatchQuerySet(models.QuerySet):
             else:
                 queryset = queryset.filter(tags__contains=[tag])
         return queryset
+
+    def archivable(self, finished_before: datetime, statuses: list[str] | None = None) -> "JobBatchQuerySet":
+        """Finished batches (of the given finished states) whose work ended before the cut-off."""
+        return self.filter(status__in=statuses or BatchStatus.finished(), completed_at__lt=finished_before)
 
     def create_from_template(
         self, *, owner, name: str, template=None, settings: dict[str, Any] | None = None, **fields: Any
@@ -402,6 +407,7 @@ class JobBatch(models.Model):
             batch.status = BatchStatus.CANCELLED
             batch.completed_at = now
             batch.save(update_fields=["status", "completed_at"])
+            announce(batch_finished, batch)
         self._refresh_from(batch)
         return self
 
@@ -438,9 +444,18 @@ class JobBatch(models.Model):
         self._refresh_from(batch)
         return self
 
-    def archive(self) -> "JobBatch":
+    def archive(self, finished_before: datetime | None = None) -> "JobBatch":
+        """Archive a finished batch; with finished_before, only if it still finished before then.
+
+        The cut-off is re-checked under the row lock: a batch retried and finished
+        again since the caller selected it is no longer old enough.
+        """
         with transaction.atomic():
             batch = self._locked("archive")
+            if finished_before is not None and not (
+                batch.completed_at and batch.completed_at < finished_before
+            ):
+                raise InvalidTransition("archive", batch.status, "The batch finished after the cut-off.")
             batch.status = BatchStatus.ARCHIVED
             batch.archived_at = timezone.now()
             batch.save(update_fields=["status", "archived_at"])
@@ -507,6 +522,7 @@ class JobBatch(models.Model):
             batch.status = final_status(counts)
             batch.completed_at = timezone.now()
             batch.save(update_fields=["status", "completed_at"])
+            announce(batch_finished, batch)
         self._refresh_from(batch)
         return True
 

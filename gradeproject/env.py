@@ -6,6 +6,8 @@ a sentence naming the variable, not surface later as odd behaviour.
 
 import json
 import os
+import re
+from datetime import timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -121,3 +123,25 @@ def sqlite_database(path: str, conn_max_age: int) -> dict:
         },
         "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or None},
     }
+
+
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30d', '12h' or '90m' as a timedelta; ValueError with a sentence otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text or "")
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a duration; write a whole number followed by d, h or m, such as 30d, 12h or 90m."
+        )
+    amount, unit = match.groups()
+    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+def env_duration(name: str, default: str) -> timedelta:
+    raw = os.environ.get(name)
+    try:
+        return parse_duration(default if raw is None or raw.strip() == "" else raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gradeproject.env import (
     env_bool,
+    env_duration,
     env_float,
     env_int,
     env_json,
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "grading",
     "templates_app",
     "batches",
+    "notifications",
+    "health",
 ]
 
 MIDDLEWARE = [
@@ -214,8 +217,23 @@ else:
 if env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
 
+# The daily archival moves finished batches out of the lists after this long.
+ARCHIVE_AFTER = env_duration("ARCHIVE_AFTER", "30d")
+
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gradeproject@localhost")
+
+# Notifications (README: Notifications). SITE_URL makes the links in e-mails and webhooks absolute.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30.0, minimum=0)
+NOTIFY_RETRY_MAX_S = env_float("NOTIFY_RETRY_MAX_S", 3600.0, minimum=0)
+NOTIFY_SEND_TIMEOUT_S = env_float("NOTIFY_SEND_TIMEOUT_S", 10.0, minimum=0.1)
+NOTIFY_ERROR_RATE = env_float("NOTIFY_ERROR_RATE", 0.2, minimum=0)
+NOTIFY_ERROR_MIN_JOBS = env_int("NOTIFY_ERROR_MIN_JOBS", 5, minimum=1)
+NOTIFY_DEADLINE_NEAR = env_duration("NOTIFY_DEADLINE_NEAR", "60m")
+# /healthz counts a cluster as seen when its heartbeat task ran this recently.
+HEALTH_HEARTBEAT_MAX_AGE_S = env_int("HEALTH_HEARTBEAT_MAX_AGE_S", 180, minimum=10)
 
 LOGGING = {
     "version": 1,

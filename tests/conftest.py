@@ -101,3 +101,20 @@ def set_status(batch: JobBatch, status: str, job_status: str | None = None) -> J
 @pytest.fixture
 def batch(owner, essay_template) -> JobBatch:
     return make_batch(owner, essay_template)
+
+
+@pytest.fixture
+def tasks_inline(monkeypatch):
+    """django-q2's sync mode: async_task runs the task at once, inside the test's transaction."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A real HTTP server on loopback recording webhook POSTs; answers 200."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as running:
+        yield running

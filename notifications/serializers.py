@@ -1,0 +1,98 @@
+from rest_framework import serializers
+
+from notifications.models import BatchWebhook, Channel, DeliveryAttempt, Event, Notification
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ["id", "event", "key", "batch", "title", "body", "payload", "created_at", "read", "read_at"]
+        read_only_fields = fields
+
+    def get_read(self, notification: Notification) -> bool:
+        return notification.read_at is not None
+
+
+class PreferencesSerializer(serializers.Serializer):
+    """{channel: {event: enabled}} for the personal channels; omitted pairs keep their value."""
+
+    def to_representation(self, grid):
+        return grid
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Send an object of channels."]})
+        errors, grid = {}, {}
+        for channel, events in data.items():
+            if channel not in Channel.personal():
+                errors[channel] = [
+                    f"Unknown channel; choose from {', '.join(Channel.personal())} "
+                    "(webhooks are set per batch)."
+                ]
+                continue
+            if not isinstance(events, dict):
+                errors[channel] = ["Send an object of events with true or false."]
+                continue
+            for event, enabled in events.items():
+                if event not in Event.values:
+                    errors[f"{channel}.{event}"] = [f"Unknown event; choose from {', '.join(Event.values)}."]
+                elif not isinstance(enabled, bool):
+                    errors[f"{channel}.{event}"] = ["Must be true or false."]
+                else:
+                    grid.setdefault(channel, {})[event] = enabled
+        if errors:
+            raise serializers.ValidationError(errors)
+        return grid
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "started_at", "duration_ms", "ok", "status_code", "error"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    attempts_made = serializers.IntegerField(source="attempts")
+    attempts = DeliveryAttemptSerializer(source="attempt_log", many=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "event",
+            "key",
+            "status",
+            "created_at",
+            "sent_at",
+            "next_attempt_at",
+            "last_error",
+            "attempts_made",
+            "attempts",
+        ]
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=Event.choices), required=False, allow_empty=True
+    )
+
+    class Meta:
+        model = BatchWebhook
+        fields = ["id", "url", "events", "is_active", "secret", "created_at"]
+        read_only_fields = ["id", "secret", "created_at"]
+
+    def validate_url(self, url: str) -> str:
+        if not url.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Use an http:// or https:// URL.")
+        batch = self.context["batch"]
+        taken = BatchWebhook.objects.filter(batch=batch, url=url)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("This batch already sends to that URL.")
+        return url
+
+    def validate_events(self, events: list[str]) -> list[str]:
+        return list(dict.fromkeys(events))

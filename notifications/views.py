@@ -1,0 +1,117 @@
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from batches.models import JobBatch
+from notifications.models import BatchWebhook, DeliveryAttempt, Notification, NotificationPreference
+from notifications.serializers import (
+    NotificationSerializer,
+    PreferencesSerializer,
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+)
+
+
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+    """The signed-in user's in-app notifications, newest first; ?unread=true for the unread ones."""
+
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self):
+        notifications = Notification.objects.in_app_for(self.request.user)
+        if self.request.query_params.get("unread", "").lower() in ("1", "true", "yes"):
+            notifications = notifications.unread()
+        return notifications
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        response["X-Unread-Count"] = str(Notification.objects.in_app_for(request.user).unread().count())
+        return response
+
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        notification = self.get_object()
+        notification.mark_read()
+        return Response(self.get_serializer(notification).data)
+
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request):
+        marked = Notification.objects.in_app_for(request.user).unread().update(read_at=timezone.now())
+        return Response({"marked_read": marked})
+
+
+class PreferencesView(APIView):
+    """GET the user's channel x event grid; PUT or PATCH part or all of it."""
+
+    def get(self, request):
+        return Response(self._grid(request.user))
+
+    def put(self, request):
+        serializer = PreferencesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        NotificationPreference.objects.set_grid(request.user, serializer.validated_data)
+        return Response(self._grid(request.user))
+
+    patch = put
+
+    @staticmethod
+    def _grid(user):
+        return NotificationPreference.objects.grid_for([user])[user.pk]
+
+
+class BatchWebhookViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A batch's webhooks, managed by its owner; others who may see the batch are refused."""
+
+    serializer_class = WebhookSerializer
+
+    def batch(self) -> JobBatch:
+        if not hasattr(self, "_batch"):
+            self._batch = get_object_or_404(
+                JobBatch.objects.visible_to(self.request.user), pk=self.kwargs["batch_id"]
+            )
+            if not (self._batch.owner_id == self.request.user.pk or self.request.user.is_superuser):
+                raise PermissionDenied("Only the batch's owner can manage its webhooks.")
+        return self._batch
+
+    def get_queryset(self):
+        return BatchWebhook.objects.filter(batch=self.batch())
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if "batch_id" in self.kwargs:
+            context["batch"] = self.batch()
+        return context
+
+    def perform_create(self, serializer):
+        serializer.save(batch=self.batch(), created_by=self.request.user)
+
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, batch_id=None, pk=None):
+        """The webhook's deliveries, newest first, each with its attempts."""
+        webhook = self.get_object()
+        deliveries = webhook.notifications.prefetch_related(
+            Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("number"))
+        )
+        page = self.paginate_queryset(deliveries)
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, batch_id=None, pk=None):
+        from notifications.models import new_secret
+
+        webhook = self.get_object()
+        webhook.secret = new_secret()
+        webhook.save(update_fields=["secret"])
+        return Response(self.get_serializer(webhook).data, status=status.HTTP_200_OK)
