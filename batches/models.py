@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings as conf
@@ -535,26 +535,43 @@ class JobBatch(models.Model):
             self.status = BatchStatus.PROCESSING
         return bool(updated)
 
-    def deadline_standing(self, now: datetime | None = None) -> str | None:
+    def projected_completion(self, counts: dict[str, int] | None = None, now: datetime | None = None):
+        """When the batch should finish at the rate its jobs have ended so far.
+
+        None before the batch started or before any job ended (no rate yet);
+        completed_at once it has finished. counts are progress() figures, passed
+        in by callers that already have them to save a query.
+        """
+        if self.completed_at is not None:
+            return self.completed_at
+        if self.started_at is None:
+            return None
+        now = now or timezone.now()
+        counts = counts if counts is not None else self.progress()
+        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        remaining = counts["total"] - done
+        if remaining == 0:
+            return now
+        if done == 0:
+            return None
+        elapsed = max((now - self.started_at).total_seconds(), 1e-6)
+        return now + timedelta(seconds=remaining * elapsed / done)
+
+    def deadline_standing(
+        self, now: datetime | None = None, counts: dict[str, int] | None = None
+    ) -> str | None:
         """on_track, at_risk (projected to finish after the deadline) or late; None without a deadline."""
         if self.deadline is None:
             return None
         now = now or timezone.now()
-        finished_at = self.completed_at
-        if finished_at is not None:
-            return "late" if finished_at > self.deadline else "on_track"
+        if self.completed_at is not None:
+            return "late" if self.completed_at > self.deadline else "on_track"
         if now > self.deadline:
             return "late"
-        counts = self.progress()
-        done = counts["completed"] + counts["failed"] + counts["cancelled"]
-        remaining = counts["total"] - done
-        if remaining == 0:
+        projected = self.projected_completion(counts, now)
+        if projected is None:
             return "on_track"
-        if not self.started_at or done == 0:
-            return "on_track"
-        rate = done / max((now - self.started_at).total_seconds(), 1e-6)
-        projected = now.timestamp() + remaining / rate
-        return "at_risk" if projected > self.deadline.timestamp() else "on_track"
+        return "at_risk" if projected > self.deadline else "on_track"
 
 
 EDITABLE_ANY_TIME = ("name", "description", "tags", "priority", "deadline")

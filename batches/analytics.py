@@ -1,0 +1,536 @@
+"""How a batch went, computed in the database.
+
+Every figure is an aggregate: a fixed number of queries whatever the number of
+jobs (about ten), and no rows are loaded into Python beyond small grouped
+tables (a status, a model, a bucket pair, a criterion per row). The pure
+arithmetic of agreement lives in grading.agreement.
+
+Which score is used where:
+- the score distribution and per-criterion figures use the *final* score: the
+  reviewer's where a job was reviewed, the AI's otherwise (and say how many
+  were reviewed);
+- the per-model breakdown and model comparison use the AI's scores, since they
+  describe the models;
+- AI–human agreement pairs the AI's score with the reviewer's.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Avg,
+    CharField,
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Q,
+    StdDev,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
+from django.utils import timezone
+
+from grading.agreement import BUCKET_WIDTH, BUCKETS, EPSILON, agreement, bucket_label
+from grading.models import GradingJob, GradingResult, JobStatus
+
+TOP_FAILURE_KINDS = 5
+PERCENTILES = {"median": 0.5, "p95": 0.95}
+SCORE_BASIS = "final score: the reviewer's where the job was reviewed, otherwise the AI's"
+
+
+def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the analytics endpoint and the export's batch.json report about a batch."""
+    now = now or timezone.now()
+    jobs = GradingJob.objects.in_batch(batch)
+    counts = jobs.progress()
+    sql = _BatchSql(batch.pk)
+    return {
+        "batch": batch.pk,
+        "generated_at": now.isoformat(),
+        "jobs": job_counts(jobs, counts),
+        "processing": processing_times(batch, jobs, counts, now),
+        "timeline": timeline(batch, counts, now),
+        "by_model": model_breakdown(jobs),
+        "scores": score_distribution(GradingResult.objects.filter(job__batch=batch)),
+        "criteria": criterion_figures(sql, rubric_order(batch)),
+        "model_comparison": model_comparison(sql),
+        "ai_human_agreement": ai_human_agreement(sql),
+    }
+
+
+# --- jobs ------------------------------------------------------------------
+
+
+class ErrorKind(Func):
+    """The part of an error message before its first ": ", which names its kind.
+
+    "The provider failed with HTTP 503: upstream busy." and "... HTTP 503: overloaded."
+    are one kind. The colon must be followed by a space so that URLs in messages
+    ("http://host:8080") do not split. The argument is repeated in the SQL, so it
+    must be a plain column reference (no parameters).
+    """
+
+    output_field = CharField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra_context):
+        template = "LEFT(SPLIT_PART(%(expressions)s, ': ', 1), 200)"
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        template = (
+            "SUBSTR(CASE WHEN INSTR(%(expressions)s, ': ') > 0 "
+            "THEN SUBSTR(%(expressions)s, 1, INSTR(%(expressions)s, ': ') - 1) "
+            "ELSE %(expressions)s END, 1, 200)"
+        )
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+def job_counts(jobs, counts: dict[str, int]) -> dict[str, Any]:
+    """Counts by status, the success rate and the commonest kinds of failure.
+
+    The success rate is completed / (completed + failed): cancelled jobs were
+    never given their chance and unfinished ones have not had it yet.
+    """
+    ended = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED]
+    return {
+        "total": counts["total"],
+        "by_status": {status.value: counts[status.value] for status in JobStatus},
+        "percent_done": counts["percent"],
+        "success_rate": _ratio(counts[JobStatus.COMPLETED], ended),
+        "failure_reasons": failure_reasons(jobs),
+    }
+
+
+def failure_reasons(jobs) -> list[dict[str, Any]]:
+    rows = (
+        jobs.filter(status=JobStatus.FAILED)
+        .annotate(kind=ErrorKind(F("last_error")))
+        .values("kind")
+        .annotate(count=Count("id"))
+        .order_by("-count", "kind")[:TOP_FAILURE_KINDS]
+    )
+    return [{"kind": row["kind"] or "(no message recorded)", "count": row["count"]} for row in rows]
+
+
+# --- processing time and timeline -------------------------------------------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's continuous percentile: linear interpolation between the closest ranks."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, fraction: float, **extra):
+        # Inlined, not a parameter: WITHIN GROUP wants a constant, and it is
+        # always one of our own floats, never user input.
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+def processing_times(batch, jobs, counts: dict[str, int], now: datetime) -> dict[str, Any]:
+    """Per-job duration figures over jobs that ran (completed or failed), and throughput."""
+    percentile_aggregates = {}
+    if connection.vendor == "postgresql":
+        percentile_aggregates = {
+            name: PercentileCont("duration_ms", fraction) for name, fraction in PERCENTILES.items()
+        }
+    figures = jobs.aggregate(timed=Count("duration_ms"), mean=Avg("duration_ms"), **percentile_aggregates)
+    if connection.vendor != "postgresql":
+        timed = jobs.filter(duration_ms__isnull=False)
+        for name, fraction in PERCENTILES.items():
+            figures[name] = percentile_by_offset(timed, "duration_ms", fraction, figures["timed"])
+    wall = wall_seconds(batch, now)
+    ended = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED]
+    return {
+        "timed_jobs": figures["timed"],
+        "mean_ms": _round(figures["mean"], 1),
+        "median_ms": _round(figures["median"], 1),
+        "p95_ms": _round(figures["p95"], 1),
+        "wall_time_s": _round(wall, 1),
+        "jobs_per_minute": _round(ended / (wall / 60), 2) if wall else None,
+    }
+
+
+def percentile_by_offset(queryset, field: str, fraction: float, count: int) -> float | None:
+    """The same interpolated percentile as PostgreSQL's PERCENTILE_CONT, for SQLite.
+
+    Fetches only the two rows around rank fraction * (count - 1) with
+    ORDER BY … LIMIT 2 OFFSET k, so no more than two values leave the database.
+    """
+    if not count:
+        return None
+    position = fraction * (count - 1)
+    rank = int(position)
+    values = list(queryset.order_by(field).values_list(field, flat=True)[rank : rank + 2])
+    if len(values) == 1:
+        return float(values[0])
+    return values[0] + (position - rank) * (values[1] - values[0])
+
+
+def wall_seconds(batch, now: datetime) -> float | None:
+    """From the batch's start to its end, or to now while it runs."""
+    if batch.started_at is None:
+        return None
+    return max(((batch.completed_at or now) - batch.started_at).total_seconds(), 0.0)
+
+
+def timeline(batch, counts: dict[str, int], now: datetime) -> dict[str, Any]:
+    projected = batch.projected_completion(counts, now)
+    return {
+        "created_at": _iso(batch.created_at),
+        "started_at": _iso(batch.started_at),
+        "completed_at": _iso(batch.completed_at),
+        "deadline": _iso(batch.deadline),
+        "projected_completion_at": _iso(projected),
+        "deadline_standing": batch.deadline_standing(now, counts),
+        "seconds_to_deadline": _round((batch.deadline - now).total_seconds(), 1) if batch.deadline else None,
+    }
+
+
+# --- per provider and model ------------------------------------------------------
+
+
+def _percent_of(score, max_score: str) -> ExpressionWrapper:
+    # Multiply before dividing: 14 * 100 / 20 is exactly 70, 14 / 20 * 100 is not.
+    return ExpressionWrapper(score * Value(100.0) / F(max_score), output_field=FloatField())
+
+
+def model_breakdown(jobs) -> list[dict[str, Any]]:
+    """Jobs, success rate, mean AI score, latency, tokens and cost per provider and model."""
+    rows = (
+        jobs.values("provider", "model")
+        .annotate(
+            jobs=Count("id"),
+            completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
+            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+            mean_score_percent=Avg(_percent_of(F("result__score"), "result__max_score")),
+            mean_latency_ms=Avg("result__latency_ms"),
+            mean_duration_ms=Avg("duration_ms"),
+            input_tokens=Sum("result__input_tokens"),
+            output_tokens=Sum("result__output_tokens"),
+            cost=Sum("result__cost"),
+            reviewed=Count("result__reviewed_score"),
+        )
+        .order_by("provider", "model")
+    )
+    return [
+        {
+            # Jobs of a batch not yet started have no snapshot of their provider and model.
+            "provider": row["provider"] or None,
+            "model": row["model"] or None,
+            "jobs": row["jobs"],
+            "completed": row["completed"],
+            "failed": row["failed"],
+            "success_rate": _ratio(row["completed"], row["completed"] + row["failed"]),
+            "mean_score_percent": _round(row["mean_score_percent"], 2),
+            "mean_latency_ms": _round(row["mean_latency_ms"], 1),
+            "mean_duration_ms": _round(row["mean_duration_ms"], 1),
+            "input_tokens": row["input_tokens"] or 0,
+            "output_tokens": row["output_tokens"] or 0,
+            "cost": _money(row["cost"]),
+            "reviewed": row["reviewed"],
+        }
+        for row in rows
+    ]
+
+
+# --- scores ----------------------------------------------------------------------
+
+
+def score_distribution(results) -> dict[str, Any]:
+    """A histogram of final scores over ten-point percentage buckets, with mean and spread."""
+    final = _percent_of(Coalesce(F("reviewed_score"), F("score")), "max_score")
+    buckets = {f"bucket_{index}": Count("id", filter=_in_bucket(final, index)) for index in range(BUCKETS)}
+    figures = results.aggregate(
+        graded=Count("id"),
+        reviewed=Count("reviewed_score"),
+        mean=Avg(final),
+        spread=StdDev(final),
+        lowest=Min(final),
+        highest=Max(final),
+        ai_mean=Avg(_percent_of(F("score"), "max_score")),
+        **buckets,
+    )
+    return {
+        "basis": SCORE_BASIS,
+        "graded": figures["graded"],
+        "reviewed": figures["reviewed"],
+        "mean_percent": _round(figures["mean"], 2),
+        "std_dev_percent": _round(figures["spread"], 2),
+        "min_percent": _round(figures["lowest"], 2),
+        "max_percent": _round(figures["highest"], 2),
+        "ai_mean_percent": _round(figures["ai_mean"], 2),
+        "histogram": [
+            {"bucket": bucket_label(index), "count": figures[f"bucket_{index}"]} for index in range(BUCKETS)
+        ],
+    }
+
+
+def _in_bucket(percent, index: int) -> Q:
+    # The same edges as grading.agreement.bucket(): floor(percent / 10 + epsilon).
+    condition = Q()
+    if index > 0:
+        condition &= Q(GreaterThanOrEqual(percent, (index - EPSILON) * BUCKET_WIDTH))
+    if index < BUCKETS - 1:
+        condition &= Q(LessThan(percent, (index + 1 - EPSILON) * BUCKET_WIDTH))
+    return condition
+
+
+def rubric_order(batch) -> list[str]:
+    """Criterion keys in the rubric's order, to list per-criterion figures as graders read them."""
+    rubric = batch.effective_settings().get("rubric") or {}
+    criteria = rubric.get("criteria") if isinstance(rubric, dict) else None
+    return [str(item.get("key")) for item in criteria or [] if isinstance(item, dict)]
+
+
+def criterion_figures(sql: "_BatchSql", order: list[str]) -> list[dict[str, Any]]:
+    """Mean and spread of each rubric criterion's final score, from the results' criteria JSON."""
+    rows = sql.criterion_rows()
+    position = {key: index for index, key in enumerate(order)}
+    rows.sort(key=lambda row: (position.get(row[0], len(position)), row[0]))
+    figures = []
+    for key, name, graded, mean, spread, ai_mean, max_score, reviewed in rows:
+        figures.append(
+            {
+                "key": key,
+                "name": name,
+                "max_score": max_score,
+                "graded": graded,
+                "reviewed": reviewed,
+                "mean": _round(mean, 3),
+                "std_dev": _round(spread, 3),
+                "mean_percent": _round(100 * mean / max_score, 2) if mean is not None and max_score else None,
+                "ai_mean": _round(ai_mean, 3),
+            }
+        )
+    return figures
+
+
+# --- agreement -------------------------------------------------------------------
+
+
+def model_comparison(sql: "_BatchSql") -> list[dict[str, Any]]:
+    """Every pair of models that graded the same documents, and how far they agree (AI scores)."""
+    pairs: dict[tuple, dict[str, Any]] = {}
+    for (
+        provider_a,
+        model_a,
+        provider_b,
+        model_b,
+        bucket_a,
+        bucket_b,
+        count,
+        diff,
+        sum_a,
+        sum_b,
+    ) in sql.model_pair_rows():
+        first, second = (provider_a, model_a), (provider_b, model_b)
+        if second < first:  # the database's collation may order names differently from Python
+            first, second, bucket_a, bucket_b, sum_a, sum_b = second, first, bucket_b, bucket_a, sum_b, sum_a
+        pair = pairs.setdefault((first, second), {"cells": {}, "diff": 0.0, "sum_a": 0.0, "sum_b": 0.0})
+        cell = (int(bucket_a), int(bucket_b))
+        pair["cells"][cell] = pair["cells"].get(cell, 0) + count
+        pair["diff"] += diff
+        pair["sum_a"] += sum_a
+        pair["sum_b"] += sum_b
+    comparisons = []
+    for (first, second), pair in sorted(pairs.items()):
+        figures = agreement(pair["cells"], pair["diff"])
+        comparisons.append(
+            {
+                "models": [_model_label(*first), _model_label(*second)],
+                "documents": figures.pairs,
+                "mean_percent": [
+                    _round(pair["sum_a"] / figures.pairs, 2),
+                    _round(pair["sum_b"] / figures.pairs, 2),
+                ],
+                **figures.as_dict(),
+            }
+        )
+    return comparisons
+
+
+def ai_human_agreement(sql: "_BatchSql") -> dict[str, Any]:
+    """The AI's score against the reviewer's, overall and per criterion the reviewer scored."""
+    overall = agreement(*_cells(sql.ai_human_rows()))
+    per_criterion: dict[str, list] = {}
+    for key, *rest in sql.ai_human_criterion_rows():
+        per_criterion.setdefault(key, []).append(rest)
+    return {
+        "basis": "AI score against the reviewer's score, on jobs a reviewer scored",
+        "overall": overall.as_dict(),
+        "criteria": [
+            {"key": key, **agreement(*_cells(rows)).as_dict()} for key, rows in sorted(per_criterion.items())
+        ],
+    }
+
+
+def _cells(rows) -> tuple[dict[tuple[int, int], int], float]:
+    cells: dict[tuple[int, int], int] = {}
+    difference = 0.0
+    for bucket_a, bucket_b, count, diff in rows:
+        cell = (int(bucket_a), int(bucket_b))
+        cells[cell] = cells.get(cell, 0) + count
+        difference += diff or 0.0
+    return cells, difference
+
+
+def _model_label(provider: str, model: str) -> str:
+    return f"{provider}:{model}" if provider else model
+
+
+# --- SQL over the criteria JSON ----------------------------------------------------
+
+
+class _BatchSql:
+    """The few queries the ORM cannot say: JSON arrays unnested, and self-joins.
+
+    PostgreSQL unnests jsonb with jsonb_array_elements, SQLite with json_each;
+    the rest of each query is common SQL. Each method is one query.
+    """
+
+    def __init__(self, batch_id: int):
+        self.batch_id = batch_id
+        self.postgres = connection.vendor == "postgresql"
+        quote = connection.ops.quote_name
+        self.results = quote(GradingResult._meta.db_table)
+        self.jobs = quote(GradingJob._meta.db_table)
+
+    # dialect --------------------------------------------------------------
+
+    def unnest(self, column: str, alias: str, on: str | None = None) -> str:
+        """Join each element of a JSON array column as rows named alias (inner, or left with on)."""
+        if self.postgres:
+            array = f"CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]'::jsonb END"
+            function = f"jsonb_array_elements({array}) AS {alias}"
+            return f"LEFT JOIN LATERAL {function} ON {on}" if on else f"CROSS JOIN LATERAL {function}"
+        array = f"CASE WHEN json_type({column}) = 'array' THEN {column} ELSE '[]' END"
+        function = f"json_each({array}) AS {alias}"
+        return f"LEFT JOIN {function} ON {on}" if on else f"JOIN {function}"
+
+    def text(self, alias: str, key: str) -> str:
+        if self.postgres:
+            return f"({alias}.value ->> '{key}')"
+        return f"json_extract({alias}.value, '$.{key}')"
+
+    def number(self, alias: str, key: str) -> str:
+        """The element's numeric member, or NULL when it is missing or not a number."""
+        if self.postgres:
+            return (
+                f"(CASE WHEN jsonb_typeof({alias}.value -> '{key}') = 'number' "
+                f"THEN ({alias}.value ->> '{key}')::float8 END)"
+            )
+        return (
+            f"(CASE WHEN json_type({alias}.value, '$.{key}') IN ('integer', 'real') "
+            f"THEN json_extract({alias}.value, '$.{key}') END)"
+        )
+
+    @staticmethod
+    def bucket(percent: str) -> str:
+        # floor(percent / 10 + epsilon) clipped to 0..9, as grading.agreement.bucket().
+        raw = f"FLOOR(({percent}) / {BUCKET_WIDTH!r} + {EPSILON!r})"
+        return f"(CASE WHEN {raw} > {BUCKETS - 1} THEN {BUCKETS - 1} WHEN {raw} < 0 THEN 0 ELSE {raw} END)"
+
+    def _fetch(self, sql: str) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.batch_id])
+            return [tuple(row) for row in cursor.fetchall()]
+
+    # queries ---------------------------------------------------------------
+
+    def criterion_rows(self) -> list[tuple]:
+        key, ai, human = self.text("c", "key"), self.number("c", "score"), self.number("h", "score")
+        final = f"COALESCE({human}, {ai})"
+        return self._fetch(
+            f"""
+            SELECT {key}, MAX({self.text("c", "name")}), COUNT({final}), AVG({final}),
+                   STDDEV_POP({final}), AVG({ai}), MAX({self.number("c", "max_score")}), COUNT({human})
+            FROM {self.results} res
+            JOIN {self.jobs} j ON j.id = res.job_id
+            {self.unnest("res.criteria", "c")}
+            {self.unnest("res.reviewed_criteria", "h", on=f"{self.text('h', 'key')} = {key}")}
+            WHERE j.batch_id = %s AND {key} IS NOT NULL
+            GROUP BY {key}
+            """
+        )
+
+    def model_pair_rows(self) -> list[tuple]:
+        percent_a, percent_b = "a.percent", "b.percent"
+        return self._fetch(
+            f"""
+            WITH graded AS (
+                SELECT j.document_id AS document, res.provider AS provider, res.model AS model,
+                       res.score * 100.0 / res.max_score AS percent
+                FROM {self.results} res
+                JOIN {self.jobs} j ON j.id = res.job_id
+                WHERE j.batch_id = %s
+            )
+            SELECT a.provider, a.model, b.provider, b.model,
+                   {self.bucket(percent_a)}, {self.bucket(percent_b)}, COUNT(*),
+                   SUM(ABS({percent_a} - {percent_b})), SUM({percent_a}), SUM({percent_b})
+            FROM graded a
+            JOIN graded b ON a.document = b.document
+                AND (a.provider < b.provider OR (a.provider = b.provider AND a.model < b.model))
+            GROUP BY a.provider, a.model, b.provider, b.model, 5, 6
+            """
+        )
+
+    def ai_human_rows(self) -> list[tuple]:
+        ai = "res.score * 100.0 / res.max_score"
+        human = "res.reviewed_score * 100.0 / res.max_score"
+        return self._fetch(
+            f"""
+            SELECT {self.bucket(ai)}, {self.bucket(human)}, COUNT(*), SUM(ABS(({ai}) - ({human})))
+            FROM {self.results} res
+            JOIN {self.jobs} j ON j.id = res.job_id
+            WHERE j.batch_id = %s AND res.reviewed_score IS NOT NULL
+            GROUP BY 1, 2
+            """
+        )
+
+    def ai_human_criterion_rows(self) -> list[tuple]:
+        key, points = self.text("c", "key"), self.number("c", "max_score")
+        ai = f"{self.number('c', 'score')} * 100.0 / {points}"
+        human = f"{self.number('h', 'score')} * 100.0 / {points}"
+        return self._fetch(
+            f"""
+            SELECT {key}, {self.bucket(ai)}, {self.bucket(human)}, COUNT(*), SUM(ABS(({ai}) - ({human})))
+            FROM {self.results} res
+            JOIN {self.jobs} j ON j.id = res.job_id
+            {self.unnest("res.criteria", "c")}
+            {self.unnest("res.reviewed_criteria", "h", on=f"{self.text('h', 'key')} = {key}")}
+            WHERE j.batch_id = %s AND {points} > 0
+                AND {self.number("c", "score")} IS NOT NULL AND {self.number("h", "score")} IS NOT NULL
+            GROUP BY 1, 2, 3
+            """
+        )
+
+
+# --- formatting ------------------------------------------------------------------
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _round(value, digits: int):
+    return round(float(value), digits) if value is not None else None
+
+
+def _money(value) -> float:
+    return float(Decimal(value or 0).quantize(Decimal("0.000001")))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
