@@ -535,7 +535,9 @@ class JobBatch(models.Model):
             self.status = BatchStatus.PROCESSING
         return bool(updated)
 
-    def projected_completion(self, counts: dict[str, int] | None = None, now: datetime | None = None):
+    def projected_completion(
+        self, counts: dict[str, int] | None = None, now: datetime | None = None
+    ) -> datetime | None:
         """When the batch should finish at the rate its jobs have ended so far.
 
         None before the batch started or before any job ended (no rate yet);

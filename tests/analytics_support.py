@@ -72,7 +72,7 @@ def add_result(job, content: float, style: float) -> GradingResult:
         input_tokens=1000,
         output_tokens=200,
         cost=Decimal("0.001"),
-        latency_ms=job.duration_ms,
+        latency_ms=job.duration_ms or 0,
     )
 
 
