@@ -1,0 +1,163 @@
+"""The export ZIP's layout and contents, and the gradebook CSV."""
+
+import csv
+import io
+import json
+import re
+import zipfile
+
+import pytest
+
+from batches.export import (
+    FORMULA_PREFIXES,
+    export_filename,
+    safe_name,
+    stream_gradebook_csv,
+    stream_zip,
+)
+from grading.models import GradingJob, JobStatus
+from tests.analytics_support import MODEL_A, NOW, add_job, add_result, result_of, rubric_batch, worked_batch
+from tests.conftest import make_document
+
+SAFE_ENTRY = re.compile(
+    r"^(README\.txt|batch\.json|gradebook\.csv|jobs/[A-Za-z0-9._-]+/(summary|result)\.json)$"
+)
+
+
+def unzip(batch) -> zipfile.ZipFile:
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(stream_zip(batch, now=NOW))))
+    assert archive.testzip() is None  # every entry's CRC checks out
+    return archive
+
+
+def gradebook(archive: zipfile.ZipFile) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode())))
+
+
+@pytest.fixture
+def worked(owner):
+    batch = worked_batch(owner)
+    result_of(batch, "d2.txt", MODEL_A).record_review(owner, 5, [{"key": "content", "score": 3}], "Fair.")
+    return batch
+
+
+def test_the_zip_holds_readme_batch_gradebook_and_two_files_per_job(worked):
+    archive = unzip(worked)
+    names = archive.namelist()
+    assert names[:3] == ["README.txt", "batch.json", "gradebook.csv"]
+    jobs = GradingJob.objects.filter(batch=worked)
+    assert len(names) == 3 + 2 * jobs.count()
+    for job in jobs:
+        folder = f"jobs/{safe_name(job.name)}-{job.pk}"
+        summary = json.loads(archive.read(f"{folder}/summary.json"))
+        assert (summary["id"], summary["status"], summary["document"]["file_name"]) == (
+            job.pk,
+            job.status,
+            job.document.original_name,
+        )
+        result = json.loads(archive.read(f"{folder}/result.json"))
+        assert (result is None) == (job.status != JobStatus.COMPLETED)
+    assert "gradebook.csv" in archive.read("README.txt").decode()
+
+
+def test_batch_json_carries_metadata_settings_template_and_analytics(worked):
+    document = json.loads(unzip(worked).read("batch.json"))
+    assert document["batch"]["name"] == "Worked example"
+    assert document["batch"]["status"] == "processing"
+    assert document["template"]["slug"] == "academic-essay"
+    assert document["settings"]["rubric"]["criteria"][0]["key"] == "content"
+    assert document["effective_settings"]["provider"] == "builtin"
+    assert document["analytics"]["jobs"]["total"] == 8
+    assert document["analytics"]["scores"]["reviewed"] == 1
+
+
+def test_result_json_keeps_the_ai_grade_beside_the_review(worked):
+    archive = unzip(worked)
+    job = GradingJob.objects.get(batch=worked, document__original_name="d2.txt", model=MODEL_A)
+    result = json.loads(archive.read(f"jobs/{safe_name(job.name)}-{job.pk}/result.json"))
+    assert result["score"] == 4
+    assert result["review"]["score"] == 5
+    assert result["review"]["reviewer"] == "olivia"
+    assert result["review"]["criteria"] == [{"key": "content", "score": 3}]
+
+
+def test_the_gradebook_has_one_row_per_document_with_the_final_score(worked):
+    rows = {row["file_name"]: row for row in gradebook(unzip(worked))}
+    assert list(rows) == ["d1.txt", "d2.txt", "d3.txt", "d4.txt"]
+    # d1: two models, no review -> mean of the AI scores 8 and 7.
+    assert (rows["d1.txt"]["final_score"], rows["d1.txt"]["percent"]) == ("7.5", "75")
+    assert (rows["d1.txt"]["Content (6)"], rows["d1.txt"]["Style (4)"]) == ("4.5", "3")
+    assert rows["d1.txt"]["reviewed"] == "no"
+    assert rows["d1.txt"]["graded_by"] == "gpt-a; gpt-b"
+    # d2: model A's job was reviewed to 5, so the review alone is final.
+    assert (rows["d2.txt"]["final_score"], rows["d2.txt"]["max_score"]) == ("5", "10")
+    assert (rows["d2.txt"]["Content (6)"], rows["d2.txt"]["Style (4)"]) == ("3", "2")
+    assert (rows["d2.txt"]["reviewed"], rows["d2.txt"]["review_comment"]) == ("yes", "Fair.")
+    # d3 failed on both models, d4 failed on one and waits on the other.
+    assert (rows["d3.txt"]["final_score"], rows["d3.txt"]["status"]) == ("", "failed")
+    assert rows["d4.txt"]["status"] == "failed, queued"
+
+
+def test_the_csv_format_is_the_zips_gradebook_alone(worked):
+    alone = b"".join(stream_gradebook_csv(worked))
+    assert alone == unzip(worked).read("gradebook.csv")
+
+
+def test_every_formula_like_cell_is_neutralised(owner):
+    batch = rubric_batch(owner, name="=cmd|' /C calc'!A0")
+    hostile = ["=HYPERLINK(evil).txt", "+1+1.txt", "-2.txt", "@SUM(A1).txt", "\tTab.txt", "\rCR.txt"]
+    for name in hostile:
+        job = add_job(batch, make_document(owner, name), MODEL_A, JobStatus.COMPLETED, 100)
+        add_result(job, 3, 2).record_review(owner, 4, comment="=1+2")
+    rows = list(csv.reader(io.StringIO(b"".join(stream_gradebook_csv(batch)).decode(), newline="")))
+    assert len(rows) == 1 + len(hostile)
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_PREFIXES), cell
+    names = sorted(row[1] for row in rows[1:])
+    assert names == sorted(f"'{name}" for name in hostile)
+    assert {row[-1] for row in rows[1:]} == {"'=1+2"}
+
+
+def test_unsafe_job_names_become_safe_unique_folders(owner):
+    batch = rubric_batch(owner)
+    document = make_document(owner)
+    names = ["../../etc/passwd", "a/b\\c", "..", "Ünïcödé – essay 名前", "same", "same", "/abs", ""]
+    for name in names:
+        job = add_job(batch, document, MODEL_A, JobStatus.COMPLETED, 100)
+        GradingJob.objects.filter(pk=job.pk).update(name=name)
+    entries = unzip(batch).namelist()
+    folders = {entry.rsplit("/", 1)[0] for entry in entries if entry.startswith("jobs/")}
+    assert len(folders) == len(names)
+    for entry in entries:
+        assert SAFE_ENTRY.match(entry), entry
+        assert ".." not in entry.split("/")
+    assert any(folder.startswith("jobs/Unicode_essay-") for folder in folders)
+    assert any(folder.startswith("jobs/etc_passwd-") for folder in folders)
+
+
+def test_the_file_name_is_the_batch_slug_and_a_utc_timestamp(worked):
+    assert export_filename(worked, "zip", now=NOW) == "worked-example-20250301T103000Z.zip"
+    worked.name = "???"
+    assert export_filename(worked, "csv", now=NOW) == f"batch-{worked.pk}-20250301T103000Z.csv"
+
+
+def test_a_batch_without_results_exports_an_empty_gradebook_row_per_document(owner):
+    batch = rubric_batch(owner)
+    batch.add_documents([make_document(owner, "x.txt"), make_document(owner, "y.txt")])
+    rows = gradebook(unzip(batch))
+    assert [(row["file_name"], row["final_score"], row["status"]) for row in rows] == [
+        ("x.txt", "", "pending"),
+        ("y.txt", "", "pending"),
+    ]
+
+
+def test_the_zip_is_sent_in_chunks_as_it_is_written(owner, monkeypatch):
+    monkeypatch.setattr("batches.export.CHUNK_BYTES", 1024)
+    batch = rubric_batch(owner)
+    document = make_document(owner)
+    for _ in range(60):
+        add_result(add_job(batch, document, MODEL_A, JobStatus.COMPLETED, 100), 3, 2)
+    chunks = list(stream_zip(batch, now=NOW))
+    assert len(chunks) > 10
+    assert max(len(chunk) for chunk in chunks) < 64 * 1024
