@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from batches.api import JobBatchViewSet
+from batches.api_results import BatchAnalyticsView, BatchEstimateView, BatchExportView, JobReviewView
 from gradeproject.api_auth import ObtainTokenView
 from grading.api import GradingJobViewSet
 from templates_app.api import BatchTemplateViewSet
@@ -31,6 +32,12 @@ router.register("jobs", GradingJobViewSet, basename="job")
 
 urlpatterns = [
     re_path(r"^auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
+    re_path(
+        r"^batches/(?P<pk>[0-9]{1,18})/analytics/?$", BatchAnalyticsView.as_view(), name="batch-analytics"
+    ),
+    re_path(r"^batches/(?P<pk>[0-9]{1,18})/estimate/?$", BatchEstimateView.as_view(), name="batch-estimate"),
+    re_path(r"^batches/(?P<pk>[0-9]{1,18})/export/?$", BatchExportView.as_view(), name="batch-export"),
+    re_path(r"^jobs/(?P<pk>[0-9]{1,18})/review/?$", JobReviewView.as_view(), name="job-review"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

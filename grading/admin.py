@@ -1,8 +1,11 @@
+from django import forms
 from django.contrib import admin
 
 from gradeproject.admin_access import ObjectAccessAdminMixin, ThroughParentInlineMixin
 from gradeproject.permissions import Level
-from grading.models import Document, GradingJob, GradingResult
+from grading.models import Document, GradingJob, GradingResult, ReviewError
+
+REVIEW_INPUTS = ("reviewed_score", "reviewed_criteria", "review_comment")
 
 # Who sees what is decided by the models' visible_to querysets (owner, or
 # shared through the batch), through ObjectAccessAdminMixin.
@@ -16,8 +19,32 @@ class DocumentAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("owner",)
 
 
+class ReviewForm(forms.ModelForm):
+    """Checks a review against the job's rubric as the API does, with the errors on their fields."""
+
+    def clean(self):
+        data = super().clean()
+        score, criteria = data.get("reviewed_score"), data.get("reviewed_criteria") or []
+        if score is None and not criteria:
+            return data  # no review, or one being withdrawn
+        try:
+            self.instance.clean_review(score, criteria)
+        except ReviewError as error:
+            self.add_error("reviewed_score" if error.field == "score" else "reviewed_criteria", str(error))
+        return data
+
+
+def save_review(user, result: GradingResult) -> None:
+    """Record who reviewed and when, as the API does; an emptied review is withdrawn."""
+    if result.reviewed_score is None and not result.reviewed_criteria:
+        result.clear_review()
+    else:
+        result.record_review(user, result.reviewed_score, result.reviewed_criteria, result.review_comment)
+
+
 class GradingResultInline(ThroughParentInlineMixin, admin.StackedInline):
     model = GradingResult
+    form = ReviewForm
     extra = 0
     can_delete = False
     readonly_fields = (
@@ -76,10 +103,7 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         # A reviewer's grade entered in the admin records who reviewed and when,
         # as the API does; the AI's score is read-only and kept.
         for result in formset.save(commit=False):
-            if result.reviewed_score is not None:
-                result.record_review(
-                    request.user, result.reviewed_score, result.reviewed_criteria, result.review_comment
-                )
+            save_review(request.user, result)
         formset.save_m2m()
 
 
@@ -90,9 +114,13 @@ class GradingResultAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("job", "reviewer")
 
     related_levels = {"job": Level.CHANGE}
+    form = ReviewForm
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("job")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if not f.name.startswith("review")]
+        return [f.name for f in self.model._meta.fields if f.name not in REVIEW_INPUTS]
+
+    def save_model(self, request, obj, form, change):
+        save_review(request.user, obj)

@@ -254,22 +254,103 @@ class GradingResult(models.Model):
     def percent(self) -> float:
         return round(100 * self.final_score / self.max_score, 2)
 
+    def rubric_points(self) -> dict[str, float]:
+        """Each criterion's maximum, as graded: the result's own criteria, else the job's rubric."""
+        points = {
+            str(item["key"]): float(item.get("max_score") or 0)
+            for item in self.criteria or []
+            if isinstance(item, dict) and item.get("key")
+        }
+        if points:
+            return points
+        rubric = (self.job.settings or {}).get("rubric") or {}
+        return {
+            str(item["key"]): float(item.get("points") or 0)
+            for item in rubric.get("criteria") or []
+            if isinstance(item, dict) and item.get("key")
+        }
+
+    def clean_review(self, score: float | None, criteria: list[dict[str, Any]] | None) -> tuple[float, list]:
+        """The review's score and criteria, checked against the rubric; raises ReviewError.
+
+        Criteria are [{"key", "score", "comment"?}] for any subset of the rubric.
+        The score may be left out when every criterion is scored (it is then
+        their sum); when both are given for every criterion they must agree.
+        """
+        reviewed = clean_review_criteria(criteria or [], self.rubric_points())
+        complete = {item["key"] for item in reviewed} == set(self.rubric_points()) and bool(reviewed)
+        total = sum(item["score"] for item in reviewed)
+        if score is None:
+            if not complete:
+                raise ReviewError("score", "Give a score, or a score for every criterion of the rubric.")
+            score = total
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= self.max_score:
+            raise ReviewError(
+                "score", f"The reviewed score must be a number between 0 and {self.max_score:g}."
+            )
+        if complete and abs(total - score) > 1e-6:
+            raise ReviewError(
+                "score",
+                f"The score {score:g} differs from the sum of the criterion scores ({total:g}); "
+                "leave the score out to use the sum.",
+            )
+        return float(score), reviewed
+
     def record_review(
-        self, reviewer, score: float, criteria: list[dict[str, Any]] | None = None, comment: str = ""
+        self,
+        reviewer,
+        score: float | None,
+        criteria: list[dict[str, Any]] | None = None,
+        comment: str = "",
     ) -> None:
-        if not 0 <= score <= self.max_score:
-            raise ValueError(f"The reviewed score must be between 0 and {self.max_score:g}.")
-        self.reviewed_score = score
-        self.reviewed_criteria = criteria or []
-        self.review_comment = comment
+        """Record a reviewer's grade beside the AI's, which is kept; raises ReviewError."""
+        self.reviewed_score, self.reviewed_criteria = self.clean_review(score, criteria)
+        self.review_comment = comment or ""
         self.reviewer = reviewer
         self.reviewed_at = timezone.now()
-        self.save(
-            update_fields=[
-                "reviewed_score",
-                "reviewed_criteria",
-                "review_comment",
-                "reviewer",
-                "reviewed_at",
-            ]
-        )
+        self.save(update_fields=REVIEW_FIELDS)
+
+    def clear_review(self) -> None:
+        """Withdraw a review: the AI's score is final again."""
+        self.reviewed_score, self.reviewed_criteria, self.review_comment = None, [], ""
+        self.reviewer, self.reviewed_at = None, None
+        self.save(update_fields=REVIEW_FIELDS)
+
+
+REVIEW_FIELDS = ["reviewed_score", "reviewed_criteria", "review_comment", "reviewer", "reviewed_at"]
+
+
+class ReviewError(ValueError):
+    """A review that cannot be recorded, with the field it is about."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def clean_review_criteria(criteria: list, points: dict[str, float]) -> list[dict[str, Any]]:
+    """[{"key", "score", "comment"?}], each key in the rubric once, each score within its points."""
+    if not isinstance(criteria, list):
+        raise ReviewError("criteria", "Give the criteria as a list of {key, score} objects.")
+    cleaned, seen = [], set()
+    for item in criteria:
+        if not isinstance(item, dict) or "key" not in item or "score" not in item:
+            raise ReviewError("criteria", "Each criterion needs a key and a score.")
+        key, score = str(item["key"]), item["score"]
+        if key not in points:
+            known = ", ".join(points) or "none"
+            raise ReviewError(
+                "criteria", f"“{key}” is not a criterion of this job's rubric (criteria: {known})."
+            )
+        if key in seen:
+            raise ReviewError("criteria", f"“{key}” is scored twice.")
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= points[key]:
+            raise ReviewError(
+                "criteria", f"The score for “{key}” must be a number between 0 and {points[key]:g}."
+            )
+        seen.add(key)
+        entry: dict[str, Any] = {"key": key, "score": float(score)}
+        if item.get("comment"):
+            entry["comment"] = str(item["comment"])[:2000]
+        cleaned.append(entry)
+    return cleaned

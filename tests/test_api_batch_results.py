@@ -1,0 +1,102 @@
+"""GET /api/batches/{id}/analytics, /estimate and /export: who may read them and what they send."""
+
+import csv
+import io
+import re
+import zipfile
+
+import pytest
+
+from tests.analytics_support import worked_batch
+from tests.api_support import client_for, share
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = ["analytics", "estimate", "export", "export?format=csv"]
+
+
+@pytest.fixture
+def worked(owner):
+    return worked_batch(owner)
+
+
+def _streamed(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_the_owner_reads_analytics(owner, worked):
+    response = client_for(owner).get(f"/api/batches/{worked.pk}/analytics")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["jobs"]["total"] == 8
+    assert body["processing"]["median_ms"] == 4000
+    assert body["model_comparison"][0]["documents"] == 2
+
+
+def test_the_owner_reads_the_estimate(owner, worked):
+    response = client_for(owner).get(f"/api/batches/{worked.pk}/estimate")
+    assert response.status_code == 200
+    assert response.json()["jobs"] == 1  # the one queued job is all that is left
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_colleague_with_view_permission_can_read(colleague, worked, endpoint):
+    share(worked, colleague, "view")
+    assert client_for(colleague).get(f"/api/batches/{worked.pk}/{endpoint}").status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_stranger_cannot_see_the_batch_at_all(stranger, worked, endpoint):
+    response = client_for(stranger).get(f"/api/batches/{worked.pk}/{endpoint}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_an_anonymous_client_must_sign_in(worked, endpoint):
+    assert client_for(None).get(f"/api/batches/{worked.pk}/{endpoint}").status_code == 401
+
+
+def test_a_missing_batch_is_a_404(owner):
+    assert client_for(owner).get("/api/batches/999999/analytics").status_code == 404
+
+
+def test_the_export_streams_a_zip_named_after_the_batch(owner, worked):
+    response = client_for(owner).get(f"/api/batches/{worked.pk}/export")
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "application/zip"
+    disposition = response["Content-Disposition"]
+    assert re.fullmatch(r'attachment; filename="worked-example-\d{8}T\d{6}Z\.zip"', disposition)
+    archive = zipfile.ZipFile(io.BytesIO(_streamed(response)))
+    assert archive.namelist()[:3] == ["README.txt", "batch.json", "gradebook.csv"]
+
+
+def test_the_csv_format_returns_the_gradebook_alone(owner, worked):
+    response = client_for(owner).get(f"/api/batches/{worked.pk}/export", {"format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].endswith('.csv"')
+    rows = list(csv.DictReader(io.StringIO(_streamed(response).decode())))
+    assert [row["file_name"] for row in rows] == ["d1.txt", "d2.txt", "d3.txt", "d4.txt"]
+
+
+def test_an_unknown_export_format_is_a_400_naming_the_choices(owner, worked):
+    response = client_for(owner).get(f"/api/batches/{worked.pk}/export", {"format": "xlsx"})
+    assert response.status_code == 400
+    assert response.json() == {"format": ["Choose one of: zip, csv."]}
+
+
+def test_the_schema_describes_the_results_endpoints(owner):
+    schema = client_for(owner).get("/api/schema", {"format": "json"}).json()
+    paths = schema["paths"]
+    assert (
+        "Analytics"
+        in paths["/api/batches/{id}/analytics"]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ]["$ref"]
+    )
+    assert "/api/batches/{id}/estimate" in paths
+    export = paths["/api/batches/{id}/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"application/zip", "text/csv"}
+    assert {"post", "delete"} <= set(paths["/api/jobs/{id}/review"])
