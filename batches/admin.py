@@ -35,14 +35,13 @@ class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
 def _batch_action(action: str, method: str, label: str):
     """An admin action that calls the state machine and reports each refusal.
 
-    Batches the user may only view are refused one by one, except for
-    duplicate, which makes the user's own copy.
+    Batches the user may only view are refused one by one, duplicate too:
+    a copy would keep the documents after the original is unshared.
     """
 
     def run(modeladmin, request, queryset: QuerySet[JobBatch]) -> None:
         done, refused = 0, []
-        allowed = queryset if method == "duplicate" else queryset.changeable_by(request.user)
-        allowed_ids = set(allowed.values_list("pk", flat=True))
+        allowed_ids = set(queryset.changeable_by(request.user).values_list("pk", flat=True))
         for batch in queryset:
             if batch.pk not in allowed_ids:
                 refused.append(f"“{batch.name}” (#{batch.pk}): you may view this batch but not change it.")

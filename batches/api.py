@@ -24,6 +24,7 @@ from batches.serializers import MAX_IDS, AddJobsSerializer, JobBatchSerializer, 
 from batches.uploads import read_upload, store_upload
 from gradeproject.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from gradeproject.api_permissions import ObjectPermission
+from gradeproject.api_sharing import SharingViewSetMixin
 from gradeproject.api_support import StrictSerializerMixin
 from grading.filters import JobFilter, filtered
 from grading.models import GradingJob
@@ -127,7 +128,7 @@ def _transition_view(name: str, method: str, summary: str):
         responses={204: None, **ACTION_ERRORS},
     ),
 )
-class JobBatchViewSet(viewsets.ModelViewSet):
+class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = JobBatchSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
     lookup_value_regex = "[0-9]+"

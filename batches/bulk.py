@@ -11,10 +11,11 @@ from typing import Any
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.serializers import MAX_TAGS
-from gradeproject.api_permissions import changeable
+from gradeproject.permissions import is_superuser
 
 NOT_FOUND = {"ok": False, "code": "not_found", "error": "No such batch, or you may not view it."}
 FORBIDDEN = {"ok": False, "code": "permission_denied", "error": "You may view this batch but not change it."}
+NOT_OWNER = {"ok": False, "code": "permission_denied", "error": "Only the batch's owner may delete it."}
 
 
 class Refused(Exception):
@@ -50,7 +51,14 @@ ACTIONS: dict[str, Callable[[JobBatch, dict[str, Any]], Any]] = {
 def run_bulk(user, action: str, batch_ids: list[int], **params: Any) -> list[dict[str, Any]]:
     visible = JobBatch.objects.visible_to(user).filter(pk__in=batch_ids)
     batches = {batch.pk: batch for batch in visible}
-    allowed = set(changeable(user, visible).values_list("pk", flat=True))
+    # Deleting is the owner's alone; every other action needs change.
+    allowed_batches = (
+        visible.filter(owner=user)
+        if action == "delete" and not is_superuser(user)
+        else visible.changeable_by(user)
+    )
+    allowed = set(allowed_batches.values_list("pk", flat=True))
+    refusal = NOT_OWNER if action == "delete" else FORBIDDEN
     operation = ACTIONS[action]
     outcomes = []
     for pk in batch_ids:
@@ -58,7 +66,7 @@ def run_bulk(user, action: str, batch_ids: list[int], **params: Any) -> list[dic
         if batch is None:
             outcomes.append({"id": pk, **NOT_FOUND})
         elif pk not in allowed:
-            outcomes.append({"id": pk, **FORBIDDEN})
+            outcomes.append({"id": pk, **refusal})
         else:
             outcomes.append({"id": pk, **_apply(operation, batch, {**params, "user": user}, action)})
     return outcomes

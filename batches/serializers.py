@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -152,9 +151,7 @@ class AddJobsSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate_documents(self, ids: list[int]) -> list[Document]:
         ids = list(dict.fromkeys(ids))
         user = self.context["request"].user
-        visible = Document.objects.filter(
-            Q(owner=user) | Q(jobs__batch__in=JobBatch.objects.visible_to(user).values("pk"))
-        )
+        visible = Document.objects.visible_to(user)
         found = {
             doc.pk: doc for doc in Document.objects.filter(pk__in=visible.filter(pk__in=ids).values("pk"))
         }

@@ -1,8 +1,9 @@
 """/api/batch-templates: CRUD over the templates the user may view.
 
 Public templates are visible to every signed-in user; changing one needs its
-owner or a `change_batchtemplate` grant (the pre-built ones have no owner, so
-only superusers change them).
+owner or a share at `change` (the pre-built ones have no owner, so only
+superusers change them); deleting one, its owner. Sharing endpoints:
+gradeproject.api_sharing.
 """
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -11,6 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from gradeproject.api_errors import CONFLICT, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
 from gradeproject.api_permissions import ObjectPermission
+from gradeproject.api_sharing import SharingViewSetMixin
 from templates_app.models import BatchTemplate
 from templates_app.serializers import BatchTemplateSerializer
 
@@ -34,7 +36,7 @@ from templates_app.serializers import BatchTemplateSerializer
         responses={204: None, 409: CONFLICT, **WRITE_ERRORS},
     ),
 )
-class BatchTemplateViewSet(viewsets.ModelViewSet):
+class BatchTemplateViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = BatchTemplateSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
     lookup_value_regex = "[0-9]+"
