@@ -178,6 +178,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["gradeproject.api_support.paths_without_trailing_slash"],
+    "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.models.Event"},
 }
 
 # Providers. Credentials come from the environment only, never the database.

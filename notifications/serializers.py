@@ -47,6 +47,13 @@ class PreferencesSerializer(serializers.Serializer):
         return grid
 
 
+class PreferenceGridSerializer(serializers.Serializer):
+    """The shape of the preferences grid, for the API schema."""
+
+    in_app = serializers.DictField(child=serializers.BooleanField(), required=False)
+    email = serializers.DictField(child=serializers.BooleanField(), required=False)
+
+
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt

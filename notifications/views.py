@@ -1,16 +1,19 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
+from rest_framework.serializers import IntegerField
 from rest_framework.views import APIView
 
 from batches.models import JobBatch
 from notifications.models import BatchWebhook, DeliveryAttempt, Notification, NotificationPreference
 from notifications.serializers import (
     NotificationSerializer,
+    PreferenceGridSerializer,
     PreferencesSerializer,
     WebhookDeliverySerializer,
     WebhookSerializer,
@@ -21,8 +24,11 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
     """The signed-in user's in-app notifications, newest first; ?unread=true for the unread ones."""
 
     serializer_class = NotificationSerializer
+    queryset = Notification.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
         notifications = Notification.objects.in_app_for(self.request.user)
         if self.request.query_params.get("unread", "").lower() in ("1", "true", "yes"):
             notifications = notifications.unread()
@@ -33,18 +39,25 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
         response["X-Unread-Count"] = str(Notification.objects.in_app_for(request.user).unread().count())
         return response
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         notification = self.get_object()
         notification.mark_read()
         return Response(self.get_serializer(notification).data)
 
+    @extend_schema(request=None, responses=inline_serializer("MarkedRead", {"marked_read": IntegerField()}))
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
         marked = Notification.objects.in_app_for(request.user).unread().update(read_at=timezone.now())
         return Response({"marked_read": marked})
 
 
+@extend_schema_view(
+    get=extend_schema(responses=PreferenceGridSerializer),
+    put=extend_schema(request=PreferenceGridSerializer, responses=PreferenceGridSerializer),
+    patch=extend_schema(request=PreferenceGridSerializer, responses=PreferenceGridSerializer),
+)
 class PreferencesView(APIView):
     """GET the user's channel x event grid; PUT or PATCH part or all of it."""
 
@@ -75,6 +88,7 @@ class BatchWebhookViewSet(
     """A batch's webhooks, managed by its owner; others who may see the batch are refused."""
 
     serializer_class = WebhookSerializer
+    queryset = BatchWebhook.objects.none()  # for the schema; requests use get_queryset
 
     def batch(self) -> JobBatch:
         if not hasattr(self, "_batch"):
@@ -86,17 +100,20 @@ class BatchWebhookViewSet(
         return self._batch
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
         return BatchWebhook.objects.filter(batch=self.batch())
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
-        if "batch_id" in self.kwargs:
+        if "batch_id" in self.kwargs and not getattr(self, "swagger_fake_view", False):
             context["batch"] = self.batch()
         return context
 
     def perform_create(self, serializer):
         serializer.save(batch=self.batch(), created_by=self.request.user)
 
+    @extend_schema(responses=WebhookDeliverySerializer(many=True))
     @action(detail=True, methods=["get"])
     def deliveries(self, request, batch_id=None, pk=None):
         """The webhook's deliveries, newest first, each with its attempts."""
@@ -107,6 +124,7 @@ class BatchWebhookViewSet(
         page = self.paginate_queryset(deliveries)
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, batch_id=None, pk=None):
         from notifications.models import new_secret

@@ -173,3 +173,16 @@ def test_rotating_the_secret_signs_later_deliveries_with_the_new_one(batch, owne
     assert response.status_code == 200
     hook.refresh_from_db()
     assert hook.secret == response.json()["secret"] != old
+
+
+def test_the_schema_describes_the_notification_and_webhook_endpoints(owner):
+    paths = api(owner).get("/api/schema", {"format": "json"}).json()["paths"]
+    for path in (
+        "/api/notifications",
+        "/api/notifications/{id}/read",
+        "/api/notifications/read-all",
+        "/api/notifications/preferences",
+        "/api/batches/{batch_id}/webhooks",
+        "/api/batches/{batch_id}/webhooks/{id}/deliveries",
+    ):
+        assert path in paths, path
