@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from health.views import healthz
 
@@ -8,6 +10,11 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/", include("notifications.urls")),
     path("api/", include("gradeproject.api_urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", RedirectView.as_view(url="/batches", permanent=False), name="home"),
+    path("batches/", RedirectView.as_view(url="/batches", permanent=False, query_string=True)),
+    path("", include("batches.urls")),
 ]
 
 handler404 = "gradeproject.api_errors.not_found"

@@ -1,0 +1,364 @@
+"""Forms of the grader's web pages.
+
+They turn what a person typed into the arguments of the model methods and map
+the settings schema's field errors back onto the fields they came from.
+"""
+
+import json
+from typing import Any
+
+from django import forms
+from django.db import connections
+from django.db.models import Q
+from django.utils import timezone
+
+from batches.models import BatchStatus, JobBatch
+from grading.schema import KNOWN_PROVIDERS
+from templates_app.models import BatchTemplate
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+
+
+class TagsField(forms.CharField):
+    """Comma-separated tags in, a list of distinct short strings out."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 1000)
+        kwargs.setdefault("help_text", "Separate tags with commas.")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(value)
+        return value
+
+    def clean(self, value: Any) -> list[str]:
+        text = super().clean(value) or ""
+        tags = list(dict.fromkeys(tag.strip() for tag in text.split(",") if tag.strip()))
+        if len(tags) > MAX_TAGS:
+            raise forms.ValidationError(f"Use at most {MAX_TAGS} tags.")
+        too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
+        if too_long:
+            raise forms.ValidationError(
+                f"Tags must be at most {MAX_TAG_LENGTH} characters: {', '.join(too_long)[:200]}"
+            )
+        return tags
+
+
+class ModelsField(forms.CharField):
+    """Comma-separated model names for a model comparison."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(value)
+        return value
+
+    def clean(self, value: Any) -> list[str]:
+        text = super().clean(value) or ""
+        return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+
+
+class DeadlineField(forms.DateTimeField):
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", f"In {timezone.get_default_timezone_name()} time.")
+        super().__init__(**kwargs)
+
+
+class BatchFilterForm(forms.Form):
+    """The list's filters; the same parameter names as /api/batches."""
+
+    search = forms.CharField(required=False, max_length=200, label="Search")
+    status = forms.MultipleChoiceField(
+        choices=BatchStatus.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    priority_min = forms.IntegerField(required=False, min_value=1, max_value=10, label="Priority from")
+    priority_max = forms.IntegerField(required=False, min_value=1, max_value=10, label="to")
+    tags = TagsField(label="Tags", help_text="Batches with all of these tags.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("priority_min"), data.get("priority_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("priority_max", "The highest priority must not be below the lowest.")
+        return data
+
+    def filter(self, queryset):
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["status"]:
+            queryset = queryset.filter(status__in=data["status"])
+        if data["priority_min"] is not None:
+            queryset = queryset.filter(priority__gte=data["priority_min"])
+        if data["priority_max"] is not None:
+            queryset = queryset.filter(priority__lte=data["priority_max"])
+        for tag in data["tags"]:
+            queryset = _tagged(queryset, tag)
+        if data["search"]:
+            text = data["search"]
+            queryset = queryset.filter(
+                Q(name__icontains=text) | Q(description__icontains=text) | Q(tags__icontains=text)
+            )
+        return queryset
+
+    @property
+    def is_filtered(self) -> bool:
+        return self.is_bound and self.is_valid() and any(self.cleaned_data.values())
+
+
+def _tagged(queryset, tag: str):
+    if connections[queryset.db].vendor == "postgresql":
+        return queryset.filter(tags__contains=[tag])
+    return queryset.filter(tags__icontains=json.dumps(tag))
+
+
+class SettingsErrorsMixin:
+    """Puts a SettingsError's dotted paths on the form fields they came from."""
+
+    settings_fields: dict[str, str] = {}
+
+    def add_settings_errors(self, errors: dict[str, list[str]]) -> None:
+        for path, messages in errors.items():
+            field = next(
+                (
+                    name
+                    for prefix, name in self.settings_fields.items()
+                    if path == prefix or path.startswith(prefix + ".")
+                ),
+                None,
+            )
+            for message in messages:
+                if field in self.fields:
+                    self.add_error(field, message)
+                else:
+                    self.add_error(None, f"{path}: {message}")
+
+
+class ProviderChoiceField(forms.ChoiceField):
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("choices", [(name, name) for name in KNOWN_PROVIDERS])
+        super().__init__(**kwargs)
+
+
+class NewBatchForm(SettingsErrorsMixin, forms.Form):
+    settings_fields = {"provider": "provider", "models": "compare_models", "model": "model"}
+
+    template = forms.ModelChoiceField(
+        queryset=BatchTemplate.objects.none(), widget=forms.RadioSelect, empty_label=None
+    )
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    priority = forms.IntegerField(
+        min_value=1, max_value=10, initial=5, help_text="1 (lowest) to 10 (highest)."
+    )
+    tags = TagsField()
+    deadline = DeadlineField()
+    provider = ProviderChoiceField(label="Provider")
+    model = forms.CharField(required=False, max_length=200, label="Model")
+    compare_models = ModelsField(
+        label="Compare models",
+        help_text="Optional: several models, separated by commas; each document is graded by each.",
+    )
+
+    def __init__(self, *args: Any, user, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        templates = BatchTemplate.objects.visible_to(user).order_by("category", "name")
+        self.fields["template"].queryset = templates
+        self.fields["provider"].choices = [("", "As the template says"), *self.fields["provider"].choices]
+
+    def clean_deadline(self):
+        deadline = self.cleaned_data.get("deadline")
+        if deadline is not None and deadline <= timezone.now():
+            raise forms.ValidationError("The deadline must be in the future.")
+        return deadline
+
+    def overrides(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        settings: dict[str, Any] = {}
+        if data["provider"]:
+            settings["provider"] = data["provider"]
+        if data["model"]:
+            settings["model"] = data["model"]
+        if data["compare_models"]:
+            settings["models"] = data["compare_models"]
+        return settings
+
+    def batch_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        fields = ("name", "template", "description", "priority", "tags", "deadline")
+        return {name: data[name] for name in fields}
+
+
+class BatchDetailsForm(forms.ModelForm):
+    """What may change at any time before archive."""
+
+    tags = TagsField()
+    deadline = DeadlineField()
+
+    class Meta:
+        model = JobBatch
+        fields = ["name", "description", "priority", "tags", "deadline"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["priority"].min_value = 1
+        self.fields["priority"].max_value = 10
+        self.fields["priority"].widget.attrs.update(min=1, max=10)
+        self.fields["priority"].help_text = "1 (lowest) to 10 (highest)."
+
+    def clean_priority(self) -> int:
+        priority = self.cleaned_data["priority"]
+        if not 1 <= priority <= 10:
+            raise forms.ValidationError("Priority must be between 1 and 10.")
+        return priority
+
+
+# Settings a grader may edit on the page, by dotted path in the settings schema.
+EDITABLE_SETTINGS = {
+    "provider": "provider",
+    "model": "model",
+    "models": "compare_models",
+    "temperature": "temperature",
+    "max_output_tokens": "max_output_tokens",
+    "instructions": "instructions",
+    "processing.max_attempts": "max_attempts",
+    "processing.concurrency": "concurrency",
+}
+
+
+class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
+    """The grading settings of a draft or paused batch.
+
+    Shown with the effective values; saved as overrides of the template's: a
+    value equal to the template's is not stored, so later template edits still
+    reach this batch for everything the grader did not change.
+    """
+
+    settings_fields = EDITABLE_SETTINGS
+
+    provider = ProviderChoiceField(required=True)
+    model = forms.CharField(max_length=200)
+    compare_models = ModelsField(
+        label="Compare models",
+        help_text="Optional: several models, separated by commas; each new document is graded by each.",
+    )
+    temperature = forms.FloatField(min_value=0, max_value=2)
+    max_output_tokens = forms.IntegerField(min_value=1, max_value=100_000, label="Max output tokens")
+    instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    max_attempts = forms.IntegerField(min_value=1, max_value=20, label="Attempts per job")
+    concurrency = forms.IntegerField(min_value=1, max_value=512, label="Calls in flight")
+
+    def __init__(self, *args: Any, batch: JobBatch, **kwargs: Any):
+        self.batch = batch
+        effective = batch.effective_settings()
+        kwargs.setdefault("initial", {name: _at(effective, path) for path, name in EDITABLE_SETTINGS.items()})
+        super().__init__(*args, **kwargs)
+
+    def overrides(self) -> dict[str, Any]:
+        """The batch's settings overrides with this form's values applied."""
+        template_layer = self.batch.template.settings_layer() if self.batch.template_id else {}
+        settings = _copy(self.batch.settings)
+        for path, name in EDITABLE_SETTINGS.items():
+            value = self.cleaned_data[name]
+            if name == "compare_models" and not value and not _at(template_layer, path) or value == _at(template_layer, path):
+                _discard(settings, path)
+            else:
+                _put(settings, path, value)
+        return settings
+
+
+def _at(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _put(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[last] = value
+
+
+def _discard(data: dict[str, Any], path: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.get(part)
+        if not isinstance(data, dict):
+            return
+    data.pop(last, None)
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: _copy(value) if isinstance(value, dict) else value for key, value in data.items()}
+
+
+class ReviewForm(forms.Form):
+    """A reviewer's grade: a total, or a score per criterion that adds up to it, and a comment."""
+
+    score = forms.FloatField(required=False, min_value=0, label="Total score")
+    comment = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
+
+    def __init__(self, *args: Any, result, **kwargs: Any):
+        self.result = result
+        super().__init__(*args, **kwargs)
+        self.fields["score"].widget.attrs.update(max=f"{result.max_score:g}", step="any")
+        self.fields["score"].help_text = f"Out of {result.max_score:g}. Leave empty to add up the criteria."
+        reviewed = {item.get("key"): item.get("score") for item in result.reviewed_criteria or []}
+        for criterion in result.criteria:
+            key, maximum = criterion["key"], criterion.get("max_score") or 0
+            self.fields[f"criterion_{key}"] = forms.FloatField(
+                required=False,
+                min_value=0,
+                max_value=maximum or None,
+                label=criterion.get("name") or key,
+                initial=reviewed.get(key),
+                widget=forms.NumberInput(attrs={"step": "any", "max": f"{maximum:g}"}),
+            )
+        if result.is_reviewed:
+            self.fields["score"].initial = result.reviewed_score
+            self.fields["comment"].initial = result.review_comment
+
+    def clean_score(self) -> float | None:
+        score = self.cleaned_data.get("score")
+        if score is not None and score > self.result.max_score:
+            raise forms.ValidationError(f"The score must be between 0 and {self.result.max_score:g}.")
+        return score
+
+    def criterion_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("criterion_")]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        given = {
+            name.removeprefix("criterion_"): data.get(name)
+            for name in self.fields
+            if name.startswith("criterion_") and data.get(name) is not None
+        }
+        data["criteria"] = [
+            {"key": criterion["key"], "name": criterion.get("name", ""), "score": given[criterion["key"]]}
+            for criterion in self.result.criteria
+            if criterion["key"] in given
+        ]
+        if data.get("score") is None and not self.errors:
+            if given and len(given) == len(self.result.criteria):
+                data["score"] = round(sum(given.values()), 4)
+                if data["score"] > self.result.max_score:
+                    self.add_error("score", f"The criteria add up to more than {self.result.max_score:g}.")
+            else:
+                self.add_error("score", "Give a total score, or a score for every criterion.")
+        return data

@@ -1,0 +1,144 @@
+"""What the web pages show of a batch: its progress, its deadline standing and the
+actions a given user may take on it now.
+
+Nothing here changes a batch: the pages call JobBatch's methods for that. These
+helpers only decide what to offer, so a button is never shown for an action the
+state machine or the user's permissions would refuse.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from guardian.core import ObjectPermissionChecker
+
+from batches.models import BatchStatus, JobBatch
+from grading.models import JobStatus
+
+# The actions a grader can take from a row of the list; the detail page offers all.
+LIST_ACTIONS = ("start", "pause", "resume", "duplicate")
+DETAIL_ACTIONS = ("start", "pause", "resume", "cancel", "retry", "archive", "duplicate")
+
+# Which access each action needs. Duplicating copies the batch's documents into
+# a new batch of the user's, so it asks for the same access as starting it.
+ACTION_ACCESS = {action: "change" for action in DETAIL_ACTIONS} | {"delete": "delete"}
+
+ACTION_LABELS = {
+    "start": "Start",
+    "pause": "Pause",
+    "resume": "Resume",
+    "cancel": "Cancel",
+    "retry": "Retry failed",
+    "archive": "Archive",
+    "duplicate": "Duplicate",
+    "delete": "Delete",
+}
+
+
+def progress_counts(batch: JobBatch) -> dict[str, Any]:
+    """Job counts per status and percent done.
+
+    Read from `with_progress()` annotations when the batch came from such a
+    queryset (no further query), otherwise from one aggregate.
+    """
+    if not hasattr(batch, "jobs_total"):
+        return batch.progress()
+    counts: dict[str, Any] = {"total": batch.jobs_total}
+    for status in JobStatus:
+        counts[status.value] = getattr(batch, f"jobs_{status.value}")
+    done = sum(counts[status] for status in JobStatus.finished())
+    counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
+    return counts
+
+
+def done_count(counts: dict[str, Any]) -> int:
+    return sum(counts[status] for status in JobStatus.finished())
+
+
+def is_live(batch: JobBatch, counts: dict[str, Any]) -> bool:
+    """Whether the page should keep polling: workers may still change this batch."""
+    if batch.status in BatchStatus.active():
+        return True
+    # A paused batch's calls in flight still finish and move the bar.
+    return batch.status == BatchStatus.PAUSED and counts[JobStatus.PROCESSING] > 0
+
+
+def can_be_deleted(batch: JobBatch, counts: dict[str, Any]) -> bool:
+    """Mirrors JobBatch.delete_batch's refusal, so the button is offered only when it would work."""
+    busy = counts[JobStatus.QUEUED] + counts[JobStatus.PROCESSING]
+    return batch.status not in BatchStatus.active() and busy == 0
+
+
+def _state_allows(action: str, batch: JobBatch, counts: dict[str, Any]) -> bool:
+    if action == "delete":
+        return can_be_deleted(batch, counts)
+    if action not in BatchStatus(batch.status).allowed_actions:
+        return False
+    if action == "start":
+        return counts["total"] > 0
+    if action == "retry":
+        return counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED] > 0
+    return True
+
+
+def available_actions(
+    batch: JobBatch, access: set[str], counts: dict[str, Any], among: tuple[str, ...]
+) -> list[str]:
+    return [
+        action for action in among if ACTION_ACCESS[action] in access and _state_allows(action, batch, counts)
+    ]
+
+
+def access_to(user, batch: JobBatch) -> set[str]:
+    """The user's access to one batch: a subset of {"view", "change", "delete", "manage"}."""
+    return access_to_each(user, [batch])[batch.pk]
+
+
+def access_to_each(user, batches: list[JobBatch]) -> dict[int, set[str]]:
+    """Access per batch for a page of batches, in two queries whatever the page size."""
+    checker = ObjectPermissionChecker(user)
+    shared = [batch for batch in batches if batch.owner_id != user.pk]
+    if shared and not user.is_superuser:
+        checker.prefetch_perms(shared)
+    access = {}
+    for batch in batches:
+        if user.is_superuser or batch.owner_id == user.pk:
+            access[batch.pk] = {"view", "change", "delete", "manage"}
+        else:
+            access[batch.pk] = {codename.split("_", 1)[0] for codename in checker.get_perms(batch)}
+    return access
+
+
+@dataclass
+class BatchRow:
+    """One batch as a row of the list (or the header of its page)."""
+
+    batch: JobBatch
+    access: set[str]
+    counts: dict[str, Any] = field(init=False)
+    actions: list[str] = field(init=False)
+    live: bool = field(init=False)
+    standing: str | None = field(init=False)
+    among: tuple[str, ...] = LIST_ACTIONS
+
+    def __post_init__(self) -> None:
+        self.counts = progress_counts(self.batch)
+        self.actions = available_actions(self.batch, self.access, self.counts, self.among)
+        self.live = is_live(self.batch, self.counts)
+        self.standing = self.batch.deadline_standing(counts=self.counts)
+
+    @property
+    def done(self) -> int:
+        return done_count(self.counts)
+
+    @property
+    def can_delete(self) -> bool:
+        return "delete" in self.access and can_be_deleted(self.batch, self.counts)
+
+    @property
+    def can_change(self) -> bool:
+        return "change" in self.access
+
+
+def rows_for(user, batches: list[JobBatch], among: tuple[str, ...] = LIST_ACTIONS) -> list[BatchRow]:
+    access = access_to_each(user, batches)
+    return [BatchRow(batch, access[batch.pk], among=among) for batch in batches]

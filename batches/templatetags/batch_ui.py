@@ -1,0 +1,91 @@
+"""Small pieces of the batch pages: status badges, progress bars, deadline flags."""
+
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+
+from batches.models import BatchStatus
+from grading.models import JobStatus
+
+register = template.Library()
+
+STANDING_LABELS = {"on_track": "On track", "at_risk": "At risk", "late": "Late"}
+
+
+@register.simple_tag
+def status_badge(status: str, kind: str = "batch") -> str:
+    choices = BatchStatus if kind == "batch" else JobStatus
+    try:
+        label = choices(status).label
+    except ValueError:
+        label = status
+    return format_html('<span class="badge badge-{}">{}</span>', status, label)
+
+
+@register.simple_tag
+def standing_badge(standing: str | None) -> str:
+    if not standing:
+        return ""
+    return format_html(
+        '<span class="flag flag-{}">{}</span>', standing.replace("_", "-"), STANDING_LABELS[standing]
+    )
+
+
+@register.inclusion_tag("batches/_progress.html")
+def progress_bar(counts: dict[str, Any], label: str, size: str = "") -> dict[str, Any]:
+    """A bar stacked from completed, failed and cancelled jobs, with the text beside it."""
+    total = counts["total"] or 0
+
+    def share(status: str) -> float:
+        return round(100 * counts[status] / total, 2) if total else 0
+
+    done = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
+    return {
+        "counts": counts,
+        "label": label,
+        "size": size,
+        "total": total,
+        "done": done,
+        "percent": counts["percent"],
+        "segments": [
+            ("completed", share(JobStatus.COMPLETED)),
+            ("failed", share(JobStatus.FAILED)),
+            ("cancelled", share(JobStatus.CANCELLED)),
+            ("processing", share(JobStatus.PROCESSING)),
+        ],
+    }
+
+
+@register.filter
+def score_text(result) -> str:
+    if result is None:
+        return "—"
+    return f"{result.final_score:g} / {result.max_score:g}"
+
+
+@register.filter
+def percent(value: float | None, total: float | None) -> float:
+    if not total or value is None:
+        return 0
+    return round(100 * value / total, 1)
+
+
+@register.filter
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    return mapping.get(key)
+
+
+@register.filter
+def rubric_total(rubric) -> float:
+    """Points of a rubric, whether a validated schema object or the template's JSON."""
+    criteria = rubric.get("criteria", []) if isinstance(rubric, dict) else rubric.criteria
+    return sum(c["points"] if isinstance(c, dict) else c.points for c in criteria)
+
+
+@register.filter
+def num(value: float | None) -> str:
+    """A score as people write it: 12, 12.5, 12.75 — never 12.00."""
+    if value is None or value == "":
+        return "—"
+    return f"{round(float(value), 2):g}"

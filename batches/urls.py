@@ -1,0 +1,22 @@
+from django.urls import path
+
+from batches import views
+
+app_name = "batches"
+
+urlpatterns = [
+    path("batches", views.batch_list, name="list"),
+    path("batches/live", views.batch_list_live, name="list-live"),
+    path("batches/new", views.batch_new, name="new"),
+    path("batches/new/template", views.template_preview, name="template-preview"),
+    path("batches/<int:pk>", views.batch_detail, name="detail"),
+    path("batches/<int:pk>/live", views.batch_live, name="live"),
+    path("batches/<int:pk>/documents", views.batch_documents, name="documents"),
+    path("batches/<int:pk>/delete", views.batch_delete, name="delete"),
+    path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
+    path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
+    *[
+        path(f"batches/<int:pk>/{action}", views.batch_action, {"action": action}, name=action)
+        for action in views.ACTION_METHODS
+    ],
+]

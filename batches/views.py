@@ -1,0 +1,359 @@
+"""The grader's web pages: /batches, /batches/<id> and a job's page.
+
+Views stay thin: they find what the user may see (anything else is a 404),
+check what the user may change (a 403 page that says why), call the batch's
+methods and render. A refused transition becomes a message on the page.
+"""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from batches.exceptions import InvalidTransition
+from batches.forms import BatchFilterForm, NewBatchForm, ReviewForm
+from batches.models import JobBatch
+from batches.presenters import (
+    ACTION_ACCESS,
+    ACTION_LABELS,
+    DETAIL_ACTIONS,
+    BatchRow,
+    access_to,
+    rows_for,
+)
+from grading.models import GradingJob
+from grading.schema import SettingsError
+from templates_app.models import BatchTemplate
+
+PAGE_SIZE = 20
+JOBS_PAGE_SIZE = 25
+# How many rows one live refresh of the list may ask about (a page holds PAGE_SIZE).
+MAX_LIVE_IDS = 100
+
+ACCESS_WORDS = {"change": "change it", "delete": "delete it", "manage": "share it"}
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def _visible_batches(request: HttpRequest):
+    return JobBatch.objects.visible_to(request.user).select_related("owner", "template")
+
+
+def _batch_or_404(request: HttpRequest, pk: int) -> JobBatch:
+    return get_object_or_404(_visible_batches(request).with_progress(), pk=pk)
+
+
+def _require(access: set[str], needed: str) -> None:
+    """A viewer who may not do this gets a 403 page that says so (strangers never get here: 404)."""
+    if needed not in access:
+        raise PermissionDenied(
+            f"You can view this batch but not {ACCESS_WORDS[needed]}. Ask its owner for {needed} access."
+        )
+
+
+def _back(request: HttpRequest, default: str) -> str:
+    """Where a form posted from a list or detail page should land: its `next`, if local."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _jobs_page(batch: JobBatch, number: Any):
+    jobs = (
+        GradingJob.objects.in_batch(batch).select_related("document", "result").order_by("created_at", "id")
+    )
+    return Paginator(jobs, JOBS_PAGE_SIZE).get_page(number)
+
+
+# --- the list -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def batch_list(request: HttpRequest) -> HttpResponse:
+    filters = BatchFilterForm(request.GET or None)
+    batches = filters.filter(_visible_batches(request)).with_progress().order_by("-created_at", "-id")
+    page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = rows_for(request.user, list(page.object_list))
+    context = {
+        "filters": filters,
+        "page": page,
+        "rows": rows,
+        "live_ids": [row.batch.pk for row in rows if row.live],
+        "has_any": bool(rows) or _visible_batches(request).exists(),
+        "action_labels": ACTION_LABELS,
+    }
+    return render(request, "batches/list.html", context)
+
+
+@login_required
+@require_GET
+def batch_list_live(request: HttpRequest) -> HttpResponse:
+    """Fresh rows for the list's active batches; polled by htmx only while one is active."""
+    try:
+        ids = [int(value) for value in request.GET.getlist("id")[:MAX_LIVE_IDS]]
+    except ValueError:
+        return HttpResponseBadRequest("Batch ids must be whole numbers.")
+    batches = _visible_batches(request).with_progress().filter(pk__in=ids)
+    rows = rows_for(request.user, list(batches))
+    context = {
+        "rows": rows,
+        "live_ids": [row.batch.pk for row in rows if row.live],
+        "next": _back(request, reverse("batches:list")),
+        "action_labels": ACTION_LABELS,
+    }
+    return render(request, "batches/_list_live.html", context)
+
+
+# --- creating ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_new(request: HttpRequest) -> HttpResponse:
+    form = NewBatchForm(request.POST or None, user=request.user, initial=_new_batch_initial(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = JobBatch.objects.create_from_template(
+                owner=request.user, settings=form.overrides(), **form.batch_fields()
+            )
+        except SettingsError as exc:
+            form.add_settings_errors(exc.errors)
+        else:
+            messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
+            return redirect("batches:documents", pk=batch.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    context = {"form": form, "preview": _preview_template(request, form)}
+    return render(request, "batches/new.html", context, status=status)
+
+
+def _new_batch_initial(request: HttpRequest) -> dict[str, Any]:
+    slug = request.GET.get("template")
+    template = BatchTemplate.objects.visible_to(request.user).filter(slug=slug).first() if slug else None
+    if template is None:
+        template = BatchTemplate.objects.visible_to(request.user).order_by("category", "name").first()
+    return {"template": template, "priority": 5}
+
+
+def _preview_template(request: HttpRequest, form: NewBatchForm) -> BatchTemplate | None:
+    chosen = form["template"].value()
+    templates = BatchTemplate.objects.visible_to(request.user)
+    if isinstance(chosen, BatchTemplate):
+        return chosen
+    if chosen and str(chosen).isdigit():
+        return templates.filter(pk=int(chosen)).first()
+    return None
+
+
+@login_required
+@require_GET
+def template_preview(request: HttpRequest) -> HttpResponse:
+    """The chosen template's description and rubric, swapped in by htmx as the choice changes."""
+    value = request.GET.get("template", "")
+    template = None
+    if value.isdigit():
+        template = BatchTemplate.objects.visible_to(request.user).filter(pk=int(value)).first()
+    return render(request, "batches/_template_preview.html", {"template": template})
+
+
+# --- one batch ------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
+    row = BatchRow(batch, access_to(request.user, batch), among=DETAIL_ACTIONS)
+    try:
+        settings, settings_error = batch.validated_settings(), None
+    except SettingsError as exc:
+        settings, settings_error = None, exc
+    return {
+        "batch": batch,
+        "row": row,
+        "jobs": _jobs_page(batch, request.GET.get("page")),
+        "settings": settings,
+        "settings_error": settings_error,
+        "action_labels": ACTION_LABELS,
+    }
+
+
+@login_required
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch_or_404(request, pk)
+    return render(request, "batches/detail.html", _detail_context(request, batch))
+
+
+@login_required
+@require_GET
+def batch_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The parts of a batch's page that workers change, polled while the batch is live.
+
+    When the batch stops being live the page reloads once, so what appears
+    only at the end (analytics, final actions) is drawn by the full page.
+    """
+    batch = _batch_or_404(request, pk)
+    context = _detail_context(request, batch)
+    response = render(request, "batches/_detail_live.html", context)
+    if not context["row"].live:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+ACTION_METHODS = {
+    "start": lambda batch, user: batch.start_batch(),
+    "pause": lambda batch, user: batch.pause_batch(),
+    "resume": lambda batch, user: batch.resume_batch(),
+    "cancel": lambda batch, user: batch.cancel_batch(),
+    "retry": lambda batch, user: batch.retry_failed_jobs(),
+    "archive": lambda batch, user: batch.archive(),
+    "duplicate": lambda batch, user: batch.duplicate(owner=user),
+}
+
+ACTION_DONE = {
+    "start": "Started “{name}”: its jobs are queued for grading.",
+    "pause": "Paused “{name}”: no new job starts; jobs in flight finish.",
+    "resume": "Resumed “{name}”.",
+    "cancel": "Cancelled “{name}”: queued jobs will not be graded.",
+    "retry": "Re-queued the failed and cancelled jobs of “{name}”.",
+    "archive": "Archived “{name}”.",
+    "duplicate": "Created “{name}”, a draft copy with the same settings and documents.",
+}
+
+
+@login_required
+@require_POST
+def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), ACTION_ACCESS[action])
+    back = _back(request, reverse("batches:detail", args=[batch.pk]))
+    try:
+        outcome = ACTION_METHODS[action](batch, request.user)
+    except InvalidTransition as exc:
+        messages.error(request, f"{ACTION_LABELS[action]} refused: {exc.detail}")
+        return redirect(back)
+    messages.success(request, ACTION_DONE[action].format(name=outcome.name))
+    if action == "duplicate":
+        return redirect("batches:detail", pk=outcome.pk)
+    return redirect(back)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """A confirmation page, then the deletion (refused while work is queued or in flight)."""
+    batch = _batch_or_404(request, pk)
+    row = BatchRow(batch, access_to(request.user, batch), among=DETAIL_ACTIONS)
+    _require(row.access, "delete")
+    if request.method == "POST":
+        try:
+            batch.delete_batch()
+        except InvalidTransition as exc:
+            messages.error(request, f"Delete refused: {exc.detail}")
+            return redirect("batches:detail", pk=batch.pk)
+        messages.success(request, f"Deleted “{batch.name}” and its {row.counts['total']} job(s).")
+        return redirect("batches:list")
+    return render(request, "batches/delete.html", {"batch": batch, "row": row})
+
+
+@login_required
+@require_GET
+def batch_documents(request: HttpRequest, pk: int) -> HttpResponse:
+    """The second step of creating a batch: add its documents, then start it."""
+    batch = _batch_or_404(request, pk)
+    row = BatchRow(batch, access_to(request.user, batch), among=DETAIL_ACTIONS)
+    _require(row.access, "change")
+    context = {"batch": batch, "row": row, "jobs": _jobs_page(batch, request.GET.get("page"))}
+    return render(request, "batches/documents.html", context)
+
+
+# --- jobs -----------------------------------------------------------------------------
+
+
+def _job_or_404(batch: JobBatch, job_id: int) -> GradingJob:
+    jobs = GradingJob.objects.in_batch(batch).select_related("document", "result", "result__reviewer")
+    return get_object_or_404(jobs, pk=job_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """The document beside the AI's grade, and the review form."""
+    batch = _batch_or_404(request, pk)
+    job = _job_or_404(batch, job_id)
+    access = access_to(request.user, batch)
+    result = getattr(job, "result", None)
+    form = ReviewForm(request.POST or None, result=result) if result is not None else None
+    if request.method == "POST":
+        _require(access, "change")
+        if form is None:
+            messages.error(request, "This job has no grade to review yet.")
+            return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+        if form.is_valid():
+            try:
+                result.record_review(
+                    request.user,
+                    form.cleaned_data["score"],
+                    criteria=form.cleaned_data["criteria"],
+                    comment=form.cleaned_data["comment"],
+                )
+            except ValueError as exc:
+                form.add_error("score", str(exc))
+            else:
+                messages.success(request, "Review saved. The AI's grade is kept beside it.")
+                return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+    context = {
+        "batch": batch,
+        "job": job,
+        "result": result,
+        "form": form,
+        "can_change": "change" in access,
+        "criteria": _criteria_rows(result),
+    }
+    return render(
+        request, "batches/job.html", context, status=400 if form is not None and form.errors else 200
+    )
+
+
+def _criteria_rows(result) -> list[dict[str, Any]]:
+    """The AI's per-criterion grade with the reviewer's score beside it, when there is one."""
+    if result is None:
+        return []
+    reviewed = {item.get("key"): item.get("score") for item in result.reviewed_criteria or []}
+    rows = []
+    for criterion in result.criteria:
+        maximum = criterion.get("max_score") or 0
+        score = criterion.get("score") or 0
+        rows.append(
+            {
+                **criterion,
+                "percent": round(100 * score / maximum) if maximum else 0,
+                "reviewed_score": reviewed.get(criterion.get("key")),
+            }
+        )
+    return rows
+
+
+@login_required
+@require_POST
+def job_remove(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    job = _job_or_404(batch, job_id)
+    back = _back(request, reverse("batches:detail", args=[batch.pk]))
+    try:
+        batch.remove_job(job)
+    except InvalidTransition as exc:
+        messages.error(request, f"Removing “{job.name}” refused: {exc.detail}")
+    else:
+        messages.success(request, f"Removed “{job.name}” from the batch.")
+    return redirect(back)

@@ -1,0 +1,46 @@
+// Drag and drop onto the upload zone. The zone is a label for a real file
+// input, so the picker and the keyboard work without this script; it only adds
+// dropping files and a list of what was chosen.
+(function () {
+  "use strict";
+
+  function showChosen(input) {
+    var list = document.getElementById(input.getAttribute("aria-controls"));
+    if (!list) return;
+    list.textContent = "";
+    Array.prototype.forEach.call(input.files, function (file) {
+      var item = document.createElement("li");
+      item.textContent = file.name;
+      list.appendChild(item);
+    });
+  }
+
+  function wire(zone) {
+    var input = zone.querySelector('input[type="file"]');
+    if (!input || zone.dataset.wired) return;
+    zone.dataset.wired = "1";
+    input.addEventListener("change", function () { showChosen(input); });
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        event.preventDefault();
+        zone.classList.add("is-dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("is-dragging"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      showChosen(input);
+    });
+  }
+
+  function wireAll(root) {
+    (root || document).querySelectorAll("[data-dropzone]").forEach(wire);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { wireAll(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { wireAll(event.target); });
+})();
