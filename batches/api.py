@@ -6,7 +6,6 @@ result. Refusals surface as InvalidTransition, which the API's exception
 handler turns into a 409.
 """
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -17,11 +16,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from batches.bulk import ACTIONS, run_bulk
-from batches.exceptions import InvalidTransition
 from batches.filters import BatchFilter
-from batches.models import BatchStatus, JobBatch
+from batches.models import JobBatch
 from batches.serializers import MAX_IDS, AddJobsSerializer, JobBatchSerializer, TagsField
-from batches.uploads import read_upload, store_upload
+from batches.uploads import add_upload
 from gradeproject.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from gradeproject.api_permissions import ObjectPermission
 from gradeproject.api_sharing import SharingViewSetMixin
@@ -233,22 +231,14 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], serializer_class=None)
     def documents(self, request, pk=None) -> Response:
         batch = self.get_object()
-        if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED):
-            raise InvalidTransition(
-                "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
-            )
-        _refuse_oversized_body(request)
-        uploads = read_upload(request.FILES.getlist("files"))
-        documents, jobs = store_upload(batch, request.user, uploads)
-        started = False
-        if batch.status == BatchStatus.DRAFT and batch.validated_settings().processing.auto_start:
-            batch.start_batch()
-            started = True
-        created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in jobs]))
+        added = add_upload(
+            batch, request.user, lambda: request.FILES.getlist("files"), request.META.get("CONTENT_LENGTH")
+        )
+        created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in added.jobs]))
         body = {
-            "documents": DocumentSummarySerializer(documents, many=True).data,
+            "documents": DocumentSummarySerializer(added.documents, many=True).data,
             "jobs": GradingJobSerializer(created, many=True).data,
-            "started": started,
+            "started": added.started,
             "batch": self.represent(batch.pk),
         }
         return Response(body, status=status.HTTP_201_CREATED)
@@ -284,20 +274,3 @@ def _bounded_id(value: str) -> int:
     if not 0 < number < 2**63:
         raise NotFound()
     return number
-
-
-def _refuse_oversized_body(request) -> None:
-    """Refuse before Django reads the body into temporary files."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-    if length > limit + 1024 * 1024:  # room for the multipart framing
-        raise ValidationError(
-            {
-                "files": [
-                    f"The upload is {length / 1024 / 1024:.0f} MB; the limit is {settings.MAX_UPLOAD_MB} MB."
-                ]
-            }
-        )

@@ -4,16 +4,15 @@ They turn what a person typed into the arguments of the model methods and map
 the settings schema's field errors back onto the fields they came from.
 """
 
-import json
 from typing import Any
 
 from django import forms
-from django.db import connections
-from django.db.models import Q
 from django.utils import timezone
 
+from batches.filters import BatchFilter, Statuses
 from batches.models import BatchStatus, JobBatch
-from grading.schema import KNOWN_PROVIDERS
+from grading.providers import available_providers
+from grading.schema import GradingSettings, Processing
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -75,15 +74,7 @@ class DeadlineField(forms.DateTimeField):
 
 
 class BatchFilterForm(forms.Form):
-    """The list's filters; the same parameter names as /api/batches."""
-
-    search = forms.CharField(required=False, max_length=200, label="Search")
-    status = forms.MultipleChoiceField(
-        choices=BatchStatus.choices, required=False, widget=forms.CheckboxSelectMultiple
-    )
-    priority_min = forms.IntegerField(required=False, min_value=1, max_value=10, label="Priority from")
-    priority_max = forms.IntegerField(required=False, min_value=1, max_value=10, label="to")
-    tags = TagsField(label="Tags", help_text="Batches with all of these tags.")
+    """The base form of the list's filters: the range check a person needs spelled out."""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -92,34 +83,22 @@ class BatchFilterForm(forms.Form):
             self.add_error("priority_max", "The highest priority must not be below the lowest.")
         return data
 
-    def filter(self, queryset):
-        if not self.is_valid():
-            return queryset
-        data = self.cleaned_data
-        if data["status"]:
-            queryset = queryset.filter(status__in=data["status"])
-        if data["priority_min"] is not None:
-            queryset = queryset.filter(priority__gte=data["priority_min"])
-        if data["priority_max"] is not None:
-            queryset = queryset.filter(priority__lte=data["priority_max"])
-        for tag in data["tags"]:
-            queryset = _tagged(queryset, tag)
-        if data["search"]:
-            text = data["search"]
-            queryset = queryset.filter(
-                Q(name__icontains=text) | Q(description__icontains=text) | Q(tags__icontains=text)
-            )
-        return queryset
+
+class PageBatchFilter(BatchFilter):
+    """The API's filters (same names, same meaning), with widgets for the page."""
+
+    status = Statuses(choices=BatchStatus.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta(BatchFilter.Meta):
+        form = BatchFilterForm
+
+    def filtered(self):
+        """The filtered batches; all of them when a filter is invalid (the page says so)."""
+        return self.qs if self.is_bound and self.is_valid() else self.queryset
 
     @property
     def is_filtered(self) -> bool:
-        return self.is_bound and self.is_valid() and any(self.cleaned_data.values())
-
-
-def _tagged(queryset, tag: str):
-    if connections[queryset.db].vendor == "postgresql":
-        return queryset.filter(tags__contains=[tag])
-    return queryset.filter(tags__icontains=json.dumps(tag))
+        return self.is_bound and self.is_valid() and any(self.form.cleaned_data.values())
 
 
 class SettingsErrorsMixin:
@@ -147,7 +126,7 @@ class SettingsErrorsMixin:
 class ProviderChoiceField(forms.ChoiceField):
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("choices", [(name, name) for name in KNOWN_PROVIDERS])
+        kwargs.setdefault("choices", [(name, name) for name in available_providers()])
         super().__init__(**kwargs)
 
 
@@ -200,29 +179,22 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
         return {name: data[name] for name in fields}
 
 
-class BatchDetailsForm(forms.ModelForm):
+class BatchDetailsForm(forms.Form):
     """What may change at any time before archive."""
 
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    priority = forms.IntegerField(min_value=1, max_value=10, help_text="1 (lowest) to 10 (highest).")
     tags = TagsField()
     deadline = DeadlineField()
 
-    class Meta:
-        model = JobBatch
-        fields = ["name", "description", "priority", "tags", "deadline"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
-
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, batch: JobBatch, **kwargs: Any):
+        self.batch = batch
+        kwargs.setdefault("initial", {name: getattr(batch, name) for name in self.base_fields})
         super().__init__(*args, **kwargs)
-        self.fields["priority"].min_value = 1
-        self.fields["priority"].max_value = 10
-        self.fields["priority"].widget.attrs.update(min=1, max=10)
-        self.fields["priority"].help_text = "1 (lowest) to 10 (highest)."
 
-    def clean_priority(self) -> int:
-        priority = self.cleaned_data["priority"]
-        if not 1 <= priority <= 10:
-            raise forms.ValidationError("Priority must be between 1 and 10.")
-        return priority
+    def changes(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)
 
 
 # Settings a grader may edit on the page, by dotted path in the settings schema.
@@ -266,17 +238,30 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
         kwargs.setdefault("initial", {name: _at(effective, path) for path, name in EDITABLE_SETTINGS.items()})
         super().__init__(*args, **kwargs)
 
+    def changes(self) -> dict[str, Any]:
+        return {"settings": self.overrides()}
+
     def overrides(self) -> dict[str, Any]:
         """The batch's settings overrides with this form's values applied."""
         template_layer = self.batch.template.settings_layer() if self.batch.template_id else {}
         settings = _copy(self.batch.settings)
         for path, name in EDITABLE_SETTINGS.items():
             value = self.cleaned_data[name]
-            if name == "compare_models" and not value and not _at(template_layer, path) or value == _at(template_layer, path):
+            if value == _baseline(template_layer, path):
                 _discard(settings, path)
             else:
                 _put(settings, path, value)
         return settings
+
+
+def _baseline(template_layer: dict[str, Any], path: str) -> Any:
+    """What the batch gets for `path` without an override: the template's value, else the schema's default."""
+    value = _at(template_layer, path)
+    if value is not None:
+        return value
+    *parents, last = path.split(".")
+    schema = Processing if parents == ["processing"] else GradingSettings
+    return schema.model_fields[last].get_default(call_default_factory=True)
 
 
 def _at(data: dict[str, Any], path: str) -> Any:

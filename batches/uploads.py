@@ -9,6 +9,7 @@ inflated once every bound holds, and then never past their declared size
 """
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
@@ -18,7 +19,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
-from batches.models import JobBatch
+from batches.exceptions import InvalidTransition
+from batches.models import BatchStatus, JobBatch
 from grading.documents import safe_filename, store_document
 from grading.models import Document, GradingJob
 
@@ -100,11 +102,23 @@ class _Check:
         return problems
 
 
+class UploadRefused(ValidationError):
+    """An upload refused as a whole, with one sentence per problem (naming its file).
+
+    A DRF ValidationError, so the API answers 400 `{"files": [...]}`; the web
+    pages list `problems` beside the upload form.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__({"files": problems})
+
+
 def read_upload(files: list[UploadedFile], limits: Limits | None = None) -> list[Upload]:
-    """Every document of the request, ZIPs expanded; raises a 400 listing every problem."""
+    """Every document of the request, ZIPs expanded; raises UploadRefused listing every problem."""
     limits = limits or Limits.from_settings()
     if not files:
-        raise ValidationError({"files": ["Attach one or more files in the multipart field “files”."]})
+        raise UploadRefused(["Attach one or more files in the multipart field “files”."])
     check = _Check(limits)
     plain: list[tuple[str, UploadedFile]] = []
     archives: list[tuple[str, zipfile.ZipFile, list[zipfile.ZipInfo]]] = []
@@ -128,7 +142,7 @@ def read_upload(files: list[UploadedFile], limits: Limits | None = None) -> list
 
 def _raise_if(problems: list[str]) -> None:
     if problems:
-        raise ValidationError({"files": problems})
+        raise UploadRefused(problems)
 
 
 def _read(upload: UploadedFile) -> bytes:
@@ -228,3 +242,50 @@ def store_upload(batch: JobBatch, owner, uploads: list[Upload]) -> tuple[list[Do
             document.file.delete(save=False)
         raise
     return stored, jobs
+
+
+def refuse_oversized(content_length: str | int | None) -> None:
+    """Refuse a request body over the upload limit before Django reads it into temporary files."""
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        length = 0
+    limit = settings.MAX_UPLOAD_MB * MIB
+    if length > limit + MIB:  # room for the multipart framing
+        raise UploadRefused(
+            [f"The upload is {length / MIB:.0f} MB; the limit is {settings.MAX_UPLOAD_MB} MB."]
+        )
+
+
+@dataclass(frozen=True)
+class Added:
+    documents: list[Document]
+    jobs: list[GradingJob]
+    started: bool
+
+
+def add_upload(
+    batch: JobBatch,
+    owner,
+    files: Callable[[], list[UploadedFile]],
+    content_length: str | int | None = None,
+) -> Added:
+    """The whole upload into a batch, for the API and the web pages alike.
+
+    `files` is called only after the cheap refusals, so a request to a batch
+    that takes no documents now (InvalidTransition) or a body over the limit
+    (UploadRefused) is answered before Django parses the multipart body.
+    Then every bound is checked, everything stored or nothing, and the batch
+    started when its processing rules say auto_start.
+    """
+    if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED):
+        raise InvalidTransition(
+            "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
+        )
+    refuse_oversized(content_length)
+    documents, jobs = store_upload(batch, owner, read_upload(files()))
+    started = False
+    if batch.status == BatchStatus.DRAFT and batch.validated_settings().processing.auto_start:
+        batch.start_batch()
+        started = True
+    return Added(documents, jobs, started)

@@ -12,7 +12,9 @@ urlpatterns = [
     path("batches/<int:pk>", views.batch_detail, name="detail"),
     path("batches/<int:pk>/live", views.batch_live, name="live"),
     path("batches/<int:pk>/documents", views.batch_documents, name="documents"),
+    path("batches/<int:pk>/upload", views.batch_upload, name="upload"),
     path("batches/<int:pk>/delete", views.batch_delete, name="delete"),
+    path("batches/<int:pk>/edit", views.batch_edit, name="edit"),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
     *[

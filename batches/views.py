@@ -7,19 +7,21 @@ methods and render. A refused transition becomes a message on the page.
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches.exceptions import InvalidTransition
-from batches.forms import BatchFilterForm, NewBatchForm, ReviewForm
-from batches.models import JobBatch
+from batches.forms import BatchDetailsForm, BatchSettingsForm, NewBatchForm, PageBatchFilter, ReviewForm
+from batches.models import BatchStatus, JobBatch
 from batches.presenters import (
     ACTION_ACCESS,
     ACTION_LABELS,
@@ -28,6 +30,7 @@ from batches.presenters import (
     access_to,
     rows_for,
 )
+from batches.uploads import UploadRefused, add_upload
 from grading.models import GradingJob
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
@@ -82,8 +85,8 @@ def _jobs_page(batch: JobBatch, number: Any):
 @login_required
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    filters = BatchFilterForm(request.GET or None)
-    batches = filters.filter(_visible_batches(request)).with_progress().order_by("-created_at", "-id")
+    filters = PageBatchFilter(request.GET or None, queryset=_visible_batches(request))
+    batches = filters.filtered().with_progress().order_by("-created_at", "-id")
     page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = rows_for(request.user, list(page.object_list))
     context = {
@@ -183,6 +186,8 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         "settings": settings,
         "settings_error": settings_error,
         "action_labels": ACTION_LABELS,
+        "upload_limits": _upload_limits(),
+        "upload_next": reverse("batches:detail", args=[batch.pk]),
     }
 
 
@@ -270,10 +275,106 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_documents(request: HttpRequest, pk: int) -> HttpResponse:
     """The second step of creating a batch: add its documents, then start it."""
     batch = _batch_or_404(request, pk)
+    return _documents_page(request, batch)
+
+
+def _documents_page(
+    request: HttpRequest, batch: JobBatch, upload_errors: list[str] | None = None, status: int = 200
+) -> HttpResponse:
     row = BatchRow(batch, access_to(request.user, batch), among=DETAIL_ACTIONS)
     _require(row.access, "change")
-    context = {"batch": batch, "row": row, "jobs": _jobs_page(batch, request.GET.get("page"))}
-    return render(request, "batches/documents.html", context)
+    context = {
+        "batch": batch,
+        "row": row,
+        "jobs": _jobs_page(batch, request.GET.get("page")),
+        "upload_errors": upload_errors,
+        "upload_limits": _upload_limits(),
+        "upload_next": reverse("batches:documents", args=[batch.pk]),
+    }
+    return render(request, "batches/documents.html", context, status=status)
+
+
+def _upload_limits() -> dict[str, int]:
+    return {"file_mb": settings.MAX_DOCUMENT_MB, "files": settings.MAX_FILES_PER_UPLOAD}
+
+
+@login_required
+@require_POST
+def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    """Several files or a ZIP, from the picker or dropped; all stored or none, each problem listed."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    back = _back(request, reverse("batches:documents", args=[batch.pk]))
+    try:
+        added = add_upload(
+            batch, request.user, lambda: _chosen_files(request), request.META.get("CONTENT_LENGTH")
+        )
+    except InvalidTransition as exc:
+        messages.error(request, f"Upload refused: {exc.detail}")
+        return redirect(back)
+    except UploadRefused as exc:
+        return _documents_page(
+            request, batch, upload_errors=[str(problem) for problem in exc.problems], status=400
+        )
+    except SettingsError as exc:
+        messages.error(request, f"Upload refused: the batch's settings are not valid ({exc}).")
+        return redirect(back)
+    count = len(added.documents)
+    text = f"Uploaded {count} document{pluralize(count)}: {len(added.jobs)} job{pluralize(len(added.jobs))} added."
+    if added.started:
+        text += " Grading has started, as the template's rules say."
+    messages.success(request, text)
+    return redirect(back)
+
+
+def _chosen_files(request: HttpRequest) -> list:
+    files = request.FILES.getlist("files")
+    if not files:
+        raise UploadRefused(["Choose one or more files to upload first."])
+    return files
+
+
+EDIT_FORMS = {"details": BatchDetailsForm, "settings": BatchSettingsForm}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Name, priority, tags and deadline until archived; grading settings while draft or paused."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    if batch.status == BatchStatus.ARCHIVED:
+        messages.error(request, "An archived batch cannot be changed. Duplicate it to work on a copy.")
+        return redirect("batches:detail", pk=batch.pk)
+    part = request.POST.get("part") if request.method == "POST" else None
+    if part is not None and part not in EDIT_FORMS:
+        return HttpResponseBadRequest("Unknown form.")
+    editable = BatchStatus(batch.status).settings_editable
+    forms = {
+        name: form_class(request.POST if part == name else None, batch=batch)
+        for name, form_class in EDIT_FORMS.items()
+        if name == "details" or editable or part == name
+    }
+    if part is not None and forms[part].is_valid():
+        form = forms[part]
+        try:
+            batch.edit(**form.changes())
+        except InvalidTransition as exc:
+            messages.error(request, f"Not saved: {exc.detail}")
+            return redirect("batches:edit", pk=batch.pk)
+        except SettingsError as exc:
+            form.add_settings_errors(exc.errors)
+        else:
+            messages.success(request, f"Saved the {part} of “{batch.name}”.")
+            return redirect("batches:detail", pk=batch.pk)
+    context = {
+        "batch": batch,
+        "details": forms["details"],
+        "settings_form": forms.get("settings"),
+        "editable": editable,
+    }
+    status = 400 if part is not None and forms[part].errors else 200
+    return render(request, "batches/edit.html", context, status=status)
 
 
 # --- jobs -----------------------------------------------------------------------------

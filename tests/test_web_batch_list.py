@@ -169,3 +169,15 @@ def test_the_list_runs_the_same_number_of_queries_for_few_and_many_batches(clien
     with CaptureQueriesContext(connection) as many:
         client.get("/batches")
     assert len(many) == len(few)
+
+
+def test_the_filter_form_shows_back_what_was_asked(client, owner):
+    make_batch(owner, name="Any", tags=["a"], jobs=0)
+    client.force_login(owner)
+    blank = client.get("/batches").content.decode()
+    assert 'id="id_tags" value=""' in blank and "None" not in blank
+    html = client.get("/batches?tags=a,b&search=word&status=draft&priority_min=2").content.decode()
+    assert 'id="id_tags" value="a,b"' in html
+    assert 'id="id_search" value="word"' in html
+    assert 'value="draft" id="id_status_0" checked' in html
+    assert 'id="id_priority_min" min="1" max="10" value="2"' in html

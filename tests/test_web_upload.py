@@ -1,0 +1,109 @@
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from batches.models import BatchStatus
+from grading.models import Document
+from tests.conftest import make_batch, set_status
+from tests.web_support import messages_of, share_for_viewing
+
+pytestmark = pytest.mark.django_db
+
+ESSAY = b"Parks make cities better because they give people room to breathe.\n\nA second paragraph."
+
+
+def text_file(name: str, data: bytes = ESSAY) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="text/plain")
+
+
+def zip_of(*names: str) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.writestr(name, ESSAY)
+    return SimpleUploadedFile("essays.zip", buffer.getvalue(), content_type="application/zip")
+
+
+@pytest.fixture
+def draft(owner, essay_template):
+    return make_batch(owner, essay_template, jobs=0, name="Week 4")
+
+
+def test_several_files_become_one_job_each(client, owner, draft):
+    client.force_login(owner)
+    files = [text_file("a.txt"), text_file("b.md"), text_file("c.txt")]
+    response = client.post(
+        f"/batches/{draft.pk}/upload", {"files": files, "next": f"/batches/{draft.pk}/documents"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"/batches/{draft.pk}/documents"
+    assert "Uploaded 3 documents: 3 jobs added." in messages_of(response)
+    assert sorted(draft.jobs.values_list("document__original_name", flat=True)) == ["a.txt", "b.md", "c.txt"]
+    page = client.get(response["Location"]).content.decode()
+    assert "Start grading 3 jobs" in page
+
+
+def test_a_zip_is_unpacked_into_its_documents(client, owner, draft):
+    client.force_login(owner)
+    client.post(f"/batches/{draft.pk}/upload", {"files": [zip_of("one.txt", "two.txt")]})
+    assert sorted(draft.jobs.values_list("document__original_name", flat=True)) == ["one.txt", "two.txt"]
+
+
+def test_a_refused_upload_lists_each_problem_and_stores_nothing(client, owner, draft):
+    client.force_login(owner)
+    files = [text_file("good.txt"), text_file("virus.exe"), text_file("empty.zip", b"not a zip")]
+    response = client.post(f"/batches/{draft.pk}/upload", {"files": files})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Nothing was uploaded." in html
+    assert "virus.exe" in html
+    assert "“empty.zip” is not a readable ZIP archive." in html
+    assert not Document.objects.exists()
+    assert draft.jobs.count() == 0
+
+
+def test_posting_without_a_file_asks_for_one(client, owner, draft):
+    client.force_login(owner)
+    response = client.post(f"/batches/{draft.pk}/upload", {})
+    assert response.status_code == 400
+    assert "Choose one or more files to upload first." in response.content.decode()
+
+
+def test_uploading_into_a_running_batch_is_refused_with_the_reason(client, owner, draft):
+    set_status(draft, BatchStatus.PROCESSING)
+    client.force_login(owner)
+    response = client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("a.txt")]}, follow=True)
+    assert "Documents can be added only while the batch is a draft or paused." in response.content.decode()
+    assert not Document.objects.exists()
+
+
+def test_a_paused_batch_takes_more_documents(client, owner, batch):
+    set_status(batch, BatchStatus.PAUSED)
+    client.force_login(owner)
+    client.post(f"/batches/{batch.pk}/upload", {"files": [text_file("late.txt")]})
+    assert batch.jobs.count() == 3
+
+
+def test_the_upload_form_is_offered_only_to_who_may_add_and_when(client, owner, colleague, draft):
+    client.force_login(owner)
+    page = client.get(f"/batches/{draft.pk}").content.decode()
+    assert 'enctype="multipart/form-data"' in page and "data-dropzone" in page
+    assert '<label class="dropzone" data-dropzone for="id_files">' in page
+    set_status(draft, BatchStatus.COMPLETED)
+    assert "data-dropzone" not in client.get(f"/batches/{draft.pk}").content.decode()
+    set_status(draft, BatchStatus.DRAFT)
+    share_for_viewing(draft, colleague)
+    client.force_login(colleague)
+    assert "data-dropzone" not in client.get(f"/batches/{draft.pk}").content.decode()
+
+
+def test_a_viewer_gets_403_and_a_stranger_404(client, owner, colleague, stranger, draft):
+    share_for_viewing(draft, colleague)
+    client.force_login(colleague)
+    assert client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("a.txt")]}).status_code == 403
+    assert client.get(f"/batches/{draft.pk}/documents").status_code == 403
+    client.force_login(stranger)
+    assert client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("a.txt")]}).status_code == 404
+    assert not Document.objects.exists()
