@@ -7,10 +7,13 @@ the settings schema's field errors back onto the fields they came from.
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from batches.filters import BatchFilter, Statuses
 from batches.models import BatchStatus, JobBatch
+from gradeproject.permissions import Level
 from grading.providers import available_providers
 from grading.schema import GradingSettings, Processing
 from templates_app.models import BatchTemplate
@@ -293,57 +296,69 @@ def _copy(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class ReviewForm(forms.Form):
-    """A reviewer's grade: a total, or a score per criterion that adds up to it, and a comment."""
+    """A reviewer's grade: a total and/or a score per criterion, and a comment.
 
-    score = forms.FloatField(required=False, min_value=0, label="Total score")
+    It only reads numbers; GradingResult.record_review checks them against
+    the rubric (ranges, sums) and its ReviewError lands on the field it names.
+    """
+
+    score = forms.FloatField(required=False, label="Total score")
     comment = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
 
     def __init__(self, *args: Any, result, **kwargs: Any):
         self.result = result
         super().__init__(*args, **kwargs)
-        self.fields["score"].widget.attrs.update(max=f"{result.max_score:g}", step="any")
+        self.fields["score"].widget.attrs.update(min="0", max=f"{result.max_score:g}", step="any")
         self.fields["score"].help_text = f"Out of {result.max_score:g}. Leave empty to add up the criteria."
         reviewed = {item.get("key"): item.get("score") for item in result.reviewed_criteria or []}
         for criterion in result.criteria:
             key, maximum = criterion["key"], criterion.get("max_score") or 0
             self.fields[f"criterion_{key}"] = forms.FloatField(
                 required=False,
-                min_value=0,
-                max_value=maximum or None,
                 label=criterion.get("name") or key,
                 initial=reviewed.get(key),
-                widget=forms.NumberInput(attrs={"step": "any", "max": f"{maximum:g}"}),
+                widget=forms.NumberInput(attrs={"step": "any", "min": "0", "max": f"{maximum:g}"}),
             )
         if result.is_reviewed:
             self.fields["score"].initial = result.reviewed_score
             self.fields["comment"].initial = result.review_comment
 
-    def clean_score(self) -> float | None:
-        score = self.cleaned_data.get("score")
-        if score is not None and score > self.result.max_score:
-            raise forms.ValidationError(f"The score must be between 0 and {self.result.max_score:g}.")
-        return score
-
     def criterion_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith("criterion_")]
 
+    def review(self) -> dict[str, Any]:
+        """The arguments of GradingResult.record_review."""
+        data = self.cleaned_data
+        criteria = [
+            {"key": criterion["key"], "score": data[f"criterion_{criterion['key']}"]}
+            for criterion in self.result.criteria
+            if data.get(f"criterion_{criterion['key']}") is not None
+        ]
+        return {"score": data["score"], "criteria": criteria, "comment": data["comment"]}
+
+    def add_review_error(self, field: str, message: str) -> None:
+        self.add_error(field if field in self.fields else None, message)
+
+
+class ShareForm(forms.Form):
+    """Give a user or a group exactly one level of access to a batch."""
+
+    kind = forms.ChoiceField(
+        choices=[("user", "User"), ("group", "Group")],
+        initial="user",
+        widget=forms.RadioSelect,
+        label="Share with a",
+    )
+    name = forms.CharField(max_length=150, label="Username or group name")
+    permission = forms.ChoiceField(choices=Level.choices, initial=Level.VIEW, label="Access")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        given = {
-            name.removeprefix("criterion_"): data.get(name)
-            for name in self.fields
-            if name.startswith("criterion_") and data.get(name) is not None
-        }
-        data["criteria"] = [
-            {"key": criterion["key"], "name": criterion.get("name", ""), "score": given[criterion["key"]]}
-            for criterion in self.result.criteria
-            if criterion["key"] in given
-        ]
-        if data.get("score") is None and not self.errors:
-            if given and len(given) == len(self.result.criteria):
-                data["score"] = round(sum(given.values()), 4)
-                if data["score"] > self.result.max_score:
-                    self.add_error("score", f"The criteria add up to more than {self.result.max_score:g}.")
-            else:
-                self.add_error("score", "Give a total score, or a score for every criterion.")
+        kind, name = data.get("kind"), data.get("name")
+        if kind and name:
+            model = Group if kind == "group" else get_user_model()
+            lookup = {"name": name} if kind == "group" else {"username": name}
+            data["principal"] = model.objects.filter(**lookup).first()
+            if data["principal"] is None:
+                self.add_error("name", f"No {kind} is called “{name}”.")
         return data

@@ -15,6 +15,8 @@ urlpatterns = [
     path("batches/<int:pk>/upload", views.batch_upload, name="upload"),
     path("batches/<int:pk>/delete", views.batch_delete, name="delete"),
     path("batches/<int:pk>/edit", views.batch_edit, name="edit"),
+    path("batches/<int:pk>/share", views.batch_share, name="share"),
+    path("batches/<int:pk>/unshare", views.batch_unshare, name="unshare"),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
     *[

@@ -20,7 +20,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches.exceptions import InvalidTransition
-from batches.forms import BatchDetailsForm, BatchSettingsForm, NewBatchForm, PageBatchFilter, ReviewForm
+from batches.forms import (
+    BatchDetailsForm,
+    BatchSettingsForm,
+    NewBatchForm,
+    PageBatchFilter,
+    ReviewForm,
+    ShareForm,
+)
 from batches.models import BatchStatus, JobBatch
 from batches.presenters import (
     ACTION_ACCESS,
@@ -31,7 +38,8 @@ from batches.presenters import (
     rows_for,
 )
 from batches.uploads import UploadRefused, add_upload
-from grading.models import GradingJob
+from gradeproject import permissions
+from grading.models import GradingJob, ReviewError
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -195,7 +203,14 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
-    return render(request, "batches/detail.html", _detail_context(request, batch))
+    context = _detail_context(request, batch)
+    if "manage" in context["row"].access:
+        context.update(
+            sharing=permissions.permissions_of(batch),
+            share_form=ShareForm(),
+            levels=permissions.Level.choices,
+        )
+    return render(request, "batches/detail.html", context)
 
 
 @login_required
@@ -334,6 +349,53 @@ def _chosen_files(request: HttpRequest) -> list:
     return files
 
 
+@login_required
+@require_POST
+def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the level a user or group holds on the batch (owners and `manage` holders only)."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "manage")
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Not shared: {error}")
+        return redirect(_sharing_anchor(batch))
+    data = form.cleaned_data
+    try:
+        permissions.set_level(batch, data["principal"], data["permission"])
+    except permissions.SharingError as exc:
+        messages.error(request, f"Not shared: {exc}")
+    else:
+        level = permissions.Level(data["permission"]).label.lower()
+        messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
+    return redirect(_sharing_anchor(batch))
+
+
+@login_required
+@require_POST
+def batch_unshare(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "manage")
+    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    if not form.is_valid():
+        messages.error(
+            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
+        )
+        return redirect(_sharing_anchor(batch))
+    try:
+        permissions.unshare(batch, form.cleaned_data["principal"], permissions.Level.VIEW)
+    except permissions.SharingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{form.cleaned_data['name']}” no longer has access to “{batch.name}”.")
+    return redirect(_sharing_anchor(batch))
+
+
+def _sharing_anchor(batch: JobBatch) -> str:
+    return reverse("batches:detail", args=[batch.pk]) + "#sharing"
+
+
 EDIT_FORMS = {"details": BatchDetailsForm, "settings": BatchSettingsForm}
 
 
@@ -401,14 +463,9 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
             return redirect("batches:job", pk=batch.pk, job_id=job.pk)
         if form.is_valid():
             try:
-                result.record_review(
-                    request.user,
-                    form.cleaned_data["score"],
-                    criteria=form.cleaned_data["criteria"],
-                    comment=form.cleaned_data["comment"],
-                )
-            except ValueError as exc:
-                form.add_error("score", str(exc))
+                result.record_review(request.user, **form.review())
+            except ReviewError as exc:
+                form.add_review_error(exc.field, str(exc))
             else:
                 messages.success(request, "Review saved. The AI's grade is kept beside it.")
                 return redirect("batches:job", pk=batch.pk, job_id=job.pk)

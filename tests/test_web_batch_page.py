@@ -11,7 +11,12 @@ pytestmark = pytest.mark.django_db
 
 
 def action_urls(html: str, batch) -> set[str]:
-    return set(re.findall(rf'action="/batches/{batch.pk}/(\w+)"', html)) - {"delete", "upload"}
+    return set(re.findall(rf'action="/batches/{batch.pk}/(\w+)"', html)) - {
+        "delete",
+        "upload",
+        "share",
+        "unshare",
+    }
 
 
 def test_the_owner_sees_the_overview_jobs_and_rubric(client, owner, batch):

@@ -64,7 +64,7 @@ def test_a_review_keeps_the_ai_grade_beside_it(client, owner, batch, graded):
     assert result.reviewed_score == 25
     assert result.reviewer == owner
     assert result.review_comment == "Fairer on the thesis."
-    assert result.reviewed_criteria == [{"key": "thesis", "name": "Thesis and argument", "score": 16}]
+    assert result.reviewed_criteria == [{"key": "thesis", "score": 16}]
     html = client.get(f"/batches/{batch.pk}/jobs/{job.pk}").content.decode()
     assert '<span>23</span><span class="muted"> / 35</span>' in html
     assert "Reviewed</span> 25 / 35" in html
@@ -84,11 +84,18 @@ def test_a_review_of_every_criterion_adds_them_up(client, owner, batch, graded):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"score": "36"}, "The score must be between 0 and 35."),
-        ({"score": "-1"}, "Ensure this value is greater than or equal to 0."),
+        ({"score": "36"}, "The reviewed score must be a number between 0 and 35."),
+        ({"score": "-1"}, "The reviewed score must be a number between 0 and 35."),
         ({"score": "lots"}, "Enter a number."),
-        ({"score": ""}, "Give a total score, or a score for every criterion."),
-        ({"score": "", "criterion_thesis": "21"}, "Ensure this value is less than or equal to 20."),
+        ({"score": ""}, "Give a score, or a score for every criterion of the rubric."),
+        (
+            {"score": "", "criterion_thesis": "21"},
+            "The score for “thesis” must be a number between 0 and 20.",
+        ),
+        (
+            {"score": "30", "criterion_thesis": "15", "criterion_style": "10"},
+            "differs from the sum of the criterion scores (25)",
+        ),
     ],
 )
 def test_a_bad_review_is_explained_and_stores_nothing(client, owner, batch, graded, data, message):

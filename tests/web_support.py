@@ -1,13 +1,13 @@
 """Helpers for the web page tests."""
 
 from django.contrib.messages import get_messages
-from guardian.shortcuts import assign_perm
 
 from batches.models import JobBatch
+from gradeproject.permissions import Level, share
 
 
 def share_for_viewing(batch: JobBatch, user) -> None:
-    assign_perm("view_jobbatch", user, batch)
+    share(batch, user, Level.VIEW)
 
 
 def messages_of(response) -> list[str]:
