@@ -188,6 +188,12 @@ OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=1)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
 MODEL_PRICES = env_json("MODEL_PRICES", {})
 
+# The processing engine (grading/runner.py). A claimed job's lease is renewed while
+# its worker lives; when the worker dies the lease runs out and the job is re-queued.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
+# Provider calls one worker process keeps in flight (threads; calls wait on the network).
+RUNNER_THREADS = env_int("RUNNER_THREADS", 32, minimum=1)
+
 # django-q2. save_limit -1 keeps no successful-task rows: the default of 250
 # cut throughput about 3x and caused "database is locked" on SQLite. retry must
 # exceed timeout plus the time a task can wait in a worker's prefetch queue, or

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings as conf
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from gradeproject.permissions import Level, is_signed_in, is_superuser
@@ -101,6 +101,12 @@ class JobStatus(models.TextChoices):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+# The batch states in which workers claim a batch's jobs. grading knows batches
+# only by this string reference (no import); batches.BatchStatus.active() names
+# the same states, and a test keeps the two equal.
+CLAIMING_BATCH_STATES = ("pending", "processing")
+
+
 class GradingJobQuerySet(models.QuerySet):
     def accessible_to(self, user, level: Level) -> "GradingJobQuerySet":
         """Jobs the user created, or in a batch the user holds `level` on."""
@@ -121,6 +127,42 @@ class GradingJobQuerySet(models.QuerySet):
 
     def unfinished(self) -> "GradingJobQuerySet":
         return self.filter(status__in=JobStatus.unfinished())
+
+    def due(self, now=None) -> "GradingJobQuerySet":
+        """Queued jobs whose backoff, if any, has passed (the job_claimable partial index)."""
+        now = now or timezone.now()
+        return self.filter(status=JobStatus.QUEUED).filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        )
+
+    def claimable(self, now=None) -> "GradingJobQuerySet":
+        """Jobs a free worker may take now, in the order it must take them.
+
+        Highest batch priority first, then the earliest deadline (none last), then
+        the oldest job. Paused, cancelled and finished batches drop out here, which
+        is how pause and cancel act on work that is not yet in flight.
+        """
+        return (
+            self.due(now)
+            .filter(batch__status__in=CLAIMING_BATCH_STATES)
+            .order_by(
+                F("batch__priority").desc(),
+                F("batch__deadline").asc(nulls_last=True),
+                "created_at",
+                "id",
+            )
+        )
+
+    def waiting(self) -> "GradingJobQuerySet":
+        """Queued jobs of claiming batches, due now or later (backoff, Retry-After)."""
+        return self.filter(status=JobStatus.QUEUED, batch__status__in=CLAIMING_BATCH_STATES)
+
+    def processing(self) -> "GradingJobQuerySet":
+        return self.filter(status=JobStatus.PROCESSING)
+
+    def lease_expired(self, now=None) -> "GradingJobQuerySet":
+        """Jobs whose worker stopped renewing their lease: it died or lost the database."""
+        return self.processing().filter(lease_expires_at__lt=now or timezone.now())
 
     def progress(self) -> dict[str, int]:
         """Counts per status and percent done, in one aggregate query."""
@@ -354,3 +396,19 @@ def clean_review_criteria(criteria: list, points: dict[str, float]) -> list[dict
             entry["comment"] = str(item["comment"])[:2000]
         cleaned.append(entry)
     return cleaned
+
+
+class PaceClock(models.Model):
+    """The earliest moment the next call under a pacing key may start.
+
+    Keys are "provider:<name>" (requests per minute across all workers) and
+    "batch:<id>" (stagger_ms and the batch's own request rate). Claims read and
+    advance these clocks while they hold the claim lock, so two workers never
+    hand out the same start slot.
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    next_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.next_at.isoformat()}"

@@ -1,0 +1,480 @@
+"""The database side of processing: claim jobs, record their outcomes, recover lost ones.
+
+Every change of a job's state here is conditional on what the caller last saw, so
+django-q2 delivering a task twice, two workers racing, or a worker waking up after
+its lease ran out can never produce a second result or undo another worker's work:
+
+- a claim takes queued jobs and marks them processing with a lease, attempt + 1 and a
+  fresh claim token (claimed_by), in one UPDATE;
+- an outcome is recorded only if the job is still processing under the same attempt
+  and token (the fence); otherwise it is discarded;
+- the reaper re-queues (or fails, after max_attempts) jobs whose lease ran out.
+
+Attempts are counted here, at claim time, not by django-q2: a job that kills its
+worker every time still ends failed after max_attempts.
+"""
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, IntegerField, Min
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from grading.limits import backoff_delay, provider_limits, rule
+from grading.models import GradingJob, GradingResult, JobStatus, PaceClock
+from grading.providers import Grade
+
+logger = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every worker.
+CLAIM_LOCK_KEY = 7_304_113
+# A claim hands out start slots at most this far ahead; a job paced later than
+# that stays queued, so no thread sleeps long and no lease covers idle time.
+PACING_HORIZON = timedelta(seconds=1)
+# Claim passes per round: each pass skips batches and providers the previous one
+# found at their limit, so a capped high-priority batch cannot starve the rest.
+CLAIM_PASSES = 3
+REAP_LIMIT = 500
+STALE_CLOCK_AGE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Work:
+    """A claimed job, copied out of the ORM: provider threads never touch the database."""
+
+    job_id: int
+    batch_id: int | None
+    token: str
+    attempt: int
+    max_attempts: int
+    provider: str
+    model: str
+    settings: dict[str, Any] = field(repr=False)
+    text: str = field(repr=False)
+    document_name: str
+    unreadable: str
+    claimed_at: datetime
+    start_at: datetime
+    # When the claim was made by this process's clock; start_at is relative to it.
+    claimed_monotonic: float = field(default_factory=time.monotonic, repr=False)
+
+    def start_delay(self) -> float:
+        """Seconds still to wait before the call may start (stagger and request-rate pacing)."""
+        paced = (self.start_at - self.claimed_at).total_seconds()
+        return paced - (time.monotonic() - self.claimed_monotonic)
+
+
+@dataclass
+class Outcome:
+    """What one attempt produced: a grade, or an error that is transient or not."""
+
+    work: Work
+    grade: Grade | None = None
+    error: str = ""
+    transient: bool = False
+    retry_after: float | None = None
+    latency_ms: int = 0
+
+
+@dataclass
+class Recorded:
+    completed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    discarded: int = 0
+    # Batches in which a job reached a final state: they may now be finished.
+    touched_batches: set[int] = field(default_factory=set)
+
+    def add(self, other: "Recorded") -> None:
+        self.completed += other.completed
+        self.failed += other.failed
+        self.requeued += other.requeued
+        self.discarded += other.discarded
+        self.touched_batches |= other.touched_batches
+
+
+# --- claiming -------------------------------------------------------------------
+
+
+def claim_jobs(limit: int, token: str, now: datetime | None = None, lease_s: int | None = None) -> list[Work]:
+    """Take up to `limit` claimable jobs in priority order, within every limit.
+
+    Limits that hold across all workers (a provider's concurrency and request
+    rate, a batch's concurrency, stagger and request rate) are check-then-act:
+    count what is in flight, then take more. Claims therefore serialise on one
+    lock: a transaction-scoped advisory lock on PostgreSQL; on SQLite the
+    IMMEDIATE transaction mode (see gradeproject/env.py) already holds the
+    database's write lock from BEGIN. A claim is a handful of short queries
+    taking many jobs at once, so serialising them costs little, and SKIP LOCKED
+    still keeps a claim from waiting on rows a cancel or the reaper is updating.
+    """
+    if limit <= 0:
+        return []
+    now = now or timezone.now()
+    lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
+    with transaction.atomic():
+        _hold_claim_lock()
+        budget = Budget.in_flight(now)
+        picked: dict[int, datetime] = {}
+        for _ in range(CLAIM_PASSES):
+            window = limit - len(picked)
+            rows = _candidates(budget, exclude=picked.keys(), window=window)
+            budget.load_clocks(rows)
+            for row in rows:
+                start_at = budget.admit(row)
+                if start_at is not None:
+                    picked[row["id"]] = start_at
+                    if len(picked) == limit:
+                        break
+            if len(picked) == limit or len(rows) < window:
+                break
+        if not picked:
+            return []
+        GradingJob.objects.filter(pk__in=picked).update(
+            status=JobStatus.PROCESSING,
+            attempts=F("attempts") + 1,
+            claimed_by=token,
+            lease_expires_at=max(picked.values()) + lease,
+            started_at=now,
+            next_attempt_at=None,
+        )
+        budget.save_clocks()
+    return _load_work(picked, token, now)
+
+
+def _hold_claim_lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
+
+
+def _processing_rule(name: str) -> Cast:
+    return Cast(KT(f"settings__processing__{name}"), IntegerField())
+
+
+def _candidates(budget: "Budget", exclude, window: int) -> list[dict[str, Any]]:
+    jobs = GradingJob.objects.claimable(budget.now)
+    if exclude:
+        jobs = jobs.exclude(pk__in=list(exclude))
+    if budget.blocked_batches:
+        jobs = jobs.exclude(batch_id__in=budget.blocked_batches)
+    if budget.blocked_providers:
+        jobs = jobs.exclude(provider__in=budget.blocked_providers)
+    # OF self: lock the job rows only, never the batch rows the ordering joins.
+    return list(
+        jobs.select_for_update(skip_locked=True, of=("self",)).values(
+            "id",
+            "batch_id",
+            "provider",
+            concurrency=_processing_rule("concurrency"),
+            stagger_ms=_processing_rule("stagger_ms"),
+            requests_per_minute=_processing_rule("requests_per_minute"),
+        )[:window]
+    )
+
+
+class Budget:
+    """What may still start: in-flight counts against caps, and the pacing clocks."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.provider_busy: Counter[str] = Counter()
+        self.batch_busy: Counter[int] = Counter()
+        self.blocked_batches: set[int] = set()
+        self.blocked_providers: set[str] = set()
+        self.clocks: dict[str, datetime] = {}
+        self.changed: set[str] = set()
+
+    @classmethod
+    def in_flight(cls, now: datetime) -> "Budget":
+        budget = cls(now)
+        # The processing set is small (bounded by the caps), and the job_lease_expiry
+        # partial index covers exactly it.
+        busy = (
+            GradingJob.objects.processing()
+            .values("provider", "batch_id")
+            .annotate(n=Count("id"), cap=Min(_processing_rule("concurrency")))
+            .order_by()
+        )
+        for row in busy:
+            budget.provider_busy[row["provider"]] += row["n"]
+            budget.batch_busy[row["batch_id"]] += row["n"]
+            if row["batch_id"] is not None and row["n"] >= rule({"concurrency": row["cap"]}, "concurrency"):
+                budget.blocked_batches.add(row["batch_id"])
+        for provider, n in budget.provider_busy.items():
+            cap = provider_limits(provider).max_concurrency
+            if cap is not None and n >= cap:
+                budget.blocked_providers.add(provider)
+        return budget
+
+    def load_clocks(self, rows: list[dict[str, Any]]) -> None:
+        keys = {key for row in rows for key, _ in self._pacing(row)} - set(self.clocks)
+        if keys:
+            self.clocks.update(PaceClock.objects.filter(key__in=keys).values_list("key", "next_at"))
+
+    def admit(self, row: dict[str, Any]) -> datetime | None:
+        """The job's start time if it may be claimed now, or None (and why is remembered)."""
+        provider, batch_id = row["provider"], row["batch_id"]
+        if provider in self.blocked_providers or batch_id in self.blocked_batches:
+            return None
+        cap = provider_limits(provider).max_concurrency
+        if cap is not None and self.provider_busy[provider] >= cap:
+            self.blocked_providers.add(provider)
+            return None
+        if self.batch_busy[batch_id] >= rule(row, "concurrency"):
+            self.blocked_batches.add(batch_id)
+            return None
+        pacing = self._pacing(row)
+        start_at = max([self.now, *(self.clocks.get(key, self.now) for key, _ in pacing)])
+        if start_at > self.now + PACING_HORIZON:
+            self._block_paced(row, pacing)
+            return None
+        for key, interval in pacing:
+            self.clocks[key] = start_at + interval
+            self.changed.add(key)
+        self.provider_busy[provider] += 1
+        self.batch_busy[batch_id] += 1
+        return start_at
+
+    def _pacing(self, row: dict[str, Any]) -> list[tuple[str, timedelta]]:
+        """(clock key, spacing between starts) for every pacing rule the job is under."""
+        pacing = []
+        provider_rpm = provider_limits(row["provider"]).requests_per_minute
+        if provider_rpm:
+            pacing.append((f"provider:{row['provider']}", timedelta(seconds=60 / provider_rpm)))
+        stagger = timedelta(milliseconds=rule(row, "stagger_ms"))
+        batch_rpm = rule(row, "requests_per_minute")
+        spacing = max(stagger, timedelta(seconds=60 / batch_rpm) if batch_rpm else timedelta(0))
+        if spacing and row["batch_id"] is not None:
+            pacing.append((f"batch:{row['batch_id']}", spacing))
+        return pacing
+
+    def _block_paced(self, row: dict[str, Any], pacing: list[tuple[str, timedelta]]) -> None:
+        for key, _ in pacing:
+            if self.clocks.get(key, self.now) > self.now + PACING_HORIZON:
+                if key.startswith("provider:"):
+                    self.blocked_providers.add(row["provider"])
+                else:
+                    self.blocked_batches.add(row["batch_id"])
+
+    def save_clocks(self) -> None:
+        if self.changed:
+            PaceClock.objects.bulk_create(
+                [PaceClock(key=key, next_at=self.clocks[key]) for key in sorted(self.changed)],
+                update_conflicts=True,
+                unique_fields=["key"],
+                update_fields=["next_at"],
+            )
+
+
+def _load_work(picked: dict[int, datetime], token: str, now: datetime) -> list[Work]:
+    jobs = (
+        GradingJob.objects.filter(pk__in=picked, claimed_by=token)
+        .select_related("document")
+        .only(
+            "id",
+            "batch_id",
+            "attempts",
+            "max_attempts",
+            "provider",
+            "model",
+            "settings",
+            "document__text",
+            "document__original_name",
+            "document__extraction_error",
+        )
+    )
+    work = [
+        Work(
+            job_id=job.pk,
+            batch_id=job.batch_id,
+            token=token,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            provider=job.provider or job.settings.get("provider", ""),
+            model=job.model or job.settings.get("model", ""),
+            settings=job.settings,
+            text=job.document.text,
+            document_name=job.document.original_name,
+            unreadable=job.document.extraction_error,
+            claimed_at=now,
+            start_at=picked[job.pk],
+        )
+        for job in jobs
+    ]
+    # Claim order is start order: the threads take work first in, first out.
+    order = {job_id: index for index, job_id in enumerate(picked)}
+    return sorted(work, key=lambda item: (item.start_at, order[item.job_id]))
+
+
+# --- recording ------------------------------------------------------------------
+
+JOB_OUTCOME_FIELDS = [
+    "status",
+    "last_error",
+    "next_attempt_at",
+    "lease_expires_at",
+    "completed_at",
+    "duration_ms",
+]
+
+
+def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Recorded:
+    """Commit finished attempts: results, failures and retries, fenced by attempt and token.
+
+    Outcomes that finished together are committed together (one transaction, a
+    few statements), but never held back for work still in flight.
+    """
+    if not outcomes:
+        return Recorded()
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Lock the rows, then compare: nobody can re-queue or re-claim a job
+        # between this check and the update below.
+        current = {
+            pk: (attempts, claimed_by)
+            for pk, attempts, claimed_by in GradingJob.objects.select_for_update()
+            .filter(pk__in=[outcome.work.job_id for outcome in outcomes], status=JobStatus.PROCESSING)
+            .values_list("pk", "attempts", "claimed_by")
+        }
+        recorded = Recorded()
+        jobs, results = [], []
+        for outcome in outcomes:
+            work = outcome.work
+            if current.get(work.job_id) != (work.attempt, work.token):
+                recorded.discarded += 1
+                logger.info(
+                    "Discarded attempt %s of job %s: the job was re-queued or claimed again meanwhile.",
+                    work.attempt,
+                    work.job_id,
+                )
+                continue
+            job = _ended_job(outcome, now, recorded)
+            jobs.append(job)
+            if outcome.grade is not None:
+                results.append(_result(outcome, now))
+        GradingJob.objects.bulk_update(jobs, JOB_OUTCOME_FIELDS)
+        GradingResult.objects.bulk_create(results)
+    return recorded
+
+
+def _ended_job(outcome: Outcome, now: datetime, recorded: Recorded) -> GradingJob:
+    work = outcome.work
+    job = GradingJob(pk=work.job_id, lease_expires_at=None, next_attempt_at=None, last_error="")
+    elapsed_ms = max(int((now - work.claimed_at).total_seconds() * 1000), 0)
+    if outcome.grade is not None:
+        job.status, job.completed_at, job.duration_ms = JobStatus.COMPLETED, now, elapsed_ms
+        recorded.completed += 1
+    elif outcome.transient and work.attempt < work.max_attempts:
+        processing = work.settings.get("processing")
+        delay = backoff_delay(
+            work.attempt,
+            rule(processing, "backoff_base_s"),
+            rule(processing, "backoff_max_s"),
+            outcome.retry_after,
+        )
+        job.status, job.completed_at, job.duration_ms = JobStatus.QUEUED, None, None
+        job.next_attempt_at = now + timedelta(seconds=delay)
+        job.last_error = f"Attempt {work.attempt} of {work.max_attempts} failed: {outcome.error}"
+        recorded.requeued += 1
+        return job
+    else:
+        job.status, job.completed_at, job.duration_ms = JobStatus.FAILED, now, elapsed_ms
+        job.last_error = outcome.error
+        if outcome.transient:
+            job.last_error = f"{outcome.error} (gave up after {work.attempt} attempts)"
+        recorded.failed += 1
+    if work.batch_id is not None:
+        recorded.touched_batches.add(work.batch_id)
+    return job
+
+
+def _result(outcome: Outcome, now: datetime) -> GradingResult:
+    grade, work = outcome.grade, outcome.work
+    return GradingResult(
+        job_id=work.job_id,
+        provider=work.provider,
+        model=grade.model or work.model,
+        score=grade.score,
+        max_score=grade.max_score,
+        criteria=grade.as_criteria_json(),
+        feedback=grade.feedback,
+        input_tokens=grade.input_tokens,
+        output_tokens=grade.output_tokens,
+        cost=grade.cost,
+        latency_ms=outcome.latency_ms,
+        raw_response=grade.raw,
+        created_at=now,
+    )
+
+
+# --- leases ---------------------------------------------------------------------
+
+
+def renew_leases(work: list[Work], now: datetime | None = None, lease_s: int | None = None) -> int:
+    """Extend the leases of jobs this worker still holds; a dead worker's simply run out."""
+    if not work:
+        return 0
+    now = now or timezone.now()
+    lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
+    return (
+        GradingJob.objects.processing()
+        .filter(pk__in=[item.job_id for item in work], claimed_by__in={item.token for item in work})
+        .update(lease_expires_at=max(now, *(item.start_at for item in work)) + lease)
+    )
+
+
+def reap_expired_leases(now: datetime | None = None) -> Recorded:
+    """Re-queue jobs whose worker died, or fail them once they used up their attempts.
+
+    The attempt was counted when the job was claimed, so a job whose document
+    crashes the worker every time ends failed after max_attempts instead of
+    looping forever. SKIP LOCKED: a row locked right now belongs to a worker
+    recording it, which is proof enough that it is alive.
+    """
+    now = now or timezone.now()
+    reaped = Recorded()
+    with transaction.atomic():
+        expired = list(
+            GradingJob.objects.lease_expired(now)
+            .select_for_update(skip_locked=True)
+            .only("id", "batch_id", "attempts", "max_attempts", "settings", *JOB_OUTCOME_FIELDS)[:REAP_LIMIT]
+        )
+        for job in expired:
+            _reap(job, now, reaped)
+        GradingJob.objects.bulk_update(expired, JOB_OUTCOME_FIELDS)
+        PaceClock.objects.filter(next_at__lt=now - STALE_CLOCK_AGE).delete()
+    if expired:
+        logger.warning(
+            "Recovered %d job(s) whose worker stopped: %d re-queued, %d failed after their last attempt.",
+            len(expired),
+            reaped.requeued,
+            reaped.failed,
+        )
+    return reaped
+
+
+def _reap(job: GradingJob, now: datetime, reaped: Recorded) -> None:
+    stopped = f"The worker grading attempt {job.attempts} of {job.max_attempts} stopped before it finished"
+    job.lease_expires_at = None
+    if job.attempts >= job.max_attempts:
+        job.status, job.completed_at, job.next_attempt_at = JobStatus.FAILED, now, None
+        job.last_error = f"{stopped}; gave up after {job.attempts} attempts."
+        reaped.failed += 1
+        if job.batch_id is not None:
+            reaped.touched_batches.add(job.batch_id)
+        return
+    processing = job.settings.get("processing")
+    delay = backoff_delay(job.attempts, rule(processing, "backoff_base_s"), rule(processing, "backoff_max_s"))
+    job.status, job.completed_at = JobStatus.QUEUED, None
+    job.next_attempt_at = now + timedelta(seconds=delay)
+    job.last_error = f"{stopped}; it will be tried again."
+    reaped.requeued += 1

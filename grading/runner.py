@@ -1,0 +1,321 @@
+"""The job runner: claim jobs, grade them with many provider calls in flight, record each.
+
+One runner lives inside one django-q2 task (or the `grade --inline` command). Its main
+thread does all the database work — claims, records, lease renewal, reaping — and a
+pool of threads does only provider calls. Threads rather than asyncio because the
+providers and Django's ORM are synchronous; and keeping the database in one thread
+means one connection per worker process however many calls are in flight, which
+matters when two workers keep dozens of calls going against one PostgreSQL.
+
+The runner knows nothing of batch lifecycles: it claims through
+GradingJob.objects.claimable() and tells its caller (on_batch_touched) when a job of
+a batch reached a final state, so the caller can finalise the batch.
+"""
+
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from grading.claims import (
+    Outcome,
+    Recorded,
+    Work,
+    claim_jobs,
+    reap_expired_leases,
+    record_outcomes,
+    renew_leases,
+)
+from grading.limits import rule
+from grading.models import GradingJob
+from grading.providers import Grade, GradeRequest, Provider, ProviderError, get_provider
+from grading.schema import SettingsError, validate_settings
+
+logger = logging.getLogger(__name__)
+
+ProviderLookup = Callable[[str], Provider]
+
+
+@dataclass
+class RunReport:
+    completed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    discarded: int = 0
+    claims: int = 0
+    # True when the runner stopped for its time budget with work still claimable.
+    work_left: bool = False
+
+    def add(self, recorded: Recorded) -> None:
+        self.completed += recorded.completed
+        self.failed += recorded.failed
+        self.requeued += recorded.requeued
+        self.discarded += recorded.discarded
+
+
+def claimant_id() -> str:
+    """Who holds a claim: host, process and a random part, unique per runner."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Runner:
+    """Claim → grade → record until nothing is left to claim (or the time budget ends).
+
+    threads:      provider calls in flight at most in this process.
+    linger_s:     when idle, how far ahead a retry or an expiring lease may be for the
+                  runner to wait for it rather than exit (the scheduled reaper and the
+                  next process_batch pick up anything later).
+    budget_s:     stop claiming after this many seconds (a django-q2 task has a timeout).
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        lease_s: int | None = None,
+        poll_s: float = 0.2,
+        linger_s: float = 5.0,
+        budget_s: float | None = None,
+        on_batch_touched: Callable[[int], None] | None = None,
+        provider_lookup: ProviderLookup = get_provider,
+    ):
+        self.threads = threads or settings.RUNNER_THREADS
+        self.lease_s = lease_s or settings.JOB_LEASE_SECONDS
+        self.poll_s = poll_s
+        self.linger_s = linger_s
+        self.budget_s = budget_s
+        self.on_batch_touched = on_batch_touched
+        self.provider_lookup = provider_lookup
+        self.claimant = claimant_id()
+        self.report = RunReport()
+        self._in_flight: dict[int, Work] = {}
+        self._inbox: queue.Queue[Work | None] = queue.Queue()
+        self._outbox: queue.Queue[Outcome] = queue.Queue()
+        self._pool: list[threading.Thread] = []
+        self._claim_seq = 0
+        # Leases are renewed well before they run out; the reaper runs about as often.
+        self._renew_every = max(self.lease_s / 3, 0.5)
+        self._next_renewal = 0.0
+        self._next_reap = 0.0
+
+    # --- the loop -------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        started = time.monotonic()
+        self._stop_claiming_at = started + self.budget_s if self.budget_s else None
+        try:
+            self._loop()
+        finally:
+            self._stop_pool()
+        return self.report
+
+    def _loop(self) -> None:
+        while True:
+            self._record(self._take_outcomes(wait=0))
+            self._maintain()
+            claimed = self._claim() if self._may_claim() else 0
+            if self._in_flight:
+                self._record(self._take_outcomes(wait=self._wait_s()))
+                continue
+            if claimed:
+                continue
+            if not self._may_claim():
+                self.report.work_left = GradingJob.objects.claimable().exists()
+                return
+            pause = self._idle_pause()
+            if pause is None:
+                return
+            time.sleep(pause)
+
+    def _may_claim(self) -> bool:
+        return self._stop_claiming_at is None or time.monotonic() < self._stop_claiming_at
+
+    def _wait_s(self) -> float:
+        """How long to wait for an outcome before looking again."""
+        until_renewal = max(self._next_renewal - time.monotonic(), 0.01)
+        if len(self._in_flight) < self.threads:
+            # Free threads: claim again soon, for jobs that were capped or paced.
+            return min(self.poll_s, until_renewal)
+        return until_renewal
+
+    def _idle_pause(self) -> float | None:
+        """Seconds to sleep before claiming again, or None to stop: nothing is coming soon."""
+        wakeup = next_wakeup()
+        if wakeup is None:
+            return None
+        ahead = (wakeup - timezone.now()).total_seconds()
+        if ahead > self.linger_s:
+            return None
+        return min(max(ahead, self.poll_s), 1.0)
+
+    # --- database work (main thread only) ----------------------------------------
+
+    def _claim(self) -> int:
+        free = self.threads - len(self._in_flight)
+        if free <= 0:
+            return 0
+        self._claim_seq += 1
+        work = claim_jobs(free, f"{self.claimant}/{self._claim_seq}", lease_s=self.lease_s)
+        if work:
+            self.report.claims += 1
+            self._ensure_pool()
+        for item in work:
+            self._in_flight[item.job_id] = item
+            self._inbox.put(item)
+        return len(work)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        for outcome in outcomes:
+            self._in_flight.pop(outcome.work.job_id, None)
+        recorded = Recorded()
+        try:
+            recorded = record_outcomes(outcomes)
+        except DatabaseError:
+            # One outcome the database refuses must not take the others with it.
+            logger.exception(
+                "Recording %d outcomes together failed; recording them one by one.", len(outcomes)
+            )
+            for outcome in outcomes:
+                try:
+                    recorded.add(record_outcomes([outcome]))
+                except DatabaseError:
+                    # Left processing: its lease runs out and the reaper re-queues it.
+                    logger.exception("Could not record job %s.", outcome.work.job_id)
+        self.report.add(recorded)
+        self._touched(recorded.touched_batches)
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_renewal:
+            self._next_renewal = now + self._renew_every
+            renew_leases(list(self._in_flight.values()), lease_s=self.lease_s)
+        if now >= self._next_reap:
+            self._next_reap = now + self._renew_every
+            reaped = reap_expired_leases()
+            self._touched(reaped.touched_batches)
+
+    def _touched(self, batch_ids: set[int]) -> None:
+        if not self.on_batch_touched or not batch_ids:
+            return
+        still_running = set(
+            GradingJob.objects.unfinished()
+            .filter(batch_id__in=batch_ids)
+            .values_list("batch_id", flat=True)
+            .distinct()
+            .order_by()
+        )
+        for batch_id in sorted(batch_ids - still_running):
+            self.on_batch_touched(batch_id)
+
+    # --- provider calls (pool threads; no database) --------------------------------
+
+    def _take_outcomes(self, wait: float) -> list[Outcome]:
+        outcomes = []
+        try:
+            outcomes.append(self._outbox.get(timeout=wait) if wait > 0 else self._outbox.get_nowait())
+        except queue.Empty:
+            return outcomes
+        while True:
+            try:
+                outcomes.append(self._outbox.get_nowait())
+            except queue.Empty:
+                return outcomes
+
+    def _ensure_pool(self) -> None:
+        while len(self._pool) < self.threads:
+            thread = threading.Thread(target=self._serve, name=f"grader-{len(self._pool) + 1}", daemon=True)
+            thread.start()
+            self._pool.append(thread)
+
+    def _stop_pool(self) -> None:
+        for _ in self._pool:
+            self._inbox.put(None)
+        for thread in self._pool:
+            thread.join(timeout=5)
+        self._pool = []
+
+    def _serve(self) -> None:
+        while (work := self._inbox.get()) is not None:
+            self._outbox.put(grade_work(work, self.provider_lookup))
+
+
+def grade_work(work: Work, provider_lookup: ProviderLookup = get_provider) -> Outcome:
+    """One attempt at one job. Never raises: every failure becomes an outcome."""
+    delay = work.start_delay()
+    if delay > 0:
+        time.sleep(delay)
+    started = time.monotonic()
+    try:
+        grade = _grade(work, provider_lookup)
+    except ProviderError as error:
+        return Outcome(work, error=str(error), transient=error.transient, retry_after=error.retry_after)
+    except PermanentFailure as failure:
+        return Outcome(work, error=str(failure))
+    except Exception as error:
+        # A bug or an unexpected library error: worth another attempt, bounded by max_attempts.
+        logger.exception("Grading job %s failed unexpectedly.", work.job_id)
+        return Outcome(work, error=f"Unexpected error: {type(error).__name__}: {error}", transient=True)
+    return Outcome(work, grade=grade, latency_ms=int((time.monotonic() - started) * 1000))
+
+
+class PermanentFailure(Exception):
+    """The job cannot succeed however often it is tried."""
+
+
+def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
+    if work.unreadable:
+        raise PermanentFailure(work.unreadable)
+    try:
+        grading = validate_settings(work.settings)
+    except SettingsError as error:
+        raise PermanentFailure(f"The job's settings are invalid: {error}") from None
+    try:
+        provider = provider_lookup(work.provider)
+    except KeyError as error:
+        raise PermanentFailure(str(error)) from None
+    request = GradeRequest(
+        text=work.text,
+        rubric=grading.rubric.model_dump(mode="json"),
+        settings=work.settings,
+        model=work.model,
+        document_name=work.document_name,
+        timeout_s=rule(work.settings.get("processing"), "timeout_s"),
+    )
+    grade = provider.grade(request)
+    _check(grade)
+    return grade
+
+
+def _check(grade: Grade) -> None:
+    """Refuse a grade the database would refuse, with a sentence rather than an IntegrityError."""
+    if not grade.max_score or grade.max_score <= 0:
+        raise PermanentFailure(f"The provider returned a grade out of {grade.max_score!r}.")
+    if not 0 <= grade.score <= grade.max_score:
+        raise PermanentFailure(
+            f"The provider returned a score of {grade.score:g}, outside 0–{grade.max_score:g}."
+        )
+
+
+def next_wakeup(now: datetime | None = None) -> datetime | None:
+    """When something may next become claimable: a due retry, or a lease running out."""
+    now = now or timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    queued = GradingJob.objects.waiting().aggregate(due=Count("id", filter=due), later=Min("next_attempt_at"))
+    if queued["due"]:
+        return now
+    lease = GradingJob.objects.processing().aggregate(soonest=Min("lease_expires_at"))["soonest"]
+    moments = [moment for moment in (queued["later"], lease) if moment is not None]
+    return min(moments) if moments else None
