@@ -1,18 +1,164 @@
-"""Batch tasks run by django-q2."""
+"""Batch tasks run by django-q2.
 
+django-q2 delivers at least once: a task waiting in a worker's prefetch queue can
+run twice, and a task whose worker was killed runs again after Q_RETRY. Every task
+here is therefore idempotent. Processing works through claims in the database
+(grading/claims.py), so a second process_batch only helps; transitions re-check the
+batch's state under a row lock, so a repeated pause or retry is refused, not redone.
+"""
+
+import logging
+import math
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
+from batches.exceptions import InvalidTransition
+from batches.models import JobBatch
+from grading.claims import reap_expired_leases
+from grading.models import GradingJob, JobStatus
+from grading.runner import Runner, RunReport
 
-def enqueue_processing(batch_id: int) -> None:
+logger = logging.getLogger(__name__)
+
+def enqueue_processing(batch_id: int, *, helper: bool = False) -> None:
     """Hand a started or resumed batch to the workers."""
-    async_task("batches.tasks.process_batch", batch_id, task_name=f"process_batch:{batch_id}")
+    async_task(
+        "batches.tasks.process_batch",
+        batch_id,
+        helper=helper,
+        task_name=f"process_batch:{batch_id}",
+    )
 
 
-def process_batch(batch_id: int) -> None:
-    from batches.models import JobBatch
+def process_batch(batch_id: int, helper: bool = False) -> dict:
+    """Mark the batch processing, then grade claimable jobs until none is left.
 
-    batch = JobBatch.objects.get(pk=batch_id)
+    The runner claims in priority order across all active batches, not only this
+    one: the task is a worker's signal to start claiming, not an assignment.
+    The first delivery asks for helpers so that a large batch keeps every worker
+    process busy; helpers do not ask again.
+    """
+    batch = JobBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return {"batch": batch_id, "skipped": "the batch no longer exists"}
     batch.mark_processing()
+    if not helper:
+        _enqueue_helpers(batch_id)
+    report = run_jobs()
+    progress = update_batch_progress(batch_id)
+    if report.work_left:
+        # The runner stopped for its time budget: a fresh task carries on.
+        enqueue_processing(batch_id, helper=True)
+    return {**progress, "graded": report.completed, "failed": report.failed, "requeued": report.requeued}
+
+
+def _enqueue_helpers(batch_id: int) -> None:
+    if Conf.SYNC:
+        return
+    claimable = GradingJob.objects.claimable().order_by().count()
+    wanted = min(settings.Q_CLUSTER["workers"], math.ceil(claimable / settings.RUNNER_THREADS))
+    for _ in range(wanted - 1):
+        enqueue_processing(batch_id, helper=True)
+
+
+def run_jobs(**options) -> RunReport:
+    """A runner wired to batch finalisation, within the django-q2 task timeout."""
+    # Stop claiming early enough that calls in flight finish before the task times out.
+    budget_s = settings.Q_TIMEOUT - min(300, settings.Q_TIMEOUT / 3)
+    options.setdefault("budget_s", budget_s)
+    return Runner(on_batch_touched=update_batch_progress, **options).run()
+
+
+def update_batch_progress(batch_id: int) -> dict:
+    """The batch's progress; sets its final status once its last job has ended (exactly once)."""
+    batch = JobBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return {"batch": batch_id, "skipped": "the batch no longer exists"}
+    finalized = batch.finalize()
+    return {"batch": batch_id, "status": batch.status, "finalized": finalized, **batch.progress()}
+
+
+def recover_stalled_jobs() -> dict:
+    """The reaper, scheduled every minute and run when a worker starts.
+
+    Re-queues jobs whose worker died (expired lease), finalises batches whose
+    last job ended without the batch being finalised (a worker killed in
+    between), and re-kicks active batches that have runnable jobs but no live
+    worker on them — so nothing depends on django-q2 redelivering a task.
+    """
+    reaped = reap_expired_leases()
+    finished = [
+        batch_id for batch_id in _ended_active_batches() if JobBatch.objects.get(pk=batch_id).finalize()
+    ]
+    kicked = _stalled_batches()
+    for batch_id in kicked:
+        enqueue_processing(batch_id)
+    return {"requeued": reaped.requeued, "failed": reaped.failed, "finalized": finished, "kicked": kicked}
+
+
+def _ended_active_batches() -> list[int]:
+    unfinished = Count("jobs", filter=Q(jobs__status__in=JobStatus.unfinished()))
+    return list(
+        JobBatch.objects.active()
+        .annotate(unfinished=unfinished)
+        .filter(unfinished=0)
+        .values_list("pk", flat=True)
+    )
+
+
+def _stalled_batches() -> list[int]:
+    """Active batches with jobs due now and none being graded under a live lease."""
+    due = set(GradingJob.objects.claimable().order_by().values_list("batch_id", flat=True).distinct())
+    if not due:
+        return []
+    attended = set(
+        GradingJob.objects.processing()
+        .filter(batch_id__in=due, lease_expires_at__gte=timezone.now())
+        .order_by()
+        .values_list("batch_id", flat=True)
+        .distinct()
+    )
+    return sorted(due - attended)
+
+
+# --- transitions as tasks -----------------------------------------------------------
+#
+# The API and pages call the JobBatch methods directly; these wrappers let a
+# transition be queued (bulk operations, schedules). Pause, resume and cancel need
+# no further work from the engine: they change what claims may take.
+
+
+def pause_batch_processing(batch_id: int) -> dict:
+    return _transition(batch_id, JobBatch.pause_batch)
+
+
+def resume_batch_processing(batch_id: int) -> dict:
+    return _transition(batch_id, JobBatch.resume_batch)
+
+
+def cancel_batch_processing(batch_id: int) -> dict:
+    return _transition(batch_id, JobBatch.cancel_batch)
+
+
+def retry_batch_failed_jobs(batch_id: int) -> dict:
+    return _transition(batch_id, JobBatch.retry_failed_jobs)
+
+
+def _transition(batch_id: int, method) -> dict:
+    batch = JobBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return {"batch": batch_id, "skipped": "the batch no longer exists"}
+    try:
+        method(batch)
+    except InvalidTransition as refused:
+        # A repeated delivery finds the work already done; nothing to undo.
+        logger.info("Batch %s: %s", batch_id, refused.detail)
+        return {"batch": batch_id, "status": refused.status, "refused": refused.detail}
+    return {"batch": batch_id, "status": batch.status}
 
 
 def cleanup_completed_batches(older_than: str | None = None, statuses: str | list[str] | None = None) -> str:

@@ -44,6 +44,13 @@ SCHEDULES: list[Recurring] = [
         minutes=1,
     ),
     Recurring(name="Cluster heartbeat", func="health.tasks.heartbeat", schedule_type="I", minutes=1),
+    # The reaper: re-queues jobs whose worker died, re-kicks stalled batches.
+    Recurring(
+        name="Recover stalled jobs",
+        func="batches.tasks.recover_stalled_jobs",
+        schedule_type="I",
+        minutes=1,
+    ),
 ]
 
 
