@@ -18,11 +18,13 @@ from django_q.tasks import async_task
 
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
+from batches.signals import announce, batch_progressed
 from grading.claims import reap_expired_leases
 from grading.models import GradingJob, JobStatus
 from grading.runner import Runner, RunReport
 
 logger = logging.getLogger(__name__)
+
 
 def enqueue_processing(batch_id: int, *, helper: bool = False) -> None:
     """Hand a started or resumed batch to the workers."""
@@ -70,7 +72,14 @@ def run_jobs(**options) -> RunReport:
     # Stop claiming early enough that calls in flight finish before the task times out.
     budget_s = settings.Q_TIMEOUT - min(300, settings.Q_TIMEOUT / 3)
     options.setdefault("budget_s", budget_s)
-    return Runner(on_batch_touched=update_batch_progress, **options).run()
+    return Runner(on_batch_touched=update_batch_progress, on_progress=announce_progress, **options).run()
+
+
+def announce_progress(batch_id: int) -> None:
+    """Send batch_progressed with fresh counts (notifications watch it for milestones)."""
+    batch = JobBatch.objects.filter(pk=batch_id).first()
+    if batch is not None:
+        announce(batch_progressed, batch, counts=batch.progress())
 
 
 def update_batch_progress(batch_id: int) -> dict:

@@ -92,6 +92,8 @@ class Recorded:
     discarded: int = 0
     # Batches in which a job reached a final state: they may now be finished.
     touched_batches: set[int] = field(default_factory=set)
+    # Batches whose job counts moved (any recorded outcome): for progress reports.
+    moved_batches: set[int] = field(default_factory=set)
 
     def add(self, other: "Recorded") -> None:
         self.completed += other.completed
@@ -99,6 +101,7 @@ class Recorded:
         self.requeued += other.requeued
         self.discarded += other.discarded
         self.touched_batches |= other.touched_batches
+        self.moved_batches |= other.moved_batches
 
 
 # --- claiming -------------------------------------------------------------------
@@ -359,6 +362,8 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
                 continue
             job = _ended_job(outcome, now, recorded)
             jobs.append(job)
+            if work.batch_id is not None:
+                recorded.moved_batches.add(work.batch_id)
             if outcome.grade is not None:
                 results.append(_result(outcome, now))
         GradingJob.objects.bulk_update(jobs, JOB_OUTCOME_FIELDS)
@@ -450,6 +455,8 @@ def reap_expired_leases(now: datetime | None = None) -> Recorded:
         )
         for job in expired:
             _reap(job, now, reaped)
+            if job.batch_id is not None:
+                reaped.moved_batches.add(job.batch_id)
         GradingJob.objects.bulk_update(expired, JOB_OUTCOME_FIELDS)
         PaceClock.objects.filter(next_at__lt=now - STALE_CLOCK_AGE).delete()
     if expired:

@@ -9,7 +9,8 @@ matters when two workers keep dozens of calls going against one PostgreSQL.
 
 The runner knows nothing of batch lifecycles: it claims through
 GradingJob.objects.claimable() and tells its caller (on_batch_touched) when a job of
-a batch reached a final state, so the caller can finalise the batch.
+a batch reached a final state, so the caller can finalise the batch, and
+(on_progress, at most every progress_every_s per batch) when a batch's counts moved.
 """
 
 import logging
@@ -88,6 +89,8 @@ class Runner:
         linger_s: float = 5.0,
         budget_s: float | None = None,
         on_batch_touched: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        progress_every_s: float = 2.0,
         provider_lookup: ProviderLookup = get_provider,
     ):
         self.threads = threads or settings.RUNNER_THREADS
@@ -96,6 +99,8 @@ class Runner:
         self.linger_s = linger_s
         self.budget_s = budget_s
         self.on_batch_touched = on_batch_touched
+        self.on_progress = on_progress
+        self.progress_every_s = progress_every_s
         self.provider_lookup = provider_lookup
         self.claimant = claimant_id()
         self.report = RunReport()
@@ -108,6 +113,8 @@ class Runner:
         self._renew_every = max(self.lease_s / 3, 0.5)
         self._next_renewal = 0.0
         self._next_reap = 0.0
+        self._moved: set[int] = set()
+        self._next_progress = 0.0
 
     # --- the loop -------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class Runner:
             self._loop()
         finally:
             self._stop_pool()
+        self._report_progress(force=True)
         return self.report
 
     def _loop(self) -> None:
@@ -195,6 +203,7 @@ class Runner:
                     # Left processing: its lease runs out and the reaper re-queues it.
                     logger.exception("Could not record job %s.", outcome.work.job_id)
         self.report.add(recorded)
+        self._moved |= recorded.moved_batches
         self._touched(recorded.touched_batches)
 
     def _maintain(self) -> None:
@@ -205,7 +214,19 @@ class Runner:
         if now >= self._next_reap:
             self._next_reap = now + self._renew_every
             reaped = reap_expired_leases()
+            self._moved |= reaped.moved_batches
             self._touched(reaped.touched_batches)
+        self._report_progress()
+
+    def _report_progress(self, force: bool = False) -> None:
+        """Tell the caller which batches moved; throttled, as each report costs a count query."""
+        now = time.monotonic()
+        if not self.on_progress or not self._moved or (now < self._next_progress and not force):
+            return
+        self._next_progress = now + self.progress_every_s
+        moved, self._moved = self._moved, set()
+        for batch_id in sorted(moved):
+            self.on_progress(batch_id)
 
     def _touched(self, batch_ids: set[int]) -> None:
         if not self.on_batch_touched or not batch_ids:

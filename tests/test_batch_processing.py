@@ -157,3 +157,23 @@ def test_processing_serves_a_higher_priority_batch_started_later_first(owner):
 
     order = list(GradingResult.objects.order_by("created_at", "id").values_list("job__batch_id", flat=True))
     assert order == [high.pk] * 3 + [low.pk] * 3
+
+
+def test_processing_announces_progress_with_fresh_counts(owner, django_capture_on_commit_callbacks):
+    from batches.signals import batch_progressed
+    from batches.tasks import run_jobs
+
+    heard = []
+
+    def listener(sender, batch, counts, **kwargs):
+        heard.append((batch.pk, counts["completed"]))
+
+    batch = started_batch(owner, jobs=2)
+    batch_progressed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs(threads=2)
+    finally:
+        batch_progressed.disconnect(listener)
+
+    assert heard[-1] == (batch.pk, 2)

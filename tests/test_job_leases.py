@@ -158,17 +158,16 @@ def test_the_recovery_task_kicks_an_active_batch_nobody_is_working_on(owner):
     assert OrmQ.objects.count() == 1
 
 
-def test_the_recovery_schedule_exists_once_however_often_it_is_ensured():
+def test_the_reaper_is_among_the_recurring_schedules_and_runs_every_minute():
     from django_q.models import Schedule
 
-    from batches.tasks import RECOVERY_SCHEDULE, ensure_recovery_schedule
+    from gradeproject.schedules import ensure_schedules
 
-    ensure_recovery_schedule()
-    ensure_recovery_schedule()
+    ensure_schedules()
+    ensure_schedules()
 
-    schedule = Schedule.objects.get(name=RECOVERY_SCHEDULE)
-    assert schedule.func == "batches.tasks.recover_stalled_jobs"
-    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
+    schedule = Schedule.objects.get(func="batches.tasks.recover_stalled_jobs")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
 
 
 def test_claims_after_a_crash_recovery_wait_for_the_backoff(owner):
