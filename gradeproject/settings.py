@@ -239,6 +239,9 @@ NOTIFY_SEND_TIMEOUT_S = env_float("NOTIFY_SEND_TIMEOUT_S", 10.0, minimum=0.1)
 NOTIFY_ERROR_RATE = env_float("NOTIFY_ERROR_RATE", 0.2, minimum=0)
 NOTIFY_ERROR_MIN_JOBS = env_int("NOTIFY_ERROR_MIN_JOBS", 5, minimum=1)
 NOTIFY_DEADLINE_NEAR = env_duration("NOTIFY_DEADLINE_NEAR", "60m")
+# Webhooks to loopback, private and link-local addresses let any user make the
+# server call its own network; allowed only where that is the point (development).
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 # /healthz counts a cluster as seen when its heartbeat task ran this recently.
 HEALTH_HEARTBEAT_MAX_AGE_S = env_int("HEALTH_HEARTBEAT_MAX_AGE_S", 180, minimum=10)
 

@@ -9,8 +9,10 @@ bodies knowing the timestamp was signed too.
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -31,9 +33,25 @@ DELIVERY_HEADER = "X-Gradeproject-Delivery"
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, status_code: int | None = None):
+    """An attempt failed; permanent ones are not retried."""
+
+    def __init__(self, message: str, status_code: int | None = None, permanent: bool = False):
         super().__init__(message)
         self.status_code = status_code
+        self.permanent = permanent
+
+
+def private_address(host: str, port: int | None = None) -> str | None:
+    """The first loopback, private, link-local or otherwise internal address host resolves to, if any."""
+    try:
+        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return None  # unresolvable: the attempt fails on its own, and is retried
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -51,11 +69,11 @@ def deliver_notification(notification: Notification, now=None) -> str:
     if not notification.claim(now):
         return "not due (already sent, failed, in flight elsewhere, or waiting to retry)"
     started_at, started = timezone.now(), time.monotonic()
-    status_code, error = None, ""
+    status_code, error, permanent = None, "", False
     try:
         status_code = _send(notification)
     except DeliveryError as exc:
-        status_code, error = exc.status_code, str(exc)
+        status_code, error, permanent = exc.status_code, str(exc), exc.permanent
     DeliveryAttempt.objects.create(
         notification=notification,
         number=notification.attempts,
@@ -69,7 +87,7 @@ def deliver_notification(notification: Notification, now=None) -> str:
     if not error:
         notification.record_success(finished)
         return f"sent on attempt {notification.attempts}"
-    retry_at = notification.record_failure(error, finished)
+    retry_at = notification.record_failure(error, finished, permanent=permanent)
     if retry_at is None:
         logger.warning("notification %s failed for good: %s", notification.pk, error)
         return f"failed for good after {notification.attempts} attempts: {error}"
@@ -142,6 +160,14 @@ def webhook_body(notification: Notification, timestamp: int) -> bytes:
 
 def _post_webhook(notification: Notification) -> int:
     webhook = notification.webhook
+    parts = urlsplit(webhook.url)
+    if not settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
+        internal = private_address(parts.hostname or "", parts.port)
+        if internal:
+            raise DeliveryError(
+                f"Refused to post to {parts.hostname}: it resolves to the internal address {internal}.",
+                permanent=True,
+            )
     timestamp = int(time.time())
     body = webhook_body(notification, timestamp)
     request = urllib.request.Request(
@@ -165,7 +191,7 @@ def _post_webhook(notification: Notification) -> int:
         exc.close()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"Could not reach {urlsplit(webhook.url).netloc}: {reason}.") from exc
+        raise DeliveryError(f"Could not reach {parts.netloc}: {reason}.") from exc
     if 200 <= status < 300:
         return status
     raise DeliveryError(f"The receiver answered HTTP {status}.", status_code=status)

@@ -229,9 +229,9 @@ class Notification(models.Model):
     def record_success(self, now: datetime) -> None:
         self._settle(status=DeliveryStatus.SENT, sent_at=now, last_error="", next_attempt_at=None)
 
-    def record_failure(self, error: str, now: datetime) -> datetime | None:
-        """Failed for good after max attempts; otherwise returns when to try again."""
-        if self.attempts >= conf.NOTIFY_MAX_ATTEMPTS:
+    def record_failure(self, error: str, now: datetime, permanent: bool = False) -> datetime | None:
+        """Failed for good when permanent or after max attempts; otherwise returns when to try again."""
+        if permanent or self.attempts >= conf.NOTIFY_MAX_ATTEMPTS:
             self._settle(status=DeliveryStatus.FAILED, last_error=error, next_attempt_at=None)
             return None
         retry_at = now + backoff(self.attempts)

@@ -1,3 +1,7 @@
+import ipaddress
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from rest_framework import serializers
 
 from notifications.models import BatchWebhook, Channel, DeliveryAttempt, Event, Notification
@@ -93,6 +97,10 @@ class WebhookSerializer(serializers.ModelSerializer):
     def validate_url(self, url: str) -> str:
         if not url.lower().startswith(("http://", "https://")):
             raise serializers.ValidationError("Use an http:// or https:// URL.")
+        if not settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
+            host = urlsplit(url).hostname or ""
+            if host == "localhost" or host.endswith(".localhost") or _is_internal_literal(host):
+                raise serializers.ValidationError("Webhooks cannot point at loopback or private addresses.")
         batch = self.context["batch"]
         taken = BatchWebhook.objects.filter(batch=batch, url=url)
         if self.instance is not None:
@@ -103,3 +111,11 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     def validate_events(self, events: list[str]) -> list[str]:
         return list(dict.fromkeys(events))
+
+
+def _is_internal_literal(host: str) -> bool:
+    """An IP address written into the URL that is not a public one (names are checked when sending)."""
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False

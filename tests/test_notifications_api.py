@@ -186,3 +186,20 @@ def test_the_schema_describes_the_notification_and_webhook_endpoints(owner):
         "/api/batches/{batch_id}/webhooks/{id}/deliveries",
     ):
         assert path in paths, path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/h",
+        "http://localhost/h",
+        "http://10.0.0.5/h",
+        "http://[::1]/h",
+        "http://169.254.169.254/",
+    ],
+)
+def test_webhooks_to_internal_addresses_are_refused_outside_development(batch, owner, settings, url):
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = False
+    response = api(owner).post(f"/api/batches/{batch.pk}/webhooks", {"url": url}, format="json")
+    assert response.status_code == 400
+    assert response.json()["url"] == ["Webhooks cannot point at loopback or private addresses."]

@@ -149,3 +149,18 @@ def test_in_app_notifications_are_delivered_by_being_stored(batch):
     assert (in_app.channel, in_app.status) == (Channel.IN_APP, DeliveryStatus.SENT)
     assert deliver(in_app.pk).startswith("not due")
     assert timedelta(0) <= timezone.now() - in_app.sent_at < timedelta(minutes=1)
+
+
+def test_a_webhook_to_an_internal_address_is_refused_at_once_outside_development(
+    batch, settings, webhook_receiver
+):
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = False
+    notification = webhook_notification(batch, webhook_receiver.url.replace("127.0.0.1", "localhost"))
+    assert deliver(notification.pk).startswith("failed for good after 1 attempts")
+    assert webhook_receiver.received == []
+    notification = fresh(notification)
+    assert notification.status == DeliveryStatus.FAILED
+    assert notification.last_error.startswith(
+        "Refused to post to localhost: it resolves to the internal address"
+    )
+    assert not Schedule.objects.exists()
