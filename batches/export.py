@@ -242,7 +242,7 @@ def stream_zip(batch, now: datetime | None = None) -> Iterator[bytes]:
         writer = _EntryWriter(archive, now)
         writer.write("README.txt", readme(batch, now).encode())
         yield sink.drain()
-        writer.write("batch.json", _json(batch_document(batch, now)))
+        writer.write("batch.json", _json(batch_document(batch, now), indent=2))
         yield sink.drain()
         with writer.open("gradebook.csv") as entry:
             for line in _csv_lines(gradebook_rows(batch)):
@@ -288,8 +288,10 @@ def _jobs_for_export(batch) -> Iterator[GradingJob]:
     )
 
 
-def _json(data: Any) -> bytes:
-    return json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False).encode()
+def _json(data: Any, indent: int | None = None) -> bytes:
+    # Without indent json uses its C encoder, several times faster: the per-job
+    # files stay compact, batch.json (written once) is indented for reading.
+    return json.dumps(data, cls=DjangoJSONEncoder, indent=indent, ensure_ascii=False).encode()
 
 
 def batch_document(batch, now: datetime) -> dict[str, Any]:
