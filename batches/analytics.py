@@ -32,7 +32,6 @@ from django.db.models import (
     Max,
     Min,
     Q,
-    StdDev,
     Sum,
     Value,
 )
@@ -54,8 +53,8 @@ def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
     jobs = GradingJob.objects.in_batch(batch)
     counts = jobs.progress()
     sql = _BatchSql(batch.pk)
-    by_model = model_breakdown(jobs)
-    scores = score_distribution(GradingResult.objects.filter(job__batch=batch))
+    rows = per_model_rows(jobs)
+    by_model, scores = model_breakdown(rows), score_distribution(rows)
     # Queries whose answer is known to be empty are skipped: the pairs of
     # models when fewer than two graded, the reviews when nobody reviewed.
     reviewed = sql.reviewed_criterion_rows() if scores["reviewed"] else []
@@ -213,24 +212,44 @@ def _percent_of(score, max_score: str) -> ExpressionWrapper:
     return ExpressionWrapper(score * Value(100.0) / F(max_score), output_field=FloatField())
 
 
-def model_breakdown(jobs) -> list[dict[str, Any]]:
-    """Jobs, success rate, mean AI score, latency, tokens and cost per provider and model."""
-    rows = (
+def per_model_rows(jobs) -> list[dict[str, Any]]:
+    """One pass over the batch's jobs and results, grouped by provider and model.
+
+    Both the per-model breakdown and the score distribution are summed up from
+    these rows (counts, sums and sums of squares add across groups), so the
+    results are read once rather than twice.
+    """
+    final = _percent_of(Coalesce(F("result__reviewed_score"), F("result__score")), "result__max_score")
+    ai = _percent_of(F("result__score"), "result__max_score")
+    buckets = {
+        f"bucket_{index}": Count("result__id", filter=_in_bucket(final, index)) for index in range(BUCKETS)
+    }
+    return list(
         jobs.values("provider", "model")
         .annotate(
             jobs=Count("id"),
             completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
             failed=Count("id", filter=Q(status=JobStatus.FAILED)),
-            mean_score_percent=Avg(_percent_of(F("result__score"), "result__max_score")),
+            graded=Count("result__id"),
+            reviewed=Count("result__reviewed_score"),
+            ai_sum=Sum(ai),
+            final_sum=Sum(final),
+            final_squares=Sum(ExpressionWrapper(final * final, output_field=FloatField())),
+            lowest=Min(final),
+            highest=Max(final),
             mean_latency_ms=Avg("result__latency_ms"),
             mean_duration_ms=Avg("duration_ms"),
             input_tokens=Sum("result__input_tokens"),
             output_tokens=Sum("result__output_tokens"),
             cost=Sum("result__cost"),
-            reviewed=Count("result__reviewed_score"),
+            **buckets,
         )
         .order_by("provider", "model")
     )
+
+
+def model_breakdown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Jobs, success rate, mean AI score, latency, tokens and cost per provider and model."""
     return [
         {
             # Jobs of a batch not yet started have no snapshot of their provider and model.
@@ -240,7 +259,7 @@ def model_breakdown(jobs) -> list[dict[str, Any]]:
             "completed": row["completed"],
             "failed": row["failed"],
             "success_rate": _ratio(row["completed"], row["completed"] + row["failed"]),
-            "mean_score_percent": _round(row["mean_score_percent"], 2),
+            "mean_score_percent": _round(row["ai_sum"] / row["graded"], 2) if row["graded"] else None,
             "mean_latency_ms": _round(row["mean_latency_ms"], 1),
             "mean_duration_ms": _round(row["mean_duration_ms"], 1),
             "input_tokens": row["input_tokens"] or 0,
@@ -255,31 +274,27 @@ def model_breakdown(jobs) -> list[dict[str, Any]]:
 # --- scores ----------------------------------------------------------------------
 
 
-def score_distribution(results) -> dict[str, Any]:
+def score_distribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A histogram of final scores over ten-point percentage buckets, with mean and spread."""
-    final = _percent_of(Coalesce(F("reviewed_score"), F("score")), "max_score")
-    buckets = {f"bucket_{index}": Count("id", filter=_in_bucket(final, index)) for index in range(BUCKETS)}
-    figures = results.aggregate(
-        graded=Count("id"),
-        reviewed=Count("reviewed_score"),
-        mean=Avg(final),
-        spread=StdDev(final),
-        lowest=Min(final),
-        highest=Max(final),
-        ai_mean=Avg(_percent_of(F("score"), "max_score")),
-        **buckets,
-    )
+    graded = sum(row["graded"] for row in rows)
+    total = sum(row["final_sum"] or 0 for row in rows)
+    squares = sum(row["final_squares"] or 0 for row in rows)
+    mean = total / graded if graded else None
+    lows = [row["lowest"] for row in rows if row["lowest"] is not None]
+    highs = [row["highest"] for row in rows if row["highest"] is not None]
     return {
         "basis": SCORE_BASIS,
-        "graded": figures["graded"],
-        "reviewed": figures["reviewed"],
-        "mean_percent": _round(figures["mean"], 2),
-        "std_dev_percent": _round(figures["spread"], 2),
-        "min_percent": _round(figures["lowest"], 2),
-        "max_percent": _round(figures["highest"], 2),
-        "ai_mean_percent": _round(figures["ai_mean"], 2),
+        "graded": graded,
+        "reviewed": sum(row["reviewed"] for row in rows),
+        "mean_percent": _round(mean, 2),
+        # Population spread from the sums: sqrt(E[x^2] - E[x]^2).
+        "std_dev_percent": _round(math.sqrt(max(squares / graded - mean**2, 0.0)), 2) if graded else None,
+        "min_percent": _round(min(lows), 2) if lows else None,
+        "max_percent": _round(max(highs), 2) if highs else None,
+        "ai_mean_percent": _round(sum(row["ai_sum"] or 0 for row in rows) / graded, 2) if graded else None,
         "histogram": [
-            {"bucket": bucket_label(index), "count": figures[f"bucket_{index}"]} for index in range(BUCKETS)
+            {"bucket": bucket_label(index), "count": sum(row[f"bucket_{index}"] for row in rows)}
+            for index in range(BUCKETS)
         ],
     }
 
