@@ -12,7 +12,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
 from gradeproject.permissions import Level, filter_accessible
-from grading.merge import deep_merge
+from grading.merge import merge_into
 from grading.models import Document, GradingJob, JobStatus
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
 
@@ -182,8 +182,9 @@ class JobBatch(models.Model):
 
     def effective_settings(self, job_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Template defaults <- batch settings <- job overrides."""
+        # settings_layer() is already a fresh copy: merge onto it rather than copy it again.
         template_layer = self.template.settings_layer() if self.template_id else {}
-        return deep_merge(template_layer, self.settings, job_overrides)
+        return merge_into(template_layer, self.settings, job_overrides)
 
     def validated_settings(self, job_overrides: dict[str, Any] | None = None) -> GradingSettings:
         """The effective settings, validated; raises SettingsError with field-level messages."""

@@ -1,4 +1,3 @@
-from copy import deepcopy
 from typing import Any
 
 
@@ -9,11 +8,15 @@ def deep_merge(*layers: dict[str, Any] | None) -> dict[str, Any]:
     batch that sets its own rubric criteria replaces the template's list rather
     than appending to it).
     """
-    merged: dict[str, Any] = {}
+    return merge_into({}, *layers)
+
+
+def merge_into(target: dict[str, Any], *layers: dict[str, Any] | None) -> dict[str, Any]:
+    """deep_merge onto a dict the caller owns (a fresh merge result), sparing a second copy of it."""
     for layer in layers:
         if layer:
-            _merge_into(merged, layer)
-    return merged
+            _merge_into(target, layer)
+    return target
 
 
 def _merge_into(target: dict[str, Any], layer: dict[str, Any]) -> None:
@@ -21,4 +24,19 @@ def _merge_into(target: dict[str, Any], layer: dict[str, Any]) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge_into(target[key], value)
         else:
-            target[key] = deepcopy(value)
+            target[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars).
+
+    copy.deepcopy is generic (a memo, a dispatch per object) and was half the
+    time of GET /api/batches, which merges every listed batch's settings;
+    settings are JSON, so plain comprehensions do the same job several times
+    faster.
+    """
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
