@@ -142,7 +142,7 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         )
 
     def represent(self, pk: int) -> dict:
-        return self.get_serializer(self.get_queryset().get(pk=pk)).data
+        return JobBatchSerializer(self.get_queryset().get(pk=pk), context=self.get_serializer_context()).data
 
     def create(self, request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
