@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from batches.analytics import batch_analytics
+from batches.charts import charts_for
 from batches.exceptions import InvalidTransition
 from batches.forms import (
     BatchDetailsForm,
@@ -204,7 +206,11 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     context = _detail_context(request, batch)
-    if "manage" in context["row"].access:
+    row = context["row"]
+    if batch.started_at or row.done:
+        analytics = batch_analytics(batch)
+        context.update(analytics=analytics, charts=charts_for(analytics), can_export=row.done > 0)
+    if "manage" in row.access:
         context.update(
             sharing=permissions.permissions_of(batch),
             share_form=ShareForm(),

@@ -89,3 +89,19 @@ def num(value: float | None) -> str:
     if value is None or value == "":
         return "—"
     return f"{round(float(value), 2):g}"
+
+
+@register.filter
+def as_percent(ratio: float | None) -> str:
+    """0.8125 -> "81%"."""
+    if ratio is None:
+        return "—"
+    return f"{round(100 * ratio):g}%"
+
+
+@register.filter
+def seconds(milliseconds: float | None) -> str:
+    if milliseconds is None:
+        return "—"
+    value = milliseconds / 1000
+    return f"{value:.1f} s" if value < 60 else f"{value / 60:.1f} min"
