@@ -1,0 +1,135 @@
+"""A grader's whole day in a real browser: sign in, create, upload, start, watch, review, export."""
+
+import csv
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from batches.models import BatchStatus, JobBatch
+from tests.browser.conftest import sign_in
+from tests.conftest import make_batch
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DEMO = Path(__file__).resolve().parents[2] / "batches" / "demo"
+ESSAYS = ["strong_essay.txt", "average_essay.txt", "weak_essay.txt"]
+GRADING_TIMEOUT_MS = 90_000
+
+
+def drop_files(page, selector: str, files: dict[str, str]) -> None:
+    """Drop files onto an element as a person dragging them from the desktop would."""
+    page.evaluate(
+        """([selector, files]) => {
+            const transfer = new DataTransfer();
+            for (const [name, text] of Object.entries(files)) {
+                transfer.items.add(new File([text], name, {type: "text/plain"}));
+            }
+            const zone = document.querySelector(selector);
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+            }
+        }""",
+        [selector, files],
+    )
+
+
+def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
+    web, owner, essay_template, graders, artifacts, tmp_path
+):
+    sign_in(web, "olivia", "pw-olivia")
+    expect(web.get_by_role("heading", name="No batches yet")).to_be_visible()
+    web.get_by_role("link", name="Create your first batch").click()
+
+    # Step 1: the template, its description and rubric, and the batch's details.
+    expect(web.get_by_label("Academic Essay Grading")).to_be_checked()
+    preview = web.locator("#template-preview")
+    expect(preview).to_contain_text("Thesis and argument")
+    web.get_by_label("Business Report Review").check()
+    expect(preview).to_contain_text("Executive summary")
+    web.get_by_label("Academic Essay Grading").check()
+    expect(preview).to_contain_text("Thesis and argument")
+    web.get_by_label("Name").fill("Week 5 essays")
+    web.get_by_label("Priority").fill("7")
+    web.get_by_label("Tags").fill("english, week-5")
+    web.get_by_role("button", name="Create batch and add documents").click()
+
+    # Step 2: a refused upload explains itself; three essays dropped onto the zone go in.
+    expect(web.get_by_role("heading", name="Upload documents")).to_be_visible()
+    web.locator("#id_files").set_input_files(
+        [{"name": "notes.exe", "mimeType": "application/octet-stream", "buffer": b"MZ"}]
+    )
+    web.get_by_role("button", name="Upload", exact=True).click()
+    expect(web.get_by_role("alert")).to_contain_text("notes.exe")
+    drop_files(web, "[data-dropzone]", {name: (DEMO / name).read_text() for name in ESSAYS})
+    expect(web.locator("#chosen-files li")).to_have_count(3)
+    web.get_by_role("button", name="Upload", exact=True).click()
+    expect(web.get_by_role("status").first).to_contain_text("Uploaded 3 documents: 3 jobs added.")
+
+    # Step 3: start, and watch the bar reach 100% and the scores appear.
+    web.get_by_role("button", name="Start grading 3 jobs").click()
+    batch = JobBatch.objects.get(name="Week 5 essays")
+    web.wait_for_url(f"**/batches/{batch.pk}")
+    progress = web.locator("#batch-progress [role=progressbar]")
+    expect(progress).to_have_attribute("aria-valuenow", "100", timeout=GRADING_TIMEOUT_MS)
+    expect(web.locator("#batch-status")).to_contain_text("Completed", timeout=GRADING_TIMEOUT_MS)
+    scores = web.locator("#batch-jobs td.num strong")
+    expect(scores).to_have_count(3)
+    for text in scores.all_inner_texts():
+        assert re.fullmatch(r"\d+(\.\d+)? / 100", text)
+    expect(web.locator("#analytics svg[aria-labelledby^='chart-scores']")).to_be_visible()
+    web.screenshot(path=str(artifacts / "batch-detail.png"), full_page=True)
+
+    # Open one job: the document beside the AI's grade, then a review.
+    web.get_by_role("link", name="strong_essay.txt").click()
+    expect(web.get_by_role("heading", name="AI grade")).to_be_visible()
+    expect(web.locator(".document-text")).to_contain_text((DEMO / "strong_essay.txt").read_text().split()[0])
+    expect(web.locator(".criterion")).to_have_count(5)
+    web.get_by_label("Total score").fill("150")
+    web.get_by_role("button", name="Save review").click()
+    expect(web.locator("#id_score_error")).to_contain_text("between 0 and 100")
+    web.get_by_label("Total score").fill("88")
+    web.get_by_label("Comment").fill("Checked by hand: the evidence is stronger than the AI thought.")
+    web.get_by_role("button", name="Save review").click()
+    expect(web.get_by_role("status").first).to_contain_text("Review saved")
+    expect(web.locator(".score-reviewed")).to_contain_text("88 / 100")
+
+    # Download the export and read the gradebook in it.
+    web.get_by_role("link", name=batch.name).click()
+    with web.expect_download() as download:
+        web.get_by_role("link", name="Download results (ZIP)").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert re.fullmatch(r"week-5-essays-\d{8}T\d{6}Z\.zip", saved.name)
+    with zipfile.ZipFile(saved) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode("utf-8-sig"))))
+    assert len(rows) == 3
+    assert sorted(row["file_name"] for row in rows) == sorted(ESSAYS)
+    reviewed = next(row for row in rows if row["file_name"] == "strong_essay.txt")
+    assert float(reviewed["final_score"]) == 88
+
+    web.goto("/batches")
+    expect(web.locator(f"#batch-row-{batch.pk}")).to_contain_text("Completed")
+    web.screenshot(path=str(artifacts / "batch-list.png"), full_page=True)
+
+
+def test_a_grader_pauses_and_resumes_a_running_batch(web, owner, essay_template):
+    # No worker runs in this test: the batch stays processing, with its jobs queued, for as long as it takes.
+    batch = make_batch(owner, essay_template, jobs=3, name="Running essays")
+    batch.start_batch()
+    batch.mark_processing()
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto(f"/batches/{batch.pk}")
+    expect(web.locator("#batch-status")).to_contain_text("Processing")
+    web.get_by_role("button", name="Pause").click()
+    expect(web.get_by_role("status").first).to_contain_text("Paused “Running essays”")
+    expect(web.locator("#batch-status")).to_contain_text("Paused")
+    expect(web.get_by_role("button", name="Pause")).to_have_count(0)
+    web.get_by_role("button", name="Resume").click()
+    expect(web.locator("#batch-status")).to_contain_text("Processing")
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PROCESSING
+    expect(web.get_by_role("button", name="Pause")).to_be_visible()
