@@ -117,6 +117,10 @@ def test_the_live_parts_swap_in_and_the_page_reloads_once_the_batch_ends(client,
     for part in ("batch-status", "batch-actions", "batch-progress", "batch-jobs"):
         assert re.search(rf'id="{part}"[^>]*hx-swap-oob="true"', html), part
     assert "HX-Refresh" not in response
+    assert (
+        '<p id="progress-announcer" hx-swap-oob="innerHTML">0 of 2 jobs done; the batch is processing.</p>'
+        in html
+    )
     set_status(batch, BatchStatus.COMPLETED, "completed")
     response = client.get(f"/batches/{batch.pk}/live")
     assert response["HX-Refresh"] == "true"

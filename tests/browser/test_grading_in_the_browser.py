@@ -133,3 +133,31 @@ def test_a_grader_pauses_and_resumes_a_running_batch(web, owner, essay_template)
     batch.refresh_from_db()
     assert batch.status == BatchStatus.PROCESSING
     expect(web.get_by_role("button", name="Pause")).to_be_visible()
+
+
+def test_a_grader_filters_the_list(web, owner, essay_template):
+    make_batch(owner, essay_template, jobs=0, name="History drafts", tags=["history"], priority=2)
+    make_batch(owner, essay_template, jobs=0, name="Maths drafts", tags=["maths"], priority=3)
+    finished = make_batch(owner, essay_template, jobs=1, name="History finals", tags=["history"], priority=8)
+    JobBatch.objects.filter(pk=finished.pk).update(status=BatchStatus.COMPLETED)
+    sign_in(web, "olivia", "pw-olivia")
+    rows = web.locator("tbody tr .batch-link")
+    expect(rows).to_have_count(3)
+
+    web.get_by_label("Draft", exact=True).check()
+    web.get_by_label("Tags").fill("history")
+    web.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_text(["History drafts"])
+    expect(web.get_by_label("Draft", exact=True)).to_be_checked()
+    expect(web.get_by_label("Tags")).to_have_value("history")
+
+    web.get_by_label("Draft", exact=True).uncheck()
+    web.get_by_label("Lowest priority").fill("5")
+    web.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_text(["History finals"])
+
+    web.get_by_label("Search").fill("nothing like this")
+    web.get_by_role("button", name="Apply filters").click()
+    expect(web.get_by_role("heading", name="No batch matches these filters")).to_be_visible()
+    web.get_by_role("link", name="Clear the filters").click()
+    expect(rows).to_have_count(3)
