@@ -61,8 +61,11 @@ def process_batch(batch_id: int, helper: bool = False) -> dict:
 def _enqueue_helpers(batch_id: int) -> None:
     if Conf.SYNC:
         return
+    from health.checks import live_worker_count
+
     claimable = GradingJob.objects.claimable().order_by().count()
-    wanted = min(settings.Q_CLUSTER["workers"], math.ceil(claimable / settings.RUNNER_THREADS))
+    # Every node's workers, not just this one's: a helper is a task any node may take.
+    wanted = min(live_worker_count(), math.ceil(claimable / settings.RUNNER_THREADS))
     for _ in range(wanted - 1):
         enqueue_processing(batch_id, helper=True)
 

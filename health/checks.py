@@ -77,6 +77,24 @@ def check_cluster(now=None) -> dict[str, Any]:
     return report
 
 
+def live_worker_count() -> int:
+    """Worker processes across every live cluster node, at least this node's own.
+
+    With Redis each node publishes its workers there, so work can be spread
+    over all the nodes; the ORM broker publishes nothing another process can
+    read, so only this node's configured count is known.
+    """
+    own = settings.Q_CLUSTER["workers"]
+    if _broker_type() != "redis":
+        return own
+    try:
+        nodes = _live_nodes()
+    except Exception as exc:
+        logger.warning("could not count the live workers: %s", exc)
+        return own
+    return max(sum(node["workers"] for node in nodes), own)
+
+
 def _broker():
     from django_q.brokers import get_broker
 
