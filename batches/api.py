@@ -7,7 +7,7 @@ handler turns into a 409.
 """
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -72,14 +72,14 @@ BulkResult = inline_serializer(
     {"action": serializers.CharField(), "results": BulkOutcome.__class__(many=True)},
 )
 
-UploadRequest = inline_serializer(
-    "DocumentUpload",
-    {
-        "files": serializers.ListField(
-            child=serializers.FileField(), help_text="Documents, or one ZIP of them."
-        )
-    },
-)
+
+class DocumentUploadSerializer(serializers.Serializer):
+    """Describes the multipart body (schema and browsable form); batches.uploads reads the files."""
+
+    files = serializers.ListField(child=serializers.FileField(), help_text="Documents, or ZIPs of them.")
+
+
+AddedJobs = inline_serializer("AddedJobs", {"jobs": GradingJobSerializer(many=True)})
 UploadResult = inline_serializer(
     "DocumentUploadResult",
     {
@@ -92,14 +92,18 @@ UploadResult = inline_serializer(
 
 
 def _transition_view(name: str, method: str, summary: str):
-    @extend_schema(summary=summary, request=None, responses={200: JobBatchSerializer, **ACTION_ERRORS})
+    """A POST action calling one JobBatch transition method: the six are alike."""
+
     def view(self, request, pk=None):
         batch = self.get_object()
         getattr(batch, method)()
         return Response(self.represent(batch.pk))
 
     view.__name__ = name
-    return action(detail=True, methods=["post"], url_path=name, url_name=name)(view)
+    routed = action(detail=True, methods=["post"], url_path=name, url_name=name)(view)
+    return extend_schema(summary=summary, request=None, responses={200: JobBatchSerializer, **ACTION_ERRORS})(
+        routed
+    )
 
 
 @extend_schema_view(
@@ -129,7 +133,6 @@ def _transition_view(name: str, method: str, summary: str):
 class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = JobBatchSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
-    lookup_value_regex = "[0-9]+"
     filterset_class = BatchFilter
     queryset = JobBatch.objects.none()  # for the schema; requests use get_queryset()
 
@@ -188,9 +191,9 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         methods=["post"],
         summary="Add jobs for documents already uploaded (one per document, or per model)",
         request=AddJobsSerializer,
-        responses={201: GradingJobSerializer(many=True), **ACTION_ERRORS},
+        responses={201: AddedJobs, **ACTION_ERRORS},
     )
-    @action(detail=True, methods=["get", "post"], filterset_class=None, serializer_class=GradingJobSerializer)
+    @action(detail=True, methods=["get", "post"], filterset_class=None, serializer_class=AddJobsSerializer)
     def jobs(self, request, pk=None) -> Response:
         batch = self.get_object()
         if request.method == "POST":
@@ -198,7 +201,9 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
             adding.is_valid(raise_exception=True)
             jobs = batch.add_documents(adding.validated_data["documents"], owner=request.user)
             created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in jobs]))
-            return Response(GradingJobSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+            return Response(
+                {"jobs": GradingJobSerializer(created, many=True).data}, status=status.HTTP_201_CREATED
+            )
         jobs = with_job_relations(GradingJob.objects.in_batch(batch)).order_by("created_at", "id")
         jobs = filtered(JobFilter, request, jobs)
         page = self.paginate_queryset(jobs)
@@ -206,6 +211,7 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         summary="Take a job out of the batch (kept as a stand-alone job)",
+        parameters=[OpenApiParameter("job_id", int, OpenApiParameter.PATH)],
         request=None,
         responses={204: None, **ACTION_ERRORS},
     )
@@ -225,10 +231,15 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
             "documents, MAX_UPLOAD_MB in all and MAX_ZIP_RATIO for ZIP entries; a refused upload stores "
             "nothing. Starts the batch when its processing rules say auto_start."
         ),
-        request={"multipart/form-data": UploadRequest},
+        request={"multipart/form-data": DocumentUploadSerializer},
         responses={201: UploadResult, **ACTION_ERRORS},
     )
-    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], serializer_class=None)
+    @action(
+        detail=True,
+        methods=["post"],
+        parser_classes=[MultiPartParser],
+        serializer_class=DocumentUploadSerializer,
+    )
     def documents(self, request, pk=None) -> Response:
         batch = self.get_object()
         added = add_upload(
@@ -250,7 +261,13 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         request=BulkOperationSerializer,
         responses={200: BulkResult, 400: LIST_ERRORS[400], 401: LIST_ERRORS[401]},
     )
-    @action(detail=False, methods=["post"], url_path="bulk-operations", url_name="bulk-operations")
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="bulk-operations",
+        url_name="bulk-operations",
+        serializer_class=BulkOperationSerializer,
+    )
     def bulk_operations(self, request) -> Response:
         operation = BulkOperationSerializer(data=request.data)
         operation.is_valid(raise_exception=True)
@@ -258,15 +275,6 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         action_name, ids = params.pop("action"), params.pop("batch_ids")
         results = run_bulk(request.user, action_name, ids, **params)
         return Response({"action": action_name, "results": results})
-
-    def get_serializer_class(self):
-        if self.action == "bulk_operations":
-            return BulkOperationSerializer
-        if self.action == "jobs" and self.request and self.request.method == "POST":
-            return AddJobsSerializer
-        if self.action == "documents":
-            return UploadRequest.__class__
-        return super().get_serializer_class()
 
 
 def _bounded_id(value: str) -> int:

@@ -178,7 +178,11 @@ def _inspect_zip(
     accepted = []
     for info in entries:
         entry = f"{name}: {safe_filename(info.filename)}"
-        if info.flag_bits & 0x1:
+        if _climbs_out(info.filename):
+            # A name like "../../x.txt" (zip-slip) is an attack, not an accident:
+            # refuse the archive rather than quietly rename the entry.
+            check.problems.append(f"“{name}” holds an entry with an unsafe path: {info.filename[:200]!r}.")
+        elif info.flag_bits & 0x1:
             check.problems.append(f"“{entry}” is encrypted; upload it without a password.")
         elif _ratio(info) > limits.ratio and info.file_size > RATIO_FLOOR_BYTES:
             check.problems.append(
@@ -209,6 +213,11 @@ def _is_document(info: zipfile.ZipInfo) -> bool:
         return False
     # Hidden files such as .DS_Store ride along in archives made on a desktop.
     return not PurePosixPath(info.filename.replace("\\", "/")).name.startswith(".")
+
+
+def _climbs_out(path: str) -> bool:
+    parts = path.replace("\\", "/").split("/")
+    return path.startswith(("/", "\\")) or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":")
 
 
 def _ratio(info: zipfile.ZipInfo) -> float:

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.settings import api_settings
 
 from gradeproject.api_errors import FIELD_ERRORS
 from gradeproject.api_support import StrictJSONParser, StrictSerializerMixin
@@ -22,6 +23,7 @@ class ObtainTokenView(ObtainAuthToken):
     # No session or token needed to ask for a token, and no CSRF check for it.
     authentication_classes: list = []
     parser_classes = [StrictJSONParser, FormParser, MultiPartParser]
+    renderer_classes = api_settings.DEFAULT_RENDERER_CLASSES  # browsable too, not JSON only
 
     @extend_schema(
         summary="Exchange a username and password for an API token",

@@ -28,7 +28,6 @@ def visible_jobs(user):
 class GradingJobViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = GradingJobSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
-    lookup_value_regex = "[0-9]+"
     filterset_class = JobFilter
     queryset = GradingJob.objects.none()  # for the schema; requests use get_queryset()
 

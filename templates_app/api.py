@@ -39,7 +39,6 @@ from templates_app.serializers import BatchTemplateSerializer
 class BatchTemplateViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = BatchTemplateSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
-    lookup_value_regex = "[0-9]+"
     queryset = BatchTemplate.objects.none()  # for the schema; requests use get_queryset()
     filterset_fields = ["category", "is_public"]
 

@@ -35,7 +35,7 @@ def test_adding_jobs_for_uploaded_documents(owner, batch):
         f"/api/batches/{batch.pk}/jobs", {"documents": [d.pk for d in documents]}, format="json"
     )
     assert response.status_code == 201, response.json()
-    assert [row["document"]["name"] for row in response.json()] == [
+    assert [row["document"]["name"] for row in response.json()["jobs"]] == [
         "extra-0.txt",
         "extra-1.txt",
         "extra-2.txt",

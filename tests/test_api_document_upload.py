@@ -1,0 +1,250 @@
+"""POST /api/batches/{id}/documents: many files or a ZIP in, one document and job each; bounded."""
+
+import io
+import random
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from batches.models import JobBatch
+from grading.models import Document, GradingJob
+from templates_app.models import BatchTemplate
+from tests.api_support import client_for, share
+from tests.conftest import make_batch, prebuilt
+
+pytestmark = pytest.mark.django_db
+
+ESSAY = "Parks make cities better because they give people space. " * 40
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def draft(owner, essay_template) -> JobBatch:
+    return make_batch(owner, essay_template, jobs=0, name="Term 1")
+
+
+def text_file(name: str, text: str = ESSAY) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, text.encode(), content_type="text/plain")
+
+
+def zip_file(name: str, entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="application/zip")
+
+
+def upload(user, batch, *files):
+    return client_for(user).post(
+        f"/api/batches/{batch.pk}/documents", {"files": list(files)}, format="multipart"
+    )
+
+
+def stored_files(media: Path) -> list[Path]:
+    return [path for path in media.rglob("*") if path.is_file()] if media.exists() else []
+
+
+def assert_nothing_created(batch: JobBatch, media: Path) -> None:
+    assert Document.objects.count() == 0
+    assert GradingJob.objects.filter(batch=batch).count() == 0
+    assert stored_files(media) == []
+
+
+def test_uploading_several_files_makes_a_document_and_a_job_each(owner, draft, media):
+    response = upload(owner, draft, text_file("ada.txt"), text_file("bo.md"), text_file("cy.txt"))
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert [doc["name"] for doc in body["documents"]] == ["ada.txt", "bo.md", "cy.txt"]
+    assert [job["name"] for job in body["jobs"]] == ["Term 1 – ada.txt", "Term 1 – bo.md", "Term 1 – cy.txt"]
+    assert body["started"] is False
+    assert body["batch"]["progress"]["total"] == 3
+    assert all(doc["extraction_error"] == "" for doc in body["documents"])
+    assert Document.objects.get(original_name="ada.txt").text.startswith("Parks make cities")
+    assert len(stored_files(media)) == 3
+
+
+def test_a_zip_is_expanded_into_its_documents(owner, draft):
+    archive = zip_file(
+        "essays.zip",
+        {
+            "class/ada.txt": ESSAY.encode(),
+            "class/bo.txt": ESSAY.encode(),
+            "class/": b"",
+            "__MACOSX/class/._ada.txt": b"junk",
+            "class/.DS_Store": b"junk",
+        },
+    )
+    response = upload(owner, draft, archive)
+    assert response.status_code == 201, response.json()
+    assert [doc["name"] for doc in response.json()["documents"]] == ["ada.txt", "bo.txt"]
+    assert draft.jobs.count() == 2
+
+
+def test_a_model_comparison_makes_a_job_per_file_and_model(owner, essay_template):
+    batch = make_batch(owner, essay_template, jobs=0, settings={"models": ["builtin-v1", "builtin-v2"]})
+    response = upload(owner, batch, text_file("ada.txt"), text_file("bo.txt"))
+    assert response.status_code == 201
+    assert len(response.json()["jobs"]) == 4
+
+
+def test_the_templates_auto_start_rule_starts_the_batch(owner):
+    template = BatchTemplate.objects.create(
+        name="Auto",
+        slug="auto",
+        default_settings=prebuilt().default_settings,
+        processing_rules={"auto_start": True},
+        owner=owner,
+    )
+    batch = make_batch(owner, template, jobs=0)
+    response = upload(owner, batch, text_file("ada.txt"))
+    assert response.status_code == 201
+    assert response.json()["started"] is True
+    assert response.json()["batch"]["status"] == "pending"
+
+
+def test_an_unreadable_document_is_kept_with_its_reason(owner, draft):
+    response = upload(owner, draft, text_file("empty.txt", "   "))
+    assert response.status_code == 201
+    assert "no text" in response.json()["documents"][0]["extraction_error"]
+
+
+def test_an_oversize_file_is_refused_and_nothing_is_created(owner, draft, media, settings):
+    settings.MAX_DOCUMENT_MB = 1
+    big = text_file("big.txt", "x" * (1024 * 1024 + 1))
+    response = upload(owner, draft, text_file("fine.txt"), big)
+    assert response.status_code == 400
+    assert response.json() == {"files": ["“big.txt” is 1.0 MB; the limit is 1 MB per file."]}
+    assert_nothing_created(draft, media)
+
+
+def test_unsupported_types_are_listed_and_nothing_is_created(owner, draft, media):
+    response = upload(
+        owner,
+        draft,
+        text_file("fine.txt"),
+        SimpleUploadedFile("virus.exe", b"MZ\x90\x00"),
+        SimpleUploadedFile("photo.png", b"\x89PNG"),
+        zip_file("inner.zip", {"nested.zip": b"PK", "notes.txt": ESSAY.encode()}),
+    )
+    assert response.status_code == 400
+    [message] = response.json()["files"]
+    assert "Unsupported file types: virus.exe, photo.png, inner.zip: nested.zip." in message
+    assert ".txt" in message and ".docx" in message
+    assert_nothing_created(draft, media)
+
+
+def test_a_zip_bomb_is_refused_without_inflating_it(owner, draft, media):
+    # 15 MB of zeros deflates to about 15 kB: a ratio near 1000, under the per-file size limit.
+    bomb = zip_file("bomb.zip", {"bomb.txt": bytes(15 * 1024 * 1024)})
+    assert len(bomb) < 100_000
+    response = upload(owner, draft, bomb)
+    assert response.status_code == 400
+    assert "zip bomb" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_a_zip_whose_entries_add_up_past_the_total_limit_is_refused(owner, draft, media, settings):
+    settings.MAX_UPLOAD_MB = 2
+    # Hex of random bytes compresses about 2:1, well within the ratio limit.
+    archive = zip_file(
+        "many.zip", {f"e{i}.txt": random.Random(i).randbytes(25_000).hex().encode() for i in range(50)}
+    )
+    response = upload(owner, draft, archive)
+    assert response.status_code == 400
+    assert "the limit is 2 MB" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_a_zip_lying_about_its_sizes_is_judged_by_its_directory_not_inflated(owner, draft, media):
+    archive = zip_file("liar.zip", {"essay.txt": ESSAY.encode()})
+    data = bytearray(archive.read())
+    # Claim 50 GB uncompressed in the central directory; inflating would fail
+    # the size and CRC checks, so a bomb refusal proves nothing was inflated.
+    central = data.rindex(b"PK\x01\x02")
+    data[central + 24 : central + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+    response = upload(owner, draft, SimpleUploadedFile("liar.zip", bytes(data)))
+    assert response.status_code == 400
+    assert "zip bomb" in response.json()["files"][0] or "limit" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_a_zip_with_too_many_entries_is_refused(owner, draft, media, settings):
+    settings.MAX_FILES_PER_UPLOAD = 5
+    archive = zip_file("lots.zip", {f"e{i}.txt": b"text" for i in range(6)})
+    response = upload(owner, draft, archive)
+    assert response.status_code == 400
+    assert "holds 6 entries; the limit is 5" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_a_zip_entry_climbing_out_with_dotdot_is_refused(owner, draft, media):
+    archive = zip_file("slip.zip", {"ok.txt": ESSAY.encode(), "../../etc/evil.txt": ESSAY.encode()})
+    response = upload(owner, draft, archive)
+    assert response.status_code == 400
+    assert "unsafe path: '../../etc/evil.txt'" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_a_dotdot_upload_name_is_reduced_to_its_last_component(owner, draft, media):
+    response = upload(owner, draft, text_file("../../etc/evil.txt"), text_file("..\\..\\win.txt"))
+    assert response.status_code == 201
+    assert [doc["name"] for doc in response.json()["documents"]] == ["evil.txt", "win.txt"]
+    for path in stored_files(media):
+        assert path.resolve().is_relative_to(media.resolve())
+
+
+def test_a_corrupt_zip_is_refused(owner, draft, media):
+    response = upload(owner, draft, SimpleUploadedFile("broken.zip", b"PK\x03\x04 not really"))
+    assert response.status_code == 400
+    assert "not a readable ZIP" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_an_encrypted_zip_entry_is_refused(owner, draft, media):
+    archive = bytearray(zip_file("locked.zip", {"essay.txt": ESSAY.encode()}).read())
+    # Set the "encrypted" flag bit in both headers, as a password-protected archive has.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = archive.index(signature) + offset
+        archive[at] |= 0x1
+    response = upload(owner, draft, SimpleUploadedFile("locked.zip", bytes(archive)))
+    assert response.status_code == 400
+    assert "encrypted" in response.json()["files"][0]
+    assert_nothing_created(draft, media)
+
+
+def test_an_upload_without_files_is_a_400(owner, draft):
+    response = client_for(owner).post(f"/api/batches/{draft.pk}/documents", {}, format="multipart")
+    assert response.status_code == 400
+    assert "files" in response.json()
+    json = client_for(owner).post(f"/api/batches/{draft.pk}/documents", {"files": []}, format="json")
+    assert json.status_code == 415
+
+
+def test_too_many_files_in_one_request_is_a_400(owner, draft, media, settings):
+    settings.MAX_FILES_PER_UPLOAD = 3
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    response = upload(owner, draft, *[text_file(f"e{i}.txt") for i in range(4)])
+    assert response.status_code == 400
+    assert_nothing_created(draft, media)
+
+
+def test_uploading_into_a_running_batch_is_refused(owner, batch, media):
+    batch.start_batch()
+    response = upload(owner, batch, text_file("late.txt"))
+    assert response.status_code == 409
+    assert response.json()["action"] == "add_jobs"
+    assert Document.objects.filter(original_name="late.txt").count() == 0
+
+
+def test_a_viewer_cannot_upload(owner, colleague, draft, media):
+    share(draft, colleague, "view")
+    assert upload(colleague, draft, text_file("ada.txt")).status_code == 403
+    assert_nothing_created(draft, media)

@@ -1,0 +1,82 @@
+"""A schema-driven fuzz run: schemathesis generates requests from /api/schema for every
+operation, valid and invalid, and each response must be no 5xx, a documented status code,
+the documented content type, and a body matching the documented schema.
+
+It talks to the real WSGI application in-process, inside the test's database
+transaction, signed in with a real token. Examples per operation are bounded so
+the whole run stays well under a minute.
+"""
+
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from batches.models import JobBatch
+from grading.models import GradingJob
+from templates_app.models import BatchTemplate
+from tests.conftest import make_batch, prebuilt
+
+EXAMPLES_PER_OPERATION = 15
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", get_wsgi_application())
+schema.config.generation.max_examples = EXAMPLES_PER_OPERATION
+schema.config.generation.modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+# The coverage phase sends every boundary case the schema defines (about 200
+# per write operation here), which takes minutes; the fuzzing phase, bounded
+# by EXAMPLES_PER_OPERATION, keeps the run under a minute. Edge cases that
+# matter are pinned down by tests/test_api_errors.py.
+schema.config.phases.coverage.enabled = False
+
+
+@pytest.fixture
+def token(owner, essay_template) -> str:
+    return Token.objects.create(user=owner).key
+
+
+def real_ids(owner) -> dict[str, int]:
+    """Objects that exist, so a share of the requests reach real rows rather than 404s."""
+    batch = JobBatch.objects.filter(owner=owner).first() or make_batch(owner, name="Fuzzed")
+    job = GradingJob.objects.filter(batch=batch).first() or GradingJob.objects.filter(owner=owner).first()
+    template = BatchTemplate.objects.filter(owner=owner).first() or BatchTemplate.objects.create(
+        name="Fuzz template", slug="fuzz-template", default_settings=prebuilt().default_settings, owner=owner
+    )
+    return {
+        "batches": batch.pk,
+        "jobs": job.pk if job else 1,
+        "batch-templates": template.pk,
+    }
+
+
+def aim_at_real_rows(case, ids: dict[str, int]) -> None:
+    """Point half of the generated ids at existing objects of the operation's kind."""
+    identifier = case.path_parameters.get("id") if case.path_parameters else None
+    if not isinstance(identifier, int) or identifier % 2:
+        return
+    resource = case.operation.path.split("/")[2]
+    case.path_parameters["id"] = ids[resource]
+    if "job_id" in case.path_parameters and ids["jobs"]:
+        case.path_parameters["job_id"] = ids["jobs"]
+
+
+@pytest.mark.django_db
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+def test_no_input_makes_the_api_fail_or_answer_off_its_schema(case, owner, token):
+    aim_at_real_rows(case, real_ids(owner))
+    case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=CHECKS)

@@ -1,0 +1,126 @@
+"""/api/schema (OpenAPI 3), /api/docs (Swagger UI served locally) and the browsable API."""
+
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import make_batch
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = {
+    ("/api/batches", "get"),
+    ("/api/batches", "post"),
+    ("/api/batches/{id}", "get"),
+    ("/api/batches/{id}", "put"),
+    ("/api/batches/{id}", "patch"),
+    ("/api/batches/{id}", "delete"),
+    *{
+        (f"/api/batches/{{id}}/{action}", "post")
+        for action in ("start", "pause", "resume", "cancel", "retry", "duplicate", "archive")
+    },
+    ("/api/batches/{id}/jobs", "get"),
+    ("/api/batches/{id}/jobs", "post"),
+    ("/api/batches/{id}/jobs/{job_id}", "delete"),
+    ("/api/batches/{id}/documents", "post"),
+    ("/api/batches/bulk-operations", "post"),
+    ("/api/batch-templates", "get"),
+    ("/api/batch-templates", "post"),
+    ("/api/batch-templates/{id}", "get"),
+    ("/api/batch-templates/{id}", "put"),
+    ("/api/batch-templates/{id}", "patch"),
+    ("/api/batch-templates/{id}", "delete"),
+    ("/api/jobs", "get"),
+    ("/api/jobs/{id}", "get"),
+    ("/api/auth/token", "post"),
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/schema")
+    assert response.status_code == 200
+    return yaml.safe_load(response.content)
+
+
+def test_the_schema_is_openapi_3_and_names_every_endpoint_without_a_trailing_slash(schema):
+    assert schema["openapi"].startswith("3.")
+    documented = {(path, method) for path, item in schema["paths"].items() for method in item}
+    assert documented >= ENDPOINTS
+    assert not [path for path in schema["paths"] if path.endswith("/")]
+
+
+def test_every_operation_documents_its_responses_and_errors(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert codes & {"200", "201", "204"}, (path, method)
+            if path != "/api/auth/token":
+                assert "401" in codes, (path, method)
+            if method != "get":
+                assert "400" in codes or "409" in codes or path.endswith(("/start", "/pause")), (path, method)
+
+
+def test_refused_transitions_document_the_409_body(schema):
+    start = schema["paths"]["/api/batches/{id}/start"]["post"]
+    conflict = start["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
+    body = schema["components"]["schemas"][conflict.rsplit("/", 1)[1]]
+    assert set(body["required"]) == {"detail", "code", "status", "action"}
+
+
+def test_the_request_bodies_are_described(schema):
+    create = schema["paths"]["/api/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert create["$ref"].endswith("/JobBatchRequest")
+    upload = schema["paths"]["/api/batches/{id}/documents"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+    bulk = schema["paths"]["/api/batches/bulk-operations"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]
+    assert bulk["schema"]["$ref"].endswith("/BulkOperationRequest")
+
+
+def test_the_docs_page_is_served_without_any_cdn(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    external = re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", html)
+    assert external == []
+    for asset in re.findall(r"""(?:src|href)=["'](/static/[^"']+)""", html):
+        assert "drf_spectacular_sidecar" in asset
+
+
+def browsable_paths(batch) -> list[str]:
+    job = batch.jobs.first()
+    return [
+        "/api/",
+        "/api/batches",
+        f"/api/batches/{batch.pk}",
+        f"/api/batches/{batch.pk}/jobs",
+        f"/api/batches/{batch.pk}/documents",
+        f"/api/batches/{batch.pk}/jobs/{job.pk}",
+        *[
+            f"/api/batches/{batch.pk}/{action}"
+            for action in ("start", "pause", "resume", "cancel", "retry", "duplicate", "archive")
+        ],
+        "/api/batches/bulk-operations",
+        "/api/batch-templates",
+        f"/api/batch-templates/{batch.template_id}",
+        "/api/jobs",
+        f"/api/jobs/{job.pk}",
+        "/api/auth/token",
+    ]
+
+
+def test_the_browsable_api_renders_every_endpoint_for_a_signed_in_user(client, superuser):
+    batch = make_batch(superuser)
+    client.force_login(superuser)
+    for path in browsable_paths(batch):
+        response = client.get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code in (200, 405), (path, response.status_code)
+        assert response["Content-Type"].startswith("text/html"), path
+        assert b"Django REST framework" in response.content, path
