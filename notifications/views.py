@@ -10,6 +10,7 @@ from rest_framework.serializers import IntegerField
 from rest_framework.views import APIView
 
 from batches.models import JobBatch
+from gradeproject.api_errors import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from notifications.models import BatchWebhook, DeliveryAttempt, Notification, NotificationPreference
 from notifications.serializers import (
     NotificationSerializer,
@@ -20,6 +21,17 @@ from notifications.serializers import (
 )
 
 
+# The error responses each operation can give, so the schema (and the fuzz run
+# that holds responses to it) knows them: see gradeproject.api_errors.
+@extend_schema_view(
+    list=extend_schema(responses={200: NotificationSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: NotificationSerializer, **READ_ERRORS}),
+    read=extend_schema(request=None, responses={200: NotificationSerializer, **READ_ERRORS}),
+    read_all=extend_schema(
+        request=None,
+        responses={200: inline_serializer("MarkedRead", {"marked_read": IntegerField()}), **READ_ERRORS},
+    ),
+)
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
     """The signed-in user's in-app notifications, newest first; ?unread=true for the unread ones."""
 
@@ -54,9 +66,13 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    get=extend_schema(responses=PreferenceGridSerializer),
-    put=extend_schema(request=PreferenceGridSerializer, responses=PreferenceGridSerializer),
-    patch=extend_schema(request=PreferenceGridSerializer, responses=PreferenceGridSerializer),
+    get=extend_schema(responses={200: PreferenceGridSerializer, **READ_ERRORS}),
+    put=extend_schema(
+        request=PreferenceGridSerializer, responses={200: PreferenceGridSerializer, **WRITE_ERRORS}
+    ),
+    patch=extend_schema(
+        request=PreferenceGridSerializer, responses={200: PreferenceGridSerializer, **WRITE_ERRORS}
+    ),
 )
 class PreferencesView(APIView):
     """GET the user's channel x event grid; PUT or PATCH part or all of it."""
@@ -77,6 +93,16 @@ class PreferencesView(APIView):
         return NotificationPreference.objects.grid_for([user])[user.pk]
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: WebhookSerializer(many=True), **LIST_ERRORS}),
+    create=extend_schema(responses={201: WebhookSerializer, **WRITE_ERRORS}),
+    retrieve=extend_schema(responses={200: WebhookSerializer, **READ_ERRORS}),
+    update=extend_schema(responses={200: WebhookSerializer, **WRITE_ERRORS}),
+    partial_update=extend_schema(responses={200: WebhookSerializer, **WRITE_ERRORS}),
+    destroy=extend_schema(responses={204: None, **WRITE_ERRORS}),
+    deliveries=extend_schema(responses={200: WebhookDeliverySerializer(many=True), **LIST_ERRORS}),
+    rotate_secret=extend_schema(request=None, responses={200: WebhookSerializer, **WRITE_ERRORS}),
+)
 class BatchWebhookViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
