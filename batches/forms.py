@@ -87,6 +87,17 @@ class BatchFilterForm(forms.Form):
         return data
 
 
+# The orders the list offers, as the API's `ordering` values.
+LIST_ORDERS = [
+    ("", "Newest first"),
+    ("created_at", "Oldest first"),
+    ("-priority", "Highest priority"),
+    ("priority", "Lowest priority"),
+    ("deadline", "Nearest deadline"),
+    ("name", "Name"),
+]
+
+
 class PageBatchFilter(BatchFilter):
     """The API's filters (same names, same meaning), with widgets for the page."""
 
@@ -96,8 +107,15 @@ class PageBatchFilter(BatchFilter):
         form = BatchFilterForm
 
     def filtered(self):
-        """The filtered batches; all of them when a filter is invalid (the page says so)."""
-        return self.qs if self.is_bound and self.is_valid() else self.queryset
+        """The filtered batches in the chosen order (newest first by default).
+
+        All of them, newest first, when a filter is invalid (the page says so).
+        """
+        valid = self.is_bound and self.is_valid()
+        batches = self.qs if valid else self.queryset
+        if not (valid and self.form.cleaned_data.get("ordering")):
+            batches = batches.order_by("-created_at", "-id")
+        return batches
 
     @property
     def is_filtered(self) -> bool:

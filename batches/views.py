@@ -23,6 +23,7 @@ from batches.analytics import batch_analytics
 from batches.charts import charts_for
 from batches.exceptions import InvalidTransition
 from batches.forms import (
+    LIST_ORDERS,
     BatchDetailsForm,
     BatchSettingsForm,
     NewBatchForm,
@@ -96,7 +97,7 @@ def _jobs_page(batch: JobBatch, number: Any):
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
     filters = PageBatchFilter(request.GET or None, queryset=_visible_batches(request))
-    batches = filters.filtered().with_progress().order_by("-created_at", "-id")
+    batches = filters.filtered().with_progress()
     page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = rows_for(request.user, list(page.object_list))
     context = {
@@ -106,6 +107,7 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         "live_ids": [row.batch.pk for row in rows if row.live],
         "has_any": bool(rows) or _visible_batches(request).exists(),
         "action_labels": ACTION_LABELS,
+        "orders": LIST_ORDERS,
     }
     return render(request, "batches/list.html", context)
 

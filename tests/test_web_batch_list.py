@@ -181,3 +181,16 @@ def test_the_filter_form_shows_back_what_was_asked(client, owner):
     assert 'id="id_search" value="word"' in html
     assert 'value="draft" id="id_status_0" checked' in html
     assert 'id="id_priority_min" min="1" max="10" value="2"' in html
+
+
+def test_the_list_sorts_as_asked_and_keeps_the_order_across_pages(client, owner):
+    make_batch(owner, name="Low", priority=2, jobs=0)
+    make_batch(owner, name="High", priority=9, jobs=0)
+    make_batch(owner, name="Middle", priority=5, jobs=0)
+    client.force_login(owner)
+    assert names_in(client.get("/batches")) == ["Middle", "High", "Low"]
+    assert names_in(client.get("/batches?ordering=-priority")) == ["High", "Middle", "Low"]
+    html = client.get("/batches?ordering=name").content.decode()
+    assert names_in(client.get("/batches?ordering=name")) == ["High", "Low", "Middle"]
+    assert '<option value="name" selected>' in html
+    assert "Select a valid choice" in client.get("/batches?ordering=owner__password").content.decode()
