@@ -5,7 +5,9 @@ check what the user may change (a 403 page that says why), call the batch's
 methods and render. A refused transition becomes a message on the page.
 """
 
+from functools import wraps
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,11 +15,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
@@ -55,6 +58,27 @@ ACCESS_WORDS = {"change": "change it", "delete": "delete it", "manage": "share i
 
 
 # --- helpers ------------------------------------------------------------------
+
+
+def login_required_live(view):
+    """login_required for the parts htmx polls: a signed-out poll sends the whole page to sign in.
+
+    A plain redirect would be followed inside the poll, and the sign-in page
+    swapped into the spot the poll refreshes.
+    """
+    guarded = login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.htmx and not request.user.is_authenticated:
+            current = urlsplit(request.htmx.current_url or "")
+            back = current.path + (f"?{current.query}" if current.query else "")
+            return HttpResponseClientRedirect(
+                f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back or '/batches'})}"
+            )
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _visible_batches(request: HttpRequest):
@@ -112,7 +136,7 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     return render(request, "batches/list.html", context)
 
 
-@login_required
+@login_required_live
 @require_GET
 def batch_list_live(request: HttpRequest) -> HttpResponse:
     """Fresh rows for the list's active batches; polled by htmx only while one is active."""
@@ -221,7 +245,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "batches/detail.html", context)
 
 
-@login_required
+@login_required_live
 @require_GET
 def batch_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The parts of a batch's page that workers change, polled while the batch is live.

@@ -57,3 +57,16 @@ def test_a_form_posted_without_its_csrf_token_gets_a_readable_page(owner):
     response = client.post("/batches/new", {"name": "x"})
     assert response.status_code == 403
     assert "This form has expired" in response.content.decode()
+
+
+def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(client):
+    response = client.get(
+        "/batches/live?id=1",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/batches?status=processing"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fbatches%3Fstatus%3Dprocessing"
+    response = client.get(
+        "/batches/3/live", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/batches/3"}
+    )
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fbatches%2F3"
