@@ -152,7 +152,7 @@ def test_a_grader_filters_the_list(web, owner, essay_template):
     expect(web.get_by_label("Tags")).to_have_value("history")
 
     web.get_by_label("Draft", exact=True).uncheck()
-    web.get_by_label("Lowest priority").fill("5")
+    web.get_by_label("Lowest priority", exact=True).fill("5")
     web.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_text(["History finals"])
 
