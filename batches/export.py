@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
@@ -416,3 +417,24 @@ dropped; the job id keeps names unique. In gradebook.csv every cell starting
 with =, +, -, @, a tab or a carriage return is prefixed with an apostrophe so
 that no spreadsheet runs it as a formula. The CSV is UTF-8 with CRLF line ends.
 """
+
+
+def write_zip(batch, path) -> int:
+    """Write the export ZIP to a file, whole or not at all; returns its size in bytes.
+
+    The archive goes to a temporary file beside the target and is renamed
+    over it only when complete, so an interrupted export never leaves a
+    truncated ZIP under the name asked for.
+    """
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    size = 0
+    try:
+        with partial.open("wb") as file:
+            for chunk in stream_zip(batch):
+                file.write(chunk)
+                size += len(chunk)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return size

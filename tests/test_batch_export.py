@@ -14,6 +14,7 @@ from batches.export import (
     safe_name,
     stream_gradebook_csv,
     stream_zip,
+    write_zip,
 )
 from grading.models import GradingJob, JobStatus
 from tests.analytics_support import MODEL_A, NOW, add_job, add_result, result_of, rubric_batch, worked_batch
@@ -161,3 +162,22 @@ def test_the_zip_is_sent_in_chunks_as_it_is_written(owner, monkeypatch):
     chunks = list(stream_zip(batch, now=NOW))
     assert len(chunks) > 10
     assert max(len(chunk) for chunk in chunks) < 64 * 1024
+
+
+def test_writing_the_zip_to_a_file_leaves_the_whole_archive_and_no_partial_file(worked, tmp_path):
+    target = tmp_path / "grades.zip"
+    size = write_zip(worked, target)
+    assert target.stat().st_size == size
+    assert zipfile.ZipFile(target).testzip() is None
+    assert [path.name for path in tmp_path.iterdir()] == ["grades.zip"]
+
+
+def test_a_failed_write_leaves_no_file_behind(worked, tmp_path, monkeypatch):
+    def broken(batch):
+        yield b"PK"
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("batches.export.stream_zip", broken)
+    with pytest.raises(RuntimeError):
+        write_zip(worked, tmp_path / "grades.zip")
+    assert list(tmp_path.iterdir()) == []
