@@ -520,11 +520,16 @@ class _BatchSql:
         )
 
     def model_pair_rows(self) -> list[tuple]:
+        """Per pair of models and pair of buckets: documents, differences and sums (AI scores).
+
+        Models are named as the jobs name them (as in the per-model breakdown),
+        not as a provider reports them back (often a dated snapshot).
+        """
         percent_a, percent_b = "a.percent", "b.percent"
         return self._fetch(
             f"""
             WITH graded AS (
-                SELECT j.document_id AS document, res.provider AS provider, res.model AS model,
+                SELECT j.document_id AS document, j.provider AS provider, j.model AS model,
                        res.score * 100.0 / res.max_score AS percent
                 FROM {self.results} res
                 JOIN {self.jobs} j ON j.id = res.job_id
