@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", RedirectView.as_view(url="/batches", permanent=False), name="home"),
     path("batches/", RedirectView.as_view(url="/batches", permanent=False, query_string=True)),
+    path("", include("notifications.web_urls")),
     path("", include("batches.urls")),
 ]
 

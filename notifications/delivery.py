@@ -125,7 +125,7 @@ def _send(notification: Notification) -> int | None:
 def _send_email(notification: Notification) -> None:
     message = EmailMessage(
         subject=f"[gradeproject] {notification.title}",
-        body=notification.body,
+        body=f"{notification.body}\n\n{notification.payload.get('batch', {}).get('url', '')}".rstrip(),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.recipient.email],
         headers={EVENT_HEADER: notification.event, DELIVERY_HEADER: str(notification.pk)},

@@ -233,7 +233,7 @@ def notify(batch: JobBatch, occurrence: Occurrence, counts: dict[str, int]) -> l
         "key": occurrence.key,
         "batch": batch,
         "title": occurrence.title[:300],
-        "body": f"{occurrence.body}\n\n{payload['batch']['url']}",
+        "body": occurrence.body,
         "payload": payload,
         "created_at": now,
         "next_attempt_at": now,

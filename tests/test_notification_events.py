@@ -82,6 +82,7 @@ def test_a_batch_ending_reaches_owner_and_colleague_in_app_by_email_and_the_webh
     assert sorted(m.to[0] for m in finished_mail) == ["colin@example.com", "olivia@example.com"]
     label = BatchStatus(final).label.lower()
     assert {m.subject for m in finished_mail} == {f'[gradeproject] Batch "Essays" {label}'}
+    assert all(m.body.endswith(f"http://127.0.0.1:8000/batches/{shared_batch.pk}") for m in finished_mail)
     hooks = [r.json() for r in webhook_receiver.received if r.json()["event"] == "batch_finished"]
     assert len(hooks) == 1
     assert hooks[0]["batch"]["status"] == final
