@@ -45,6 +45,7 @@ from batches.presenters import (
 )
 from batches.uploads import UploadRefused, add_upload
 from gradeproject import permissions
+from grading.estimate import estimate_batch
 from grading.models import GradingJob, ReviewError
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
@@ -233,6 +234,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     context = _detail_context(request, batch)
     row = context["row"]
+    context["estimate"] = _estimate(batch, row)
     if batch.started_at or row.done:
         analytics = batch_analytics(batch)
         context.update(analytics=analytics, charts=charts_for(analytics), can_export=row.done > 0)
@@ -337,8 +339,19 @@ def _documents_page(
         "upload_errors": upload_errors,
         "upload_limits": _upload_limits(),
         "upload_next": reverse("batches:documents", args=[batch.pk]),
+        "estimate": _estimate(batch, row),
     }
     return render(request, "batches/documents.html", context, status=status)
+
+
+def _estimate(batch: JobBatch, row: BatchRow) -> dict[str, Any] | None:
+    """What starting (or resuming) will cost, while the grader can still change course."""
+    if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED) or not row.counts["total"]:
+        return None
+    try:
+        return estimate_batch(batch)
+    except SettingsError:
+        return None
 
 
 def _upload_limits() -> dict[str, int]:

@@ -169,3 +169,14 @@ def test_a_job_of_another_batch_is_not_found_under_this_one(client, owner, batch
     client.force_login(owner)
     assert client.get(f"/batches/{batch.pk}/jobs/{foreign.pk}").status_code == 404
     assert client.post(f"/batches/{batch.pk}/jobs/{foreign.pk}/remove").status_code == 404
+
+
+def test_a_draft_shows_what_grading_will_take_before_it_starts(client, owner, batch):
+    client.force_login(owner)
+    html = client.get(f"/batches/{batch.pk}").content.decode()
+    assert "What grading will take" in html
+    assert "Provider calls</dt><dd>2" in html
+    assert "$0.0000" in html
+    assert "What grading will take" in client.get(f"/batches/{batch.pk}/documents").content.decode()
+    set_status(batch, BatchStatus.PROCESSING, "queued")
+    assert "What grading will take" not in client.get(f"/batches/{batch.pk}").content.decode()

@@ -105,3 +105,9 @@ def seconds(milliseconds: float | None) -> str:
         return "—"
     value = milliseconds / 1000
     return f"{value:.1f} s" if value < 60 else f"{value / 60:.1f} min"
+
+
+@register.filter
+def intcomma_plain(value: int | None) -> str:
+    """12345 -> "12,345", without loading django.contrib.humanize."""
+    return "—" if value is None else f"{int(value):,}"
