@@ -37,6 +37,7 @@ def drop_files(page, selector: str, files: dict[str, str]) -> None:
     )
 
 
+@pytest.mark.cluster
 def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     web, owner, essay_template, graders, artifacts, tmp_path
 ):
