@@ -52,28 +52,33 @@ def check_cluster(now=None) -> dict[str, Any]:
     broker those statistics stay in each cluster's own process, so the answer
     is the heartbeat row a scheduled task writes every minute.
     """
+    report = _heartbeat(now or timezone.now())
+    if _broker_type() == "redis":
+        try:
+            report["nodes"] = _live_nodes()
+        except Exception as exc:
+            return {**report, **_failed("The cluster status", exc)}
+        report["ok"] = bool(report["nodes"])
+    heartbeat_error = report.pop("heartbeat_error", None)
+    if not report["ok"]:
+        report["error"] = heartbeat_error or (
+            "No django-q2 cluster has been seen recently; start one with manage.py qcluster."
+        )
+    return report
+
+
+def _heartbeat(now) -> dict[str, Any]:
     from health.models import Heartbeat
 
-    now = now or timezone.now()
-    max_age = timedelta(seconds=settings.HEALTH_HEARTBEAT_MAX_AGE_S)
+    report: dict[str, Any] = {"max_age_s": settings.HEALTH_HEARTBEAT_MAX_AGE_S}
     try:
         latest = Heartbeat.objects.order_by("-seen_at").first()
-        nodes = _live_nodes() if _broker_type() == "redis" else None
     except Exception as exc:
-        return _failed("The cluster status", exc)
-    report: dict[str, Any] = {
-        "last_heartbeat": latest.seen_at.isoformat() if latest else None,
-        "heartbeat_age_s": round((now - latest.seen_at).total_seconds(), 1) if latest else None,
-        "max_age_s": settings.HEALTH_HEARTBEAT_MAX_AGE_S,
-    }
-    fresh = latest is not None and now - latest.seen_at <= max_age
-    if nodes is not None:
-        report["nodes"] = nodes
-        report["ok"] = bool(nodes)
-    else:
-        report["ok"] = fresh
-    if not report["ok"]:
-        report["error"] = "No django-q2 cluster has been seen recently; start one with manage.py qcluster."
+        failed = _failed("The heartbeat", exc)
+        return {**report, "last_heartbeat": None, "ok": False, "heartbeat_error": failed["error"]}
+    report["last_heartbeat"] = latest.seen_at.isoformat() if latest else None
+    report["heartbeat_age_s"] = round((now - latest.seen_at).total_seconds(), 1) if latest else None
+    report["ok"] = latest is not None and now - latest.seen_at <= timedelta(seconds=report["max_age_s"])
     return report
 
 
