@@ -9,7 +9,9 @@ the whole run stays well under a minute.
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
@@ -37,7 +39,23 @@ schema.config.phases.coverage.enabled = False
 
 
 @pytest.fixture
-def token(owner, essay_template) -> str:
+def keep_test_connection():
+    """Keep the test's transaction open across requests, as Django's test client does.
+
+    The WSGI handler closes "old" connections when a request starts and ends, and
+    a connection inside the test's transaction (autocommit off) counts as one.
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(owner, essay_template, keep_test_connection) -> str:
     return Token.objects.create(user=owner).key
 
 
