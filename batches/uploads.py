@@ -29,6 +29,7 @@ MIB = 1024 * 1024
 # characters); above it, a ratio past the limit is how zip bombs look.
 RATIO_FLOOR_BYTES = 64 * 1024
 SKIPPED_IN_ZIPS = ("__MACOSX/",)
+MAX_LISTED = 20
 
 
 def supported_extensions() -> tuple[str, ...]:
@@ -85,7 +86,10 @@ class _Check:
         return True
 
     def errors(self) -> list[str]:
-        problems = list(self.problems)
+        # A bomb of 400 entries has 400 problems; the first few say enough.
+        problems = self.problems[:MAX_LISTED]
+        if len(self.problems) > MAX_LISTED:
+            problems.append(f"… and {len(self.problems) - MAX_LISTED} more problems like these.")
         if self.count > self.limits.files:
             problems.append(f"{self.count} documents in one upload; the limit is {self.limits.files}.")
         if self.total > self.limits.total_bytes:

@@ -248,3 +248,11 @@ def test_a_viewer_cannot_upload(owner, colleague, draft, media):
     share(draft, colleague, "view")
     assert upload(colleague, draft, text_file("ada.txt")).status_code == 403
     assert_nothing_created(draft, media)
+
+
+def test_a_400_lists_at_most_twenty_problems(owner, draft, media):
+    archive = zip_file("bombs.zip", {f"bomb-{i}.txt": bytes(1024 * 1024) for i in range(30)})
+    problems = upload(owner, draft, archive).json()["files"]
+    assert len(problems) == 21
+    assert problems[-1] == "… and 10 more problems like these."
+    assert_nothing_created(draft, media)
