@@ -162,3 +162,38 @@ def test_a_grader_filters_the_list(web, owner, essay_template):
     expect(web.get_by_role("heading", name="No batch matches these filters")).to_be_visible()
     web.get_by_role("link", name="Clear the filters").click()
     expect(rows).to_have_count(3)
+
+
+def finish_jobs(batch) -> None:
+    """Finish a batch's jobs as a worker would, behind the browser's back."""
+    from grading.models import GradingJob, GradingResult, JobStatus
+
+    for job in GradingJob.objects.in_batch(batch):
+        GradingResult.objects.create(job=job, provider="builtin", model="builtin-v1", score=70, max_score=100)
+    GradingJob.objects.in_batch(batch).update(status=JobStatus.COMPLETED)
+    batch.finalize()
+
+
+def test_the_list_and_the_batch_page_follow_a_running_batch_without_a_reload(web, owner, essay_template):
+    watched = make_batch(owner, essay_template, jobs=2, name="Watched on the list")
+    opened = make_batch(owner, essay_template, jobs=2, name="Watched on its page")
+    for batch in (watched, opened):
+        batch.start_batch()
+        batch.mark_processing()
+    sign_in(web, "olivia", "pw-olivia")
+    row = web.locator(f"#batch-row-{watched.pk}")
+    expect(row).to_contain_text("Processing")
+    web.evaluate("window.notReloaded = true")
+    finish_jobs(watched)
+    expect(row).to_contain_text("Completed", timeout=10_000)
+    expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    assert web.evaluate("window.notReloaded") is True
+
+    web.goto(f"/batches/{opened.pk}")
+    score_chart = web.locator("#analytics svg[aria-labelledby^='chart-scores']")
+    expect(score_chart).to_have_count(0)
+    finish_jobs(opened)
+    expect(web.locator("#batch-status")).to_contain_text("Completed", timeout=10_000)
+    expect(web.locator("#batch-jobs")).to_contain_text("70 / 100")
+    # Once the batch has ended the page reloads itself once, to draw the results.
+    expect(score_chart).to_be_visible(timeout=10_000)
