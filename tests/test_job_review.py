@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from django import forms as forms_module
 
 from batches.analytics import batch_analytics
 from batches.export import stream_gradebook_csv
@@ -176,3 +177,55 @@ def test_emptying_the_review_in_the_admin_withdraws_it(superuser, client, owner,
     assert response.status_code == 302
     d2_result.refresh_from_db()
     assert (d2_result.reviewed_score, d2_result.reviewer, d2_result.reviewed_at) == (None, None, None)
+
+
+def _form_data(response) -> dict:
+    """The POST body the admin change page would send back unchanged: its form and inline formsets."""
+    data = {}
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data.update(
+            {f"{formset.prefix}-{key}": value for key, value in formset.management_form.initial.items()}
+        )
+        forms += list(formset.forms)
+    for form in forms:
+        for name, field in form.fields.items():
+            if field.disabled:
+                continue
+            value = form[name].value()
+            if value is None:
+                continue
+            widget_data = field.widget.format_value(value) if hasattr(field.widget, "format_value") else value
+            if isinstance(value, bool):
+                if value:
+                    data[form.add_prefix(name)] = "on"
+                continue
+            if hasattr(field.widget, "widgets"):  # split date and time
+                for index, part in enumerate(field.widget.decompress(value)):
+                    data[f"{form.add_prefix(name)}_{index}"] = part or ""
+                continue
+            if isinstance(field, forms_module.JSONField):
+                widget_data = field.prepare_value(value)
+            data[form.add_prefix(name)] = widget_data
+    return data
+
+
+def test_reviewing_in_the_job_page_inline_records_the_reviewer(superuser, client, d2_result):
+    client.force_login(superuser)
+    url = f"/admin/grading/gradingjob/{d2_result.job_id}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    data = _form_data(page)
+    prefix = page.context["inline_admin_formsets"][0].formset.prefix
+    data[f"{prefix}-0-reviewed_score"] = "7"
+    data[f"{prefix}-0-reviewed_criteria"] = "[]"
+    data[f"{prefix}-0-review_comment"] = "Better than it looks."
+    response = client.post(url, data)
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        [f.errors for i in response.context["inline_admin_formsets"] for f in i.formset.forms],
+    )
+    d2_result.refresh_from_db()
+    assert (d2_result.score, d2_result.reviewed_score, d2_result.reviewer) == (4, 7, superuser)
+    assert d2_result.reviewed_at is not None
