@@ -55,8 +55,10 @@ def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
     sql = _BatchSql(batch.pk)
     rows = per_model_rows(jobs)
     by_model, scores = model_breakdown(rows), score_distribution(rows)
-    # Queries whose answer is known to be empty are skipped: the pairs of
-    # models when fewer than two graded, the reviews when nobody reviewed.
+    # Queries whose answer is known to be empty are skipped: criteria before
+    # any result, the pairs of models when fewer than two graded, the reviews
+    # when nobody reviewed.
+    graded = sql.criterion_rows() if scores["graded"] else []
     reviewed = sql.reviewed_criterion_rows() if scores["reviewed"] else []
     models_graded = sum(1 for row in by_model if row["completed"])
     return {
@@ -67,7 +69,7 @@ def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
         "timeline": timeline(batch, counts, now),
         "by_model": by_model,
         "scores": scores,
-        "criteria": criterion_figures(sql.criterion_rows(), reviewed, rubric_criteria(batch)),
+        "criteria": criterion_figures(graded, reviewed, rubric_criteria(batch)) if graded else [],
         "model_comparison": model_comparison(sql) if models_graded > 1 else [],
         "ai_human_agreement": ai_human_agreement(sql, reviewed, scores["reviewed"]),
     }
