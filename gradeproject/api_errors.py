@@ -9,8 +9,11 @@ Viewsets raise domain exceptions (InvalidTransition, SettingsError) and this
 handler turns them into responses, so no view repeats the mapping.
 """
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
@@ -47,13 +50,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def _code(exc: Exception) -> str:
+    """A stable code beside the sentence; DRF maps Django's Http404 and PermissionDenied itself."""
     if isinstance(exc, APIException):
         codes = exc.get_codes()
         if isinstance(codes, str):
             return codes
-    if getattr(exc, "status_code", None) == 404 or exc.__class__.__name__ == "Http404":
+    if isinstance(exc, Http404):
         return "not_found"
-    if exc.__class__.__name__ == "PermissionDenied":
+    if isinstance(exc, DjangoPermissionDenied):
         return "permission_denied"
     return "error"
 
@@ -79,10 +83,8 @@ class FieldErrorsSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="Present when the body could not be parsed.")
     code = serializers.CharField(required=False)
     non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
-
-    class Meta:
-        # Field names vary by endpoint: any key may hold a list of messages or a nested object.
-        pass
+    # Other keys are the endpoint's field names, each with a list of messages (or, for
+    # JSON settings, an object of messages by dotted path): the schema leaves them open.
 
 
 FIELD_ERRORS = OpenApiResponse(FieldErrorsSerializer, description="Invalid input: messages per field.")
@@ -101,9 +103,5 @@ ACTION_ERRORS = {**WRITE_ERRORS, 409: REFUSED}
 def not_found(request, exception=None):
     """JSON 404s under /api/ (a path no route matches); Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
         return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception)
