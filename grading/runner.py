@@ -229,7 +229,11 @@ class Runner:
             self.on_progress(batch_id)
 
     def _touched(self, batch_ids: set[int]) -> None:
-        if not self.on_batch_touched or not batch_ids:
+        if not self.on_batch_touched:
+            return
+        # A batch of which this runner still holds a job is not finished: no query needed.
+        batch_ids = batch_ids - {work.batch_id for work in self._in_flight.values()}
+        if not batch_ids:
             return
         still_running = set(
             GradingJob.objects.unfinished()
@@ -289,7 +293,7 @@ def grade_work(work: Work, provider_lookup: ProviderLookup = get_provider) -> Ou
         # A bug or an unexpected library error: worth another attempt, bounded by max_attempts.
         logger.exception("Grading job %s failed unexpectedly.", work.job_id)
         return Outcome(work, error=f"Unexpected error: {type(error).__name__}: {error}", transient=True)
-    return Outcome(work, grade=grade, latency_ms=int((time.monotonic() - started) * 1000))
+    return Outcome.graded(work, grade, latency_ms=int((time.monotonic() - started) * 1000))
 
 
 class PermanentFailure(Exception):

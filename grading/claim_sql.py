@@ -1,0 +1,161 @@
+"""The claim's three hot statements, written out in SQL.
+
+A worker claims after nearly every finished call, so the claim's cost per round is
+paid hundreds of times a second. Built through the ORM, its queries (joins, ordering,
+JSON casts, variable IN lists) cost about 10 ms of Python per claim in compilation
+alone — as much CPU as the provider call they serve. Written once here with list
+parameters (`= ANY(%s)` on PostgreSQL, `json_each(%s)` on SQLite), the statement text
+never changes and costs almost nothing to issue.
+
+GradingJob.objects.claimable() stays the readable definition of what may be claimed
+and in which order; tests/test_job_claiming.py checks that these statements agree
+with it.
+"""
+
+import json
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.db import connection
+
+from grading.models import CLAIMING_BATCH_STATES, Document, GradingJob, JobStatus
+
+
+@cache
+def _tables() -> dict[str, str]:
+    batch_model = GradingJob._meta.get_field("batch").related_model
+    return {
+        "job": connection.ops.quote_name(GradingJob._meta.db_table),
+        "batch": connection.ops.quote_name(batch_model._meta.db_table),
+        "document": connection.ops.quote_name(Document._meta.db_table),
+    }
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _in_list(column: str, kind: str) -> str:
+    """`column` is one of a list given as one parameter (so the SQL text never varies)."""
+    if _postgres():
+        return f"{column} = ANY(%s::{kind}[])"
+    return f"{column} IN (SELECT value FROM json_each(%s))"
+
+
+def _list_param(values) -> Any:
+    return list(values) if _postgres() else json.dumps(list(values))
+
+
+def _concurrency(alias: str) -> str:
+    if _postgres():
+        return f"({alias}.settings -> 'processing' ->> 'concurrency')::integer"
+    return f"CAST(json_extract({alias}.settings, '$.processing.concurrency') AS INTEGER)"
+
+
+def _datetime(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def busy() -> list[tuple[str, int | None, int, int | None]]:
+    """(provider, batch id, jobs in flight, the batch's concurrency) for jobs being processed."""
+    sql = (
+        f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_concurrency('j')}) "
+        f"FROM {_tables()['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [JobStatus.PROCESSING])
+        return cursor.fetchall()
+
+
+CANDIDATE_COLUMNS = (
+    "id",
+    "batch_id",
+    "attempts",
+    "max_attempts",
+    "provider",
+    "model",
+    "settings",
+    "document__text",
+    "document__original_name",
+    "document__extraction_error",
+)
+
+
+def candidates(now: datetime, window: int, skip_jobs, skip_batches, skip_providers) -> list[dict[str, Any]]:
+    """Claimable jobs in claim order, locked (PostgreSQL: FOR UPDATE OF the job, SKIP LOCKED).
+
+    Everything a provider thread needs comes back with them, so the claimed jobs
+    need no second query.
+    """
+    tables = _tables()
+    states = ", ".join(["%s"] * len(CLAIMING_BATCH_STATES))
+    sql = (
+        "SELECT j.id, j.batch_id, j.attempts, j.max_attempts, j.provider, j.model, j.settings, "
+        "d.text, d.original_name, d.extraction_error "
+        f"FROM {tables['job']} j "
+        f"JOIN {tables['batch']} b ON b.id = j.batch_id "
+        f"JOIN {tables['document']} d ON d.id = j.document_id "
+        "WHERE j.status = %s AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s) "
+        f"AND b.status IN ({states}) "
+        f"AND NOT {_in_list('j.id', 'bigint')} "
+        f"AND NOT {_in_list('j.batch_id', 'bigint')} "
+        f"AND NOT {_in_list('j.provider', 'text')} "
+        "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC "
+        "LIMIT %s"
+    )
+    if _postgres():
+        # OF j: lock the job rows only, never the batch and document rows joined.
+        sql += " FOR UPDATE OF j SKIP LOCKED"
+    params = [
+        JobStatus.QUEUED,
+        _datetime(now),
+        *CLAIMING_BATCH_STATES,
+        _list_param(skip_jobs),
+        _list_param(skip_batches),
+        _list_param(skip_providers),
+        window,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        if isinstance(row["settings"], str):
+            row["settings"] = json.loads(row["settings"])
+    return rows
+
+
+def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: datetime) -> int:
+    """processing, attempt + 1, the claim's token and lease: one UPDATE for the whole claim."""
+    sql = (
+        f"UPDATE {_tables()['job']} SET status = %s, attempts = attempts + 1, claimed_by = %s, "
+        "lease_expires_at = %s, started_at = %s, next_attempt_at = NULL "
+        f"WHERE {_in_list('id', 'bigint')}"
+    )
+    params = [JobStatus.PROCESSING, token, _datetime(lease_until), _datetime(now), _list_param(job_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def lock_held(job_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """{job id: (attempts, claim token)} of those jobs still processing, locked until commit."""
+    sql = (
+        f"SELECT id, attempts, claimed_by FROM {_tables()['job']} "
+        f"WHERE {_in_list('id', 'bigint')} AND status = %s"
+    )
+    if _postgres():
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_list_param(job_ids), JobStatus.PROCESSING])
+        return {job_id: (attempts, token) for job_id, attempts, token in cursor.fetchall()}
+
+
+def set_outcome(job_ids: list[int], values: dict[str, Any]) -> int:
+    """One UPDATE of the outcome columns (see claims.JOB_OUTCOME_FIELDS) for jobs sharing them."""
+    columns = ", ".join(f"{name} = %s" for name in values)
+    sql = f"UPDATE {_tables()['job']} SET {columns} WHERE {_in_list('id', 'bigint')}"
+    params = [_datetime(value) if isinstance(value, datetime) else value for value in values.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, _list_param(job_ids)])
+        return cursor.rowcount
