@@ -108,6 +108,9 @@ class StandinServer(ThreadingHTTPServer):
 class StandinHandler(BaseHTTPRequestHandler):
     # Keep-alive, so the client's connection pool is exercised as with a real provider.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body
+    # waits for the client's delayed ACK (about 40 ms on Linux) on every reply.
+    disable_nagle_algorithm = True
     server: StandinServer
 
     def log_message(self, format: str, *args) -> None:
