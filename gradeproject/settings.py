@@ -251,5 +251,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The OpenAI SDK's HTTP client logs every request at INFO: hundreds a second.
+        "httpx2": {"level": "WARNING"},
+    },
 }
