@@ -54,4 +54,4 @@ def recover_when_a_worker_starts(sender, proc_name: str, **kwargs) -> None:
     """
     if Conf.SYNC:
         return
-    async_task("batches.tasks.recover_stalled_jobs", task_name="recover_stalled_jobs")
+    async_task("batches.tasks.recover_stalled_jobs", after_restart=True, task_name="recover_stalled_jobs")

@@ -94,19 +94,22 @@ def update_batch_progress(batch_id: int) -> dict:
     return {"batch": batch_id, "status": batch.status, "finalized": finalized, **batch.progress()}
 
 
-def recover_stalled_jobs() -> dict:
+def recover_stalled_jobs(after_restart: bool = False) -> dict:
     """The reaper, scheduled every minute and run when a worker starts.
 
     Re-queues jobs whose worker died (expired lease), finalises batches whose
     last job ended without the batch being finalised (a worker killed in
     between), and re-kicks active batches that have runnable jobs but no live
     worker on them — so nothing depends on django-q2 redelivering a task.
+
+    After a restart, a lease that has not run out yet may belong to a worker
+    that no longer exists, so every batch with runnable jobs is kicked.
     """
     reaped = reap_expired_leases()
     finished = [
         batch_id for batch_id in _ended_active_batches() if JobBatch.objects.get(pk=batch_id).finalize()
     ]
-    kicked = _stalled_batches()
+    kicked = _stalled_batches(ignore_leases=after_restart)
     for batch_id in kicked:
         enqueue_processing(batch_id)
     return {"requeued": reaped.requeued, "failed": reaped.failed, "finalized": finished, "kicked": kicked}
@@ -122,11 +125,11 @@ def _ended_active_batches() -> list[int]:
     )
 
 
-def _stalled_batches() -> list[int]:
+def _stalled_batches(ignore_leases: bool = False) -> list[int]:
     """Active batches with jobs due now and none being graded under a live lease."""
     due = set(GradingJob.objects.claimable().order_by().values_list("batch_id", flat=True).distinct())
-    if not due:
-        return []
+    if not due or ignore_leases:
+        return sorted(due)
     attended = set(
         GradingJob.objects.processing()
         .filter(batch_id__in=due, lease_expires_at__gte=timezone.now())

@@ -219,3 +219,20 @@ def test_the_provider_request_rate_spaces_starts_across_all_claimants(owner):
     starts = [item.start_at - now for item in first + second]
     assert starts == [timedelta(seconds=0), timedelta(seconds=0.5), timedelta(seconds=1)]
     assert max(starts) <= PACING_HORIZON
+
+
+def test_the_claim_statement_takes_exactly_what_the_claimable_queryset_lists_in_its_order(owner):
+    now = timezone.now()
+    started_batch(owner, jobs=3, priority=4, name="plain")
+    started_batch(owner, jobs=2, priority=7, deadline=now + timedelta(days=2), name="urgent later")
+    started_batch(owner, jobs=2, priority=7, deadline=now + timedelta(days=1), name="urgent sooner")
+    paused = started_batch(owner, jobs=2, priority=9, name="paused")
+    paused.pause_batch()
+    backing_off = started_batch(owner, jobs=2, priority=8, name="backing off")
+    GradingJob.objects.in_batch(backing_off).update(next_attempt_at=later(60, now))
+    expected = list(GradingJob.objects.claimable(now).values_list("pk", flat=True))
+
+    claimed = claim_jobs(50, "w/1", now=now)
+
+    assert len(expected) == 7
+    assert [item.job_id for item in claimed] == expected

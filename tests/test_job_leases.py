@@ -179,3 +179,15 @@ def test_claims_after_a_crash_recovery_wait_for_the_backoff(owner):
     job = GradingJob.objects.get()
     assert job.next_attempt_at <= later(11 + 60, now) + timedelta(seconds=1)
     assert len(claim_jobs(1, "w/2", now=job.next_attempt_at)) == 1
+
+
+def test_after_a_restart_the_recovery_task_kicks_batches_whose_leases_have_not_run_out(owner):
+    from django_q.models import OrmQ
+
+    batch = started_batch(owner, jobs=2)
+    claim_one()
+
+    report = recover_stalled_jobs(after_restart=True)
+
+    assert report["kicked"] == [batch.pk]
+    assert OrmQ.objects.count() == 1
