@@ -101,6 +101,25 @@ class JobBatchAdmin(SharingModelAdmin):
         # The mixin's get_queryset keeps what the user may view.
         return super().get_queryset(request).select_related("owner", "template").with_progress()
 
+    # Deleting goes through the model, which refuses while work is queued or in
+    # flight; the admin's own delete would remove jobs a worker is grading.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.has_work_in_flight():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj: JobBatch) -> None:
+        obj.delete_batch()
+
+    def delete_queryset(self, request, queryset: QuerySet[JobBatch]) -> None:
+        for batch in queryset:
+            try:
+                batch.delete_batch()
+            except InvalidTransition as exc:
+                self.message_user(
+                    request, f"Refused — “{batch.name}” (#{batch.pk}): {exc.detail}", messages.WARNING
+                )
+
     @admin.display(description="Tags")
     def tag_list(self, batch: JobBatch) -> str:
         return ", ".join(batch.tags)

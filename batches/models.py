@@ -532,12 +532,16 @@ class JobBatch(models.Model):
             )
         return copy
 
+    def has_work_in_flight(self) -> bool:
+        """Workers may hold or be about to take this batch's jobs: deleting it is refused."""
+        busy = GradingJob.objects.in_batch(self).filter(status__in=JobStatus.in_flight())
+        return self.status in BatchStatus.active() or busy.exists()
+
     def delete_batch(self) -> None:
         """Delete the batch and its jobs, refused while any job is queued or in flight."""
         with transaction.atomic():
             batch = JobBatch.objects.select_for_update().get(pk=self.pk)
-            busy = GradingJob.objects.in_batch(batch).filter(status__in=JobStatus.in_flight())
-            if batch.status in BatchStatus.active() or busy.exists():
+            if batch.has_work_in_flight():
                 raise InvalidTransition(
                     "delete",
                     batch.status,

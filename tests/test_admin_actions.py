@@ -104,3 +104,35 @@ def test_a_batch_change_page_shows_its_jobs_inline(admin_client, mixed):
 
     assert response.status_code == 200
     assert b"essay-0.txt" in response.content
+
+
+def test_the_admin_refuses_to_delete_a_batch_with_work_in_flight(admin_client, mixed):
+    busy = mixed["processing"]
+
+    page = admin_client.get(reverse("admin:batches_jobbatch_delete", args=[busy.pk]))
+    confirmed = admin_client.post(reverse("admin:batches_jobbatch_delete", args=[busy.pk]), {"post": "yes"})
+
+    assert page.status_code == 403
+    assert confirmed.status_code == 403
+    assert JobBatch.objects.filter(pk=busy.pk).exists()
+
+
+def delete_selected(client, batches: list[JobBatch]):
+    return client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [b.pk for b in batches], "post": "yes"},
+        follow=True,
+    )
+
+
+def test_deleting_a_selection_of_idle_batches_in_the_admin_deletes_them(admin_client, mixed):
+    delete_selected(admin_client, [mixed["completed"], mixed["draft"]])
+
+    assert not JobBatch.objects.filter(pk__in=[mixed["completed"].pk, mixed["draft"].pk]).exists()
+
+
+def test_a_selection_holding_a_busy_batch_deletes_nothing(admin_client, mixed):
+    response = delete_selected(admin_client, [mixed["completed"], mixed["processing"]])
+
+    assert response.status_code == 403
+    assert JobBatch.objects.filter(pk__in=[mixed["completed"].pk, mixed["processing"].pk]).count() == 2
