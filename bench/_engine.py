@@ -53,6 +53,7 @@ def empty_database() -> None:
         "grading_gradingjob",
         "grading_document",
         "grading_paceclock",
+        "grading_liverunner",
         "batches_jobbatch",
         "django_q_ormq",
         "django_q_task",

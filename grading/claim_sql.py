@@ -82,7 +82,9 @@ CANDIDATE_COLUMNS = (
 )
 
 
-def candidates(now: datetime, window: int, skip_jobs, skip_batches, skip_providers) -> list[dict[str, Any]]:
+def candidates(
+    now: datetime, window: int, skip_jobs, skip_batches, skip_providers, only_batches=None
+) -> list[dict[str, Any]]:
     """Claimable jobs in claim order, locked (PostgreSQL: FOR UPDATE OF the job, SKIP LOCKED).
 
     Everything a provider thread needs comes back with them, so the claimed jobs
@@ -101,6 +103,7 @@ def candidates(now: datetime, window: int, skip_jobs, skip_batches, skip_provide
         f"AND NOT {_in_list('j.id', 'bigint')} "
         f"AND NOT {_in_list('j.batch_id', 'bigint')} "
         f"AND NOT {_in_list('j.provider', 'text')} "
+        f"{'AND ' + _in_list('j.batch_id', 'bigint') if only_batches is not None else ''} "
         "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC "
         "LIMIT %s"
     )
@@ -114,6 +117,7 @@ def candidates(now: datetime, window: int, skip_jobs, skip_batches, skip_provide
         _list_param(skip_jobs),
         _list_param(skip_batches),
         _list_param(skip_providers),
+        *([_list_param(only_batches)] if only_batches is not None else []),
         window,
     ]
     with connection.cursor() as cursor:

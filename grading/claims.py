@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from grading import claim_sql
 from grading.limits import backoff_delay, provider_limits, rule
-from grading.models import GradingJob, GradingResult, JobStatus, PaceClock
+from grading.models import GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
 from grading.providers import Grade
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,38 @@ class Recorded:
 # --- claiming -------------------------------------------------------------------
 
 
-def claim_jobs(limit: int, token: str, now: datetime | None = None, lease_s: int | None = None) -> list[Work]:
+@dataclass(frozen=True)
+class Share:
+    """A runner's fair share of each capped provider: the cap divided among live runners.
+
+    Without it the runner that records an outcome claims the freed slot at
+    once, every time, and one worker process ends up making all the calls
+    while the others wait (and that process's CPU becomes the limit).
+    """
+
+    runners: int = 1
+    # Calls this runner has in flight, per provider.
+    held: dict[str, int] = field(default_factory=dict)
+
+    def room(self, provider: str, cap: int | None) -> int | None:
+        if cap is None or self.runners <= 1:
+            return None
+        return -(-cap // self.runners) - self.held.get(provider, 0)
+
+
+def claim_jobs(
+    limit: int,
+    token: str,
+    now: datetime | None = None,
+    lease_s: int | None = None,
+    scope: list[int] | None = None,
+    share: Share | None = None,
+) -> list[Work]:
     """Take up to `limit` claimable jobs in priority order, within every limit.
+
+    `scope`, when given, restricts the claim to the jobs of those batches (a
+    command grading one batch in its own process); the limits still count
+    every job in flight.
 
     Limits that hold across all workers (a provider's concurrency and request
     rate, a batch's concurrency, stagger and request rate) are check-then-act:
@@ -144,11 +174,11 @@ def claim_jobs(limit: int, token: str, now: datetime | None = None, lease_s: int
     lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
     with transaction.atomic():
         _hold_claim_lock()
-        budget = Budget.in_flight(now)
+        budget = Budget.in_flight(now, share or Share())
         picked: list[tuple[dict[str, Any], datetime]] = []
         for _ in range(CLAIM_PASSES):
             window = limit - len(picked)
-            rows = _candidates(budget, exclude=[row["id"] for row, _ in picked], window=window)
+            rows = _candidates(budget, [row["id"] for row, _ in picked], window, scope)
             budget.load_clocks(rows)
             for row in rows:
                 start_at = budget.admit(row)
@@ -176,8 +206,10 @@ def _hold_claim_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
 
 
-def _candidates(budget: "Budget", exclude: list[int], window: int) -> list[dict[str, Any]]:
-    return claim_sql.candidates(budget.now, window, exclude, budget.blocked_batches, budget.blocked_providers)
+def _candidates(budget: "Budget", exclude: list[int], window: int, scope) -> list[dict[str, Any]]:
+    return claim_sql.candidates(
+        budget.now, window, exclude, budget.blocked_batches, budget.blocked_providers, scope
+    )
 
 
 def _processing(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -207,8 +239,10 @@ def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) ->
 class Budget:
     """What may still start: in-flight counts against caps, and the pacing clocks."""
 
-    def __init__(self, now: datetime):
+    def __init__(self, now: datetime, share: Share):
         self.now = now
+        self.share = share
+        self.mine: Counter[str] = Counter()
         self.provider_busy: Counter[str] = Counter()
         self.batch_busy: Counter[int] = Counter()
         self.blocked_batches: set[int] = set()
@@ -217,8 +251,8 @@ class Budget:
         self.changed: set[str] = set()
 
     @classmethod
-    def in_flight(cls, now: datetime) -> "Budget":
-        budget = cls(now)
+    def in_flight(cls, now: datetime, share: Share) -> "Budget":
+        budget = cls(now, share)
         # The processing set is small (bounded by the caps), and the job_lease_expiry
         # partial index covers exactly it.
         for provider, batch_id, n, cap in claim_sql.busy():
@@ -243,7 +277,9 @@ class Budget:
         if provider in self.blocked_providers or batch_id in self.blocked_batches:
             return None
         cap = provider_limits(provider).max_concurrency
-        if cap is not None and self.provider_busy[provider] >= cap:
+        room = self.share.room(provider, cap)
+        at_cap = cap is not None and self.provider_busy[provider] >= cap
+        if at_cap or (room is not None and self.mine[provider] >= room):
             self.blocked_providers.add(provider)
             return None
         if self.batch_busy[batch_id] >= rule(_processing(row), "concurrency"):
@@ -259,6 +295,7 @@ class Budget:
             self.changed.add(key)
         self.provider_busy[provider] += 1
         self.batch_busy[batch_id] += 1
+        self.mine[provider] += 1
         return start_at
 
     def _pacing(self, row: dict[str, Any]) -> list[tuple[str, timedelta]]:
@@ -459,3 +496,22 @@ def _reap(job: GradingJob, now: datetime, reaped: Recorded) -> None:
     job.next_attempt_at = now + timedelta(seconds=delay)
     job.last_error = f"{stopped}; it will be tried again."
     reaped.requeued += 1
+
+
+# --- live runners -----------------------------------------------------------------
+
+RUNNER_STALE_S = 30
+
+
+def runner_alive(claimant: str, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    LiveRunner.objects.update_or_create(claimant=claimant, defaults={"seen_at": now})
+
+
+def runner_gone(claimant: str) -> None:
+    LiveRunner.objects.filter(claimant=claimant).delete()
+
+
+def live_runners(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    return LiveRunner.objects.filter(seen_at__gte=now - timedelta(seconds=RUNNER_STALE_S)).count()

@@ -412,3 +412,18 @@ class PaceClock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} at {self.next_at.isoformat()}"
+
+
+class LiveRunner(models.Model):
+    """A job runner that is running now, so the others can leave it its share of a provider.
+
+    Each runner writes its row when it starts and every few seconds after, and
+    deletes it when it stops; a row not refreshed for RUNNER_STALE_S belongs to
+    a runner that died. See grading.claims.Share.
+    """
+
+    claimant = models.CharField(max_length=120, primary_key=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.claimant

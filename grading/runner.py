@@ -20,6 +20,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,13 +31,18 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from grading.claims import (
+    RUNNER_STALE_S,
     Outcome,
     Recorded,
+    Share,
     Work,
     claim_jobs,
+    live_runners,
     reap_expired_leases,
     record_outcomes,
     renew_leases,
+    runner_alive,
+    runner_gone,
 )
 from grading.limits import rule
 from grading.models import GradingJob
@@ -46,6 +52,8 @@ from grading.schema import SettingsError, validate_settings
 logger = logging.getLogger(__name__)
 
 ProviderLookup = Callable[[str], Provider]
+# A live runner refreshes its presence well within RUNNER_STALE_S.
+PRESENCE_EVERY_S = RUNNER_STALE_S / 3
 
 
 @dataclass
@@ -92,6 +100,7 @@ class Runner:
         on_progress: Callable[[int], None] | None = None,
         progress_every_s: float = 2.0,
         provider_lookup: ProviderLookup = get_provider,
+        scope: list[int] | None = None,
     ):
         self.threads = threads or settings.RUNNER_THREADS
         self.lease_s = lease_s or settings.JOB_LEASE_SECONDS
@@ -102,6 +111,7 @@ class Runner:
         self.on_progress = on_progress
         self.progress_every_s = progress_every_s
         self.provider_lookup = provider_lookup
+        self.scope = scope
         self.claimant = claimant_id()
         self.report = RunReport()
         self._in_flight: dict[int, Work] = {}
@@ -115,16 +125,21 @@ class Runner:
         self._next_reap = 0.0
         self._moved: set[int] = set()
         self._next_progress = 0.0
+        self._runners = 1
+        self._next_census = 0.0
+        self._next_presence = 0.0
 
     # --- the loop -------------------------------------------------------------
 
     def run(self) -> RunReport:
         started = time.monotonic()
         self._stop_claiming_at = started + self.budget_s if self.budget_s else None
+        runner_alive(self.claimant)
         try:
             self._loop()
         finally:
             self._stop_pool()
+            runner_gone(self.claimant)
         self._report_progress(force=True)
         return self.report
 
@@ -139,7 +154,7 @@ class Runner:
             if claimed:
                 continue
             if not self._may_claim():
-                self.report.work_left = GradingJob.objects.claimable().exists()
+                self.report.work_left = _in_scope(GradingJob.objects.claimable(), self.scope).exists()
                 return
             pause = self._idle_pause()
             if pause is None:
@@ -159,7 +174,7 @@ class Runner:
 
     def _idle_pause(self) -> float | None:
         """Seconds to sleep before claiming again, or None to stop: nothing is coming soon."""
-        wakeup = next_wakeup()
+        wakeup = next_wakeup(scope=self.scope)
         if wakeup is None:
             return None
         ahead = (wakeup - timezone.now()).total_seconds()
@@ -174,7 +189,14 @@ class Runner:
         if free <= 0:
             return 0
         self._claim_seq += 1
-        work = claim_jobs(free, f"{self.claimant}/{self._claim_seq}", lease_s=self.lease_s)
+        held = Counter(item.provider for item in self._in_flight.values())
+        work = claim_jobs(
+            free,
+            f"{self.claimant}/{self._claim_seq}",
+            lease_s=self.lease_s,
+            scope=self.scope,
+            share=Share(self._runners, dict(held)),
+        )
         if work:
             self.report.claims += 1
             self._ensure_pool()
@@ -208,6 +230,13 @@ class Runner:
 
     def _maintain(self) -> None:
         now = time.monotonic()
+        if now >= self._next_presence:
+            self._next_presence = now + PRESENCE_EVERY_S
+            runner_alive(self.claimant)
+        if now >= self._next_census:
+            # How many runners share each provider's cap; a second is fresh enough.
+            self._next_census = now + 1.0
+            self._runners = max(live_runners(), 1)
         if now >= self._next_renewal:
             self._next_renewal = now + self._renew_every
             renew_leases(list(self._in_flight.values()), lease_s=self.lease_s)
@@ -334,13 +363,20 @@ def _check(grade: Grade) -> None:
         )
 
 
-def next_wakeup(now: datetime | None = None) -> datetime | None:
+def next_wakeup(now: datetime | None = None, scope: list[int] | None = None) -> datetime | None:
     """When something may next become claimable: a due retry, or a lease running out."""
     now = now or timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    queued = GradingJob.objects.waiting().aggregate(due=Count("id", filter=due), later=Min("next_attempt_at"))
+    queued = _in_scope(GradingJob.objects.waiting(), scope).aggregate(
+        due=Count("id", filter=due), later=Min("next_attempt_at")
+    )
     if queued["due"]:
         return now
-    lease = GradingJob.objects.processing().aggregate(soonest=Min("lease_expires_at"))["soonest"]
+    processing = _in_scope(GradingJob.objects.processing(), scope)
+    lease = processing.aggregate(soonest=Min("lease_expires_at"))["soonest"]
     moments = [moment for moment in (queued["later"], lease) if moment is not None]
     return min(moments) if moments else None
+
+
+def _in_scope(jobs, scope: list[int] | None):
+    return jobs if scope is None else jobs.filter(batch_id__in=scope)

@@ -236,3 +236,29 @@ def test_the_claim_statement_takes_exactly_what_the_claimable_queryset_lists_in_
 
     assert len(expected) == 7
     assert [item.job_id for item in claimed] == expected
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=4)
+def test_live_runners_split_a_provider_cap_between_them(owner):
+    from grading.claims import Share
+
+    started_batch(owner, jobs=8, settings=OPENAI)
+
+    first = claim_jobs(10, "one/1", share=Share(runners=2))
+    more = claim_jobs(10, "one/2", share=Share(runners=2, held={"openai": len(first)}))
+    second = claim_jobs(10, "two/1", share=Share(runners=2))
+
+    assert (len(first), len(more), len(second)) == (2, 0, 2)
+
+
+def test_a_runner_counts_itself_live_while_it_runs(owner):
+    from grading.claims import live_runners
+    from grading.runner import Runner
+
+    seen = []
+    started_batch(owner, jobs=1)
+
+    Runner(threads=1, on_batch_touched=lambda batch_id: seen.append(live_runners())).run()
+
+    assert seen == [1]
+    assert live_runners() == 0
