@@ -70,10 +70,16 @@ def _enqueue_helpers(batch_id: int) -> None:
         enqueue_processing(batch_id, helper=True)
 
 
+# A runner hands its worker back about once a minute, carrying on in a fresh task at
+# the back of the queue, so that the other tasks (heartbeat, notifications, archival)
+# are never starved by a long batch; the drain costs one call's latency a minute.
+HANDOFF_S = 60
+
+
 def run_jobs(**options) -> RunReport:
     """A runner wired to batch finalisation, within the django-q2 task timeout."""
     # Stop claiming early enough that calls in flight finish before the task times out.
-    budget_s = settings.Q_TIMEOUT - min(300, settings.Q_TIMEOUT / 3)
+    budget_s = min(HANDOFF_S, settings.Q_TIMEOUT - min(300, settings.Q_TIMEOUT / 3))
     options.setdefault("budget_s", budget_s)
     return Runner(on_batch_touched=update_batch_progress, on_progress=announce_progress, **options).run()
 
