@@ -1,0 +1,292 @@
+"""manage.py grade DIR --template SLUG: grade a folder of documents from the terminal.
+
+Exit status: 0 when the batch completed (or, without --wait/--inline, was started),
+1 when it ended otherwise, 2 on bad input (nothing is created then).
+
+The steps are separate methods — plan (validate everything), create, process, report —
+so that further options (an export of the results, say) slot in after `report`.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from batches.models import BatchStatus, JobBatch
+from grading.documents import store_document
+from grading.extraction import SUPPORTED_EXTENSIONS
+from grading.models import GradingJob, JobStatus
+from grading.schema import SettingsError
+from templates_app.models import BatchTemplate
+
+BAD_INPUT = 2
+ENDED_OTHERWISE = 1
+POLL_S = 0.5
+
+
+@dataclass
+class Plan:
+    """Everything the command will do, checked before anything is stored."""
+
+    folder: Path
+    files: list[Path]
+    skipped: list[str]
+    template: BatchTemplate
+    owner: object
+    name: str
+    priority: int
+    settings: dict = field(default_factory=dict)
+
+
+def bad_input(message: str) -> CommandError:
+    return CommandError(message, returncode=BAD_INPUT)
+
+
+class Command(BaseCommand):
+    help = (
+        "Grade every document in a folder: create a batch from a template with one job per "
+        "document and start it; --wait follows it to the end, --inline grades it in this process."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("folder", metavar="DIR", help="Folder of .txt, .md, .pdf or .docx documents.")
+        parser.add_argument("--template", required=True, metavar="SLUG", help="Slug of the batch template.")
+        parser.add_argument("--name", help="Batch name (default: the folder's name and the time).")
+        parser.add_argument("--provider", help="Grading provider, e.g. builtin or openai.")
+        parser.add_argument("--model", help="Model name for the provider.")
+        parser.add_argument("--priority", type=int, default=5, help="Batch priority, 1 (low) to 10 (high).")
+        parser.add_argument("--concurrency", type=int, help="Calls in flight for this batch at most.")
+        parser.add_argument(
+            "--owner", metavar="USERNAME", help="Owner of the batch (default: first superuser)."
+        )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--wait", action="store_true", help="Show progress until the batch ends.")
+        mode.add_argument("--inline", action="store_true", help="Grade in this process, no cluster needed.")
+
+    def handle(self, *args, **options):
+        plan = self.plan(options)
+        if options["wait"]:
+            self.require_cluster()
+        batch = self.create(plan)
+        self.stdout.write(f"Batch #{batch.pk} “{batch.name}”: {batch.jobs.count()} jobs, started.")
+        if not (options["wait"] or options["inline"]):
+            self.stdout.write(
+                "A running cluster grades it; follow it with --wait next time, or in the web app."
+            )
+            return
+        self.process(batch, inline=options["inline"])
+        self.report(batch)
+        self.conclude(batch)
+
+    # --- plan: validate everything before storing anything ---------------------
+
+    def plan(self, options) -> Plan:
+        folder = Path(options["folder"]).expanduser()
+        if not folder.is_dir():
+            raise bad_input(f"{folder} is not a folder.")
+        template = BatchTemplate.objects.filter(slug=options["template"]).first()
+        if template is None:
+            known = ", ".join(BatchTemplate.objects.order_by("slug").values_list("slug", flat=True)) or "none"
+            raise bad_input(f"There is no template “{options['template']}”; templates: {known}.")
+        priority = options["priority"]
+        if not 1 <= priority <= 10:
+            raise bad_input(f"--priority must be between 1 and 10, got {priority}.")
+        name = options["name"] or f"{folder.resolve().name} – graded {time.strftime('%Y-%m-%d %H:%M')}"
+        if not name.strip() or len(name) > 200:
+            raise bad_input("--name must be 1 to 200 characters.")
+        files, skipped = self.documents_in(folder)
+        plan = Plan(
+            folder=folder,
+            files=files,
+            skipped=skipped,
+            template=template,
+            owner=self.owner(options["owner"]),
+            name=name,
+            priority=priority,
+            settings=self.overrides(options),
+        )
+        self.check_settings(plan)
+        return plan
+
+    def documents_in(self, folder: Path) -> tuple[list[Path], list[str]]:
+        limit = settings.MAX_DOCUMENT_MB * 1024 * 1024
+        files, skipped = [], []
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+                skipped.append(f"{path.name} (not a {', '.join(SUPPORTED_EXTENSIONS)} file)")
+            elif path.stat().st_size > limit:
+                skipped.append(f"{path.name} (larger than {settings.MAX_DOCUMENT_MB} MB)")
+            else:
+                files.append(path)
+        if not files:
+            raise bad_input(f"{folder} has no {', '.join(SUPPORTED_EXTENSIONS)} documents to grade.")
+        return files, skipped
+
+    def owner(self, username: str | None):
+        users = get_user_model().objects
+        if username:
+            user = users.filter(username=username).first()
+            if user is None:
+                raise bad_input(f"There is no user “{username}”.")
+            return user
+        user = users.filter(is_superuser=True).order_by("pk").first()
+        if user is None:
+            raise bad_input("No superuser owns the batch: create one with createsuperuser, or pass --owner.")
+        return user
+
+    def overrides(self, options) -> dict:
+        overrides: dict = {}
+        if options["provider"]:
+            overrides["provider"] = options["provider"]
+        if options["model"]:
+            overrides["model"] = options["model"]
+        if options["concurrency"] is not None:
+            overrides["processing"] = {"concurrency": options["concurrency"]}
+        return overrides
+
+    def check_settings(self, plan: Plan) -> None:
+        draft = JobBatch(owner=plan.owner, name=plan.name, template=plan.template, settings=plan.settings)
+        try:
+            draft.validated_settings()
+        except SettingsError as error:
+            problems = "; ".join(f"{path}: {' '.join(messages)}" for path, messages in error.errors.items())
+            raise bad_input(f"The settings are invalid — {problems}") from None
+
+    def require_cluster(self) -> None:
+        from health.checks import check_cluster
+
+        cluster = check_cluster()
+        if not cluster["ok"]:
+            raise bad_input(
+                f"{cluster.get('error', 'No cluster is running.')} "
+                "To grade without a cluster, use --inline instead of --wait."
+            )
+
+    # --- create and start -------------------------------------------------------
+
+    def create(self, plan: Plan) -> JobBatch:
+        for note in plan.skipped:
+            self.stdout.write(f"Skipped {note}.")
+        with transaction.atomic():
+            batch = JobBatch.objects.create_from_template(
+                owner=plan.owner,
+                name=plan.name,
+                template=plan.template,
+                settings=plan.settings,
+                priority=plan.priority,
+                description=f"Graded from {plan.folder.resolve()} with manage.py grade.",
+            )
+            documents = [store_document(plan.owner, path.name, path.read_bytes()) for path in plan.files]
+            batch.add_documents(documents)
+            batch.start_batch()
+        return batch
+
+    # --- process: follow the cluster, or grade here ----------------------------------
+
+    def process(self, batch: JobBatch, inline: bool) -> None:
+        bar = ProgressBar(self.stdout)
+        try:
+            if inline:
+                self.grade_here(batch, bar)
+            while not self.finished(batch, bar):
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            bar.done()
+            raise CommandError(
+                f"Stopped following batch #{batch.pk}; it keeps its progress and a cluster can finish it.",
+                returncode=ENDED_OTHERWISE,
+            ) from None
+        bar.done()
+
+    def grade_here(self, batch: JobBatch, bar: "ProgressBar") -> None:
+        from batches.tasks import update_batch_progress
+        from grading.runner import Runner
+
+        batch.mark_processing()
+        Runner(
+            scope=[batch.pk],
+            # Wait out every retry: the command's promise is to grade the batch to its end.
+            linger_s=float("inf"),
+            on_batch_touched=update_batch_progress,
+            on_progress=lambda _: self.finished(batch, bar),
+            progress_every_s=POLL_S,
+        ).run()
+        update_batch_progress(batch.pk)
+
+    def finished(self, batch: JobBatch, bar: "ProgressBar") -> bool:
+        batch.refresh_from_db(fields=["status", "completed_at"])
+        bar.show(batch.progress(), batch.status)
+        return batch.status in BatchStatus.finished()
+
+    # --- report ----------------------------------------------------------------------
+
+    def report(self, batch: JobBatch) -> None:
+        counts = batch.progress()
+        self.stdout.write(f"Batch #{batch.pk} ended {batch.status.replace('_', ' ')}.")
+        self.stdout.write(
+            f"{counts['total']} jobs: {counts['completed']} completed, {counts['failed']} failed, "
+            f"{counts['cancelled']} cancelled."
+        )
+        jobs = list(
+            GradingJob.objects.in_batch(batch)
+            .select_related("document", "result")
+            .order_by("document__original_name", "pk")
+        )
+        width = max((len(job.document.original_name) for job in jobs), default=0)
+        for job in jobs:
+            self.stdout.write(f"  {job.document.original_name:<{width}}  {self.outcome(job)}")
+
+    @staticmethod
+    def outcome(job: GradingJob) -> str:
+        if job.status == JobStatus.COMPLETED and hasattr(job, "result"):
+            result = job.result
+            model = f"  ({job.model})" if job.model else ""
+            return f"{result.final_score:g} / {result.max_score:g}{model}"
+        if job.status == JobStatus.FAILED:
+            return f"failed: {job.last_error}"
+        return job.status
+
+    def conclude(self, batch: JobBatch) -> None:
+        if batch.status != BatchStatus.COMPLETED:
+            raise CommandError(
+                f"Batch #{batch.pk} ended {batch.status.replace('_', ' ')}.", returncode=ENDED_OTHERWISE
+            )
+
+
+class ProgressBar:
+    """A one-line bar redrawn in place on a terminal; a line per change of ten percent elsewhere."""
+
+    WIDTH = 30
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last: tuple | None = None
+
+    def show(self, counts: dict, status: str) -> None:
+        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        total = counts["total"] or 1
+        filled = round(self.WIDTH * done / total)
+        line = (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{counts['total']} "
+            f"({counts['failed']} failed) {status.replace('_', ' ')}"
+        )
+        key = (done // max(total // 10, 1), status) if not self.tty else (line,)
+        if key == self.last:
+            return
+        self.last = key
+        if self.tty:
+            self.stream.write(f"\r{line}", ending="")
+            self.stream.flush()
+        else:
+            self.stream.write(line)
+
+    def done(self) -> None:
+        if self.tty and self.last is not None:
+            self.stream.write("")
