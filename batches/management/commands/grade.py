@@ -4,9 +4,10 @@ Exit status: 0 when the batch completed (or, without --wait/--inline, was starte
 1 when it ended otherwise, 2 on bad input (nothing is created then).
 
 The steps are separate methods — plan (validate everything), create, process, report —
-so that further options (an export of the results, say) slot in after `report`.
+and --export FILE writes the results ZIP after `report`, however the batch ended.
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class Plan:
     name: str
     priority: int
     settings: dict = field(default_factory=dict)
+    export: Path | None = None
 
 
 def bad_input(message: str) -> CommandError:
@@ -66,6 +68,11 @@ class Command(BaseCommand):
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--wait", action="store_true", help="Show progress until the batch ends.")
         mode.add_argument("--inline", action="store_true", help="Grade in this process, no cluster needed.")
+        parser.add_argument(
+            "--export",
+            metavar="FILE",
+            help="When the batch ends, write its results ZIP (as GET /api/batches/{id}/export) to FILE.",
+        )
 
     def handle(self, *args, **options):
         plan = self.plan(options)
@@ -80,6 +87,8 @@ class Command(BaseCommand):
             return
         self.process(batch, inline=options["inline"])
         self.report(batch)
+        if plan.export:
+            self.export(batch, plan.export)
         self.conclude(batch)
 
     # --- plan: validate everything before storing anything ---------------------
@@ -108,9 +117,27 @@ class Command(BaseCommand):
             name=name,
             priority=priority,
             settings=self.overrides(options),
+            export=self.export_target(options),
         )
         self.check_settings(plan)
         return plan
+
+    def export_target(self, options) -> Path | None:
+        """Where --export writes, checked now so that a typo fails before any grading is paid for."""
+        if not options["export"]:
+            return None
+        if not (options["wait"] or options["inline"]):
+            raise bad_input("--export writes the results when the batch ends: add --wait or --inline.")
+        target = Path(options["export"]).expanduser()
+        if target.is_dir():
+            raise bad_input(
+                f"--export {target} is a folder; give a file name such as {target / 'grades.zip'}."
+            )
+        if not target.parent.is_dir():
+            raise bad_input(f"--export {target}: there is no folder {target.parent}.")
+        if not os.access(target.parent, os.W_OK):
+            raise bad_input(f"--export {target}: the folder {target.parent} is not writable.")
+        return target
 
     def documents_in(self, folder: Path) -> tuple[list[Path], list[str]]:
         limit = settings.MAX_DOCUMENT_MB * 1024 * 1024
@@ -251,6 +278,13 @@ class Command(BaseCommand):
         if job.status == JobStatus.FAILED:
             return f"failed: {job.last_error}"
         return job.status
+
+    def export(self, batch: JobBatch, target: Path) -> None:
+        """The same ZIP as the API's export, written whole or not at all, whatever the batch's end."""
+        from batches.export import write_zip
+
+        size = write_zip(batch, target)
+        self.stdout.write(f"Wrote the results to {target} ({size / 1024:,.0f} KB).")
 
     def conclude(self, batch: JobBatch) -> None:
         if batch.status != BatchStatus.COMPLETED:
