@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 
 from batches.models import BatchStatus, JobBatch
 from grading.models import Document, GradingResult
+from tests.conftest import prebuilt
 from tests.support.cluster import BASE_DIR, running_cluster
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,7 @@ DEMO = BASE_DIR / "batches" / "demo"
 
 @pytest.fixture
 def essays(tmp_path) -> Path:
+    prebuilt("academic-essay")  # a transactional test before this one may have flushed them
     for name in ("strong_essay.txt", "weak_essay.txt", "off_topic.txt"):
         shutil.copy(DEMO / name, tmp_path / name)
     (tmp_path / "notes.png").write_bytes(b"\x89PNG")
