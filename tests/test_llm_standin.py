@@ -1,4 +1,5 @@
 import json
+import time
 import subprocess
 import sys
 import urllib.error
@@ -142,6 +143,11 @@ def test_every_request_is_recorded_with_its_body_and_time(standin):
     assert stats["models"] == {"gpt-4o": 1, "gpt-4.1-mini": 1}
     assert [body["model"] for body in stats["bodies"]] == ["gpt-4o", "gpt-4.1-mini"]
     assert stats["timestamps"] == sorted(stats["timestamps"])
+    # The server thread records the status just after the reply is sent, so the
+    # client can read its reply a moment before the record is complete.
+    deadline = time.monotonic() + 5
+    while any(record.status is None for record in standin.requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert all(record.status == 200 for record in standin.requests)
 
 
