@@ -1,7 +1,7 @@
 import json
-import time
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
