@@ -57,14 +57,24 @@ def _datetime(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def busy() -> list[tuple[str, int | None, int, int | None]]:
-    """(provider, batch id, jobs in flight, the batch's concurrency) for jobs being processed."""
-    sql = (
+def lock_and_count_busy(lock_key: int) -> list[tuple[str, int | None, int, int | None]]:
+    """Take the claim lock, then count what is in flight: (provider, batch, jobs, the batch's concurrency).
+
+    On PostgreSQL the lock is a transaction-scoped advisory lock, sent in the same
+    round trip as the count but as a statement of its own: under READ COMMITTED
+    each statement sees what was committed before it started, so the count sees
+    every claim committed before the lock was granted.
+    """
+    count = (
         f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_concurrency('j')}) "
         f"FROM {_tables()['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [JobStatus.PROCESSING])
+        if _postgres():
+            cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {count}", [lock_key, JobStatus.PROCESSING])
+            cursor.nextset()
+        else:
+            cursor.execute(count, [JobStatus.PROCESSING])
         return cursor.fetchall()
 
 
@@ -140,6 +150,25 @@ def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: dat
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def finish(job_ids: list[int], token: str, values: dict[str, Any]) -> set[int]:
+    """Set the outcome columns of those jobs still processing under `token`; their ids.
+
+    The fence and the write are one statement: a job re-queued by the reaper or
+    claimed again since (a new token) does not match and is left alone. Under
+    READ COMMITTED a concurrent change is re-checked against the WHERE clause
+    after its lock is released, so the fence holds then too.
+    """
+    columns = ", ".join(f"{name} = %s" for name in values)
+    sql = (
+        f"UPDATE {_tables()['job']} SET {columns} "
+        f"WHERE {_in_list('id', 'bigint')} AND status = %s AND claimed_by = %s RETURNING id"
+    )
+    params = [_datetime(value) if isinstance(value, datetime) else value for value in values.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, _list_param(job_ids), JobStatus.PROCESSING, token])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def lock_held(job_ids: list[int]) -> dict[int, tuple[int, str]]:

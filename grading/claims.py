@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, Value
 from django.utils import timezone
 
@@ -173,7 +173,6 @@ def claim_jobs(
     now = now or timezone.now()
     lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
     with transaction.atomic():
-        _hold_claim_lock()
         budget = Budget.in_flight(now, share or Share())
         picked: list[tuple[dict[str, Any], datetime]] = []
         for _ in range(CLAIM_PASSES):
@@ -198,12 +197,6 @@ def claim_jobs(
         )
         budget.save_clocks()
     return [_work(row, start_at, token, now) for row, start_at in picked]
-
-
-def _hold_claim_lock() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
 
 
 def _candidates(budget: "Budget", exclude: list[int], window: int, scope) -> list[dict[str, Any]]:
@@ -255,7 +248,7 @@ class Budget:
         budget = cls(now, share)
         # The processing set is small (bounded by the caps), and the job_lease_expiry
         # partial index covers exactly it.
-        for provider, batch_id, n, cap in claim_sql.busy():
+        for provider, batch_id, n, cap in claim_sql.lock_and_count_busy(CLAIM_LOCK_KEY):
             budget.provider_busy[provider] += n
             budget.batch_busy[batch_id] += n
             if batch_id is not None and n >= rule({"concurrency": cap}, "concurrency"):
@@ -351,31 +344,33 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
     if not outcomes:
         return Recorded()
     now = now or timezone.now()
+    recorded = Recorded()
+    groups: dict[tuple, list[Outcome]] = {}
+    for outcome in outcomes:
+        values = _ended_values(outcome, now)
+        groups.setdefault((outcome.work.token, tuple(values.items())), []).append(outcome)
     with transaction.atomic():
-        # Lock the rows, then compare: nobody can re-queue or re-claim a job
-        # between this check and the update below.
-        current = claim_sql.lock_held([outcome.work.job_id for outcome in outcomes])
-        recorded = Recorded()
-        jobs, results = [], []
-        for outcome in outcomes:
-            work = outcome.work
-            if current.get(work.job_id) != (work.attempt, work.token):
-                recorded.discarded += 1
-                logger.info(
-                    "Discarded attempt %s of job %s: the job was re-queued or claimed again meanwhile.",
-                    work.attempt,
-                    work.job_id,
-                )
-                continue
-            job = _ended_job(outcome, now, recorded)
-            jobs.append(job)
-            if work.batch_id is not None:
-                recorded.moved_batches.add(work.batch_id)
-            if outcome.grade is not None:
-                results.append(_result(outcome, now))
-        _update_grouped(jobs)
+        results = []
+        for (token, values), group in groups.items():
+            owned = claim_sql.finish([outcome.work.job_id for outcome in group], token, dict(values))
+            for outcome in group:
+                if outcome.work.job_id not in owned:
+                    _discarded(outcome, recorded)
+                    continue
+                _count(outcome, recorded)
+                if outcome.grade is not None:
+                    results.append(_result(outcome, now))
         GradingResult.objects.bulk_create(results)
     return recorded
+
+
+def _discarded(outcome: Outcome, recorded: Recorded) -> None:
+    recorded.discarded += 1
+    logger.info(
+        "Discarded attempt %s of job %s: the job was re-queued or claimed again meanwhile.",
+        outcome.work.attempt,
+        outcome.work.job_id,
+    )
 
 
 def _update_grouped(jobs: list[GradingJob]) -> None:
@@ -392,14 +387,19 @@ def _update_grouped(jobs: list[GradingJob]) -> None:
         claim_sql.set_outcome(pks, dict(zip(JOB_OUTCOME_FIELDS, values, strict=True)))
 
 
-def _ended_job(outcome: Outcome, now: datetime, recorded: Recorded) -> GradingJob:
+def _retried(outcome: Outcome) -> bool:
+    return outcome.grade is None and outcome.transient and outcome.work.attempt < outcome.work.max_attempts
+
+
+def _ended_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order)."""
     work = outcome.work
-    job = GradingJob(pk=work.job_id, lease_expires_at=None, next_attempt_at=None, last_error="")
     elapsed_ms = max(int((now - work.claimed_at).total_seconds() * 1000), 0)
+    values = dict.fromkeys(JOB_OUTCOME_FIELDS)
+    values["last_error"] = ""
     if outcome.grade is not None:
-        job.status, job.completed_at, job.duration_ms = JobStatus.COMPLETED, now, elapsed_ms
-        recorded.completed += 1
-    elif outcome.transient and work.attempt < work.max_attempts:
+        values.update(status=JobStatus.COMPLETED, completed_at=now, duration_ms=elapsed_ms)
+    elif _retried(outcome):
         processing = work.settings.get("processing")
         delay = backoff_delay(
             work.attempt,
@@ -407,20 +407,35 @@ def _ended_job(outcome: Outcome, now: datetime, recorded: Recorded) -> GradingJo
             rule(processing, "backoff_max_s"),
             outcome.retry_after,
         )
-        job.status, job.completed_at, job.duration_ms = JobStatus.QUEUED, None, None
-        job.next_attempt_at = now + timedelta(seconds=delay)
-        job.last_error = f"Attempt {work.attempt} of {work.max_attempts} failed: {outcome.error}"
-        recorded.requeued += 1
-        return job
+        values.update(
+            status=JobStatus.QUEUED,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=f"Attempt {work.attempt} of {work.max_attempts} failed: {outcome.error}",
+        )
     else:
-        job.status, job.completed_at, job.duration_ms = JobStatus.FAILED, now, elapsed_ms
-        job.last_error = outcome.error
-        if outcome.transient:
-            job.last_error = f"{outcome.error} (gave up after {work.attempt} attempts)"
+        gave_up = f" (gave up after {work.attempt} attempts)" if outcome.transient else ""
+        values.update(
+            status=JobStatus.FAILED,
+            completed_at=now,
+            duration_ms=elapsed_ms,
+            last_error=f"{outcome.error}{gave_up}",
+        )
+    return values
+
+
+def _count(outcome: Outcome, recorded: Recorded) -> None:
+    batch_id = outcome.work.batch_id
+    if batch_id is not None:
+        recorded.moved_batches.add(batch_id)
+    if _retried(outcome):
+        recorded.requeued += 1
+        return
+    if outcome.grade is not None:
+        recorded.completed += 1
+    else:
         recorded.failed += 1
-    if work.batch_id is not None:
-        recorded.touched_batches.add(work.batch_id)
-    return job
+    if batch_id is not None:
+        recorded.touched_batches.add(batch_id)
 
 
 def _result(outcome: Outcome, now: datetime) -> GradingResult:
