@@ -47,10 +47,11 @@ def _list_param(values) -> Any:
     return list(values) if _postgres() else json.dumps(list(values))
 
 
-def _concurrency(alias: str) -> str:
+def _rule(alias: str, name: str) -> str:
+    """A processing rule of the job's settings snapshot, as an integer (NULL when absent)."""
     if _postgres():
-        return f"({alias}.settings -> 'processing' ->> 'concurrency')::integer"
-    return f"CAST(json_extract({alias}.settings, '$.processing.concurrency') AS INTEGER)"
+        return f"({alias}.settings -> 'processing' ->> '{name}')::integer"
+    return f"CAST(json_extract({alias}.settings, '$.processing.{name}') AS INTEGER)"
 
 
 def _datetime(value: datetime) -> Any:
@@ -66,7 +67,7 @@ def lock_and_count_busy(lock_key: int) -> list[tuple[str, int | None, int, int |
     every claim committed before the lock was granted.
     """
     count = (
-        f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_concurrency('j')}) "
+        f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_rule('j', 'concurrency')}) "
         f"FROM {_tables()['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id"
     )
     with connection.cursor() as cursor:
@@ -98,7 +99,8 @@ def candidates(
     """Claimable jobs in claim order, locked (PostgreSQL: FOR UPDATE OF the job, SKIP LOCKED).
 
     Everything a provider thread needs comes back with them, so the claimed jobs
-    need no second query.
+    need no second query. The settings stay JSON text, decoded once per snapshot
+    (claims.snapshot): the jobs of a batch share theirs.
     """
     tables = _tables()
     states = ", ".join(["%s"] * len(CLAIMING_BATCH_STATES))
@@ -132,11 +134,7 @@ def candidates(
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
-    for row in rows:
-        if isinstance(row["settings"], str):
-            row["settings"] = json.loads(row["settings"])
-    return rows
+        return [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 
 
 def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: datetime) -> int:

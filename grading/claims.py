@@ -14,11 +14,13 @@ Attempts are counted here, at claim time, not by django-q2: a job that kills its
 worker every time still ends failed after max_attempts.
 """
 
+import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -57,6 +59,8 @@ class Work:
     provider: str
     model: str
     settings: dict[str, Any] = field(repr=False)
+    # The snapshot's JSON text: a cache key for everything derived from it.
+    settings_key: str = field(repr=False)
     text: str = field(repr=False)
     document_name: str
     unreadable: str
@@ -206,11 +210,22 @@ def _candidates(budget: "Budget", exclude: list[int], window: int, scope) -> lis
 
 
 def _processing(row: dict[str, Any]) -> dict[str, Any] | None:
-    return (row["settings"] or {}).get("processing")
+    return snapshot(row["settings"] or "{}").get("processing")
+
+
+@lru_cache(maxsize=512)
+def snapshot(raw: str) -> dict[str, Any]:
+    """A job's settings snapshot (JSON text), decoded once per process.
+
+    The jobs of a batch share one snapshot, so this is one decode per batch
+    rather than one per candidate row. The dict is shared: read it, never change it.
+    """
+    return json.loads(raw)
 
 
 def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) -> Work:
-    job_settings = row["settings"] or {}
+    raw = row["settings"] or "{}"
+    job_settings = snapshot(raw)
     return Work(
         job_id=row["id"],
         batch_id=row["batch_id"],
@@ -221,6 +236,7 @@ def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) ->
         provider=row["provider"] or job_settings.get("provider", ""),
         model=row["model"] or job_settings.get("model", ""),
         settings=job_settings,
+        settings_key=raw,
         text=row["document__text"],
         document_name=row["document__original_name"],
         unreadable=row["document__extraction_error"],

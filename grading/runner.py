@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -43,6 +44,7 @@ from grading.claims import (
     renew_leases,
     runner_alive,
     runner_gone,
+    snapshot,
 )
 from grading.limits import rule
 from grading.models import GradingJob
@@ -333,7 +335,7 @@ def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
     if work.unreadable:
         raise PermanentFailure(work.unreadable)
     try:
-        grading = validate_settings(work.settings)
+        rubric = _rubric(work.settings_key) if work.settings_key else _validated_rubric(work.settings)
     except SettingsError as error:
         raise PermanentFailure(f"The job's settings are invalid: {error}") from None
     try:
@@ -342,7 +344,7 @@ def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
         raise PermanentFailure(str(error)) from None
     request = GradeRequest(
         text=work.text,
-        rubric=grading.rubric.model_dump(mode="json"),
+        rubric=rubric,
         settings=work.settings,
         model=work.model,
         document_name=work.document_name,
@@ -351,6 +353,16 @@ def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
     grade = provider.grade(request)
     _check(grade)
     return grade
+
+
+def _validated_rubric(job_settings: dict) -> dict:
+    return validate_settings(job_settings).rubric.model_dump(mode="json")
+
+
+@lru_cache(maxsize=512)
+def _rubric(settings_key: str) -> dict:
+    """The validated rubric of a settings snapshot, once per snapshot (shared: read only)."""
+    return _validated_rubric(snapshot(settings_key))
 
 
 def _check(grade: Grade) -> None:
