@@ -1,7 +1,7 @@
-"""The claim's three hot statements, written out in SQL.
+"""The hot statements of claiming and recording, written out in SQL.
 
-A worker claims after nearly every finished call, so the claim's cost per round is
-paid hundreds of times a second. Built through the ORM, its queries (joins, ordering,
+A worker claims and records after nearly every finished call, so their cost per
+round is paid hundreds of times a second. Built through the ORM, its queries (joins, ordering,
 JSON casts, variable IN lists) cost about 10 ms of Python per claim in compilation
 alone — as much CPU as the provider call they serve. Written once here with list
 parameters (`= ANY(%s)` on PostgreSQL, `json_each(%s)` on SQLite), the statement text
@@ -169,21 +169,8 @@ def finish(job_ids: list[int], token: str, values: dict[str, Any]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def lock_held(job_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """{job id: (attempts, claim token)} of those jobs still processing, locked until commit."""
-    sql = (
-        f"SELECT id, attempts, claimed_by FROM {_tables()['job']} "
-        f"WHERE {_in_list('id', 'bigint')} AND status = %s"
-    )
-    if _postgres():
-        sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_list_param(job_ids), JobStatus.PROCESSING])
-        return {job_id: (attempts, token) for job_id, attempts, token in cursor.fetchall()}
-
-
 def set_outcome(job_ids: list[int], values: dict[str, Any]) -> int:
-    """One UPDATE of the outcome columns (see claims.JOB_OUTCOME_FIELDS) for jobs sharing them."""
+    """One UPDATE of the outcome columns for jobs sharing them (the reaper, holding their rows)."""
     columns = ", ".join(f"{name} = %s" for name in values)
     sql = f"UPDATE {_tables()['job']} SET {columns} WHERE {_in_list('id', 'bigint')}"
     params = [_datetime(value) if isinstance(value, datetime) else value for value in values.values()]
