@@ -141,9 +141,16 @@ class Runner:
             self._loop()
         finally:
             self._stop_pool()
-            runner_gone(self.claimant)
+            self._leave()
         self._report_progress(force=True)
         return self.report
+
+    def _leave(self) -> None:
+        try:
+            runner_gone(self.claimant)
+        except DatabaseError:
+            # Leaving because the database failed: the row goes stale within RUNNER_STALE_S.
+            logger.exception("Could not remove runner %s from the live runners.", self.claimant)
 
     def _loop(self) -> None:
         while True:
