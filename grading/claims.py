@@ -25,12 +25,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Value
+from django.db.models import DateTimeField, Q, Value
 from django.utils import timezone
 
 from grading import claim_sql
 from grading.limits import backoff_delay, provider_limits, rule
-from grading.models import GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
+from grading.models import CallSlot, GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
 from grading.providers import Grade
 
 logger = logging.getLogger(__name__)
@@ -130,23 +130,20 @@ class Recorded:
 # --- claiming -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Share:
-    """A runner's fair share of each capped provider: the cap divided among live runners.
+    """How many more jobs of each capped provider a claimant may take: its room.
 
-    Without it the runner that records an outcome claims the freed slot at
-    once, every time, and one worker process ends up making all the calls
-    while the others wait (and that process's CPU becomes the limit).
+    A runner holds call slots of each capped provider (see hold_slots) and keeps a
+    few jobs claimed and ready beyond them; it passes that room here, and the
+    provider's cap is then kept by its slots, counted on calls rather than jobs. A
+    claimant that passes no room for a capped provider holds no slots, so its
+    claims are held to the cap by the jobs in processing.
     """
 
-    runners: int = 1
-    # Calls this runner has in flight, per provider.
-    held: dict[str, int] = field(default_factory=dict)
-
-    def room(self, provider: str, cap: int | None) -> int | None:
-        if cap is None or self.runners <= 1:
-            return None
-        return -(-cap // self.runners) - self.held.get(provider, 0)
+    room: dict[str, int] = field(default_factory=dict)
+    # Filled in by the claim: capped providers with claimable jobs beyond the room.
+    short: set[str] = field(default_factory=set)
 
 
 def claim_jobs(
@@ -271,7 +268,7 @@ class Budget:
                 budget.blocked_batches.add(batch_id)
         for provider, n in budget.provider_busy.items():
             cap = provider_limits(provider).max_concurrency
-            if cap is not None and n >= cap:
+            if cap is not None and n >= cap and provider not in share.room:
                 budget.blocked_providers.add(provider)
         return budget
 
@@ -285,10 +282,7 @@ class Budget:
         provider, batch_id = row["provider"], row["batch_id"]
         if provider in self.blocked_providers or batch_id in self.blocked_batches:
             return None
-        cap = provider_limits(provider).max_concurrency
-        room = self.share.room(provider, cap)
-        at_cap = cap is not None and self.provider_busy[provider] >= cap
-        if at_cap or (room is not None and self.mine[provider] >= room):
+        if not self._provider_room(provider):
             self.blocked_providers.add(provider)
             return None
         if self.batch_busy[batch_id] >= rule(_processing(row), "concurrency"):
@@ -306,6 +300,18 @@ class Budget:
         self.batch_busy[batch_id] += 1
         self.mine[provider] += 1
         return start_at
+
+    def _provider_room(self, provider: str) -> bool:
+        cap = provider_limits(provider).max_concurrency
+        if cap is None:
+            return True
+        room = self.share.room.get(provider)
+        if room is None:
+            return self.provider_busy[provider] < cap
+        if self.mine[provider] < room:
+            return True
+        self.share.short.add(provider)
+        return False
 
     def _pacing(self, row: dict[str, Any]) -> list[tuple[str, timedelta]]:
         """(clock key, spacing between starts) for every pacing rule the job is under."""
@@ -546,3 +552,78 @@ def runner_gone(claimant: str) -> None:
 def live_runners(now: datetime | None = None) -> int:
     now = now or timezone.now()
     return LiveRunner.objects.filter(seen_at__gte=now - timedelta(seconds=RUNNER_STALE_S)).count()
+
+
+# --- call slots -------------------------------------------------------------------
+
+
+def hold_slots(
+    claimant: str,
+    provider: str,
+    cap: int,
+    want: int,
+    now: datetime | None = None,
+    lease_s: int | None = None,
+) -> int:
+    """Hold `want` of the provider's `cap` call slots, or as many as are free; renew their lease.
+
+    Returns how many the claimant holds now. Slots beyond `want` (or numbered
+    beyond a cap that shrank) are given back. A slot whose holder's lease ran out
+    is free to take; the holder's renewal is conditional on still being its
+    holder, so a slot taken over is never held twice.
+    """
+    now = now or timezone.now()
+    lease_until = now + timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
+    with transaction.atomic():
+        held = list(
+            CallSlot.objects.filter(provider=provider, holder=claimant)
+            .order_by("number")
+            .values_list("pk", "number")
+        )
+        keep = [pk for pk, number in held if number < cap][:want]
+        give_back = [pk for pk, _ in held if pk not in keep]
+        if give_back:
+            CallSlot.objects.filter(pk__in=give_back, holder=claimant).update(
+                holder="", lease_expires_at=None
+            )
+        renewed = CallSlot.objects.filter(pk__in=keep, holder=claimant).update(lease_expires_at=lease_until)
+        taken = 0
+        if renewed < want:
+            taken = _take_slots(claimant, provider, cap, want - renewed, now, lease_until)
+    return renewed + taken
+
+
+def _take_slots(
+    claimant: str, provider: str, cap: int, count: int, now: datetime, lease_until: datetime
+) -> int:
+    taken = _take_free_slots(claimant, provider, cap, count, now, lease_until)
+    if taken < count:
+        if CallSlot.objects.filter(provider=provider, number__lt=cap).count() < cap:
+            # The first claimant under this cap creates its slots.
+            CallSlot.objects.bulk_create(
+                [CallSlot(provider=provider, number=number) for number in range(cap)], ignore_conflicts=True
+            )
+        # Once more: slots another claimant was creating are committed by now.
+        taken += _take_free_slots(claimant, provider, cap, count - taken, now, lease_until)
+    return taken
+
+
+def _take_free_slots(
+    claimant: str, provider: str, cap: int, count: int, now: datetime, lease_until: datetime
+) -> int:
+    free = list(
+        CallSlot.objects.filter(provider=provider, number__lt=cap)
+        .filter(Q(holder="") | Q(lease_expires_at__lte=now))
+        .exclude(holder=claimant)
+        .order_by("number")
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)[:count]
+    )
+    if not free:
+        return 0
+    return CallSlot.objects.filter(pk__in=free).update(holder=claimant, lease_expires_at=lease_until)
+
+
+def release_slots(claimant: str) -> int:
+    """Give back every slot the claimant holds (a runner that stops)."""
+    return CallSlot.objects.filter(holder=claimant).update(holder="", lease_expires_at=None)

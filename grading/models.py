@@ -419,7 +419,7 @@ class LiveRunner(models.Model):
 
     Each runner writes its row when it starts and every few seconds after, and
     deletes it when it stops; a row not refreshed for RUNNER_STALE_S belongs to
-    a runner that died. See grading.claims.Share.
+    a runner that died. Runners divide a capped provider's call slots by this count (see grading.runner.Runner._slot_targets).
     """
 
     claimant = models.CharField(max_length=120, primary_key=True)
@@ -427,3 +427,28 @@ class LiveRunner(models.Model):
 
     def __str__(self) -> str:
         return self.claimant
+
+
+class CallSlot(models.Model):
+    """One of a capped provider's concurrent-call slots, held by one runner at a time.
+
+    A provider capped at N calls (OPENAI_MAX_CONCURRENCY) has slots 0..N-1. A runner
+    makes at most as many calls at once as it holds slots, and holds each under a lease
+    it renews while it lives; a dead runner's slots become free when their lease ends.
+    Counting calls by slots rather than by jobs in `processing` lets a runner keep its
+    next jobs claimed and ready, so a finished call is followed by the next one at
+    once instead of after a round of recording and claiming. See grading.claims.hold_slots.
+    """
+
+    provider = models.CharField(max_length=50)
+    number = models.PositiveIntegerField()
+    holder = models.CharField(max_length=120, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "number"], name="call_slot_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} slot {self.number}: {self.holder or 'free'}"

@@ -14,6 +14,7 @@ a batch reached a final state, so the caller can finalise the batch, and
 """
 
 import logging
+import math
 import os
 import queue
 import secrets
@@ -21,7 +22,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -38,17 +40,19 @@ from grading.claims import (
     Share,
     Work,
     claim_jobs,
+    hold_slots,
     live_runners,
     reap_expired_leases,
     record_outcomes,
+    release_slots,
     renew_leases,
     runner_alive,
     runner_gone,
     snapshot,
 )
-from grading.limits import rule
+from grading.limits import provider_limits, rule
 from grading.models import GradingJob
-from grading.providers import Grade, GradeRequest, Provider, ProviderError, get_provider
+from grading.providers import Grade, GradeRequest, Provider, ProviderError, available_providers, get_provider
 from grading.schema import SettingsError, validate_settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,13 @@ logger = logging.getLogger(__name__)
 ProviderLookup = Callable[[str], Provider]
 # A live runner refreshes its presence well within RUNNER_STALE_S.
 PRESENCE_EVERY_S = RUNNER_STALE_S / 3
+# Jobs a runner keeps claimed and ready beyond its call slots, as a share of the
+# slots: a finished call is followed by the next at once, not after a round of
+# recording and claiming (measured in bench/throughput.py: that round trip
+# was a quarter of every 200 ms call).
+READY_SHARE = 0.5
+# How soon to ask again for slots another runner holds.
+SLOT_RETRY_S = 0.1
 
 
 @dataclass
@@ -78,6 +89,71 @@ class RunReport:
 def claimant_id() -> str:
     """Who holds a claim: host, process and a random part, unique per runner."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class CallSlots:
+    """The calls this runner may make at once to one capped provider: the slots it holds.
+
+    The main thread sets how many slots it holds (after hold_slots) and until when
+    their lease is good; pool threads take one for each call and wait when none is free.
+    """
+
+    def __init__(self, provider: str, cap: int):
+        self.provider = provider
+        self.cap = cap
+        self.held = 0
+        self.in_use = 0
+        self._good_until = 0.0
+        self._closed = False
+        self._changed = threading.Condition()
+        # Main thread only: when to ask the database again.
+        self.next_try = 0.0
+        self.renew_at = 0.0
+
+    def room(self, in_hand: int) -> int:
+        """How many more jobs to claim: one per free slot, and some ready to follow."""
+        ready = math.ceil(self.held * READY_SHARE)
+        return max(self.held + ready - in_hand, 0)
+
+    def due(self, target: int, now: float) -> bool:
+        if target == self.held:
+            return self.held > 0 and now >= self.renew_at
+        return now >= self.next_try
+
+    def update(self, held: int, target: int, good_until: float, now: float, renew_every: float) -> None:
+        with self._changed:
+            self.held, self._good_until = held, good_until
+            self._changed.notify_all()
+        self.renew_at = now + renew_every
+        self.next_try = now + SLOT_RETRY_S if held != target else now
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._changed:
+            while not self._free():
+                if self._closed:
+                    raise NotStarted(f"The runner stopped before the call to {self.provider} could start.")
+                # The lease can lapse while waiting; look again now and then.
+                self._changed.wait(timeout=0.5)
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= 1
+                self._changed.notify()
+
+    def _free(self) -> bool:
+        return not self._closed and self.in_use < self.held and time.monotonic() < self._good_until
+
+
+class NotStarted(Exception):
+    """The runner stopped while the job waited for a call slot; it is tried again."""
 
 
 class Runner:
@@ -130,6 +206,14 @@ class Runner:
         self._runners = 1
         self._next_census = 0.0
         self._next_presence = 0.0
+        # Call slots of each capped provider (grading.claims.hold_slots), and the
+        # capped providers the last claim found more jobs of than it had room for.
+        self._slots = {
+            name: CallSlots(name, cap)
+            for name in available_providers()
+            if (cap := provider_limits(name).max_concurrency) is not None
+        }
+        self._short: set[str] = set()
 
     # --- the loop -------------------------------------------------------------
 
@@ -147,6 +231,7 @@ class Runner:
 
     def _leave(self) -> None:
         try:
+            release_slots(self.claimant)
             runner_gone(self.claimant)
         except DatabaseError:
             # Leaving because the database failed: the row goes stale within RUNNER_STALE_S.
@@ -160,7 +245,7 @@ class Runner:
             if self._in_flight:
                 self._record(self._take_outcomes(wait=self._wait_s()))
                 continue
-            if claimed:
+            if claimed or self._slots_wanted():
                 continue
             if not self._may_claim():
                 self.report.work_left = _in_scope(GradingJob.objects.claimable(), self.scope).exists()
@@ -198,14 +283,16 @@ class Runner:
         if free <= 0:
             return 0
         self._claim_seq += 1
-        held = Counter(item.provider for item in self._in_flight.values())
+        in_hand = self._in_hand()
+        share = Share(room={name: slots.room(in_hand[name]) for name, slots in self._slots.items()})
         work = claim_jobs(
             free,
             f"{self.claimant}/{self._claim_seq}",
             lease_s=self.lease_s,
             scope=self.scope,
-            share=Share(self._runners, dict(held)),
+            share=share,
         )
+        self._short = share.short
         if work:
             self.report.claims += 1
             self._ensure_pool()
@@ -246,6 +333,7 @@ class Runner:
             # How many runners share each provider's cap; a second is fresh enough.
             self._next_census = now + 1.0
             self._runners = max(live_runners(), 1)
+        self._hold_slots()
         if now >= self._next_renewal:
             self._next_renewal = now + self._renew_every
             renew_leases(list(self._in_flight.values()), lease_s=self.lease_s)
@@ -255,6 +343,38 @@ class Runner:
             self._moved |= reaped.moved_batches
             self._touched(reaped.touched_batches)
         self._report_progress()
+
+    def _in_hand(self) -> Counter[str]:
+        return Counter(item.provider for item in self._in_flight.values())
+
+    def _slot_targets(self) -> dict[str, int]:
+        """Slots to hold per capped provider: a fair share of the cap while there is work for it."""
+        in_hand = self._in_hand()
+        return {
+            name: min(-(-slots.cap // self._runners), self.threads)
+            if in_hand[name] or name in self._short
+            else 0
+            for name, slots in self._slots.items()
+        }
+
+    def _slots_wanted(self) -> bool:
+        """True when a capped provider has work waiting for slots this runner may ask for now."""
+        now = time.monotonic()
+        return any(
+            target > self._slots[name].held and self._slots[name].due(target, now)
+            for name, target in self._slot_targets().items()
+        )
+
+    def _hold_slots(self) -> None:
+        for name, target in self._slot_targets().items():
+            slots = self._slots[name]
+            now = time.monotonic()
+            if not slots.due(target, now):
+                continue
+            # Slots still in use are given back once their calls end.
+            held = hold_slots(self.claimant, name, slots.cap, max(target, slots.in_use), lease_s=self.lease_s)
+            # The lease counts from before the statement; stop using it well before it ends.
+            slots.update(held, target, now + self.lease_s * 0.8, time.monotonic(), self._renew_every)
 
     def _report_progress(self, force: bool = False) -> None:
         """Tell the caller which batches moved; throttled, as each report costs a count query."""
@@ -304,6 +424,8 @@ class Runner:
             self._pool.append(thread)
 
     def _stop_pool(self) -> None:
+        for slots in self._slots.values():
+            slots.close()
         for _ in self._pool:
             self._inbox.put(None)
         for thread in self._pool:
@@ -312,17 +434,21 @@ class Runner:
 
     def _serve(self) -> None:
         while (work := self._inbox.get()) is not None:
-            self._outbox.put(grade_work(work, self.provider_lookup))
+            self._outbox.put(grade_work(work, self.provider_lookup, self._slots.get(work.provider)))
 
 
-def grade_work(work: Work, provider_lookup: ProviderLookup = get_provider) -> Outcome:
-    """One attempt at one job. Never raises: every failure becomes an outcome."""
+def grade_work(
+    work: Work, provider_lookup: ProviderLookup = get_provider, slots: CallSlots | None = None
+) -> Outcome:
+    """One attempt at one job, its call made in one of `slots`. Never raises: every failure becomes an outcome."""
     delay = work.start_delay()
     if delay > 0:
         time.sleep(delay)
-    started = time.monotonic()
+    timing = Timing()
     try:
-        grade = _grade(work, provider_lookup)
+        grade = _grade(work, provider_lookup, slots, timing)
+    except NotStarted as error:
+        return Outcome(work, error=str(error), transient=True)
     except ProviderError as error:
         return Outcome(work, error=str(error), transient=error.transient, retry_after=error.retry_after)
     except PermanentFailure as failure:
@@ -331,14 +457,27 @@ def grade_work(work: Work, provider_lookup: ProviderLookup = get_provider) -> Ou
         # A bug or an unexpected library error: worth another attempt, bounded by max_attempts.
         logger.exception("Grading job %s failed unexpectedly.", work.job_id)
         return Outcome(work, error=f"Unexpected error: {type(error).__name__}: {error}", transient=True)
-    return Outcome.graded(work, grade, latency_ms=int((time.monotonic() - started) * 1000))
+    return Outcome.graded(work, grade, latency_ms=timing.elapsed_ms())
+
+
+class Timing:
+    """How long the provider call took, from when it started (not from when it waited for a slot)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
 
 
 class PermanentFailure(Exception):
     """The job cannot succeed however often it is tried."""
 
 
-def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
+def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, timing: Timing) -> Grade:
     if work.unreadable:
         raise PermanentFailure(work.unreadable)
     try:
@@ -357,7 +496,9 @@ def _grade(work: Work, provider_lookup: ProviderLookup) -> Grade:
         document_name=work.document_name,
         timeout_s=rule(work.settings.get("processing"), "timeout_s"),
     )
-    grade = provider.grade(request)
+    with slots.call() if slots is not None else nullcontext():
+        timing.start()
+        grade = provider.grade(request)
     _check(grade)
     return grade
 

@@ -238,17 +238,30 @@ def test_the_claim_statement_takes_exactly_what_the_claimable_queryset_lists_in_
     assert [item.job_id for item in claimed] == expected
 
 
-@override_settings(OPENAI_MAX_CONCURRENCY=4)
-def test_live_runners_split_a_provider_cap_between_them(owner):
+@override_settings(OPENAI_MAX_CONCURRENCY=2)
+def test_a_claimant_with_room_for_a_capped_provider_takes_up_to_its_room(owner):
     from grading.claims import Share
 
     started_batch(owner, jobs=8, settings=OPENAI)
 
-    first = claim_jobs(10, "one/1", share=Share(runners=2))
-    more = claim_jobs(10, "one/2", share=Share(runners=2, held={"openai": len(first)}))
-    second = claim_jobs(10, "two/1", share=Share(runners=2))
+    held_to_cap = claim_jobs(10, "plain/1")
+    share = Share(room={"openai": 3})
+    with_room = claim_jobs(10, "runner/1", share=share)
 
-    assert (len(first), len(more), len(second)) == (2, 0, 2)
+    # Without room the jobs in processing count against the cap; a runner's room
+    # comes from the call slots it holds, which keep the cap on calls instead.
+    assert (len(held_to_cap), len(with_room)) == (2, 3)
+    assert share.short == {"openai"}
+
+
+def test_a_claim_whose_room_covers_the_work_is_not_short(owner):
+    from grading.claims import Share
+
+    started_batch(owner, jobs=2, settings=OPENAI)
+    share = Share(room={"openai": 5})
+
+    assert len(claim_jobs(10, "runner/1", share=share)) == 2
+    assert share.short == set()
 
 
 def test_a_runner_counts_itself_live_while_it_runs(owner):
