@@ -48,9 +48,8 @@ def process_batch(batch_id: int, helper: bool = False) -> dict:
     if batch is None:
         return {"batch": batch_id, "skipped": "the batch no longer exists"}
     batch.mark_processing()
-    if not helper:
-        _enqueue_helpers(batch_id)
-    report = run_jobs()
+    helpers = 0 if helper else _enqueue_helpers(batch_id)
+    report = run_jobs(peers_expected=helpers)
     progress = update_batch_progress(batch_id)
     if report.work_left:
         # The runner stopped for its time budget: a fresh task carries on.
@@ -58,9 +57,10 @@ def process_batch(batch_id: int, helper: bool = False) -> dict:
     return {**progress, "graded": report.completed, "failed": report.failed, "requeued": report.requeued}
 
 
-def _enqueue_helpers(batch_id: int) -> None:
+def _enqueue_helpers(batch_id: int) -> int:
+    """Ask other workers to join in; how many were asked."""
     if Conf.SYNC:
-        return
+        return 0
     from health.checks import live_worker_count
 
     claimable = GradingJob.objects.claimable().order_by().count()
@@ -68,6 +68,7 @@ def _enqueue_helpers(batch_id: int) -> None:
     wanted = min(live_worker_count(), math.ceil(claimable / settings.RUNNER_THREADS))
     for _ in range(wanted - 1):
         enqueue_processing(batch_id, helper=True)
+    return max(wanted - 1, 0)
 
 
 # A runner hands its worker back about once a minute, carrying on in a fresh task at

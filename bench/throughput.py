@@ -103,25 +103,31 @@ def measure_engine(owner, jobs: int, url: str) -> tuple[float, dict]:
 def measure_ceiling(url: str, jobs: int, cap: int) -> tuple[float, dict]:
     """What this machine allows: WORKERS processes of cap / WORKERS threads calling in a loop.
 
-    The provider's own CPU cost per call (the SDK builds and parses every request
-    in Python) is paid here too, so this is the best the engine could do.
+    The provider's own CPU cost per call is paid here too, so this is the best the
+    engine could do. The clock starts once every process has imported, built its
+    client and made one call, as the engine's workers are warm before its batch.
     """
     import multiprocessing
 
     share = -(-jobs // WORKERS)
     context = multiprocessing.get_context("fork")
+    ready = context.Barrier(WORKERS + 1)
     processes = [
-        context.Process(target=_call_in_threads, args=(url, share, cap // WORKERS)) for _ in range(WORKERS)
+        context.Process(target=_call_in_threads, args=(url, share, cap // WORKERS, ready))
+        for _ in range(WORKERS)
     ]
-    started = time.monotonic()
     for process in processes:
         process.start()
+    ready.wait(timeout=120)
+    reset_standin(url)
+    started = time.monotonic()
+    ready.wait(timeout=120)
     for process in processes:
         process.join()
     return time.monotonic() - started, standin_stats(url)
 
 
-def _call_in_threads(url: str, calls: int, threads: int) -> None:
+def _call_in_threads(url: str, calls: int, threads: int, ready) -> None:
     import os
     import threading
 
@@ -134,19 +140,23 @@ def _call_in_threads(url: str, calls: int, threads: int) -> None:
     os.environ["OPENAI_BASE_URL"] = url
     snapshot = validate_settings({**ACADEMIC_ESSAY["default_settings"], **OPENAI}).model_dump(mode="json")
     provider = get_provider("openai")
-    remaining = list(range(calls))
+    requests = [
+        GradeRequest(essay(index), snapshot["rubric"], snapshot, OPENAI["model"]) for index in range(calls)
+    ]
+    provider.grade(requests[0])
     lock = threading.Lock()
 
     def work() -> None:
         while True:
             with lock:
-                if not remaining:
+                if not requests:
                     return
-                index = remaining.pop()
-            request = GradeRequest(essay(index), snapshot["rubric"], snapshot, OPENAI["model"])
+                request = requests.pop()
             provider.grade(request)
 
     pool = [threading.Thread(target=work) for _ in range(threads)]
+    ready.wait(timeout=120)
+    ready.wait(timeout=120)
     for thread in pool:
         thread.start()
     for thread in pool:

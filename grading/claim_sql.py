@@ -104,34 +104,48 @@ def candidates(
     """
     tables = _tables()
     states = ", ".join(["%s"] * len(CLAIMING_BATCH_STATES))
+    only = f"AND {_in_list('b.id', 'bigint')} " if only_batches is not None else ""
+    batches = (
+        f"SELECT b.id, b.priority, b.deadline FROM {tables['batch']} b "
+        f"WHERE b.status IN ({states}) AND NOT {_in_list('b.id', 'bigint')} {only}"
+    )
+    runnable = (
+        "j.status = %s AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s) "
+        f"AND NOT {_in_list('j.id', 'bigint')} AND NOT {_in_list('j.provider', 'text')}"
+    )
+    batch_params = [*CLAIMING_BATCH_STATES, _list_param(skip_batches)]
+    batch_params += [_list_param(only_batches)] if only_batches is not None else []
+    job_params = [JobStatus.QUEUED, _datetime(now), _list_param(skip_jobs), _list_param(skip_providers)]
+    # Only the chosen jobs are joined to their documents: joining first read every
+    # queued job's text before the ORDER BY ... LIMIT (5-7 ms a claim with 1,000
+    # queued). On PostgreSQL each active batch contributes at most `window` jobs,
+    # read in order from the job_queued_in_batch index and locked (SKIP LOCKED:
+    # rows a cancel or the reaper is changing are passed over), so a claim costs
+    # the same with ten or ten thousand jobs queued. SQLite has no LATERAL and no
+    # row locks; its IMMEDIATE transaction already holds the database.
+    if _postgres():
+        chosen = (
+            f"SELECT q.id FROM ({batches}) b CROSS JOIN LATERAL ("
+            f"SELECT j.id, j.created_at FROM {tables['job']} j WHERE j.batch_id = b.id AND {runnable} "
+            "ORDER BY j.created_at, j.id LIMIT %s FOR UPDATE SKIP LOCKED) q "
+            "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, q.created_at ASC, q.id ASC LIMIT %s"
+        )
+        params = [*batch_params, *job_params, window, window]
+    else:
+        chosen = (
+            f"SELECT j.id FROM {tables['job']} j JOIN ({batches}) b ON b.id = j.batch_id WHERE {runnable} "
+            "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC LIMIT %s"
+        )
+        params = [*batch_params, *job_params, window]
     sql = (
+        f"WITH chosen AS ({chosen}) "
         "SELECT j.id, j.batch_id, j.attempts, j.max_attempts, j.provider, j.model, j.settings, "
         "d.text, d.original_name, d.extraction_error "
-        f"FROM {tables['job']} j "
+        f"FROM chosen JOIN {tables['job']} j ON j.id = chosen.id "
         f"JOIN {tables['batch']} b ON b.id = j.batch_id "
         f"JOIN {tables['document']} d ON d.id = j.document_id "
-        "WHERE j.status = %s AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s) "
-        f"AND b.status IN ({states}) "
-        f"AND NOT {_in_list('j.id', 'bigint')} "
-        f"AND NOT {_in_list('j.batch_id', 'bigint')} "
-        f"AND NOT {_in_list('j.provider', 'text')} "
-        f"{'AND ' + _in_list('j.batch_id', 'bigint') if only_batches is not None else ''} "
-        "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC "
-        "LIMIT %s"
+        "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC"
     )
-    if _postgres():
-        # OF j: lock the job rows only, never the batch and document rows joined.
-        sql += " FOR UPDATE OF j SKIP LOCKED"
-    params = [
-        JobStatus.QUEUED,
-        _datetime(now),
-        *CLAIMING_BATCH_STATES,
-        _list_param(skip_jobs),
-        _list_param(skip_batches),
-        _list_param(skip_providers),
-        *([_list_param(only_batches)] if only_batches is not None else []),
-        window,
-    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]

@@ -218,6 +218,12 @@ class GradingJob(models.Model):
                 name="job_claimable",
                 condition=Q(status="queued"),
             ),
+            # A claim reads each active batch's queued jobs in order, a few at a time.
+            models.Index(
+                fields=["batch", "created_at", "id"],
+                name="job_queued_in_batch",
+                condition=Q(status="queued"),
+            ),
             # The lease reaper looks only at jobs being processed.
             models.Index(
                 fields=["lease_expires_at"],

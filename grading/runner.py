@@ -67,6 +67,11 @@ PRESENCE_EVERY_S = RUNNER_STALE_S / 3
 READY_SHARE = 0.5
 # How soon to ask again for slots another runner holds.
 SLOT_RETRY_S = 0.1
+# How long a runner counts the helpers it asked for before it sees them live.
+PEERS_EXPECTED_S = 2.0
+# Call slots are leased for much less than jobs: a dead runner's slots come free
+# within seconds, while its jobs wait out their longer lease before a retry.
+SLOT_LEASE_S = 10
 
 
 @dataclass
@@ -179,6 +184,7 @@ class Runner:
         progress_every_s: float = 2.0,
         provider_lookup: ProviderLookup = get_provider,
         scope: list[int] | None = None,
+        peers_expected: int = 0,
     ):
         self.threads = threads or settings.RUNNER_THREADS
         self.lease_s = lease_s or settings.JOB_LEASE_SECONDS
@@ -199,6 +205,7 @@ class Runner:
         self._claim_seq = 0
         # Leases are renewed well before they run out; the reaper runs about as often.
         self._renew_every = max(self.lease_s / 3, 0.5)
+        self._slot_lease_s = min(SLOT_LEASE_S, self.lease_s)
         self._next_renewal = 0.0
         self._next_reap = 0.0
         self._moved: set[int] = set()
@@ -214,6 +221,11 @@ class Runner:
             if (cap := provider_limits(name).max_concurrency) is not None
         }
         self._short: set[str] = set()
+        # Runners this one has just asked for (helper tasks): counted before they
+        # arrive, so that this runner does not take every slot only to hand half
+        # of them over a moment later. Forgotten after PEERS_EXPECTED_S.
+        self._peers_expected = peers_expected
+        self._peers_expected_until = time.monotonic() + PEERS_EXPECTED_S
 
     # --- the loop -------------------------------------------------------------
 
@@ -330,9 +342,11 @@ class Runner:
             self._next_presence = now + PRESENCE_EVERY_S
             runner_alive(self.claimant)
         if now >= self._next_census:
-            # How many runners share each provider's cap; a second is fresh enough.
-            self._next_census = now + 1.0
-            self._runners = max(live_runners(), 1)
+            # How many runners share each provider's cap. A runner that just started
+            # holds every slot until it sees the helpers it asked for, so look often.
+            self._next_census = now + 0.25
+            expected = 1 + self._peers_expected if now < self._peers_expected_until else 1
+            self._runners = max(live_runners(), expected)
         self._hold_slots()
         if now >= self._next_renewal:
             self._next_renewal = now + self._renew_every
@@ -372,9 +386,10 @@ class Runner:
             if not slots.due(target, now):
                 continue
             # Slots still in use are given back once their calls end.
-            held = hold_slots(self.claimant, name, slots.cap, max(target, slots.in_use), lease_s=self.lease_s)
+            lease_s = self._slot_lease_s
+            held = hold_slots(self.claimant, name, slots.cap, max(target, slots.in_use), lease_s=lease_s)
             # The lease counts from before the statement; stop using it well before it ends.
-            slots.update(held, target, now + self.lease_s * 0.8, time.monotonic(), self._renew_every)
+            slots.update(held, target, now + lease_s * 0.8, time.monotonic(), lease_s / 3)
 
     def _report_progress(self, force: bool = False) -> None:
         """Tell the caller which batches moved; throttled, as each report costs a count query."""
