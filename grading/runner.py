@@ -220,7 +220,9 @@ class Runner:
             for name in available_providers()
             if (cap := provider_limits(name).max_concurrency) is not None
         }
-        self._short: set[str] = set()
+        # Until the first claim says otherwise, every capped provider may have work:
+        # asking for slots at once saves the first claim a round with no room.
+        self._short: set[str] = set(self._slots)
         # Runners this one has just asked for (helper tasks): counted before they
         # arrive, so that this runner does not take every slot only to hand half
         # of them over a moment later. Forgotten after PEERS_EXPECTED_S.
