@@ -344,8 +344,8 @@ class Runner:
             self._next_presence = now + PRESENCE_EVERY_S
             runner_alive(self.claimant)
         if now >= self._next_census:
-            # How many runners share each provider's cap. A runner that just started
-            # holds every slot until it sees the helpers it asked for, so look often.
+            # How many runners share each provider's cap; looked at often, since
+            # runners join and leave as batches start and end.
             self._next_census = now + 0.25
             expected = 1 + self._peers_expected if now < self._peers_expected_until else 1
             self._runners = max(live_runners(), expected)
