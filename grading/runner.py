@@ -235,6 +235,7 @@ class Runner:
         started = time.monotonic()
         self._stop_claiming_at = started + self.budget_s if self.budget_s else None
         runner_alive(self.claimant)
+        self._next_presence = started + PRESENCE_EVERY_S
         try:
             self._loop()
         finally:
