@@ -30,18 +30,11 @@ def grade_one(job_id: int) -> None:
             timeout_s=settings.processing.timeout_s,
         )
     )
-    GradingResult.objects.create(
-        job=job,
+    GradingResult.from_grade(
+        grade,
+        job_id=job.pk,
         provider=settings.provider,
-        model=grade.model or settings.model,
-        score=grade.score,
-        max_score=grade.max_score,
-        criteria=grade.as_criteria_json(),
-        feedback=grade.feedback,
-        input_tokens=grade.input_tokens,
-        output_tokens=grade.output_tokens,
-        cost=grade.cost,
+        model=settings.model,
         latency_ms=int((time.monotonic() - started) * 1000),
-        raw_response=grade.raw,
-    )
+    ).save()
     GradingJob.objects.filter(pk=job_id).update(status=JobStatus.COMPLETED, completed_at=timezone.now())

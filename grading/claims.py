@@ -90,19 +90,8 @@ class Outcome:
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
-        result = GradingResult(
-            job_id=work.job_id,
-            provider=work.provider,
-            model=grade.model or work.model,
-            score=grade.score,
-            max_score=grade.max_score,
-            criteria=grade.as_criteria_json(),
-            feedback=grade.feedback,
-            input_tokens=grade.input_tokens,
-            output_tokens=grade.output_tokens,
-            cost=grade.cost,
-            latency_ms=latency_ms,
-            raw_response=grade.raw,
+        result = GradingResult.from_grade(
+            grade, job_id=work.job_id, provider=work.provider, model=work.model, latency_ms=latency_ms
         )
         return cls(work, grade=grade, latency_ms=latency_ms, result=result)
 

@@ -290,6 +290,24 @@ class GradingResult(models.Model):
     def __str__(self) -> str:
         return f"{self.score:g}/{self.max_score:g} for {self.job_id}"
 
+    @classmethod
+    def from_grade(cls, grade, *, job_id: int, provider: str, model: str, latency_ms: int) -> "GradingResult":
+        """An unsaved result holding what the provider returned (a grading.providers.Grade)."""
+        return cls(
+            job_id=job_id,
+            provider=provider,
+            model=grade.model or model,
+            score=grade.score,
+            max_score=grade.max_score,
+            criteria=grade.as_criteria_json(),
+            feedback=grade.feedback,
+            input_tokens=grade.input_tokens,
+            output_tokens=grade.output_tokens,
+            cost=grade.cost,
+            latency_ms=latency_ms,
+            raw_response=grade.raw,
+        )
+
     @property
     def final_score(self) -> float:
         return self.reviewed_score if self.reviewed_score is not None else self.score

@@ -207,7 +207,8 @@ def user_message(request: GradeRequest) -> str:
     return f"{heading}{request.text}"
 
 
-def completion_options(request: GradeRequest, criteria: list[dict]) -> dict:
+def completion_body(request: GradeRequest, criteria: list[dict]) -> dict:
+    """The Chat Completions request body: the rubric as prompt and as a strict reply schema."""
     settings = request.settings or {}
     options = {
         "model": request.model,
@@ -223,7 +224,6 @@ def completion_options(request: GradeRequest, criteria: list[dict]) -> dict:
                 "schema": response_schema(criteria),
             },
         },
-        "timeout": request.timeout_s,
     }
     if settings.get("temperature") is not None:
         options["temperature"] = float(settings["temperature"])
@@ -384,8 +384,6 @@ class OpenAIProvider(Provider):
             price_for(request.model)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
-        body = completion_options(request, criteria)
-        timeout = body.pop("timeout")
         try:
             # The client's generic post (the SDK's documented way to send a body as it
             # is) rather than chat.completions.create: the typed method re-walks the
@@ -394,7 +392,10 @@ class OpenAIProvider(Provider):
             # turn into the worker's bottleneck. Auth, timeouts and status errors are the
             # SDK's all the same; the reply is checked here against the rubric anyway.
             response = client_for(base_url, api_key).post(
-                COMPLETIONS_PATH, cast_to=httpx2.Response, body=body, options={"timeout": timeout}
+                COMPLETIONS_PATH,
+                cast_to=httpx2.Response,
+                body=completion_body(request, criteria),
+                options={"timeout": request.timeout_s},
             )
         except openai.OpenAIError as error:
             raise translate(error, base_url) from error
