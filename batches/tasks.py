@@ -26,49 +26,54 @@ from grading.runner import Runner, RunReport
 logger = logging.getLogger(__name__)
 
 
-def enqueue_processing(batch_id: int, *, helper: bool = False) -> None:
-    """Hand a started or resumed batch to the workers."""
-    async_task(
-        "batches.tasks.process_batch",
-        batch_id,
-        helper=helper,
-        task_name=f"process_batch:{batch_id}",
-    )
+def enqueue_processing(batch_id: int, *, carry_on: bool = False) -> None:
+    """Hand a started or resumed batch to the workers: a task for each one it can keep busy.
+
+    The tasks go out together, so that every worker starts at once; helpers asked
+    for by the first task to arrive came a broker poll or two later, while the
+    first runner held only its share of the provider's cap. A runner that
+    carries on after its time budget (carry_on) hands over to one task.
+    """
+    runners = 1 if carry_on else _runners_wanted()
+    for _ in range(runners):
+        async_task(
+            "batches.tasks.process_batch",
+            batch_id,
+            peers=runners - 1,
+            task_name=f"process_batch:{batch_id}",
+        )
 
 
-def process_batch(batch_id: int, helper: bool = False) -> dict:
+def _runners_wanted() -> int:
+    """One runner per worker process, as long as each has a thread pool's worth of jobs."""
+    if Conf.SYNC:
+        return 1
+    from health.checks import live_worker_count
+
+    claimable = GradingJob.objects.claimable().order_by().count()
+    # Every node's workers, not just this one's: a task is for any node to take.
+    return max(min(live_worker_count(), math.ceil(claimable / settings.RUNNER_THREADS)), 1)
+
+
+def process_batch(batch_id: int, peers: int = 0) -> dict:
     """Mark the batch processing, then grade claimable jobs until none is left.
 
     The runner claims in priority order across all active batches, not only this
     one: the task is a worker's signal to start claiming, not an assignment.
-    The first delivery asks for helpers so that a large batch keeps every worker
-    process busy; helpers do not ask again.
+    `peers` is how many other runners were sent out with this one
+    (enqueue_processing): counted before they are seen live, so that the first
+    to arrive takes only its share of each provider's cap.
     """
     batch = JobBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         return {"batch": batch_id, "skipped": "the batch no longer exists"}
     batch.mark_processing()
-    helpers = 0 if helper else _enqueue_helpers(batch_id)
-    report = run_jobs(peers_expected=helpers)
+    report = run_jobs(peers_expected=peers)
     progress = update_batch_progress(batch_id)
     if report.work_left:
         # The runner stopped for its time budget: a fresh task carries on.
-        enqueue_processing(batch_id, helper=True)
+        enqueue_processing(batch_id, carry_on=True)
     return {**progress, "graded": report.completed, "failed": report.failed, "requeued": report.requeued}
-
-
-def _enqueue_helpers(batch_id: int) -> int:
-    """Ask other workers to join in; how many were asked."""
-    if Conf.SYNC:
-        return 0
-    from health.checks import live_worker_count
-
-    claimable = GradingJob.objects.claimable().order_by().count()
-    # Every node's workers, not just this one's: a helper is a task any node may take.
-    wanted = min(live_worker_count(), math.ceil(claimable / settings.RUNNER_THREADS))
-    for _ in range(wanted - 1):
-        enqueue_processing(batch_id, helper=True)
-    return max(wanted - 1, 0)
 
 
 # A runner hands its worker back about once a minute, carrying on in a fresh task at

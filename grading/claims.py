@@ -131,8 +131,11 @@ class Share:
     """
 
     room: dict[str, int] = field(default_factory=dict)
-    # Filled in by the claim: capped providers with claimable jobs beyond the room.
+    # Filled in by the claim: capped providers with claimable jobs beyond the room;
+    # and whether any limit (a cap or room, a batch's concurrency, pacing) held the
+    # claim back, so that more may be claimable as soon as work in flight ends.
     short: set[str] = field(default_factory=set)
+    limited: bool = False
 
 
 def claim_jobs(
@@ -162,8 +165,9 @@ def claim_jobs(
         return []
     now = now or timezone.now()
     lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
+    share = share or Share()
     with transaction.atomic():
-        budget = Budget.in_flight(now, share or Share())
+        budget = Budget.in_flight(now, share)
         picked: list[tuple[dict[str, Any], datetime]] = []
         for _ in range(CLAIM_PASSES):
             window = limit - len(picked)
@@ -177,6 +181,7 @@ def claim_jobs(
                         break
             if len(picked) == limit or len(rows) < window:
                 break
+        share.limited = bool(share.short or budget.blocked_batches or budget.blocked_providers)
         if not picked:
             return []
         claim_sql.mark_claimed(

@@ -69,6 +69,14 @@ READY_SHARE = 0.5
 SLOT_RETRY_S = 0.1
 # How long a runner counts the helpers it asked for before it sees them live.
 PEERS_EXPECTED_S = 2.0
+# The main thread records and claims in rounds of several jobs: a transaction
+# costs about as much for eight jobs as for one (measured on PostgreSQL, claiming
+# and recording together: 6.4 ms of Python and database time per job one at a
+# time, 1.3 ms eight at a time). A finished job waits at most RECORD_WAIT_S for
+# others to join it, and a claim waits until a provider has room for at least
+# half the jobs kept ready, so a ready job is always there when a call ends.
+RECORD_CHUNK = 16
+RECORD_WAIT_S = 0.05
 # Call slots are leased for much less than jobs: a dead runner's slots come free
 # within seconds, while its jobs wait out their longer lease before a retry.
 SLOT_LEASE_S = 10
@@ -117,8 +125,15 @@ class CallSlots:
 
     def room(self, in_hand: int) -> int:
         """How many more jobs to claim: one per free slot, and some ready to follow."""
-        ready = math.ceil(self.held * READY_SHARE)
-        return max(self.held + ready - in_hand, 0)
+        return max(self.held + self._ready() - in_hand, 0)
+
+    def claim_due(self, in_hand: int) -> bool:
+        """True once there is room for half the ready jobs: claims come in rounds, never late."""
+        room = self.room(in_hand)
+        return room > 0 and room >= math.ceil(self._ready() / 2)
+
+    def _ready(self) -> int:
+        return math.ceil(self.held * READY_SHARE)
 
     def due(self, target: int, now: float) -> bool:
         if target == self.held:
@@ -198,7 +213,13 @@ class Runner:
         self.scope = scope
         self.claimant = claimant_id()
         self.report = RunReport()
+        # Claimed and not finished (calls in flight or ready), and finished but not yet recorded.
         self._in_flight: dict[int, Work] = {}
+        self._finished: list[Outcome] = []
+        self._finished_since = 0.0
+        self._next_claim = 0.0
+        # The last claim found less than it had room for: nothing more to claim for now.
+        self._dry = False
         self._inbox: queue.Queue[Work | None] = queue.Queue()
         self._outbox: queue.Queue[Outcome] = queue.Queue()
         self._pool: list[threading.Thread] = []
@@ -240,7 +261,13 @@ class Runner:
             self._loop()
         finally:
             self._stop_pool()
-            self._leave()
+            try:
+                # What the last calls produced is kept rather than left to the lease reaper.
+                self._collect(self._take_outcomes(wait=0))
+                if self._finished:
+                    self._record()
+            finally:
+                self._leave()
         self._report_progress(force=True)
         return self.report
 
@@ -254,13 +281,19 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
-            self._record(self._take_outcomes(wait=0))
+            self._collect(self._take_outcomes(wait=0))
             self._maintain()
-            claimed = self._claim() if self._may_claim() else 0
+            claiming = self._may_claim() and self._claim_due()
+            # Recorded before a claim, so that the batch limits count what is really in flight.
+            if self._finished and (claiming or not self._in_flight or self._record_due()):
+                self._record()
+                # Jobs that finished meanwhile free their threads for this claim too.
+                self._collect(self._take_outcomes(wait=0))
+            claimed = self._claim() if claiming else 0
             if self._in_flight:
-                self._record(self._take_outcomes(wait=self._wait_s()))
+                self._collect(self._take_outcomes(wait=self._wait_s()))
                 continue
-            if claimed or self._slots_wanted():
+            if claimed or self._finished or self._slots_wanted():
                 continue
             if not self._may_claim():
                 self.report.work_left = _in_scope(GradingJob.objects.claimable(), self.scope).exists()
@@ -275,11 +308,35 @@ class Runner:
 
     def _wait_s(self) -> float:
         """How long to wait for an outcome before looking again."""
-        until_renewal = max(self._next_renewal - time.monotonic(), 0.01)
-        if len(self._in_flight) < self.threads:
+        now = time.monotonic()
+        wait = self._next_renewal - now
+        if len(self._in_flight) < self.threads and self._may_claim():
             # Free threads: claim again soon, for jobs that were capped or paced.
-            return min(self.poll_s, until_renewal)
-        return until_renewal
+            wait = min(wait, self._next_claim - now)
+        if self._finished:
+            wait = min(wait, self._finished_since + RECORD_WAIT_S - now)
+        return max(wait, 0.005)
+
+    def _claim_due(self) -> bool:
+        """Claim when a round is worth it: a provider has room for a round, or anything is idle.
+
+        Every poll_s at the latest as long as threads are free, for jobs that were
+        capped, paced or not there yet.
+        """
+        if len(self._in_flight) >= self.threads:
+            return False
+        if not self._in_flight or time.monotonic() >= self._next_claim:
+            return True
+        if self._dry:
+            return False
+        in_hand = self._in_hand()
+        if any(slots.claim_due(in_hand[name]) for name, slots in self._slots.items()):
+            return True
+        # Providers without a cap keep no jobs ready; a few threads wait for a round.
+        free = self.threads - len(self._in_flight)
+        return free >= math.ceil(self.threads / 4) and any(
+            provider not in self._slots for provider in in_hand
+        )
 
     def _idle_pause(self) -> float | None:
         """Seconds to sleep before claiming again, or None to stop: nothing is coming soon."""
@@ -298,6 +355,7 @@ class Runner:
         if free <= 0:
             return 0
         self._claim_seq += 1
+        self._next_claim = time.monotonic() + self.poll_s
         in_hand = self._in_hand()
         share = Share(room={name: slots.room(in_hand[name]) for name, slots in self._slots.items()})
         work = claim_jobs(
@@ -308,6 +366,7 @@ class Runner:
             share=share,
         )
         self._short = share.short
+        self._dry = len(work) < free and not share.limited
         if work:
             self.report.claims += 1
             self._ensure_pool()
@@ -316,11 +375,21 @@ class Runner:
             self._inbox.put(item)
         return len(work)
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _collect(self, outcomes: list[Outcome]) -> None:
+        """Finished jobs leave the work in hand at once and wait for their round of recording."""
         if not outcomes:
             return
+        if not self._finished:
+            self._finished_since = time.monotonic()
         for outcome in outcomes:
             self._in_flight.pop(outcome.work.job_id, None)
+        self._finished += outcomes
+
+    def _record_due(self) -> bool:
+        return len(self._finished) >= RECORD_CHUNK or time.monotonic() - self._finished_since >= RECORD_WAIT_S
+
+    def _record(self) -> None:
+        outcomes, self._finished = self._finished, []
         recorded = Recorded()
         try:
             recorded = record_outcomes(outcomes)

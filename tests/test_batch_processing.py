@@ -177,3 +177,22 @@ def test_processing_announces_progress_with_fresh_counts(owner, django_capture_o
         batch_progressed.disconnect(listener)
 
     assert heard[-1] == (batch.pk, 2)
+
+
+@pytest.mark.parametrize(("jobs", "tasks"), [(40, 2), (10, 1)])
+def test_a_started_batch_sends_out_a_task_for_each_worker_it_can_keep_busy(owner, settings, jobs, tasks):
+    from django_q.models import OrmQ
+
+    from batches.tasks import enqueue_processing
+
+    settings.RUNNER_THREADS = 16
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 2}
+    batch = started_batch(owner, jobs=jobs)
+    OrmQ.objects.all().delete()
+
+    enqueue_processing(batch.pk)
+
+    sent = [queued.task for queued in OrmQ.objects.all()]
+    assert [(task["func"], task["args"], task["kwargs"]) for task in sent] == [
+        ("batches.tasks.process_batch", (batch.pk,), {"peers": tasks - 1})
+    ] * tasks
