@@ -533,7 +533,13 @@ RUNNER_STALE_S = 30
 
 def runner_alive(claimant: str, now: datetime | None = None) -> None:
     now = now or timezone.now()
-    LiveRunner.objects.update_or_create(claimant=claimant, defaults={"seen_at": now})
+    # One upsert statement rather than update_or_create's transaction of two or three.
+    LiveRunner.objects.bulk_create(
+        [LiveRunner(claimant=claimant, seen_at=now)],
+        update_conflicts=True,
+        unique_fields=["claimant"],
+        update_fields=["seen_at"],
+    )
 
 
 def runner_gone(claimant: str) -> None:

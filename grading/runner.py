@@ -367,12 +367,13 @@ class Runner:
         )
         self._short = share.short
         self._dry = len(work) < free and not share.limited
-        if work:
-            self.report.claims += 1
-            self._ensure_pool()
         for item in work:
             self._in_flight[item.job_id] = item
             self._inbox.put(item)
+        if work:
+            self.report.claims += 1
+            # After the work is queued: the first thread calls while the others start.
+            self._ensure_pool()
         return len(work)
 
     def _collect(self, outcomes: list[Outcome]) -> None:
