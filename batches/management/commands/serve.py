@@ -43,6 +43,10 @@ def _interrupt(signum, frame) -> None:
 
 
 def _stop(children: list[subprocess.Popen]) -> None:
+    # The stop is bounded (SIGKILL after 10 s); a second Ctrl-C must not cut it
+    # short and leave a cluster running with no one to stop it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for child in children:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
