@@ -580,9 +580,7 @@ def hold_slots(
         keep = [pk for pk, number in held if number < cap][:want]
         give_back = [pk for pk, _ in held if pk not in keep]
         if give_back:
-            CallSlot.objects.filter(pk__in=give_back, holder=claimant).update(
-                holder="", lease_expires_at=None
-            )
+            release_slots(claimant, give_back)
         renewed = CallSlot.objects.filter(pk__in=keep, holder=claimant).update(lease_expires_at=lease_until)
         taken = 0
         if renewed < want:
@@ -621,6 +619,9 @@ def _take_free_slots(
     return CallSlot.objects.filter(pk__in=free).update(holder=claimant, lease_expires_at=lease_until)
 
 
-def release_slots(claimant: str) -> int:
-    """Give back every slot the claimant holds (a runner that stops)."""
-    return CallSlot.objects.filter(holder=claimant).update(holder="", lease_expires_at=None)
+def release_slots(claimant: str, slot_ids: list[int] | None = None) -> int:
+    """Give back the claimant's slots among `slot_ids`, or every one it holds (a runner that stops)."""
+    held = CallSlot.objects.filter(holder=claimant)
+    if slot_ids is not None:
+        held = held.filter(pk__in=slot_ids)
+    return held.update(holder="", lease_expires_at=None)

@@ -443,7 +443,8 @@ class LiveRunner(models.Model):
 
     Each runner writes its row when it starts and every few seconds after, and
     deletes it when it stops; a row not refreshed for RUNNER_STALE_S belongs to
-    a runner that died. Runners divide a capped provider's call slots by this count (see grading.runner.Runner._slot_targets).
+    a runner that died. Runners divide a capped provider's call slots by this
+    count (see grading.runner.Runner._slot_targets).
     """
 
     claimant = models.CharField(max_length=120, primary_key=True)

@@ -323,7 +323,8 @@ class Runner:
         Every poll_s at the latest as long as threads are free, for jobs that were
         capped, paced or not there yet.
         """
-        if len(self._in_flight) >= self.threads:
+        free = self.threads - len(self._in_flight)
+        if free <= 0:
             return False
         if not self._in_flight or time.monotonic() >= self._next_claim:
             return True
@@ -333,7 +334,6 @@ class Runner:
         if any(slots.claim_due(in_hand[name]) for name, slots in self._slots.items()):
             return True
         # Providers without a cap keep no jobs ready; a few threads wait for a round.
-        free = self.threads - len(self._in_flight)
         return free >= math.ceil(self.threads / 4) and any(
             provider not in self._slots for provider in in_hand
         )
@@ -532,9 +532,8 @@ def grade_work(
     delay = work.start_delay()
     if delay > 0:
         time.sleep(delay)
-    timing = Timing()
     try:
-        grade = _grade(work, provider_lookup, slots, timing)
+        grade, latency_ms = _grade(work, provider_lookup, slots)
     except NotStarted as error:
         return Outcome(work, error=str(error), transient=True)
     except ProviderError as error:
@@ -545,27 +544,15 @@ def grade_work(
         # A bug or an unexpected library error: worth another attempt, bounded by max_attempts.
         logger.exception("Grading job %s failed unexpectedly.", work.job_id)
         return Outcome(work, error=f"Unexpected error: {type(error).__name__}: {error}", transient=True)
-    return Outcome.graded(work, grade, latency_ms=timing.elapsed_ms())
-
-
-class Timing:
-    """How long the provider call took, from when it started (not from when it waited for a slot)."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def start(self) -> None:
-        self.started = time.monotonic()
-
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
+    return Outcome.graded(work, grade, latency_ms=latency_ms)
 
 
 class PermanentFailure(Exception):
     """The job cannot succeed however often it is tried."""
 
 
-def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, timing: Timing) -> Grade:
+def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None) -> tuple[Grade, int]:
+    """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
     if work.unreadable:
         raise PermanentFailure(work.unreadable)
     try:
@@ -585,10 +572,11 @@ def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None,
         timeout_s=rule(work.settings.get("processing"), "timeout_s"),
     )
     with slots.call() if slots is not None else nullcontext():
-        timing.start()
+        started = time.monotonic()
         grade = provider.grade(request)
+    latency_ms = int((time.monotonic() - started) * 1000)
     _check(grade)
-    return grade
+    return grade, latency_ms
 
 
 def _validated_rubric(job_settings: dict) -> dict:

@@ -210,7 +210,7 @@ def user_message(request: GradeRequest) -> str:
 def completion_body(request: GradeRequest, criteria: list[dict]) -> dict:
     """The Chat Completions request body: the rubric as prompt and as a strict reply schema."""
     settings = request.settings or {}
-    options = {
+    body = {
         "model": request.model,
         "messages": [
             {"role": "system", "content": system_prompt(criteria, settings)},
@@ -226,10 +226,10 @@ def completion_body(request: GradeRequest, criteria: list[dict]) -> dict:
         },
     }
     if settings.get("temperature") is not None:
-        options["temperature"] = float(settings["temperature"])
+        body["temperature"] = float(settings["temperature"])
     if settings.get("max_output_tokens"):
-        options["max_completion_tokens"] = int(settings["max_output_tokens"])
-    return options
+        body["max_completion_tokens"] = int(settings["max_output_tokens"])
+    return body
 
 
 def retry_after_seconds(headers) -> float | None:

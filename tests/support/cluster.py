@@ -18,6 +18,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connections
 
+from gradeproject.processes import stop_process_groups
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -50,17 +52,8 @@ class Cluster:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            # The cluster's main process alone: it stops its workers in about a second; a
-            # SIGTERM to the whole group at once left it hanging for more than 30 s.
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # Workers outlive a killed sentinel; whatever is left of the group goes too.
-        _signal_group(self.process, signal.SIGKILL)
+        # Workers outlive a killed main process; whatever is left of the group goes too.
+        stop_process_groups([self.process], timeout=15)
 
 
 @contextmanager

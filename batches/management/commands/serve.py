@@ -1,11 +1,11 @@
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 
 from django.core.management.base import BaseCommand
+
+from gradeproject.processes import stop_process_groups
 
 
 class Command(BaseCommand):
@@ -48,19 +48,4 @@ def _stop(children: list[subprocess.Popen]) -> None:
     # short and leave a cluster running with no one to stop it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # SIGTERM goes to each child's leading process only: qcluster then stops its
-    # own workers in about a second, while a SIGTERM to every process of its
-    # group at once left it hanging (measured: still running after 30 s).
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 10
-    for child in children:
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        # Whatever the child left behind in its group (runserver's reloaded server).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
+    stop_process_groups(children, timeout=10)
