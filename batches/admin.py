@@ -4,7 +4,7 @@ from django.utils.html import format_html
 
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
-from gradeproject.admin_access import SharingModelAdmin, ThroughParentInlineMixin
+from core.admin_access import SharingModelAdmin, ThroughParentInlineMixin
 from grading.models import GradingJob
 
 

@@ -20,10 +20,10 @@ from batches.filters import BatchFilter
 from batches.models import JobBatch
 from batches.serializers import MAX_IDS, AddJobsSerializer, JobBatchSerializer, TagsField
 from batches.uploads import add_upload
-from gradeproject.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
-from gradeproject.api_permissions import ObjectPermission
-from gradeproject.api_sharing import SharingViewSetMixin
-from gradeproject.api_support import StrictSerializerMixin
+from core.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
+from core.api_permissions import ObjectPermission
+from core.api_sharing import SharingViewSetMixin
+from core.api_support import StrictSerializerMixin
 from grading.filters import JobFilter, filtered
 from grading.models import GradingJob
 from grading.serializers import DocumentSummarySerializer, GradingJobSerializer, with_job_relations

@@ -25,9 +25,9 @@ from rest_framework.views import APIView
 from batches.analytics import batch_analytics
 from batches.export import export_filename, stream_gradebook_csv, stream_zip
 from batches.models import JobBatch
-from gradeproject.api_errors import READ_ERRORS, WRITE_ERRORS, Conflict
-from gradeproject.api_permissions import CHANGE_DENIED, can_change
-from gradeproject.api_support import StrictSerializerMixin
+from core.api_errors import READ_ERRORS, WRITE_ERRORS, Conflict
+from core.api_permissions import CHANGE_DENIED, can_change
+from core.api_support import StrictSerializerMixin
 from grading.api import visible_jobs
 from grading.estimate import estimate_batch
 from grading.models import GradingResult, ReviewError

@@ -11,7 +11,7 @@ from typing import Any
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.serializers import MAX_TAGS
-from gradeproject.permissions import is_superuser
+from core.permissions import is_superuser
 
 NOT_FOUND = {"ok": False, "code": "not_found", "error": "No such batch, or you may not view it."}
 FORBIDDEN = {"ok": False, "code": "permission_denied", "error": "You may view this batch but not change it."}

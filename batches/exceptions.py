@@ -1,6 +1,10 @@
-class InvalidTransition(Exception):
+from core.errors import DomainError
+
+
+class InvalidTransition(DomainError):
     """A batch action refused in the batch's current state. Nothing was changed."""
 
+    status_code = 409
     code = "invalid_transition"
 
     def __init__(self, action: str, status: str, detail: str | None = None):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from batches.filters import BatchFilter, Statuses
 from batches.models import BatchStatus, JobBatch
-from gradeproject.permissions import Level
+from core.permissions import Level
 from grading.providers import available_providers
 from grading.schema import GradingSettings, Processing
 from templates_app.models import BatchTemplate

@@ -8,9 +8,10 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
-from gradeproject.permissions import Level, filter_accessible
+from core.permissions import Level, filter_accessible
 from grading.merge import merge_into
 from grading.models import Document, GradingJob, JobStatus
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
@@ -409,8 +410,6 @@ class JobBatch(models.Model):
         )
 
     def _enqueue_processing(self) -> None:
-        from batches.tasks import enqueue_processing
-
         enqueue_processing(self.pk)
 
     def pause_batch(self) -> "JobBatch":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batches.models import BatchStatus, JobBatch
-from gradeproject import permissions
+from core import permissions
 from grading.models import JobStatus
 
 # The actions a grader can take from a row of the list; the detail page offers all.

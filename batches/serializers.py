@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batches.models import BatchStatus, JobBatch
-from gradeproject.api_support import ObjectField, StrictSerializerMixin
+from core.api_support import ObjectField, StrictSerializerMixin
 from grading.models import Document, JobStatus
 from templates_app.models import BatchTemplate
 

@@ -8,7 +8,7 @@ from django_q.conf import Conf
 from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
-from gradeproject.permissions import keep_owner_permissions
+from core.permissions import keep_owner_permissions
 
 if TYPE_CHECKING:
     from batches.models import JobBatch

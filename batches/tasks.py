@@ -8,14 +8,12 @@ batch's state under a row lock, so a repeated pause or retry is refused, not red
 """
 
 import logging
-import math
 
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
-from django_q.conf import Conf
-from django_q.tasks import async_task
 
+from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.signals import announce, batch_progressed
@@ -24,35 +22,6 @@ from grading.models import GradingJob, JobStatus
 from grading.runner import Runner, RunReport
 
 logger = logging.getLogger(__name__)
-
-
-def enqueue_processing(batch_id: int, *, carry_on: bool = False) -> None:
-    """Hand a started or resumed batch to the workers: a task for each one it can keep busy.
-
-    The tasks go out together, so that every worker starts at once; helpers asked
-    for by the first task to arrive came a broker poll or two later, while the
-    first runner held only its share of the provider's cap. A runner that
-    carries on after its time budget (carry_on) hands over to one task.
-    """
-    runners = 1 if carry_on else _runners_wanted()
-    for _ in range(runners):
-        async_task(
-            "batches.tasks.process_batch",
-            batch_id,
-            peers=runners - 1,
-            task_name=f"process_batch:{batch_id}",
-        )
-
-
-def _runners_wanted() -> int:
-    """One runner per worker process, as long as each has a thread pool's worth of jobs."""
-    if Conf.SYNC:
-        return 1
-    from health.checks import live_worker_count
-
-    claimable = GradingJob.objects.claimable().order_by().count()
-    # Every node's workers, not just this one's: a task is for any node to take.
-    return max(min(live_worker_count(), math.ceil(claimable / settings.RUNNER_THREADS)), 1)
 
 
 def process_batch(batch_id: int, peers: int = 0) -> dict:
@@ -195,7 +164,7 @@ def cleanup_completed_batches(older_than: str | None = None, statuses: str | lis
     from django.conf import settings
 
     from batches.archival import archive_finished_batches, parse_statuses
-    from gradeproject.env import parse_duration
+    from core.env import parse_duration
 
     age = parse_duration(older_than) if older_than else settings.ARCHIVE_AFTER
     report = archive_finished_batches(age, parse_statuses(statuses))

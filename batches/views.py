@@ -44,7 +44,7 @@ from batches.presenters import (
     rows_for,
 )
 from batches.uploads import UploadRefused, add_upload
-from gradeproject import permissions
+from core import permissions
 from grading.estimate import estimate_batch
 from grading.models import GradingJob, ReviewError
 from grading.schema import SettingsError

@@ -88,7 +88,7 @@ def build() -> None:
     from django.utils import timezone
 
     from batches.models import JobBatch
-    from gradeproject.permissions import codenames
+    from core.permissions import codenames
     from grading.models import Document
     from templates_app.models import BatchTemplate
     from templates_app.prebuilt import install

@@ -11,7 +11,7 @@ from rest_framework.routers import DefaultRouter
 
 from batches.api import JobBatchViewSet
 from batches.api_results import BatchAnalyticsView, BatchEstimateView, BatchExportView, JobReviewView
-from gradeproject.api_auth import ObtainTokenView
+from core.api_auth import ObtainTokenView
 from grading.api import GradingJobViewSet
 from templates_app.api import BatchTemplateViewSet
 

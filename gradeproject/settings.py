@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gradeproject.env import (
+from core.env import (
     env_bool,
     env_duration,
     env_float,
@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "guardian",
     "django_q",
+    "core",
     "grading",
     "templates_app",
     "batches",
@@ -159,13 +160,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": [
-        "gradeproject.api_support.StrictJSONParser",
+        "core.api_support.StrictJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "gradeproject.api_support.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api_support.Pagination",
     "PAGE_SIZE": 25,
-    "EXCEPTION_HANDLER": "gradeproject.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -178,7 +179,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["gradeproject.api_support.paths_without_trailing_slash"],
+    "PREPROCESSING_HOOKS": ["core.api_support.paths_without_trailing_slash"],
     "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.models.Event"},
 }
 

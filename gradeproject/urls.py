@@ -18,4 +18,4 @@ urlpatterns = [
     path("", include("batches.urls")),
 ]
 
-handler404 = "gradeproject.api_errors.not_found"
+handler404 = "core.api_errors.not_found"

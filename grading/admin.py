@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin
 
-from gradeproject.admin_access import ObjectAccessAdminMixin, ThroughParentInlineMixin
-from gradeproject.permissions import Level
+from core.admin_access import ObjectAccessAdminMixin, ThroughParentInlineMixin
+from core.permissions import Level
 from grading.models import Document, GradingJob, GradingResult, ReviewError
 
 REVIEW_INPUTS = ("reviewed_score", "reviewed_criteria", "review_comment")

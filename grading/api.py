@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from gradeproject.api_errors import LIST_ERRORS, READ_ERRORS
-from gradeproject.api_permissions import ObjectPermission
+from core.api_errors import LIST_ERRORS, READ_ERRORS
+from core.api_permissions import ObjectPermission
 from grading.filters import JobFilter
 from grading.models import GradingJob
 from grading.serializers import GradingJobSerializer, with_job_relations

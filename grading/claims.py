@@ -156,7 +156,7 @@ def claim_jobs(
     rate, a batch's concurrency, stagger and request rate) are check-then-act:
     count what is in flight, then take more. Claims therefore serialise on one
     lock: a transaction-scoped advisory lock on PostgreSQL; on SQLite the
-    IMMEDIATE transaction mode (see gradeproject/env.py) already holds the
+    IMMEDIATE transaction mode (see core/env.py) already holds the
     database's write lock from BEGIN. A claim is a handful of short queries
     taking many jobs at once, so serialising them costs little, and SKIP LOCKED
     still keeps a claim from waiting on rows a cancel or the reaper is updating.

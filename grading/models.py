@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from gradeproject.permissions import Level, is_signed_in, is_superuser
+from core.permissions import Level, is_signed_in, is_superuser
 
 # Who may see or change documents, jobs and results. These are never shared one
 # by one: a job is covered by its batch's sharing, a document by the batches

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.errors import DomainError
 from grading.providers import PROVIDERS
 
 
@@ -114,12 +115,17 @@ class GradingSettings(_Strict):
         return list(dict.fromkeys(self.models)) if self.models else [self.model]
 
 
-class SettingsError(Exception):
-    """Invalid settings, with field-level messages keyed by dotted path."""
+class SettingsError(DomainError):
+    """Invalid settings, with field-level messages keyed by dotted path (a 400 under `settings`)."""
+
+    code = "invalid_settings"
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+    def as_dict(self) -> dict:
+        return {"settings": self.errors}
 
 
 def validate_settings(data: dict[str, Any]) -> GradingSettings:

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from batches.models import BatchStatus, JobBatch, JobBatchGroupObjectPermission, JobBatchUserObjectPermission
-from gradeproject.permissions import Level, level_codenames
+from core.permissions import Level, level_codenames
 from grading.models import GradingJob, JobStatus
 from notifications.models import (
     Channel,

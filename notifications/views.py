@@ -10,7 +10,7 @@ from rest_framework.serializers import IntegerField
 from rest_framework.views import APIView
 
 from batches.models import JobBatch
-from gradeproject.api_errors import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
+from core.api_errors import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from notifications.models import BatchWebhook, DeliveryAttempt, Notification, NotificationPreference
 from notifications.serializers import (
     NotificationSerializer,
@@ -22,7 +22,7 @@ from notifications.serializers import (
 
 
 # The error responses each operation can give, so the schema (and the fuzz run
-# that holds responses to it) knows them: see gradeproject.api_errors.
+# that holds responses to it) knows them: see core.api_errors.
 @extend_schema_view(
     list=extend_schema(responses={200: NotificationSerializer(many=True), **LIST_ERRORS}),
     retrieve=extend_schema(responses={200: NotificationSerializer, **READ_ERRORS}),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from gradeproject.admin_access import SharingModelAdmin
+from core.admin_access import SharingModelAdmin
 from templates_app.models import BatchTemplate
 
 

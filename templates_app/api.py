@@ -3,16 +3,16 @@
 Public templates are visible to every signed-in user; changing one needs its
 owner or a share at `change` (the pre-built ones have no owner, so only
 superusers change them); deleting one, its owner. Sharing endpoints:
-gradeproject.api_sharing.
+core.api_sharing.
 """
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from gradeproject.api_errors import CONFLICT, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
-from gradeproject.api_permissions import ObjectPermission
-from gradeproject.api_sharing import SharingViewSetMixin
+from core.api_errors import CONFLICT, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
+from core.api_permissions import ObjectPermission
+from core.api_sharing import SharingViewSetMixin
 from templates_app.models import BatchTemplate
 from templates_app.serializers import BatchTemplateSerializer
 

@@ -7,7 +7,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from gradeproject.permissions import Level, filter_accessible, is_signed_in
+from core.permissions import Level, filter_accessible, is_signed_in
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
 

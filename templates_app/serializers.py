@@ -5,7 +5,7 @@ from typing import Any
 from django.utils.text import slugify
 from rest_framework import serializers
 
-from gradeproject.api_support import ObjectField, StrictSerializerMixin
+from core.api_support import ObjectField, StrictSerializerMixin
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
 from templates_app.models import BatchTemplate

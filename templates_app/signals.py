@@ -1,7 +1,7 @@
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from gradeproject.permissions import keep_owner_permissions
+from core.permissions import keep_owner_permissions
 from templates_app.models import BatchTemplate
 
 

@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from gradeproject.permissions import codenames
+from core.permissions import codenames
 
 
 def client_for(user: User | None) -> APIClient:

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from batches.models import BatchStatus, JobBatch
-from gradeproject.permissions import Level, share
+from core.permissions import Level, share
 from grading.models import GradingJob, GradingResult
 from templates_app.models import BatchTemplate
 from tests.conftest import make_batch

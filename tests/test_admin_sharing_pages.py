@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from gradeproject.permissions import Level, level_held_by, level_of, share
+from core.permissions import Level, level_held_by, level_of, share
 from templates_app.models import BatchTemplate
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from batches.models import BatchStatus, JobBatch
-from gradeproject.permissions import Level, share
+from core.permissions import Level, share
 from tests.api_support import client_for
 from tests.conftest import make_batch
 

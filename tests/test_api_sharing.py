@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from gradeproject.permissions import Level, level_of, share
+from core.permissions import Level, level_of, share
 from tests.api_support import client_for
 
 

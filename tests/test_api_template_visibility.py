@@ -2,7 +2,7 @@
 
 import pytest
 
-from gradeproject.permissions import Level, level_of, share
+from core.permissions import Level, level_of, share
 from templates_app.models import BatchTemplate
 from tests.api_support import client_for
 

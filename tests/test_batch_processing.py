@@ -183,7 +183,7 @@ def test_processing_announces_progress_with_fresh_counts(owner, django_capture_o
 def test_a_started_batch_sends_out_a_task_for_each_worker_it_can_keep_busy(owner, settings, jobs, tasks):
     from django_q.models import OrmQ
 
-    from batches.tasks import enqueue_processing
+    from batches.dispatch import enqueue_processing
 
     settings.RUNNER_THREADS = 16
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 2}

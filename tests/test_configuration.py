@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gradeproject.env import env_bool, env_int, parse_database_url
+from core.env import env_bool, env_int, parse_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

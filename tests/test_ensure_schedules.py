@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from gradeproject.schedules import SCHEDULES, ensure_schedules
+from core.schedules import SCHEDULES, ensure_schedules
 
 
 def test_the_command_creates_every_recurring_schedule(db):

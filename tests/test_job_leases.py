@@ -161,7 +161,7 @@ def test_the_recovery_task_kicks_an_active_batch_nobody_is_working_on(owner):
 def test_the_reaper_is_among_the_recurring_schedules_and_runs_every_minute():
     from django_q.models import Schedule
 
-    from gradeproject.schedules import ensure_schedules
+    from core.schedules import ensure_schedules
 
     ensure_schedules()
     ensure_schedules()

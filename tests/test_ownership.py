@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import get_perms
 
 from batches.models import JobBatch
-from gradeproject.permissions import (
+from core.permissions import (
     Level,
     SharingError,
     can_change,

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from batches.models import BatchStatus, JobBatch
-from gradeproject.permissions import Level, share
+from core.permissions import Level, share
 from grading.models import GradingJob, GradingResult, JobStatus
 from notifications.models import BatchWebhook, Channel, Event, Notification
 from templates_app.models import BatchTemplate

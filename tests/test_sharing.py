@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, User
 from guardian.shortcuts import get_perms
 
 from batches.models import JobBatch
-from gradeproject.permissions import (
+from core.permissions import (
     Level,
     SharingError,
     can_change,

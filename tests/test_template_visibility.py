@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 
-from gradeproject.permissions import Level, can_change, can_share, can_view, share
+from core.permissions import Level, can_change, can_share, can_view, share
 from templates_app.models import BatchTemplate
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 
 from batches.models import JobBatch
-from gradeproject.permissions import Level, can_change, can_view, share, unshare
+from core.permissions import Level, can_change, can_view, share, unshare
 from grading.models import Document, GradingJob, GradingResult
 from tests.conftest import make_batch, make_document
 

@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from batches.models import BatchStatus
-from gradeproject.permissions import Level, level_held_by, share
+from core.permissions import Level, level_held_by, share
 from tests.web_support import messages_of
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 from django.contrib.messages import get_messages
 
 from batches.models import JobBatch
-from gradeproject.permissions import Level, share
+from core.permissions import Level, share
 
 
 def share_for_viewing(batch: JobBatch, user) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connections
 
-from gradeproject.processes import stop_process_groups
+from core.processes import stop_process_groups
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from batches.archival import archive_finished_batches, parse_statuses
-from gradeproject.env import parse_duration
+from core.env import parse_duration
 
 
 class Command(BaseCommand):

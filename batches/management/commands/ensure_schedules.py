@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from gradeproject.schedules import ensure_schedules
+from core.schedules import ensure_schedules
 
 
 class Command(BaseCommand):

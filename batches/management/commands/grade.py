@@ -186,7 +186,7 @@ class Command(BaseCommand):
             raise bad_input(f"The settings are invalid — {problems}") from None
 
     def require_cluster(self) -> None:
-        from health.checks import check_cluster
+        from core.cluster import check_cluster
 
         cluster = check_cluster()
         if not cluster["ok"]:

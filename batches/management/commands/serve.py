@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from gradeproject.processes import stop_process_groups
+from core.processes import stop_process_groups
 
 
 class Command(BaseCommand):

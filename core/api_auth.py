@@ -10,8 +10,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.settings import api_settings
 
-from gradeproject.api_errors import FIELD_ERRORS
-from gradeproject.api_support import StrictJSONParser, StrictSerializerMixin
+from core.api_errors import FIELD_ERRORS
+from core.api_support import StrictJSONParser, StrictSerializerMixin
 
 
 class TokenRequestSerializer(StrictSerializerMixin, serializers.Serializer):

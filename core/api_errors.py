@@ -5,8 +5,9 @@
 - 401: not signed in; 403: visible but not changeable; 404: missing or not visible.
 - 409: a refused batch transition, `{"detail", "code": "invalid_transition", "status", "action"}`.
 
-Viewsets raise domain exceptions (InvalidTransition, SettingsError) and this
-handler turns them into responses, so no view repeats the mapping.
+Apps raise subclasses of `core.errors.DomainError` (a refused transition, invalid
+settings), each carrying its HTTP status and body, and this handler turns them
+into responses, so no view repeats the mapping and the kit imports no app.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -21,8 +22,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from batches.exceptions import InvalidTransition
-from grading.schema import SettingsError
+from core.errors import DomainError
 
 
 class Conflict(APIException):
@@ -33,11 +33,9 @@ class Conflict(APIException):
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, InvalidTransition):
-        return Response(exc.as_dict(), status=status.HTTP_409_CONFLICT)
-    if isinstance(exc, SettingsError):
-        exc = ValidationError({"settings": exc.errors})
-    elif isinstance(exc, DjangoValidationError):
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
         exc = ValidationError(as_serializer_error(exc))
     elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, SuspiciousOperation)):
         # Django's request-size guards (too many files or fields, body too big)

@@ -4,13 +4,13 @@ Visibility is the queryset's job: viewsets fetch objects through
 `visible_to(user)`, so an object the user may not view is simply not found
 (404) and never reveals that it exists. What is left here is the second
 question, asked only about objects the user can already see: may they change
-it, or delete it? The answers come from gradeproject.permissions, the one
+it, or delete it? The answers come from core.permissions, the one
 place that knows ownership, sharing levels and groups.
 """
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from gradeproject.permissions import can_change, can_delete, is_shareable
+from core.permissions import can_change, can_delete, is_shareable
 
 CHANGE_DENIED = "You may view this but not change it."
 DELETE_DENIED = "Only its owner may delete it."

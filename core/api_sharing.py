@@ -6,7 +6,7 @@
 
 Only the owner and holders of `manage` may use them: others who can view the
 object get 403, those who cannot view it 404 (the viewset's visible queryset
-does not find it). The rules themselves live in gradeproject.permissions.
+does not find it). The rules themselves live in core.permissions.
 """
 
 from django.contrib.auth import get_user_model
@@ -18,9 +18,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
-from gradeproject import permissions as sharing
-from gradeproject.api_errors import FIELD_ERRORS, FORBIDDEN, NOT_FOUND, NOT_SIGNED_IN
-from gradeproject.api_support import StrictSerializerMixin
+from core import permissions as sharing
+from core.api_errors import FIELD_ERRORS, FORBIDDEN, NOT_FOUND, NOT_SIGNED_IN
+from core.api_support import StrictSerializerMixin
 
 SHARE_DENIED = (
     "Only the owner and those it is shared with at 'manage' may see or change who it is shared with."

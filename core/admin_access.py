@@ -15,7 +15,7 @@ from django.db import models
 from django.shortcuts import get_object_or_404
 from guardian.admin import GuardedModelAdminMixin
 
-from gradeproject.permissions import (
+from core.permissions import (
     Level,
     SharingError,
     can_change,
