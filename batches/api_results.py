@@ -216,6 +216,11 @@ class ReviewSerializer(StrictSerializerMixin, serializers.Serializer):
         many=True, required=False, help_text="Scores for some or all of the rubric's criteria."
     )
     comment = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    exemplar = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Use this review as an exemplar: the grader learns the teacher's scale from it.",
+    )
 
 
 # --- views -------------------------------------------------------------------------
@@ -323,7 +328,11 @@ class JobReviewView(APIView):
         data = review.validated_data
         try:
             result.record_review(
-                request.user, data.get("score"), data.get("criteria"), data.get("comment", "")
+                request.user,
+                data.get("score"),
+                data.get("criteria"),
+                data.get("comment", ""),
+                exemplar=data.get("exemplar", False),
             )
         except ReviewError as error:
             raise ValidationError({error.field: [str(error)]})

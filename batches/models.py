@@ -8,6 +8,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from batches.calibration import calibrate_batch
 from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
@@ -192,6 +193,9 @@ class JobBatch(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # The last calibration to the teacher's scale (batches/calibration.py): per
+    # provider and model, the map and its cross-validated agreement.
+    calibration = models.JSONField(default=dict, blank=True)
 
     objects = JobBatchQuerySet.as_manager()
 
@@ -232,6 +236,10 @@ class JobBatch(models.Model):
     @property
     def job_structure(self) -> dict[str, Any]:
         return (self.template.job_structure if self.template_id else None) or {}
+
+    def calibrate(self) -> dict[str, Any]:
+        """Fit the teacher's scale from the batch's exemplars and re-score its results (no provider call)."""
+        return calibrate_batch(self)
 
     def progress(self) -> dict[str, int]:
         return GradingJob.objects.in_batch(self).progress()

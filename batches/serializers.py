@@ -97,6 +97,10 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     effective_settings = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField()
+    calibration = serializers.JSONField(
+        read_only=True,
+        help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
+    )
 
     class Meta:
         model = JobBatch
@@ -119,8 +123,16 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "started_at",
             "completed_at",
             "archived_at",
+            "calibration",
         ]
-        read_only_fields = ["status", "created_at", "started_at", "completed_at", "archived_at"]
+        read_only_fields = [
+            "status",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "archived_at",
+            "calibration",
+        ]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from batches.api import JobBatchViewSet
+from batches.api_exemplars import BatchCalibrateView, TemplateExemplarsView, TemplateExemplarView
 from batches.api_results import BatchAnalyticsView, BatchEstimateView, BatchExportView, JobReviewView
 from core.api_auth import ObtainTokenView
 from grading.api import GradingJobViewSet
@@ -38,6 +39,19 @@ urlpatterns = [
     re_path(r"^batches/(?P<pk>[0-9]{1,18})/estimate/?$", BatchEstimateView.as_view(), name="batch-estimate"),
     re_path(r"^batches/(?P<pk>[0-9]{1,18})/export/?$", BatchExportView.as_view(), name="batch-export"),
     re_path(r"^jobs/(?P<pk>[0-9]{1,18})/review/?$", JobReviewView.as_view(), name="job-review"),
+    re_path(
+        r"^batches/(?P<pk>[0-9]{1,18})/calibrate/?$", BatchCalibrateView.as_view(), name="batch-calibrate"
+    ),
+    re_path(
+        r"^batch-templates/(?P<pk>[0-9]{1,18})/exemplars/?$",
+        TemplateExemplarsView.as_view(),
+        name="template-exemplars",
+    ),
+    re_path(
+        r"^batch-templates/(?P<pk>[0-9]{1,18})/exemplars/(?P<eid>[0-9]{1,18})/?$",
+        TemplateExemplarView.as_view(),
+        name="template-exemplar",
+    ),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

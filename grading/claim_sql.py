@@ -87,6 +87,7 @@ CANDIDATE_COLUMNS = (
     "provider",
     "model",
     "settings",
+    "document_id",
     "document__text",
     "document__original_name",
     "document__extraction_error",
@@ -140,7 +141,7 @@ def candidates(
     sql = (
         f"WITH chosen AS ({chosen}) "
         "SELECT j.id, j.batch_id, j.attempts, j.max_attempts, j.provider, j.model, j.settings, "
-        "d.text, d.original_name, d.extraction_error "
+        "j.document_id, d.text, d.original_name, d.extraction_error "
         f"FROM chosen JOIN {tables['job']} j ON j.id = chosen.id "
         f"JOIN {tables['batch']} b ON b.id = j.batch_id "
         f"JOIN {tables['document']} d ON d.id = j.document_id "

@@ -68,6 +68,9 @@ class Work:
     start_at: datetime
     # When the claim was made by this process's clock; start_at is relative to it.
     claimed_monotonic: float = field(default_factory=time.monotonic, repr=False)
+    document_id: int | None = None
+    # The batch's exemplars as (document id, Exemplar), attached by the runner's main thread.
+    exemplars: tuple = field(default=(), repr=False)
 
     def start_delay(self) -> float:
         """Seconds still to wait before the call may start (stagger and request-rate pacing)."""
@@ -233,6 +236,7 @@ def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) ->
         unreadable=row["document__extraction_error"],
         claimed_at=now,
         start_at=start_at,
+        document_id=row["document_id"],
     )
 
 

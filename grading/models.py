@@ -8,7 +8,7 @@ import hashlib
 from typing import Any
 
 from django.conf import settings as conf
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -279,6 +279,12 @@ class GradingResult(models.Model):
         related_name="reviews",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # The provider's own grade when a calibration to the teacher's scale replaced
+    # `score` and `criteria` (null: never calibrated, `score` is the provider's).
+    raw_score = models.FloatField(null=True, blank=True)
+    raw_criteria = models.JSONField(default=list, blank=True)
+    # The reviewer let the grader learn from this review (an Exemplar of the batch).
+    is_exemplar = models.BooleanField(default=False)
 
     objects = GradingResultQuerySet.as_manager()
 
@@ -307,6 +313,15 @@ class GradingResult(models.Model):
             latency_ms=latency_ms,
             raw_response=grade.raw,
         )
+
+    @property
+    def provider_score(self) -> float:
+        """The provider's score before any calibration."""
+        return self.raw_score if self.raw_score is not None else self.score
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self.raw_score is not None
 
     @property
     def final_score(self) -> float:
@@ -368,22 +383,58 @@ class GradingResult(models.Model):
         score: float | None,
         criteria: list[dict[str, Any]] | None = None,
         comment: str = "",
+        exemplar: bool = False,
     ) -> None:
-        """Record a reviewer's grade beside the AI's, which is kept; raises ReviewError."""
+        """Record a reviewer's grade beside the AI's, which is kept; raises ReviewError.
+
+        With `exemplar`, the review also becomes an exemplar of the job's batch:
+        the teacher's grade of this document, for the grader to learn from and
+        for the batch's calibration.
+        """
         self.reviewed_score, self.reviewed_criteria = self.clean_review(score, criteria)
         self.review_comment = comment or ""
         self.reviewer = reviewer
         self.reviewed_at = timezone.now()
-        self.save(update_fields=REVIEW_FIELDS)
+        self.is_exemplar = bool(exemplar) and self.job.batch_id is not None
+        with transaction.atomic():
+            self.save(update_fields=REVIEW_FIELDS)
+            self._keep_exemplar()
 
     def clear_review(self) -> None:
-        """Withdraw a review: the AI's score is final again."""
+        """Withdraw a review: the AI's score is final again, and the review no exemplar."""
         self.reviewed_score, self.reviewed_criteria, self.review_comment = None, [], ""
-        self.reviewer, self.reviewed_at = None, None
-        self.save(update_fields=REVIEW_FIELDS)
+        self.reviewer, self.reviewed_at, self.is_exemplar = None, None, False
+        with transaction.atomic():
+            self.save(update_fields=REVIEW_FIELDS)
+            self._keep_exemplar()
+
+    def _keep_exemplar(self) -> None:
+        """The batch's exemplar of this document follows the review's tick."""
+        job = self.job
+        if job.batch_id is None:
+            return
+        if not self.is_exemplar:
+            Exemplar.objects.filter(batch_id=job.batch_id, document_id=job.document_id).delete()
+            return
+        Exemplar.objects.update_or_create(
+            batch_id=job.batch_id,
+            document_id=job.document_id,
+            defaults={
+                "score": self.reviewed_score,
+                "criteria": {item["key"]: item["score"] for item in self.reviewed_criteria},
+                "owner": self.reviewer or job.owner,
+            },
+        )
 
 
-REVIEW_FIELDS = ["reviewed_score", "reviewed_criteria", "review_comment", "reviewer", "reviewed_at"]
+REVIEW_FIELDS = [
+    "reviewed_score",
+    "reviewed_criteria",
+    "review_comment",
+    "reviewer",
+    "reviewed_at",
+    "is_exemplar",
+]
 
 
 class ReviewError(ValueError):
@@ -420,6 +471,49 @@ def clean_review_criteria(criteria: list, points: dict[str, float]) -> list[dict
             entry["comment"] = str(item["comment"])[:2000]
         cleaned.append(entry)
     return cleaned
+
+
+class Exemplar(models.Model):
+    """A document with the teacher's own grade on the rubric, for the grader to learn from.
+
+    An exemplar belongs to a template (an exemplar set every batch of it reuses)
+    or to a batch (a job a reviewer marked "use as exemplar", or one given with
+    the teacher's score when the batch was made). The providers see exemplars as
+    graded examples; a batch's calibration maps the provider's scores on its own
+    exemplar jobs onto the teacher's.
+    """
+
+    template = models.ForeignKey(
+        "templates_app.BatchTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="exemplars",
+    )
+    batch = models.ForeignKey(
+        "batches.JobBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="exemplars"
+    )
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="exemplars")
+    score = models.FloatField()
+    # {"criterion key": score, ...}: the criteria the teacher scored, possibly none.
+    criteria = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exemplars")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(template__isnull=False, batch__isnull=True)
+                | Q(template__isnull=True, batch__isnull=False),
+                name="exemplar_of_a_template_or_a_batch",
+            ),
+            models.UniqueConstraint(fields=["batch", "document"], name="exemplar_once_per_batch_document"),
+            models.CheckConstraint(condition=Q(score__gte=0), name="exemplar_score_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} = {self.score:g}"
 
 
 class PaceClock(models.Model):

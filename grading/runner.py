@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 
@@ -50,6 +50,7 @@ from grading.claims import (
     runner_gone,
     snapshot,
 )
+from grading.exemplars import ExemplarCache, for_document
 from grading.limits import provider_limits, rule
 from grading.models import GradingJob
 from grading.providers import Grade, GradeRequest, Provider, ProviderError, available_providers, get_provider
@@ -234,6 +235,7 @@ class Runner:
         self._runners = 1
         self._next_census = 0.0
         self._next_presence = 0.0
+        self._exemplars = ExemplarCache()
         # Call slots of each capped provider (grading.claims.hold_slots), and the
         # capped providers the last claim found more jobs of than it had room for.
         self._slots = {
@@ -368,6 +370,7 @@ class Runner:
         self._short = share.short
         self._dry = len(work) < free and not share.limited
         for item in work:
+            item = self._with_exemplars(item)
             self._in_flight[item.job_id] = item
             self._inbox.put(item)
         if work:
@@ -375,6 +378,10 @@ class Runner:
             # After the work is queued: the first thread calls while the others start.
             self._ensure_pool()
         return len(work)
+
+    def _with_exemplars(self, work: Work) -> Work:
+        exemplars = self._exemplars.for_batch(work.batch_id)
+        return replace(work, exemplars=exemplars) if exemplars else work
 
     def _collect(self, outcomes: list[Outcome]) -> None:
         """Finished jobs leave the work in hand at once and wait for their round of recording."""
@@ -570,6 +577,7 @@ def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None)
         model=work.model,
         document_name=work.document_name,
         timeout_s=rule(work.settings.get("processing"), "timeout_s"),
+        exemplars=for_document(work.exemplars, work.document_id),
     )
     with slots.call() if slots is not None else nullcontext():
         started = time.monotonic()

@@ -18,6 +18,9 @@ class GradingResultSerializer(serializers.ModelSerializer):
     final_score = serializers.FloatField(read_only=True)
     percent = serializers.FloatField(read_only=True)
     is_reviewed = serializers.BooleanField(read_only=True)
+    is_calibrated = serializers.BooleanField(
+        read_only=True, help_text="`score` and `criteria` are calibrated to the teacher's scale."
+    )
     reviewer = serializers.CharField(
         source="reviewer.username", read_only=True, allow_null=True, default=None
     )
@@ -33,6 +36,9 @@ class GradingResultSerializer(serializers.ModelSerializer):
             "final_score",
             "percent",
             "criteria",
+            "is_calibrated",
+            "raw_score",
+            "raw_criteria",
             "feedback",
             "input_tokens",
             "output_tokens",
@@ -45,6 +51,7 @@ class GradingResultSerializer(serializers.ModelSerializer):
             "review_comment",
             "reviewer",
             "reviewed_at",
+            "is_exemplar",
         ]
         read_only_fields = fields
 

@@ -31,7 +31,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level, share
-from grading.models import GradingJob, GradingResult, JobStatus
+from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
 from notifications.models import BatchWebhook, Channel, Event, Notification
 from templates_app.models import BatchTemplate
 from tests.api_support import client_for
@@ -91,6 +91,7 @@ class World:
     notification: Notification
     webhook: BatchWebhook
     extra: User
+    exemplar: Exemplar
 
     def user(self, persona: str) -> User | None:
         return self.users[persona]
@@ -155,7 +156,12 @@ def build_world() -> World:
         batch=batch, url="https://hooks.example.com/olivia", created_by=owner
     )
     extra = User.objects.create_user("extra", password="pw")
-    return World(users, batch, job, spare_job, template, foreign_batch, notification, webhook, extra)
+    exemplar = Exemplar.objects.create(
+        template=template, document=make_document(owner, f"{PRIVATE_MARK}-exemplar.txt"), score=7, owner=owner
+    )
+    return World(
+        users, batch, job, spare_job, template, foreign_batch, notification, webhook, extra, exemplar
+    )
 
 
 # --- what each route expects ------------------------------------------------------
@@ -211,6 +217,10 @@ def share_body(world: World) -> dict[str, str]:
 
 def upload_body(world: World) -> dict[str, Any]:
     return {"files": [SimpleUploadedFile("new-essay.txt", b"A new essay about rivers and towns.")]}
+
+
+def exemplar_body(world: World) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("graded-essay.txt", b"An essay the teacher graded."), "score": "12"}
 
 
 BULK_OUTCOMES = {200: "ok", 403: "permission_denied", 404: "not_found"}
@@ -276,6 +286,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "GET batch-analytics": Expect(READ()),
     "GET batch-estimate": Expect(READ()),
     "GET batch-export": Expect(READ()),
+    "POST batch-calibrate": Expect(CHANGE()),
     # webhooks: the batch owner's alone
     "GET batch-webhook-list": Expect(OWNER_ONLY(), lambda w: {"batch_id": w.batch.pk}, rows=batch_webhooks),
     "POST batch-webhook-list": Expect(
@@ -317,6 +328,9 @@ EXPECTATIONS: dict[str, Expect] = {
     "GET batch-template-permissions": Expect(MANAGE(), template_pk),
     "POST batch-template-share": Expect(MANAGE(), template_pk, body=share_body),
     "POST batch-template-unshare": Expect(MANAGE(), template_pk, body=share_body),
+    "GET template-exemplars": Expect(READ(), template_pk),
+    "POST template-exemplars": Expect(CHANGE(201), template_pk, body=exemplar_body, multipart=True),
+    "DELETE template-exemplar": Expect(CHANGE(204), lambda w: {"pk": w.template.pk, "eid": w.exemplar.pk}),
     # jobs and results
     "GET job-list": Expect(SIGNED_IN(), no_kwargs, rows=visible_jobs),
     "GET job-detail": Expect(READ(), job_pk),

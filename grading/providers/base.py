@@ -8,6 +8,15 @@ from decimal import Decimal
 
 
 @dataclass(frozen=True)
+class Exemplar:
+    """A document the teacher graded: the total on the rubric's scale, and criterion scores where given."""
+
+    text: str
+    score: float
+    criteria: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GradeRequest:
     text: str
     rubric: dict
@@ -15,6 +24,8 @@ class GradeRequest:
     model: str
     document_name: str = ""
     timeout_s: float = 60.0
+    # The batch's exemplars (its template's and its reviewers'), never the document itself.
+    exemplars: tuple[Exemplar, ...] = ()
 
 
 @dataclass

@@ -1,0 +1,186 @@
+"""Exemplars and calibration: a batch's grades learn the teacher's scale from the reviews marked as exemplars."""
+
+import pytest
+
+from grading.exemplars import batch_exemplars, for_document
+from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
+from tests.api_support import client_for, share
+from tests.conftest import make_batch, make_document
+
+pytestmark = pytest.mark.django_db
+
+# Two criteria on levels 0–3 and 0–5: a total of 0–8.
+RUBRIC = {
+    "criteria": [
+        {
+            "key": "ideas",
+            "name": "Ideas",
+            "points": 3,
+            "levels": [{"points": p, "label": f"level {p}"} for p in range(4)],
+        },
+        {
+            "key": "conventions",
+            "name": "Conventions",
+            "points": 5,
+            "levels": [{"points": p, "label": f"level {p}"} for p in (0, 1, 3, 5)],
+        },
+    ]
+}
+
+
+def graded_batch(owner, raw_scores: list[tuple[float, float]]):
+    """A completed batch whose builtin results have these (ideas, conventions) raw scores."""
+    batch = make_batch(owner, jobs=0, settings={"rubric": RUBRIC})
+    documents = [make_document(owner, f"essay-{i}.txt", f"Essay number {i}.") for i in range(len(raw_scores))]
+    batch.add_documents(documents)
+    for job, (ideas, conventions) in zip(batch.jobs.order_by("pk"), raw_scores, strict=True):
+        GradingResult.objects.create(
+            job=job,
+            provider="builtin",
+            model="builtin-v1",
+            score=ideas + conventions,
+            max_score=8,
+            criteria=[
+                {"key": "ideas", "name": "Ideas", "score": ideas, "max_score": 3, "feedback": ""},
+                {
+                    "key": "conventions",
+                    "name": "Conventions",
+                    "score": conventions,
+                    "max_score": 5,
+                    "feedback": "",
+                },
+            ],
+        )
+    GradingJob.objects.filter(batch=batch).update(status=JobStatus.COMPLETED)
+    return batch
+
+
+def review_as_exemplar(user, job, score, criteria=None):
+    body = {"score": score, "exemplar": True}
+    if criteria is not None:
+        body["criteria"] = criteria
+    return client_for(user).post(f"/api/jobs/{job.pk}/review", body, format="json")
+
+
+RAW = [(1, 3), (2, 3), (3, 5), (0, 1), (2, 5), (1, 1), (3, 3), (2, 1), (1, 5), (3, 1), (0, 3), (2, 3)]
+
+
+def test_a_teacher_who_grades_two_points_harsher_gets_calibrated_grades_that_agree(owner):
+    batch = graded_batch(owner, RAW)
+    jobs = list(batch.jobs.order_by("pk").select_related("result"))
+    for job in jobs[:8]:
+        assert review_as_exemplar(owner, job, max(job.result.score - 2, 0)).status_code == 200
+
+    response = client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+
+    assert response.status_code == 200, response.json()
+    (fitted,) = response.json()["models"]
+    assert fitted["exemplars"] == 8 and fitted["method"] is not None
+    for job in jobs[8:]:
+        result = GradingResult.objects.get(job=job)
+        assert result.raw_score == job.result.score
+        assert result.score == max(job.result.score - 2, 0)
+
+
+def test_calibrated_scores_are_shown_by_the_api_with_the_providers_score_kept(owner):
+    batch = graded_batch(owner, RAW)
+    for job in batch.jobs.order_by("pk")[:6]:
+        review_as_exemplar(owner, job, max(job.result.score - 2, 0))
+    client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+
+    last = batch.jobs.order_by("pk").last()
+    body = client_for(owner).get(f"/api/jobs/{last.pk}").json()["result"]
+
+    assert body["is_calibrated"] is True
+    assert (body["raw_score"], body["score"]) == (5, 3)
+
+
+def test_criterion_scores_land_on_the_rubrics_levels_when_the_teacher_scores_criteria(owner):
+    batch = graded_batch(owner, RAW)
+    for job in batch.jobs.order_by("pk")[:8]:
+        ideas, conventions = (item["score"] for item in job.result.criteria)
+        teacher = [{"key": "ideas", "score": max(ideas - 1, 0)}, {"key": "conventions", "score": conventions}]
+        assert review_as_exemplar(owner, job, None, teacher).status_code == 200
+
+    client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+
+    for result in GradingResult.objects.filter(job__batch=batch):
+        by_key = {item["key"]: item["score"] for item in result.criteria}
+        assert by_key["ideas"] in {0, 1, 2, 3}
+        assert by_key["conventions"] in {0, 1, 3, 5}
+        assert result.score == by_key["ideas"] + by_key["conventions"]
+
+
+def test_with_too_few_exemplars_no_map_is_fitted_and_scores_stay_the_providers(owner):
+    batch = graded_batch(owner, RAW)
+    for job in batch.jobs.order_by("pk")[:3]:
+        review_as_exemplar(owner, job, 0)
+
+    calibration = client_for(owner).post(f"/api/batches/{batch.pk}/calibrate").json()
+
+    assert calibration["models"][0]["method"] is None
+    assert calibration["models"][0]["qwk_after"] is None
+    assert not GradingResult.objects.filter(job__batch=batch, raw_score__isnull=False).exists()
+
+
+def test_the_agreement_shown_is_cross_validated_not_scored_on_the_fitted_exemplars(owner):
+    # The teacher's scores follow no pattern the provider's could predict: a map
+    # fitted on all of them still fits them somewhat, but left-out exemplars do not.
+    batch = graded_batch(owner, RAW)
+    teacher = [8, 0, 4, 7, 1, 6, 2, 5, 3, 8, 0, 4]
+    for job, score in zip(batch.jobs.order_by("pk"), teacher, strict=True):
+        review_as_exemplar(owner, job, score)
+
+    fitted = client_for(owner).post(f"/api/batches/{batch.pk}/calibrate").json()["models"][0]
+
+    assert fitted["qwk_after"] is None or fitted["qwk_after"] < 0.3
+
+
+def test_withdrawing_an_exemplar_review_takes_the_exemplar_out_and_recalibrating_restores(owner):
+    batch = graded_batch(owner, RAW)
+    jobs = list(batch.jobs.order_by("pk"))
+    for job in jobs[:6]:
+        review_as_exemplar(owner, job, max(job.result.score - 2, 0))
+    client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+    for job in jobs[:6]:
+        assert client_for(owner).delete(f"/api/jobs/{job.pk}/review").status_code == 200
+
+    client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+
+    assert not Exemplar.objects.filter(batch=batch).exists()
+    assert not GradingResult.objects.filter(job__batch=batch, raw_score__isnull=False).exists()
+    assert GradingResult.objects.get(job=jobs[-1]).score == 5
+
+
+def test_a_review_without_the_tick_is_no_exemplar(owner):
+    batch = graded_batch(owner, RAW[:2])
+    job = batch.jobs.order_by("pk").first()
+
+    client_for(owner).post(f"/api/jobs/{job.pk}/review", {"score": 2}, format="json")
+
+    assert not Exemplar.objects.exists()
+    assert GradingResult.objects.get(job=job).is_exemplar is False
+
+
+def test_a_viewer_can_neither_mark_an_exemplar_nor_calibrate(owner, colleague):
+    batch = graded_batch(owner, RAW[:2])
+    share(batch, colleague, "view")
+    job = batch.jobs.order_by("pk").first()
+
+    assert review_as_exemplar(colleague, job, 1).status_code == 403
+    assert client_for(colleague).post(f"/api/batches/{batch.pk}/calibrate").status_code == 403
+    assert not Exemplar.objects.exists()
+
+
+def test_a_batch_grades_with_its_templates_exemplars_and_its_own_but_never_the_document_itself(owner):
+    batch = graded_batch(owner, RAW[:3])
+    jobs = list(batch.jobs.order_by("pk").select_related("document"))
+    template_document = make_document(owner, "model-answer.txt", "A model answer.")
+    Exemplar.objects.create(template=batch.template, document=template_document, score=8, owner=owner)
+    review_as_exemplar(owner, jobs[0], 6)
+
+    exemplars = batch_exemplars(batch.pk)
+
+    assert sorted(e.score for _, e in exemplars) == [6, 8]
+    assert [e.text for e in for_document(exemplars, jobs[0].document_id)] == ["A model answer."]
+    assert len(for_document(exemplars, jobs[1].document_id)) == 2
