@@ -322,6 +322,11 @@ class ReviewForm(forms.Form):
 
     score = forms.FloatField(required=False, label="Total score")
     comment = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
+    exemplar = forms.BooleanField(
+        required=False,
+        label="Use as an exemplar",
+        help_text="The grader learns your scale from this grade: calibration and later grading use it.",
+    )
 
     def __init__(self, *args: Any, result, **kwargs: Any):
         self.result = result
@@ -340,6 +345,7 @@ class ReviewForm(forms.Form):
         if result.is_reviewed:
             self.fields["score"].initial = result.reviewed_score
             self.fields["comment"].initial = result.review_comment
+            self.fields["exemplar"].initial = result.is_exemplar
 
     def criterion_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith("criterion_")]
@@ -352,7 +358,12 @@ class ReviewForm(forms.Form):
             for criterion in self.result.criteria
             if data.get(f"criterion_{criterion['key']}") is not None
         ]
-        return {"score": data["score"], "criteria": criteria, "comment": data["comment"]}
+        return {
+            "score": data["score"],
+            "criteria": criteria,
+            "comment": data["comment"],
+            "exemplar": data["exemplar"],
+        }
 
     def add_review_error(self, field: str, message: str) -> None:
         self.add_error(field if field in self.fields else None, message)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("batches/<int:pk>/edit", views.batch_edit, name="edit"),
     path("batches/<int:pk>/share", views.batch_share, name="share"),
     path("batches/<int:pk>/unshare", views.batch_unshare, name="unshare"),
+    path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
     *[

@@ -45,8 +45,9 @@ from batches.presenters import (
 )
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
+from grading.calibration import MIN_EXEMPLARS
 from grading.estimate import estimate_batch
-from grading.models import GradingJob, ReviewError
+from grading.models import Exemplar, GradingJob, ReviewError
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -238,6 +239,11 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if batch.started_at or row.done:
         analytics = batch_analytics(batch)
         context.update(analytics=analytics, charts=charts_for(analytics), can_export=row.done > 0)
+        context.update(
+            can_calibrate="change" in row.access,
+            exemplar_count=Exemplar.objects.filter(batch=batch).count(),
+            min_exemplars=MIN_EXEMPLARS,
+        )
     if "manage" in row.access:
         context.update(
             sharing=permissions.permissions_of(batch),
@@ -261,6 +267,32 @@ def batch_live(request: HttpRequest, pk: int) -> HttpResponse:
     if not context["row"].live:
         response["HX-Refresh"] = "true"
     return response
+
+
+@login_required
+@require_POST
+def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fit the teacher's scale from the batch's exemplars and re-score its results (change holders)."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    try:
+        calibration = batch.calibrate()
+    except SettingsError as exc:
+        messages.error(request, f"Not calibrated: the batch's settings are invalid ({exc}).")
+        return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
+    fitted = [group for group in calibration["models"] if group["method"]]
+    if fitted:
+        messages.success(
+            request,
+            f"Calibrated from {calibration['exemplars']} exemplar(s): the scores now follow your scale.",
+        )
+    else:
+        messages.error(
+            request,
+            f"Not calibrated: {calibration['exemplars']} exemplar(s), and a model needs "
+            f"{calibration['min_exemplars']} graded by it. Tick “Use as an exemplar” on more reviews.",
+        )
+    return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
 
 
 ACTION_METHODS = {

@@ -99,7 +99,7 @@ def browsable_urls(schema: dict, batch) -> list[str]:
     ids = {"batches": batch.pk, "jobs": job.pk, "batch-templates": batch.template_id}
     urls = ["/api/"]
     for path in schema["paths"]:
-        url = path.replace("{batch_id}", str(batch.pk)).replace("{job_id}", str(job.pk))
+        url = path.replace("{batch_id}", str(batch.pk)).replace("{job_id}", str(job.pk)).replace("{eid}", "1")
         urls.append(url.replace("{id}", str(ids.get(path.split("/")[2], 1))))
     return urls
 

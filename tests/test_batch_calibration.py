@@ -184,3 +184,36 @@ def test_a_batch_grades_with_its_templates_exemplars_and_its_own_but_never_the_d
     assert sorted(e.score for _, e in exemplars) == [6, 8]
     assert [e.text for e in for_document(exemplars, jobs[0].document_id)] == ["A model answer."]
     assert len(for_document(exemplars, jobs[1].document_id)) == 2
+
+
+def test_the_review_page_ticks_a_review_as_exemplar_and_the_batch_page_calibrates(owner):
+    batch = graded_batch(owner, RAW)
+    jobs = list(batch.jobs.order_by("pk").select_related("result"))
+    client = client_for(owner)
+    client.force_login(owner)
+    for job in jobs[:6]:
+        response = client.post(
+            f"/batches/{batch.pk}/jobs/{job.pk}", {"score": max(job.result.score - 2, 0), "exemplar": "on"}
+        )
+        assert response.status_code == 302
+    assert Exemplar.objects.filter(batch=batch).count() == 6
+
+    response = client.post(f"/batches/{batch.pk}/calibrate", follow=True)
+
+    page = response.content.decode()
+    assert "Calibrated from 6 exemplar(s)" in page
+    assert "After (cross-validated)" in page
+    assert GradingResult.objects.get(job=jobs[-1]).score == 3
+
+
+def test_a_viewer_gets_no_calibrate_button_and_a_403_when_posting(owner, colleague):
+    batch = graded_batch(owner, RAW[:2])
+    share(batch, colleague, "view")
+    client = client_for(colleague)
+    client.force_login(colleague)
+
+    page = client.get(f"/batches/{batch.pk}").content.decode()
+
+    assert "Calibration to your scale" in page
+    assert f"/batches/{batch.pk}/calibrate" not in page
+    assert client.post(f"/batches/{batch.pk}/calibrate").status_code == 403

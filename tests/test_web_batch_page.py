@@ -16,6 +16,7 @@ def action_urls(html: str, batch) -> set[str]:
         "upload",
         "share",
         "unshare",
+        "calibrate",
     }
 
 
