@@ -7,6 +7,7 @@ The steps are separate methods — plan (validate everything), create, process, 
 and --export FILE writes the results ZIP after `report`, however the batch ended.
 """
 
+import csv
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from django.db import transaction
 from batches.models import BatchStatus, JobBatch
 from grading.documents import store_document
 from grading.extraction import SUPPORTED_EXTENSIONS
-from grading.models import GradingJob, JobStatus
+from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -42,6 +43,8 @@ class Plan:
     priority: int
     settings: dict = field(default_factory=dict)
     export: Path | None = None
+    # File name -> (the teacher's total, {criterion key: score}), from --exemplars.
+    exemplars: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
 
 
 def bad_input(message: str) -> CommandError:
@@ -69,6 +72,15 @@ class Command(BaseCommand):
         mode.add_argument("--wait", action="store_true", help="Show progress until the batch ends.")
         mode.add_argument("--inline", action="store_true", help="Grade in this process, no cluster needed.")
         parser.add_argument(
+            "--exemplars",
+            metavar="FILE.csv",
+            help=(
+                "The teacher's grades of some of the documents (columns file, score and optionally one "
+                "per criterion key; files named relative to DIR): they become the batch's exemplars, the "
+                "rest is graded with them and calibrated to the teacher's scale. Needs --wait or --inline."
+            ),
+        )
+        parser.add_argument(
             "--export",
             metavar="FILE",
             help="When the batch ends, write its results ZIP (as GET /api/batches/{id}/export) to FILE.",
@@ -86,7 +98,9 @@ class Command(BaseCommand):
             )
             return
         self.process(batch, inline=options["inline"])
-        self.report(batch)
+        if plan.exemplars:
+            self.calibrate(batch, plan)
+        self.report(batch, plan)
         if plan.export:
             self.export(batch, plan.export)
         self.conclude(batch)
@@ -120,7 +134,57 @@ class Command(BaseCommand):
             export=self.export_target(options),
         )
         self.check_settings(plan)
+        plan.exemplars = self.exemplars_of(options, plan)
         return plan
+
+    def exemplars_of(self, options, plan: Plan) -> dict[str, tuple[float, dict[str, float]]]:
+        """The teacher's grades from --exemplars, each checked against the folder and the rubric."""
+        if not options["exemplars"]:
+            return {}
+        if not (options["wait"] or options["inline"]):
+            raise bad_input("--exemplars calibrates the grades when the batch ends: add --wait or --inline.")
+        source = Path(options["exemplars"]).expanduser()
+        try:
+            with source.open(newline="", encoding="utf-8-sig") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise bad_input(f"--exemplars {source} cannot be read: {error}.") from None
+        rubric = JobBatch(template=plan.template, settings=plan.settings).validated_settings().rubric
+        points = {criterion.key: criterion.points for criterion in rubric.criteria}
+        names = {path.name for path in plan.files}
+        grades = dict(
+            self.exemplar_row(row, number, names, points) for number, row in enumerate(rows, start=2)
+        )
+        if not grades:
+            raise bad_input(f"--exemplars {source} has no rows (columns: file, score).")
+        if len(grades) >= len(names):
+            raise bad_input("--exemplars grades every document of the folder; leave some for the grader.")
+        return grades
+
+    @staticmethod
+    def exemplar_row(row: dict, number: int, names: set[str], points: dict[str, float]):
+        where = f"--exemplars line {number}"
+        name = (row.get("file") or "").strip()
+        if name not in names:
+            raise bad_input(f"{where}: “{name}” is not a document of the folder.")
+        try:
+            score = float(row.get("score") or "")
+            criteria = {
+                key: float(value) for key, value in row.items() if key in points and value not in (None, "")
+            }
+        except ValueError:
+            raise bad_input(f"{where}: the scores must be numbers.") from None
+        if not 0 <= score <= sum(points.values()):
+            raise bad_input(f"{where}: the score must be between 0 and {sum(points.values()):g}.")
+        for key, value in criteria.items():
+            if not 0 <= value <= points[key]:
+                raise bad_input(f"{where}: “{key}” must be between 0 and {points[key]:g}.")
+        unknown = set(row) - {"file", "score", *points}
+        if unknown:
+            raise bad_input(
+                f"{where}: unknown columns {', '.join(sorted(unknown))}; criteria: {', '.join(points)}."
+            )
+        return name, (score, criteria)
 
     def export_target(self, options) -> Path | None:
         """Where --export writes, checked now so that a typo fails before any grading is paid for."""
@@ -211,6 +275,13 @@ class Command(BaseCommand):
             )
             documents = [store_document(plan.owner, path.name, path.read_bytes()) for path in plan.files]
             batch.add_documents(documents)
+            # Before the start, so that every job is graded with them.
+            Exemplar.objects.bulk_create(
+                Exemplar(batch=batch, document=document, score=score, criteria=criteria, owner=plan.owner)
+                for document in documents
+                if document.original_name in plan.exemplars
+                for score, criteria in [plan.exemplars[document.original_name]]
+            )
             batch.start_batch()
         return batch
 
@@ -251,9 +322,36 @@ class Command(BaseCommand):
         bar.show(batch.progress(), batch.status)
         return batch.status in BatchStatus.finished()
 
+    # --- calibrate -------------------------------------------------------------------
+
+    def calibrate(self, batch: JobBatch, plan: Plan) -> None:
+        """The exemplar jobs take the teacher's grade as their review, then the batch is calibrated."""
+        graded = GradingResult.objects.filter(
+            job__batch=batch, job__status=JobStatus.COMPLETED, job__document__exemplars__batch=batch
+        ).select_related("job__document")
+        for result in graded:
+            score, criteria = plan.exemplars[result.job.document.original_name]
+            result.record_review(
+                plan.owner,
+                score,
+                [{"key": key, "score": value} for key, value in criteria.items()],
+                comment="The teacher's grade, given with --exemplars.",
+                exemplar=True,
+            )
+        for group in batch.calibrate()["models"]:
+            model = f"{group['provider']} · {group['model']}"
+            if group["method"] is None:
+                self.stdout.write(f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it.")
+            else:
+                self.stdout.write(
+                    f"Calibrated ({model}) from {group['exemplars']} exemplars, {group['method']} map: "
+                    f"agreement with the teacher (QWK, leave-one-out) {_figure(group['qwk_before'])} before, "
+                    f"{_figure(group['qwk_after'])} after."
+                )
+
     # --- report ----------------------------------------------------------------------
 
-    def report(self, batch: JobBatch) -> None:
+    def report(self, batch: JobBatch, plan: Plan) -> None:
         counts = batch.progress()
         self.stdout.write(f"Batch #{batch.pk} ended {batch.status.replace('_', ' ')}.")
         self.stdout.write(
@@ -267,7 +365,12 @@ class Command(BaseCommand):
         )
         width = max((len(job.document.original_name) for job in jobs), default=0)
         for job in jobs:
-            self.stdout.write(f"  {job.document.original_name:<{width}}  {self.outcome(job)}")
+            if job.document.original_name not in plan.exemplars:
+                self.stdout.write(f"  {job.document.original_name:<{width}}  {self.outcome(job)}")
+        if plan.exemplars:
+            self.stdout.write("Exemplars (the teacher's grade):")
+            for name, (score, _) in sorted(plan.exemplars.items()):
+                self.stdout.write(f"  {name:<{width}}  {score:g}")
 
     @staticmethod
     def outcome(job: GradingJob) -> str:
@@ -291,6 +394,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Batch #{batch.pk} ended {batch.status.replace('_', ' ')}.", returncode=ENDED_OTHERWISE
             )
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 class ProgressBar:

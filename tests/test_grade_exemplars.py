@@ -1,0 +1,115 @@
+"""manage.py grade DIR --exemplars FILE.csv: the teacher's grades of a few documents calibrate the rest."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from batches.models import JobBatch
+from grading.models import Exemplar, GradingResult
+from tests.conftest import prebuilt
+
+pytestmark = pytest.mark.django_db
+
+SENTENCE = (
+    "The river town changed when the new bridge opened, because traders arrived from the hills "
+    "and the market grew busier every week. "
+)
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """Twelve essays, each longer and more developed than the one before."""
+    prebuilt("academic-essay")
+    for i in range(12):
+        paragraphs = "\n\n".join(SENTENCE * (i + 1) for _ in range(1 + i // 3))
+        (tmp_path / f"essay-{i:02}.txt").write_text(f"My essay number {i}.\n\n{paragraphs}")
+    return tmp_path
+
+
+def exemplar_csv(folder: Path, rows: list[str]) -> Path:
+    path = folder.parent / "exemplars.csv"
+    path.write_text("\n".join(["file,score", *rows]) + "\n")
+    return path
+
+
+def grade(*args: str) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("grade", *args, stdout=out)
+    except CommandError as error:
+        return error.returncode, f"{out.getvalue()}{error}"
+    return 0, out.getvalue()
+
+
+def test_exemplars_become_reviewed_exemplars_and_the_rest_is_calibrated(superuser, folder):
+    teacher = {f"essay-{i:02}.txt": 20 + 7 * i for i in (0, 2, 4, 6, 8, 10)}
+    csv_path = exemplar_csv(folder, [f"{name},{score}" for name, score in teacher.items()])
+
+    status, output = grade(
+        str(folder), "--template", "academic-essay", "--inline", "--exemplars", str(csv_path)
+    )
+
+    assert status == 0, output
+    batch = JobBatch.objects.get()
+    assert Exemplar.objects.filter(batch=batch).count() == 6
+    reviewed = GradingResult.objects.filter(job__batch=batch, is_exemplar=True).select_related(
+        "job__document"
+    )
+    assert {r.job.document.original_name: r.reviewed_score for r in reviewed} == teacher
+    assert "Calibrated (builtin" in output and "leave-one-out" in output
+    assert batch.calibration["models"][0]["method"] is not None
+    others = GradingResult.objects.filter(job__batch=batch, is_exemplar=False).select_related("job__document")
+    assert others.count() == 6
+    for result in others:
+        assert result.is_calibrated
+        assert f"{result.job.document.original_name}  {result.score:g} / {result.max_score:g}" in output
+    exemplar_lines = output.split("Exemplars (the teacher's grade):")[1]
+    assert all(f"{name}  {score:g}" in exemplar_lines for name, score in teacher.items())
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["missing.txt,50"], "“missing.txt” is not a document of the folder"),
+        (["essay-01.txt,500"], "the score must be between 0 and 100"),
+        (["essay-01.txt,lots"], "the scores must be numbers"),
+    ],
+)
+def test_a_bad_exemplar_row_exits_2_naming_the_line_and_creates_nothing(superuser, folder, rows, message):
+    status, output = grade(
+        str(folder),
+        "--template",
+        "academic-essay",
+        "--inline",
+        "--exemplars",
+        str(exemplar_csv(folder, rows)),
+    )
+
+    assert status == 2
+    assert "line 2" in output and message in output
+    assert not JobBatch.objects.exists()
+
+
+def test_exemplars_need_the_batch_to_be_followed_to_its_end(superuser, folder):
+    status, output = grade(
+        str(folder),
+        "--template",
+        "academic-essay",
+        "--exemplars",
+        str(exemplar_csv(folder, ["essay-01.txt,50"])),
+    )
+
+    assert status == 2 and "add --wait or --inline" in output
+    assert not JobBatch.objects.exists()
+
+
+def test_an_unknown_criterion_column_is_refused_naming_the_rubrics_keys(superuser, folder):
+    path = folder.parent / "exemplars.csv"
+    path.write_text("file,score,flair\nessay-01.txt,50,3\n")
+
+    status, output = grade(str(folder), "--template", "academic-essay", "--inline", "--exemplars", str(path))
+
+    assert status == 2 and "unknown columns flair" in output
