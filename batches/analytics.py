@@ -72,6 +72,8 @@ def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
         "criteria": criterion_figures(graded, reviewed, rubric_criteria(batch)) if graded else [],
         "model_comparison": model_comparison(sql) if models_graded > 1 else [],
         "ai_human_agreement": ai_human_agreement(sql, reviewed, scores["reviewed"]),
+        # Calibration replaced the AI's scores in place, so every figure above uses them.
+        "calibrated": any(group.get("method") for group in (batch.calibration or {}).get("models", [])),
     }
 
 

@@ -166,6 +166,9 @@ class Analytics(_Doc):
     criteria = CriterionFigures(many=True)
     model_comparison = ModelPair(many=True)
     ai_human_agreement = HumanAgreement()
+    calibrated = serializers.BooleanField(
+        help_text="The AI's scores in these figures are calibrated to the teacher's scale (POST …/calibrate)."
+    )
 
 
 class ModelEstimate(_Doc):

@@ -318,6 +318,7 @@ def batch_document(batch, now: datetime) -> dict[str, Any]:
         "settings": batch.settings,
         "effective_settings": batch.effective_settings(),
         "final_score_rule": FINAL_SCORE_RULE,
+        "calibration": batch.calibration or None,
         "analytics": batch_analytics(batch, now),
     }
 
@@ -350,6 +351,8 @@ def job_summary(job: GradingJob) -> dict[str, Any]:
         if result is None
         else {
             "ai": result.score,
+            "ai_calibrated": result.is_calibrated,
+            "provider_raw": result.provider_score,
             "reviewed": result.reviewed_score,
             "final": result.final_score,
             "max": result.max_score,
@@ -370,6 +373,9 @@ def result_document(job: GradingJob) -> dict[str, Any] | None:
         "score": result.score,
         "max_score": result.max_score,
         "criteria": result.criteria,
+        "calibrated": result.is_calibrated,
+        "raw_score": result.raw_score,
+        "raw_criteria": result.raw_criteria if result.is_calibrated else None,
         "feedback": result.feedback,
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
@@ -410,6 +416,7 @@ jobs/<job name>-<job id>/result.json
 Scores. A reviewer's score never replaces the AI's: both are kept, and the
 final score is the reviewer's where one was recorded, the AI's otherwise.
 {FINAL_SCORE_RULE}
+{_calibration_note(batch)}
 
 Safety. Job names are made safe for folder names: letters other than ASCII
 are folded or replaced by "_", "/" and other punctuation by "_", leading dots
@@ -417,6 +424,17 @@ dropped; the job id keeps names unique. In gradebook.csv every cell starting
 with =, +, -, @, a tab or a carriage return is prefixed with an apostrophe so
 that no spreadsheet runs it as a formula. The CSV is UTF-8 with CRLF line ends.
 """
+
+
+def _calibration_note(batch) -> str:
+    fitted = [group for group in (batch.calibration or {}).get("models", []) if group.get("method")]
+    if not fitted:
+        return "The AI's scores are the providers' own: the batch was not calibrated."
+    return (
+        "The AI's scores are calibrated to the teacher's scale from the batch's exemplars\n"
+        '(see batch.json, "calibration"); each result.json keeps the provider\'s own\n'
+        "score as raw_score."
+    )
 
 
 def write_zip(batch, path) -> int:

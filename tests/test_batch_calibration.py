@@ -1,5 +1,9 @@
 """Exemplars and calibration: a batch's grades learn the teacher's scale from the reviews marked as exemplars."""
 
+import io
+import json
+import zipfile
+
 import pytest
 
 from grading.exemplars import batch_exemplars, for_document
@@ -217,3 +221,22 @@ def test_a_viewer_gets_no_calibrate_button_and_a_403_when_posting(owner, colleag
     assert "Calibration to your scale" in page
     assert f"/batches/{batch.pk}/calibrate" not in page
     assert client.post(f"/batches/{batch.pk}/calibrate").status_code == 403
+
+
+def test_analytics_and_the_export_say_the_scores_are_calibrated(owner):
+    batch = graded_batch(owner, RAW)
+    for job in batch.jobs.order_by("pk")[:6]:
+        review_as_exemplar(owner, job, max(job.result.score - 2, 0))
+    client = client_for(owner)
+    assert client.get(f"/api/batches/{batch.pk}/analytics").json()["calibrated"] is False
+
+    client.post(f"/api/batches/{batch.pk}/calibrate")
+
+    assert client.get(f"/api/batches/{batch.pk}/analytics").json()["calibrated"] is True
+    archive = b"".join(client.get(f"/api/batches/{batch.pk}/export").streaming_content)
+    with zipfile.ZipFile(io.BytesIO(archive)) as exported:
+        assert "calibrated to the teacher's scale" in exported.read("README.txt").decode()
+        last = GradingResult.objects.filter(job__batch=batch).order_by("job_id").last()
+        (result_name,) = [n for n in exported.namelist() if n.endswith(f"-{last.job_id}/result.json")]
+        result = json.loads(exported.read(result_name))
+        assert (result["calibrated"], result["raw_score"], result["score"]) == (True, 5, 3)
