@@ -48,8 +48,8 @@ def test_a_builtin_draft_costs_nothing_and_counts_characters_over_four(owner):
     assert "characters / 4" in builtin["input_method"]
 
 
-def test_a_gpt_4_batch_is_counted_with_its_own_tokenizer_and_priced(owner, monkeypatch):
-    monkeypatch.setenv("MODEL_PRICES", json.dumps({"gpt-4": [30, 60]}))
+def test_a_gpt_4_batch_is_counted_with_its_own_tokenizer_and_priced(owner, settings):
+    settings.MODEL_PRICES = {"gpt-4": [30, 60]}
     batch = openai_batch(owner, {"model": "gpt-4", "max_output_tokens": 4000})
     figures = estimate.estimate_batch(batch)
     (gpt4,) = figures["by_model"]

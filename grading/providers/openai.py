@@ -14,7 +14,6 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -79,20 +78,19 @@ _clients_lock = threading.Lock()
 
 def price_for(model: str) -> tuple[float, float]:
     """Input and output prices per million tokens; dated snapshots take their family's price."""
-    prices = {**DEFAULT_PRICES, **_env_prices(os.environ.get("MODEL_PRICES", ""))}
+    prices = {**DEFAULT_PRICES, **configured_prices(django_settings.MODEL_PRICES)}
     if model in prices:
         return prices[model]
     family = max((name for name in prices if model.startswith(name)), key=len, default=None)
     return prices[family] if family else (0.0, 0.0)
 
 
-@lru_cache(maxsize=8)
-def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
-    if not raw.strip():
+def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
+    """The MODEL_PRICES setting (parsed from JSON at start-up), checked model by model."""
+    if not raw:
         return {}
     try:
-        parsed = json.loads(raw)
-        return {str(name): (float(pair[0]), float(pair[1])) for name, pair in parsed.items()}
+        return {str(name): (float(pair[0]), float(pair[1])) for name, pair in raw.items()}
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ValueError(
             'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}.'
@@ -175,9 +173,9 @@ def client_for(base_url: str, api_key: str) -> openai.OpenAI:
 
 
 def connection() -> tuple[str, str]:
-    """Endpoint and key, read per call so a changed environment takes effect without a restart."""
-    base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-    api_key = os.environ.get("OPENAI_API_KEY", "")
+    """Endpoint and key from the deployment's settings, looked up per call, never kept."""
+    base_url = django_settings.OPENAI_BASE_URL or DEFAULT_BASE_URL
+    api_key = django_settings.OPENAI_API_KEY
     if not api_key:
         if not is_loopback(base_url):
             raise PermanentProviderError(
