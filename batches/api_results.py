@@ -184,6 +184,7 @@ class ModelEstimate(_Doc):
     priced = serializers.BooleanField(help_text="False when the model has no price (cost shows 0).")
     input_method = serializers.CharField(help_text="How input tokens were counted.")
     output_method = serializers.CharField(help_text="How output tokens were estimated.")
+    price_method = serializers.CharField(help_text="Where the price comes from, or why there is none.")
 
 
 class Estimate(_Doc):

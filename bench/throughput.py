@@ -128,16 +128,16 @@ def measure_ceiling(url: str, jobs: int, cap: int) -> tuple[float, dict]:
 
 
 def _call_in_threads(url: str, calls: int, threads: int, ready) -> None:
-    import os
     import threading
 
     from _engine import essay
+    from django.conf import settings
 
     from grading.providers import GradeRequest, get_provider
     from grading.schema import validate_settings
     from templates_app.prebuilt import ACADEMIC_ESSAY
 
-    os.environ["OPENAI_BASE_URL"] = url
+    settings.OPENAI_BASE_URL = url
     snapshot = validate_settings({**ACADEMIC_ESSAY["default_settings"], **OPENAI}).model_dump(mode="json")
     provider = get_provider("openai")
     requests = [

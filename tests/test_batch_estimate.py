@@ -48,8 +48,8 @@ def test_a_builtin_draft_costs_nothing_and_counts_characters_over_four(owner):
     assert "characters / 4" in builtin["input_method"]
 
 
-def test_a_gpt_4_batch_is_counted_with_its_own_tokenizer_and_priced(owner, monkeypatch):
-    monkeypatch.setenv("MODEL_PRICES", json.dumps({"gpt-4": [30, 60]}))
+def test_a_gpt_4_batch_is_counted_with_its_own_tokenizer_and_priced(owner, settings):
+    settings.MODEL_PRICES = {"gpt-4": [30, 60]}
     batch = openai_batch(owner, {"model": "gpt-4", "max_output_tokens": 4000})
     figures = estimate.estimate_batch(batch)
     (gpt4,) = figures["by_model"]
@@ -118,3 +118,18 @@ def test_a_finished_batch_has_nothing_left_to_estimate(owner):
     figures = estimate.estimate_batch(batch)
     assert (figures["jobs"], figures["input_tokens"], figures["cost"]) == (0, 0, 0)
     assert figures["by_model"] == []
+
+
+def test_a_provider_the_registry_no_longer_knows_is_counted_but_not_priced(owner):
+    batch = openai_batch(owner, {"model": "gpt-4"})
+    batch.start_batch()
+    GradingJob.objects.filter(batch=batch).update(provider="retired-llm")
+    figures = estimate.estimate_batch(batch)
+    (row,) = figures["by_model"]
+    assert row["provider"] == "retired-llm"
+    assert row["priced"] is False and row["cost"] == 0 and figures["cost"] == 0
+    assert row["price_per_million_tokens"] == {"input": 0.0, "output": 0.0}
+    assert row["price_method"] == "unknown provider “retired-llm”: not priced"
+    assert "unknown provider “retired-llm”" in row["input_method"]
+    # Characters / 4 and no prompt: what an unknown provider sends is not known.
+    assert row["input_tokens"] == sum(math.ceil(len(text) / 4) for text in ESSAYS)

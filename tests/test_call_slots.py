@@ -148,7 +148,7 @@ def test_a_call_does_not_start_on_a_lapsed_lease_until_the_slots_are_renewed():
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=4)
-def test_a_runner_keeps_jobs_ready_beyond_its_slots_and_calls_within_them(owner, monkeypatch):
+def test_a_runner_keeps_jobs_ready_beyond_its_slots_and_calls_within_them(owner, monkeypatch, settings):
     claims: list[tuple[dict, int]] = []
     claim = grading.runner.claim_jobs
 
@@ -162,8 +162,8 @@ def test_a_runner_keeps_jobs_ready_beyond_its_slots_and_calls_within_them(owner,
     batch = started_batch(owner, jobs=12, settings={**OPENAI, **processing(concurrency=50)})
 
     with LLMStandin(latency_s=0.05, max_concurrency=4, over_cap="record") as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_API_KEY = ""
         report = Runner(threads=16).run()
         stats = server.stats()
 

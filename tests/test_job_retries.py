@@ -20,10 +20,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def standin(monkeypatch):
+def standin(settings):
     with LLMStandin() as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_API_KEY = ""
         yield server
 
 
@@ -84,10 +84,10 @@ def test_a_timeout_is_transient(owner, standin):
     assert "timed out" in job.last_error
 
 
-def test_an_unreachable_provider_is_transient(owner, monkeypatch):
+def test_an_unreachable_provider_is_transient(owner, settings):
     with LLMStandin() as server:
         url = server.url
-    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    settings.OPENAI_BASE_URL = url
     started_batch(owner, jobs=1, settings=OPENAI)
 
     job, _ = attempt()

@@ -4,8 +4,8 @@ from grading.providers.openai import cost_of, price_for, retry_after_seconds
 
 
 @pytest.fixture(autouse=True)
-def no_price_overrides(monkeypatch):
-    monkeypatch.delenv("MODEL_PRICES", raising=False)
+def no_price_overrides(settings):
+    settings.MODEL_PRICES = {}
 
 
 def test_known_models_have_per_million_token_prices():
@@ -23,16 +23,16 @@ def test_an_unknown_model_is_free():
     assert price_for("llama3.1:8b") == (0.0, 0.0)
 
 
-def test_prices_can_be_set_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MODEL_PRICES", '{"llama3.1:8b": [0.05, 0.08], "gpt-4o": [2, 8]}')
+def test_prices_can_be_set_with_model_prices(settings):
+    settings.MODEL_PRICES = {"llama3.1:8b": [0.05, 0.08], "gpt-4o": [2, 8]}
 
     assert price_for("llama3.1:8b") == (0.05, 0.08)
     assert price_for("gpt-4o") == (2.0, 8.0)
     assert price_for("gpt-4o-mini") == (0.15, 0.60)
 
 
-def test_malformed_environment_prices_fail_loudly(monkeypatch):
-    monkeypatch.setenv("MODEL_PRICES", '{"gpt-4o": 2.5}')
+def test_malformed_model_prices_fail_loudly(settings):
+    settings.MODEL_PRICES = {"gpt-4o": 2.5}
 
     with pytest.raises(ValueError, match="MODEL_PRICES must be JSON"):
         price_for("gpt-4o")

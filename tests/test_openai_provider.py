@@ -18,11 +18,11 @@ KEYS = [criterion["key"] for criterion in ACADEMIC_ESSAY_RUBRIC["criteria"]]
 
 
 @pytest.fixture
-def standin(monkeypatch):
+def standin(settings):
     with LLMStandin() as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-        monkeypatch.delenv("MODEL_PRICES", raising=False)
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_API_KEY = ""
+        settings.MODEL_PRICES = {}
         yield server
 
 
@@ -101,8 +101,8 @@ def test_temperature_and_output_limit_come_from_settings(standin):
     assert body["max_completion_tokens"] == 800
 
 
-def test_the_api_key_is_read_from_the_environment_at_call_time(standin, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123")
+def test_the_api_key_is_read_from_the_settings_at_call_time(standin, settings):
+    settings.OPENAI_API_KEY = "sk-test-123"
 
     grade()
 
@@ -115,9 +115,9 @@ def test_a_loopback_endpoint_needs_no_key(standin):
     assert standin.requests[-1].headers["authorization"].startswith("Bearer ")
 
 
-def test_a_remote_endpoint_without_a_key_is_a_permanent_error(monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", "https://llm.example.com/v1")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+def test_a_remote_endpoint_without_a_key_is_a_permanent_error(settings):
+    settings.OPENAI_BASE_URL = "https://llm.example.com/v1"
+    settings.OPENAI_API_KEY = ""
 
     with pytest.raises(PermanentProviderError, match="set OPENAI_API_KEY"):
         grade()
@@ -203,11 +203,11 @@ def test_a_reply_slower_than_the_timeout_is_transient(standin):
     assert time.monotonic() - started < 1.5
 
 
-def test_a_refused_connection_is_transient(monkeypatch):
+def test_a_refused_connection_is_transient(settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
 
     with pytest.raises(TransientProviderError, match="Could not connect"):
         grade()

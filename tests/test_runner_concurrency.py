@@ -14,10 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def standin(monkeypatch):
+def standin(settings):
     with LLMStandin(latency_s=0.1, max_concurrency=6, over_cap="record") as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_API_KEY = ""
         yield server
 
 

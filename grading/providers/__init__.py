@@ -1,7 +1,10 @@
 """Grading providers, registered by name and imported only when first used.
 
+Adding a provider is one module with a Provider subclass, which states its own limits,
+prices, token counting and prompt overhead (see base.Provider), plus one entry in PROVIDERS.
+
 Importing this package stays cheap: the OpenAI SDK is loaded only by a process that grades
-with it.
+with it; reading a provider's description imports its module but not the SDK.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from grading.providers.base import (
     PermanentProviderError,
     Provider,
     ProviderError,
+    ProviderLimits,
+    Tokenizer,
     TransientProviderError,
 )
 
@@ -29,10 +34,13 @@ __all__ = [
     "PermanentProviderError",
     "Provider",
     "ProviderError",
+    "ProviderLimits",
+    "Tokenizer",
     "TransientProviderError",
     "UnknownProvider",
     "available_providers",
     "get_provider",
+    "provider_class",
 ]
 
 PROVIDERS = {
@@ -41,6 +49,8 @@ PROVIDERS = {
 }
 
 _instances: dict[str, Provider] = {}
+# Classes by dotted path: limits are looked up on every claimed job, so the import is done once.
+_classes: dict[str, type[Provider]] = {}
 _lock = threading.Lock()
 
 
@@ -61,11 +71,12 @@ def get_provider(name: str) -> Provider:
         return provider
     with _lock:
         if name not in _instances:
-            _instances[name] = _load(name)
+            _instances[name] = provider_class(name)()
         return _instances[name]
 
 
-def _load(name: str) -> Provider:
+def provider_class(name: str) -> type[Provider]:
+    """The class registered as `name`, for what it states about itself; no instance is made."""
     try:
         dotted = PROVIDERS[name]
     except KeyError:
@@ -73,5 +84,8 @@ def _load(name: str) -> Provider:
         raise UnknownProvider(
             f"There is no grading provider named “{name}”; choose one of: {choices}."
         ) from None
-    module_name, class_name = dotted.rsplit(".", 1)
-    return getattr(import_module(module_name), class_name)()
+    cls = _classes.get(dotted)
+    if cls is None:
+        module_name, class_name = dotted.rsplit(".", 1)
+        cls = _classes[dotted] = getattr(import_module(module_name), class_name)
+    return cls

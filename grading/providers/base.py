@@ -1,10 +1,32 @@
-"""The one interface every grading provider implements, and the errors it may raise."""
+"""The one interface every grading provider implements, and the errors it may raise.
+
+Besides grading, a provider class states what the rest of the engine needs to know about it
+(its limits, prices, token counting, prompt overhead, whether it needs the network or a key), so
+that no code outside this package tests a provider's name. The statements are class-level and
+cheap: reading them creates no client and loads no SDK.
+"""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from typing import Any
+
+MILLION = Decimal(1_000_000)
+# Costs are kept to a millionth of a dollar: one token of the cheapest model is less than a cent.
+COST_QUANTUM = Decimal("0.000001")
+CHARS_PER_TOKEN = 4
+APPROXIMATION = "characters / 4 (no offline tokenizer for this model)"
+# The Chat Completions format adds a few tokens around each message and to prime the reply.
+TOKENS_PER_MESSAGE = 4
+REPLY_PRIMING_TOKENS = 3
+# Output allowance when no result of the model exists yet: a criterion's key,
+# score and two or three sentences of feedback, and a paragraph overall.
+OUTPUT_TOKENS_PER_CRITERION = 90
+OUTPUT_TOKENS_OVERALL = 160
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,36 @@ class Grade:
         return [asdict(criterion) for criterion in self.criteria]
 
 
+@dataclass(frozen=True)
+class ProviderLimits:
+    """Limits on calls to a provider across all workers; None means unlimited.
+
+    `source` says where the figures come from (the settings that set them), for people
+    reading a provider's description; it takes no part in comparisons.
+    """
+
+    max_concurrency: int | None = None
+    requests_per_minute: int | None = None
+    source: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """How a provider's model counts tokens offline, and a sentence saying how good that is."""
+
+    name: str
+    method: str
+    encode: Callable[[str], int] | None = None  # None: characters / 4
+
+    def count(self, text: str) -> int:
+        if self.encode is None:
+            return math.ceil(len(text) / CHARS_PER_TOKEN)
+        return self.encode(text)
+
+
+CHARS_OVER_FOUR = Tokenizer("chars/4", APPROXIMATION)
+
+
 class ProviderError(Exception):
     """A grading call that did not produce a grade.
 
@@ -90,10 +142,64 @@ class Provider(ABC):
     """
 
     name: str
+    # Grades without the network (nothing remote to protect, nothing to pay).
+    offline: bool = False
+    # Needs an API key in the deployment's settings to grade.
+    needs_key: bool = False
 
     @abstractmethod
     def grade(self, request: GradeRequest) -> Grade:
         """Return the grade, or raise a ProviderError subclass."""
+
+    # --- what the provider states about itself (class-level; no client, no SDK) ---------
+
+    @classmethod
+    def limits(cls) -> ProviderLimits:
+        """Concurrency and request-rate caps that hold across all workers."""
+        return ProviderLimits(source="none stated: unlimited")
+
+    @classmethod
+    def price_for(cls, model: str) -> tuple[float, float]:
+        """US dollars per million input and output tokens; (0, 0) when no price is known."""
+        return 0.0, 0.0
+
+    @classmethod
+    def is_priced(cls, model: str) -> bool:
+        """Whether the price of `model` is known (a known price may be zero)."""
+        return cls.price_for(model) != (0.0, 0.0)
+
+    @classmethod
+    def price_method(cls, model: str) -> str:
+        """Where the price of `model` comes from, in a sentence an estimate can show."""
+        return "the provider's stated price" if cls.is_priced(model) else "no price known for this model"
+
+    @classmethod
+    def cost_of(cls, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+        price_in, price_out = cls.price_for(model)
+        cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
+        return cost.quantize(COST_QUANTUM)
+
+    @classmethod
+    def tokenizer(cls, model: str) -> Tokenizer:
+        """How to count a request's tokens offline for `model`."""
+        return CHARS_OVER_FOUR
+
+    @classmethod
+    def prompt_overhead_tokens(cls, settings: dict[str, Any], tokenizer: Tokenizer) -> int:
+        """Tokens each call sends besides the document (instructions, rubric, reply schema)."""
+        return 0
+
+    @classmethod
+    def output_tokens_guess(cls, settings: dict[str, Any]) -> tuple[int, str]:
+        """Output tokens per call before any result says otherwise, and how they were guessed."""
+        criteria = (settings.get("rubric") or {}).get("criteria") or []
+        allowance = OUTPUT_TOKENS_PER_CRITERION * len(criteria) + OUTPUT_TOKENS_OVERALL
+        cap = int(settings.get("max_output_tokens") or allowance)
+        return (
+            min(allowance, cap),
+            f"{OUTPUT_TOKENS_PER_CRITERION} per criterion + {OUTPUT_TOKENS_OVERALL} overall, "
+            "capped by max_output_tokens",
+        )
 
 
 def criteria_of(rubric: dict) -> list[dict]:

@@ -21,6 +21,8 @@ from grading.providers.base import (
     Grade,
     GradeRequest,
     Provider,
+    ProviderLimits,
+    Tokenizer,
     criteria_of,
     require_text,
 )
@@ -470,6 +472,26 @@ def overall_feedback(criteria: list[CriterionGrade], features: Features) -> str:
 
 class BuiltinProvider(Provider):
     name = "builtin"
+    # Runs in the worker's own process: no limits to keep, nothing to pay, no prompt sent.
+    offline = True
+    needs_key = False
+    TOKENIZER = Tokenizer("chars/4", "characters / 4, as the builtin grader itself reports tokens")
+
+    @classmethod
+    def limits(cls) -> ProviderLimits:
+        return ProviderLimits(source="none: the builtin grader runs in the worker's own process")
+
+    @classmethod
+    def is_priced(cls, model: str) -> bool:
+        return True  # free, and known to be
+
+    @classmethod
+    def price_method(cls, model: str) -> str:
+        return "the builtin grader runs offline and costs nothing"
+
+    @classmethod
+    def tokenizer(cls, model: str) -> Tokenizer:
+        return cls.TOKENIZER
 
     def grade(self, request: GradeRequest) -> Grade:
         require_text(request)

