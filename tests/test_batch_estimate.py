@@ -8,7 +8,7 @@ import tiktoken
 
 from grading import estimate
 from grading.models import GradingJob, JobStatus
-from grading.providers.openai import response_schema, system_prompt
+from grading.providers.openai import DOCUMENT_HEADING_TOKENS, response_schema, system_prompt
 from tests.analytics_support import add_result
 from tests.conftest import make_batch, make_document
 
@@ -33,7 +33,12 @@ def overhead(batch, tokens) -> int:
     settings = batch.effective_settings()
     criteria = settings["rubric"]["criteria"]
     prompt = system_prompt(criteria, settings) + json.dumps(response_schema(criteria))
-    return tokens(prompt) + 2 * estimate.TOKENS_PER_MESSAGE + estimate.REPLY_PRIMING_TOKENS + 8
+    return (
+        tokens(prompt)
+        + 2 * estimate.TOKENS_PER_MESSAGE
+        + estimate.REPLY_PRIMING_TOKENS
+        + DOCUMENT_HEADING_TOKENS
+    )
 
 
 def test_a_builtin_draft_costs_nothing_and_counts_characters_over_four(owner):

@@ -75,7 +75,9 @@ def test_the_request_carries_the_model_and_a_strict_schema_of_the_rubric(standin
     criteria = schema["properties"]["criteria"]
     assert criteria["required"] == KEYS
     assert criteria["additionalProperties"] is False
-    assert criteria["properties"]["thesis"]["properties"]["score"]["maximum"] == 25
+    thesis = criteria["properties"]["thesis"]
+    assert list(thesis["properties"]) == ["evidence", "reasoning", "score"]
+    assert max(thesis["properties"]["score"]["enum"]) == 25
     assert schema["required"] == ["criteria", "feedback"]
 
 
@@ -90,15 +92,21 @@ def test_the_prompt_carries_instructions_rubric_levels_and_the_document(standin)
     assert "thesis — Thesis and argument (25 points)" in system["content"]
     assert "A precise, arguable thesis drives every paragraph." in system["content"]
     assert "Expected length: 500–1500 words." in system["content"]
-    assert user["content"] == f"Document: remote-work.md\n\n{STRONG_ESSAY}"
+    assert f'<document name="remote-work.md">\n{STRONG_ESSAY}\n</document>' in user["content"]
 
 
-def test_temperature_and_output_limit_come_from_settings(standin):
-    grade(settings={"temperature": 0.2, "max_output_tokens": 800})
+def test_temperature_and_a_higher_output_limit_come_from_settings(standin):
+    grade(settings={"temperature": 0.2, "max_output_tokens": 5000})
 
     body = sent(standin)
     assert body["temperature"] == 0.2
-    assert body["max_completion_tokens"] == 800
+    assert body["max_completion_tokens"] == 5000
+
+
+def test_an_output_limit_too_small_for_the_rubric_is_raised_to_what_it_needs(standin):
+    grade(settings={"max_output_tokens": 100})
+
+    assert sent(standin)["max_completion_tokens"] == 200 + 260 * len(KEYS)
 
 
 def test_the_api_key_is_read_from_the_settings_at_call_time(standin, settings):
@@ -180,17 +188,21 @@ def test_client_errors_are_permanent(standin, status, phrase):
     ("mode", "reason"),
     [
         (True, "criterion “thesis” is missing"),
-        ("out_of_range", "criterion “thesis” scored 1000, outside 0–25"),
+        ("out_of_range", "criterion “thesis” scored 1000, not one of the rubric's scores (6, 12, 19, 25)"),
         ("not_json", "the reply is not JSON"),
+        ("truncated", "the reply was cut off at the output token limit"),
     ],
 )
-def test_a_reply_that_breaks_the_schema_is_permanent(standin, mode, reason):
+def test_a_reply_that_breaks_the_schema_twice_is_permanent_and_names_what_was_wrong(standin, mode, reason):
     standin.configure(malformed=mode)
 
     with pytest.raises(PermanentProviderError) as caught:
         grade()
 
-    assert str(caught.value) == f"The reply does not match the rubric: {reason}."
+    assert str(caught.value) == (
+        f"The reply does not match the rubric: {reason}; and after one repair: {reason}."
+    )
+    assert standin.stats()["requests"] == 2
 
 
 def test_a_reply_slower_than_the_timeout_is_transient(standin):

@@ -57,6 +57,8 @@ class CriterionGrade:
     score: float
     max_score: float
     feedback: str
+    # [{"quote", "found"}]: what the grader quoted, and whether the quote is in the document.
+    evidence: list = field(default_factory=list)
 
 
 @dataclass

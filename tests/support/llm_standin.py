@@ -31,7 +31,18 @@ from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 COMPLETIONS_PATH = "/v1/chat/completions"
-MALFORMED_MODES = (False, True, "missing_criterion", "out_of_range", "not_json")
+MALFORMED_MODES = (
+    False,
+    True,
+    "missing_criterion",
+    "out_of_range",
+    "not_json",
+    "code_fence",
+    "truncated",
+    "over_max",
+    "fabricated_quote",
+)
+DOCUMENT_RE = re.compile(r"<document[^>]*>\n?(.*?)\n?</document>", re.DOTALL)
 POINTS_RE = re.compile(r"from 0 to (\d+(?:\.\d+)?)")
 
 
@@ -50,8 +61,13 @@ class StandinConfig:
     # "reject" answers 429 above the cap, as real providers do; "record" only counts violations.
     over_cap: str = "reject"
     fail_with_status: int | None = None
-    # True (or "missing_criterion") drops a criterion; "out_of_range" and "not_json" as named.
+    # True (or "missing_criterion") drops a criterion; "out_of_range" scores 1000, "over_max" half a
+    # point over the maximum, "not_json" answers prose, "code_fence" wraps the JSON in a Markdown
+    # fence, "truncated" cuts the reply off at the token limit, "fabricated_quote" quotes words the
+    # document does not hold.
     malformed: bool | str = False
+    # Spoil only the first this many replies (0: every one), then answer well: a model that slips once.
+    malformed_times: int = 0
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -297,7 +313,7 @@ class LLMStandin:
         if config.error_rate and self._rng.random() < config.error_rate:
             counters.server_errors += 1
             return "server_error"
-        if config.malformed:
+        if config.malformed and (not config.malformed_times or counters.malformed < config.malformed_times):
             counters.malformed += 1
             return "malformed"
         counters.completions += 1
@@ -338,8 +354,15 @@ class LLMStandin:
 def completion(body: dict, malformed: bool | str = False) -> dict:
     """A Chat Completion whose content satisfies the request's JSON schema, unless malformed."""
     text = document_text(body)
-    reply = graded_reply(criteria_limits(body), text)
-    content = "Here is my grade: " if malformed == "not_json" else json.dumps(spoil(reply, malformed))
+    reply = spoil(graded_reply(criteria_specs(body), text), malformed)
+    content = json.dumps(reply)
+    finish_reason = "stop"
+    if malformed == "not_json":
+        content = "Here is my grade: "
+    elif malformed == "code_fence":
+        content = f"```json\n{content}\n```"
+    elif malformed == "truncated":
+        content, finish_reason = content[: len(content) // 2], "length"
     prompt_chars = sum(len(str(message.get("content", ""))) for message in body["messages"])
     usage = {
         "prompt_tokens": max(1, prompt_chars // 4),
@@ -356,7 +379,7 @@ def completion(body: dict, malformed: bool | str = False) -> dict:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
                 "logprobs": None,
             }
         ],
@@ -365,53 +388,76 @@ def completion(body: dict, malformed: bool | str = False) -> dict:
 
 
 def document_text(body: dict) -> str:
+    """The graded document: between the <document> markers of the first user message (a repair adds more)."""
     users = [message for message in body["messages"] if message.get("role") == "user"]
-    content = users[-1].get("content", "") if users else ""
+    content = users[0].get("content", "") if users else ""
     if isinstance(content, list):
         content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
+    found = DOCUMENT_RE.search(str(content))
+    return found.group(1) if found else str(content)
 
 
-def criteria_limits(body: dict) -> dict[str, tuple[float, bool]]:
-    """Each criterion key in the request's schema, with its maximum and whether it is integral."""
+def criteria_specs(body: dict) -> dict[str, dict]:
+    """Each criterion key in the request's schema, with the schema of its answer."""
     schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
     criteria = (schema.get("properties") or {}).get("criteria") or {}
-    limits = {}
-    for key, spec in (criteria.get("properties") or {}).items():
-        score = (spec.get("properties") or {}).get("score") or {}
-        limits[key] = (score_maximum(score), score.get("type") == "integer")
-    return limits
+    return dict((criteria.get("properties") or {}).items())
 
 
 def score_maximum(score: dict) -> float:
+    if "enum" in score:
+        return float(max(score["enum"]))
     if "maximum" in score:
         return float(score["maximum"])
     found = POINTS_RE.search(score.get("description", ""))
     return float(found.group(1)) if found else 10.0
 
 
-def graded_reply(limits: dict[str, tuple[float, bool]], text: str) -> dict:
+def graded_reply(specs: dict[str, dict], text: str) -> dict:
+    """An answer for every criterion, field by field in the schema's order, drawn from the document's hash."""
     criteria = {}
-    for key, (maximum, integral) in limits.items():
+    for key, spec in specs.items():
         # Scores come from the document's hash: the same text always gets the same grade.
         digest = hashlib.sha256(f"{key}\0{text}".encode()).digest()
         share = 0.4 + 0.6 * int.from_bytes(digest[:4], "big") / 2**32
-        score = round(share * maximum) if integral else round(share * maximum * 2) / 2
-        criteria[key] = {
-            "score": score,
-            "feedback": f"Scored {score:g} of {maximum:g} for {key}.",
-        }
+        answer = {}
+        for name, field_spec in (spec.get("properties") or {}).items():
+            answer[name] = field_value(name, field_spec, share, key, text)
+        criteria[key] = answer
     words = len(text.split())
     return {"criteria": criteria, "feedback": f"Graded a document of {words} words."}
 
 
+def field_value(name: str, spec: dict, share: float, key: str, text: str):
+    if name == "score":
+        maximum = score_maximum(spec)
+        if "enum" in spec:
+            allowed = sorted(spec["enum"])
+            return min(allowed, key=lambda value: abs(value - share * maximum))
+        integral = spec.get("type") == "integer"
+        return round(share * maximum) if integral else round(share * maximum * 2) / 2
+    if spec.get("type") == "array":
+        return quotes_from(text)
+    return f"Scored {share:.2f} of the way for {key}."
+
+
+def quotes_from(text: str) -> list[str]:
+    """The first words of the document's first two sentences: quotes that are really in it."""
+    sentences = [part.strip() for part in re.split(r"(?<=[.!?])\s+", text) if part.strip()]
+    return [" ".join(sentence.split()[:6]) for sentence in sentences[:2]]
+
+
 def spoil(reply: dict, malformed: bool | str) -> dict:
     criteria = reply["criteria"]
-    if not malformed or not criteria:
+    if not malformed or not criteria or malformed in ("not_json", "code_fence", "truncated"):
         return reply
     first = next(iter(criteria))
     if malformed == "out_of_range":
         criteria[first]["score"] = 1_000
+    elif malformed == "over_max":
+        criteria[first]["score"] = criteria[first]["score"] + 0.5
+    elif malformed == "fabricated_quote":
+        criteria[first]["evidence"] = ["a sentence the student never wrote about quantum gravity"]
     else:
         criteria.pop(first)
     return reply
