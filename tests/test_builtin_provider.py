@@ -143,7 +143,7 @@ def test_criteria_serialise_to_plain_dicts():
     rows = grade(STRONG_ESSAY).as_criteria_json()
 
     assert rows[0]["key"] == "thesis"
-    assert set(rows[0]) == {"key", "name", "score", "max_score", "feedback"}
+    assert set(rows[0]) == {"key", "name", "score", "max_score", "feedback", "evidence"}
 
 
 @pytest.mark.parametrize("text", ["", "  \n\t "])
