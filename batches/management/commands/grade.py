@@ -21,6 +21,7 @@ from batches.models import BatchStatus, JobBatch
 from grading.documents import store_document
 from grading.extraction import SUPPORTED_EXTENSIONS
 from grading.models import GradingJob, JobStatus
+from grading.progress import Progress
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -304,7 +305,7 @@ class ProgressBar:
         self.last: tuple | None = None
 
     def show(self, counts: dict, status: str) -> None:
-        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        done = Progress.from_counts(counts).done
         total = counts["total"] or 1
         filled = round(self.WIDTH * done / total)
         line = (
