@@ -6,6 +6,7 @@ from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from core.admin_access import SharingModelAdmin, ThroughParentInlineMixin
 from grading.models import GradingJob
+from grading.progress import Progress
 
 
 class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
@@ -126,8 +127,9 @@ class JobBatchAdmin(SharingModelAdmin):
 
     @admin.display(description="Progress")
     def progress_bar(self, batch: JobBatch):
-        total = batch.jobs_total
-        done = batch.jobs_completed + batch.jobs_failed + batch.jobs_cancelled
+        progress = Progress.from_counts(batch.known_progress())
+        total, done = progress.total, progress.done
+        # Whole percent for the bar's width, from the counts (not a rounding of Progress.percent).
         percent = round(100 * done / total) if total else 0
         return format_html(
             '<div title="{}/{} done" style="width:120px;background:#e5e7eb;border-radius:3px">'

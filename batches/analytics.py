@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from grading.agreement import BUCKET_WIDTH, BUCKETS, EPSILON, agreement, bucket_label
 from grading.models import GradingJob, GradingResult, JobStatus
+from grading.progress import Progress
 
 TOP_FAILURE_KINDS = 5
 PERCENTILES = {"median": 0.5, "p95": 0.95}
@@ -111,12 +112,12 @@ def job_counts(jobs, counts: dict[str, int]) -> dict[str, Any]:
     The success rate is completed / (completed + failed): cancelled jobs were
     never given their chance and unfinished ones have not had it yet.
     """
-    ended = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED]
+    progress = Progress.from_counts(counts)
     return {
-        "total": counts["total"],
-        "by_status": {status.value: counts[status.value] for status in JobStatus},
-        "percent_done": counts["percent"],
-        "success_rate": _ratio(counts[JobStatus.COMPLETED], ended),
+        "total": progress.total,
+        "by_status": {status.value: progress.count(status) for status in JobStatus},
+        "percent_done": progress.percent,
+        "success_rate": _ratio(progress.completed, progress.ran),
         "failure_reasons": failure_reasons(jobs),
     }
 
@@ -161,7 +162,7 @@ def processing_times(batch, jobs, counts: dict[str, int], now: datetime) -> dict
         for name, fraction in PERCENTILES.items():
             figures[name] = percentile_by_offset(timed, "duration_ms", fraction, figures["timed"])
     wall = wall_seconds(batch, now)
-    ended = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED]
+    ended = Progress.from_counts(counts).ran
     return {
         "timed_jobs": figures["timed"],
         "mean_ms": _round(figures["mean"], 1),
@@ -327,7 +328,8 @@ def criterion_figures(rows: list[tuple], reviewed: list[tuple], rubric: list[dic
     results, and separately over the reviewed criteria, AI and reviewer side
     by side; the final sums swap the one for the other. Unnesting the reviews
     only for reviewed results, rather than beside every criterion of every
-    result, halves the cost of the query on PostgreSQL.
+    result, makes the query cheaper on PostgreSQL (README, the export
+    benchmark, has the figure).
     """
     overrides: dict[str, list[float]] = {}
     for key, _, _, count, _, ai_sum, ai_squares, human_sum, human_squares in reviewed:
@@ -466,9 +468,9 @@ class _BatchSql:
 
         On PostgreSQL jsonb_to_recordset parses each element once into typed
         columns; extracting members with ->> in every aggregate instead made
-        the criteria query of a 10,000-job batch ten times slower. Elements are
-        written by the providers and checked reviews, so their members have
-        these types.
+        the criteria query of a large batch many times slower (README, the
+        export benchmark, has the figure). Elements are written by the
+        providers and checked reviews, so their members have these types.
         """
         if self.postgres:
             array = f"CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]'::jsonb END"
@@ -508,8 +510,9 @@ class _BatchSql:
     def criterion_rows(self) -> list[tuple]:
         """Per criterion key: count, sum and sum of squares of the AI's scores.
 
-        Names and points come from the rubric, not from every element: reading
-        two more members of 50,000 elements costs half as much again.
+        Names and points come from the rubric, not from every element: every
+        member read costs time per element (README, the export benchmark, has
+        the figure).
         """
         key, ai = self.text("c", "key"), self.number("c", "score")
         return self._fetch(

@@ -14,49 +14,14 @@ from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
 from core.permissions import Level, filter_accessible
 from grading.merge import merge_into
-from grading.models import Document, GradingJob, JobStatus
+from grading.models import Document, GradingJob
+from grading.progress import Progress
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
 
-
-class BatchStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PENDING = "pending", "Pending"
-    PROCESSING = "processing", "Processing"
-    PAUSED = "paused", "Paused"
-    COMPLETED = "completed", "Completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    ARCHIVED = "archived", "Archived"
-
-    @classmethod
-    def active(cls) -> list[str]:
-        """States in which workers claim the batch's jobs."""
-        return [cls.PENDING, cls.PROCESSING]
-
-    @classmethod
-    def finished(cls) -> list[str]:
-        return [cls.COMPLETED, cls.COMPLETED_WITH_ERRORS, cls.FAILED, cls.CANCELLED]
-
-    @property
-    def allowed_actions(self) -> list[str]:
-        return [action for action, sources in TRANSITIONS.items() if sources is None or self in sources]
-
-    @property
-    def settings_editable(self) -> bool:
-        return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
-
-
-# action -> the states it may start from (None: any state).
-TRANSITIONS: dict[str, frozenset[str] | None] = {
-    "start": frozenset({BatchStatus.DRAFT}),
-    "pause": frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}),
-    "resume": frozenset({BatchStatus.PAUSED}),
-    "cancel": frozenset({BatchStatus.DRAFT, BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
-    "retry": frozenset({BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED, BatchStatus.CANCELLED}),
-    "archive": frozenset(BatchStatus.finished()),
-    "duplicate": None,
-}
+# The batch status vocabulary and its transition table live below both apps, in
+# grading.statuses, so that grading's claims read the same active states; they
+# are imported from here too. The state machine acting on them is JobBatch's.
+from grading.statuses import TRANSITIONS, BatchStatus, JobStatus
 
 
 class JobBatchQuerySet(models.QuerySet):
@@ -85,11 +50,11 @@ class JobBatchQuerySet(models.QuerySet):
         JOIN with GROUP BY: PostgreSQL computes them only for the rows of the
         page after the ORDER BY ... LIMIT, the total count needs no join, and
         the model's ordering still applies (Django drops Meta.ordering from
-        GROUP BY queries). A first page of 100,000 batches went from 475 ms
-        to a few (bench/visibility.py).
+        GROUP BY queries). bench/visibility.py measures the first page of a
+        large list; README, the visibility benchmark, has the figures.
         """
-        counts = {f"jobs_{status.value}": JobCount(status.value) for status in JobStatus}
-        return self.annotate(jobs_total=JobCount(), **counts)
+        counts = {progress_annotation(status.value): JobCount(status.value) for status in JobStatus}
+        return self.annotate(**{progress_annotation("total"): JobCount()}, **counts)
 
     def active(self) -> "JobBatchQuerySet":
         return self.filter(status__in=BatchStatus.active())
@@ -129,15 +94,20 @@ class JobBatchQuerySet(models.QuerySet):
         return batch
 
 
+def progress_annotation(key: str) -> str:
+    """The name with_progress() gives a count: "total" or a job status -> "jobs_total", "jobs_failed"."""
+    return f"jobs_{key}"
+
+
 class JobCount(models.Expression):
     """COUNT(*) of a batch's jobs, optionally in one status, as a correlated subquery.
 
     The same SQL as Subquery(GradingJob.objects.filter(batch=OuterRef("pk"))
     .annotate(Count)), written out: building and compiling seven of those
-    querysets cost about 10 ms of CPU per list request, more than the
-    database spent answering it (bench/visibility.py). The outer alias is
-    tracked like a column's, so the expression survives relabelling when its
-    queryset becomes a subquery.
+    querysets cost more CPU per list request than the database spent
+    answering it (bench/visibility.py; README, the visibility benchmark, has
+    the figures). The outer alias is tracked like a column's, so the
+    expression survives relabelling when its queryset becomes a subquery.
     """
 
     output_field = models.IntegerField()
@@ -242,7 +212,15 @@ class JobBatch(models.Model):
         return calibrate_batch(self)
 
     def progress(self) -> dict[str, int]:
+        """Progress.as_dict() of the batch's jobs, in one aggregate query."""
         return GradingJob.objects.in_batch(self).progress()
+
+    def known_progress(self) -> dict[str, int]:
+        """progress(), read from the with_progress() annotations when this row has them (no query)."""
+        if not hasattr(self, progress_annotation("total")):
+            return self.progress()
+        counts = {key: getattr(self, progress_annotation(key)) for key in ("total", *JobStatus.values)}
+        return Progress.from_counts(counts).as_dict()
 
     # --- jobs -------------------------------------------------------------
 
@@ -567,7 +545,7 @@ class JobBatch(models.Model):
             if batch.status not in BatchStatus.active():
                 return False
             counts = batch.progress()
-            if counts["pending"] or counts["queued"] or counts["processing"]:
+            if Progress.from_counts(counts).remaining:
                 return False
             batch.status = final_status(counts)
             batch.completed_at = timezone.now()
@@ -599,15 +577,13 @@ class JobBatch(models.Model):
         if self.started_at is None:
             return None
         now = now or timezone.now()
-        counts = counts if counts is not None else self.progress()
-        done = counts["completed"] + counts["failed"] + counts["cancelled"]
-        remaining = counts["total"] - done
-        if remaining == 0:
+        progress = Progress.from_counts(counts if counts is not None else self.progress())
+        if progress.remaining == 0:
             return now
-        if done == 0:
+        if progress.done == 0:
             return None
         elapsed = max((now - self.started_at).total_seconds(), 1e-6)
-        return now + timedelta(seconds=remaining * elapsed / done)
+        return now + timedelta(seconds=progress.remaining * elapsed / progress.done)
 
     def deadline_standing(
         self, now: datetime | None = None, counts: dict[str, int] | None = None

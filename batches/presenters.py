@@ -12,6 +12,7 @@ from typing import Any
 from batches.models import BatchStatus, JobBatch
 from core import permissions
 from grading.models import JobStatus
+from grading.progress import Progress
 
 # The actions a grader can take from a row of the list; the detail page offers all.
 LIST_ACTIONS = ("start", "pause", "resume", "duplicate")
@@ -31,26 +32,6 @@ ACTION_LABELS = {
     "duplicate": "Duplicate",
     "delete": "Delete",
 }
-
-
-def progress_counts(batch: JobBatch) -> dict[str, Any]:
-    """Job counts per status and percent done.
-
-    Read from `with_progress()` annotations when the batch came from such a
-    queryset (no further query), otherwise from one aggregate.
-    """
-    if not hasattr(batch, "jobs_total"):
-        return batch.progress()
-    counts: dict[str, Any] = {"total": batch.jobs_total}
-    for status in JobStatus:
-        counts[status.value] = getattr(batch, f"jobs_{status.value}")
-    done = sum(counts[status] for status in JobStatus.finished())
-    counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
-    return counts
-
-
-def done_count(counts: dict[str, Any]) -> int:
-    return sum(counts[status] for status in JobStatus.finished())
 
 
 def is_live(batch: JobBatch, counts: dict[str, Any]) -> bool:
@@ -146,14 +127,16 @@ class BatchRow:
     among: tuple[str, ...] = LIST_ACTIONS
 
     def __post_init__(self) -> None:
-        self.counts = progress_counts(self.batch)
+        # Read from `with_progress()` annotations when the batch came from such a
+        # queryset (no further query), otherwise from one aggregate.
+        self.counts = self.batch.known_progress()
         self.actions = available_actions(self.batch, self.access, self.counts, self.among)
         self.live = is_live(self.batch, self.counts)
         self.standing = self.batch.deadline_standing(counts=self.counts)
 
     @property
     def done(self) -> int:
-        return done_count(self.counts)
+        return Progress.from_counts(self.counts).done
 
     @property
     def can_delete(self) -> bool:

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from batches.models import BatchStatus, JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
-from grading.models import Document, JobStatus
+from grading.models import Document
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -51,17 +51,6 @@ class ProgressSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
     cancelled = serializers.IntegerField()
     percent = serializers.FloatField(help_text="Finished jobs (completed, failed or cancelled) in percent.")
-
-
-def progress_of(batch: JobBatch) -> dict[str, Any]:
-    """From the counts `with_progress()` annotated, else one aggregate query."""
-    if not hasattr(batch, "jobs_total"):
-        return batch.progress()
-    counts = {"total": batch.jobs_total}
-    counts.update({status.value: getattr(batch, f"jobs_{status.value}") for status in JobStatus})
-    done = counts["completed"] + counts["failed"] + counts["cancelled"]
-    counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
-    return counts
 
 
 def clean_tags(tags: list[str]) -> list[str]:
@@ -136,7 +125,8 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:
-        return progress_of(batch)
+        # From the counts `with_progress()` annotated, else one aggregate query.
+        return batch.known_progress()
 
     @extend_schema_field({"type": "object", "additionalProperties": True})
     def get_effective_settings(self, batch: JobBatch) -> dict[str, Any]:

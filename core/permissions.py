@@ -116,8 +116,8 @@ def accessible_ids(model: type[models.Model], user: UserLike, level: Level) -> m
     a group of the user), used as `pk IN (...)`. PostgreSQL then joins the
     handful of ids to the table by primary key. The obvious
     `owner = u OR pk IN (shared)` cannot use an index for the OR and scans
-    every row: 55 ms against 5 ms for 100 visible batches among 100,000
-    (bench/visibility.py).
+    every row, many times slower for a user seeing few of many batches
+    (bench/visibility.py; README, the visibility benchmark, has the figures).
     """
     user_table, group_table = permission_models(model)
     names = level_codenames(model, level.and_above())

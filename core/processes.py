@@ -11,8 +11,8 @@ def stop_process_groups(processes: list[subprocess.Popen], timeout: float) -> No
     """Stop each process and everything it started, within `timeout` seconds.
 
     SIGTERM goes to each leading process only: qcluster then stops its own workers
-    in about a second, while a SIGTERM to every process of its group at once left
-    it hanging (measured: still running after 30 s). A leader still running at the
+    promptly, while a SIGTERM to every process of its group at once left
+    it hanging (README, Deployment). A leader still running at the
     deadline is killed, and whatever is left in its group (a runserver's reloaded
     server, a worker) is killed after it.
     """

@@ -87,8 +87,8 @@ TEMPLATES = [
     },
 ]
 
-# Kept connections matter: opening a new connection for every task cost django-q2
-# workers on PostgreSQL most of their throughput (measured: README, Benchmarks).
+# Kept connections matter: django-q2 workers on PostgreSQL ran many times fewer
+# tasks a second with a new connection per task (README, Benchmarks, has the figures).
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
@@ -198,11 +198,11 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 # Provider calls one worker process keeps in flight (threads; calls wait on the network).
 RUNNER_THREADS = env_int("RUNNER_THREADS", 32, minimum=1)
 
-# django-q2. save_limit -1 keeps no successful-task rows: keeping them (the default
-# of 250) cut throughput (README, Benchmarks) and caused "database is locked" on
-# SQLite. retry must exceed timeout plus the time a task can wait in a worker's
-# prefetch queue, or a task still running (or still queued in the worker) is
-# delivered twice.
+# django-q2. save_limit -1 keeps no successful-task rows: the default of 250
+# cut throughput (README, Benchmarks, has the figure) and caused "database is
+# locked" on SQLite. retry must exceed timeout plus the time a task can wait in
+# a worker's prefetch queue, or a task still running (or still queued in the
+# worker) is delivered twice.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 300, minimum=11)
 if Q_RETRY <= Q_TIMEOUT:

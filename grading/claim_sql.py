@@ -2,8 +2,8 @@
 
 A worker claims and records after nearly every finished call, so their cost per
 round is paid hundreds of times a second. Built through the ORM, its queries (joins, ordering,
-JSON casts, variable IN lists) cost about 10 ms of Python per claim in compilation
-alone — as much CPU as the provider call they serve. Written once here with list
+JSON casts, variable IN lists) cost as much CPU in compilation alone as the provider
+call they serve (README, Benchmarks, has the figure). Written once here with list
 parameters (`= ANY(%s)` on PostgreSQL, `json_each(%s)` on SQLite), the statement text
 never changes and costs almost nothing to issue.
 
@@ -19,7 +19,8 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from grading.models import CLAIMING_BATCH_STATES, Document, GradingJob, GradingResult, JobStatus
+from grading.models import Document, GradingJob, GradingResult, JobStatus
+from grading.statuses import CLAIMING_BATCH_STATES
 
 
 @cache
@@ -118,12 +119,13 @@ def candidates(
     batch_params += [_list_param(only_batches)] if only_batches is not None else []
     job_params = [JobStatus.QUEUED, _datetime(now), _list_param(skip_jobs), _list_param(skip_providers)]
     # Only the chosen jobs are joined to their documents: joining first read every
-    # queued job's text before the ORDER BY ... LIMIT (5-7 ms a claim with 1,000
-    # queued). On PostgreSQL each active batch contributes at most `window` jobs,
-    # read in order from the job_queued_in_batch index and locked (SKIP LOCKED:
-    # rows a cancel or the reaper is changing are passed over), so a claim costs
-    # the same with ten or ten thousand jobs queued. SQLite has no LATERAL and no
-    # row locks; its IMMEDIATE transaction already holds the database.
+    # queued job's text before the ORDER BY ... LIMIT, so a claim grew with the
+    # queue (README, Processing: Claims, has the figures). On PostgreSQL each
+    # active batch contributes at most `window` jobs, read in order from the
+    # job_queued_in_batch index and locked (SKIP LOCKED: rows a cancel or the
+    # reaper is changing are passed over), so a claim costs the same with ten or
+    # ten thousand jobs queued. SQLite has no LATERAL and no row locks; its
+    # IMMEDIATE transaction already holds the database.
     if _postgres():
         chosen = (
             f"SELECT q.id FROM ({batches}) b CROSS JOIN LATERAL ("
@@ -206,11 +208,11 @@ RESULT_CHUNK = 100
 def insert_results(results: list[GradingResult]) -> None:
     """Insert the results, every column prepared by its model field, in multi-row INSERTs.
 
-    QuerySet.bulk_create compiled a fresh statement for every round (a third of
-    the recording thread's time in bench/throughput.py); the values are the same,
-    each prepared by its own field exactly as bulk_create prepares them. One
-    multi-row statement beat executemany (one row's statement in a pipeline) in
-    the same benchmark, 0.83-0.84 against 0.78-0.81.
+    QuerySet.bulk_create compiled a fresh statement for every round, a large part
+    of the recording thread's time; the values are the same, each prepared by its
+    own field exactly as bulk_create prepares them. One multi-row statement beat
+    executemany (one row's statement in a pipeline) in bench/throughput.py
+    (README, Benchmarks, has the figures).
     """
     # The connection itself rather than its thread-local proxy: hundreds of lookups a round.
     database = connections[DEFAULT_DB_ALIAS]

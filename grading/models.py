@@ -1,7 +1,9 @@
 """Documents, grading jobs and their results.
 
-This app knows nothing of batch lifecycles: it grades the jobs it is handed
-or claims. The job's batch is a string reference, never an import.
+This app runs no batch lifecycle: it grades the jobs it is handed or claims.
+The job's batch is a string reference, never an import; the batch statuses it
+needs (which states claim jobs) come from grading.statuses, the vocabulary
+batches uses too.
 """
 
 import hashlib
@@ -13,6 +15,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.permissions import Level, is_signed_in, is_superuser
+from grading.progress import Progress
+from grading.statuses import CLAIMING_BATCH_STATES, JobStatus  # both also imported from here
 
 # Who may see or change documents, jobs and results. These are never shared one
 # by one: a job is covered by its batch's sharing, a document by the batches
@@ -75,38 +79,6 @@ class Document(models.Model):
         return len(self.text.split())
 
 
-class JobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    QUEUED = "queued", "Queued"
-    PROCESSING = "processing", "Processing"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-    @classmethod
-    def unfinished(cls) -> list[str]:
-        return [cls.PENDING, cls.QUEUED, cls.PROCESSING]
-
-    @classmethod
-    def in_flight(cls) -> list[str]:
-        """Work a worker holds or is about to take: a batch with any cannot be deleted."""
-        return [cls.QUEUED, cls.PROCESSING]
-
-    @classmethod
-    def finished(cls) -> list[str]:
-        return [cls.COMPLETED, cls.FAILED, cls.CANCELLED]
-
-    @property
-    def is_finished(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-# The batch states in which workers claim a batch's jobs. grading knows batches
-# only by this string reference (no import); batches.BatchStatus.active() names
-# the same states, and a test keeps the two equal.
-CLAIMING_BATCH_STATES = ("pending", "processing")
-
-
 class GradingJobQuerySet(models.QuerySet):
     def accessible_to(self, user, level: Level) -> "GradingJobQuerySet":
         """Jobs the user created, or in a batch the user holds `level` on."""
@@ -165,14 +137,12 @@ class GradingJobQuerySet(models.QuerySet):
         return self.processing().filter(lease_expires_at__lt=now or timezone.now())
 
     def progress(self) -> dict[str, int]:
-        """Counts per status and percent done, in one aggregate query."""
+        """Counts per status and percent done (Progress.as_dict()), in one aggregate query."""
         counts = self.aggregate(
             total=models.Count("id"),
             **{status.value: models.Count("id", filter=Q(status=status.value)) for status in JobStatus},
         )
-        done = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
-        counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
-        return counts
+        return Progress.from_counts(counts).as_dict()
 
 
 class GradingJob(models.Model):

@@ -63,17 +63,16 @@ ProviderLookup = Callable[[str], Provider]
 PRESENCE_EVERY_S = RUNNER_STALE_S / 3
 # Jobs a runner keeps claimed and ready beyond its call slots, as a share of the
 # slots: a finished call is followed by the next at once, not after a round of
-# recording and claiming (measured in bench/throughput.py: that round trip
-# was a quarter of every 200 ms call).
+# recording and claiming, a round trip that took a good share of every call
+# (README, Processing: Call slots).
 READY_SHARE = 0.5
 # How soon to ask again for slots another runner holds.
 SLOT_RETRY_S = 0.1
 # How long a runner counts the helpers it asked for before it sees them live.
 PEERS_EXPECTED_S = 2.0
 # The main thread records and claims in rounds of several jobs: a transaction
-# costs about as much for eight jobs as for one (measured on PostgreSQL, claiming
-# and recording together: 6.4 ms of Python and database time per job one at a
-# time, 1.3 ms eight at a time). A finished job waits at most RECORD_WAIT_S for
+# costs about as much for eight jobs as for one (README, Processing: Many calls
+# per process, has the figures). A finished job waits at most RECORD_WAIT_S for
 # others to join it, and a claim waits until a provider has room for at least
 # half the jobs kept ready, so a ready job is always there when a call ends.
 RECORD_CHUNK = 16

@@ -21,6 +21,7 @@ from django.utils import timezone
 from batches.models import BatchStatus, JobBatch, JobBatchGroupObjectPermission, JobBatchUserObjectPermission
 from core.permissions import Level, level_codenames
 from grading.models import GradingJob, JobStatus
+from grading.progress import Progress
 from notifications.models import (
     Channel,
     DeliveryStatus,
@@ -79,8 +80,9 @@ def finished_occurrences(batch: JobBatch, counts: dict[str, int]) -> list[Occurr
 
 def progress_occurrences(batch: JobBatch, counts: dict[str, int], now: datetime) -> list[Occurrence]:
     """Milestones, a failure rate past the threshold and deadline warnings of an unfinished batch."""
-    remaining = counts["pending"] + counts["queued"] + counts["processing"]
-    if not counts["total"] or not remaining:
+    progress = Progress.from_counts(counts)
+    remaining = progress.remaining
+    if not progress.total or not remaining:
         return []
     return [
         occurrence
@@ -110,7 +112,7 @@ def _milestone(batch: JobBatch, counts: dict[str, int]) -> Occurrence | None:
 
 
 def _failure_rate(batch: JobBatch, counts: dict[str, int]) -> Occurrence | None:
-    ended = counts["completed"] + counts["failed"]
+    ended = Progress.from_counts(counts).ran
     if ended < settings.NOTIFY_ERROR_MIN_JOBS:
         return None
     rate = counts["failed"] / ended
@@ -170,14 +172,6 @@ def _last_error(batch: JobBatch) -> str:
         .first()
     )
     return f"\nLast error: {error[:300]}" if error else ""
-
-
-def counts_from_annotations(batch: JobBatch) -> dict[str, int]:
-    """The progress() dict from a with_progress() row, without another query."""
-    counts = {"total": batch.jobs_total, **{status: getattr(batch, f"jobs_{status}") for status in JobStatus}}
-    done = counts["completed"] + counts["failed"] + counts["cancelled"]
-    counts["percent"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
-    return counts
 
 
 # --- turning occurrences into notifications ----------------------------------

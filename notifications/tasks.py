@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from batches.models import BatchStatus, JobBatch
 from notifications.delivery import deliver_notification
-from notifications.events import announce_finished, check_progress, counts_from_annotations, enqueue_delivery
+from notifications.events import announce_finished, check_progress, enqueue_delivery
 from notifications.models import DeliveryAttempt, DeliveryStatus, Notification
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def scan_active_batches(now: datetime | None = None) -> str:
     ).with_progress()
     fired = 0
     for batch in unfinished.iterator(chunk_size=200):
-        fired += len(check_progress(batch, counts_from_annotations(batch), now))
+        fired += len(check_progress(batch, batch.known_progress(), now))
     for batch in JobBatch.objects.filter(
         status__in=BatchStatus.finished(), completed_at__gte=now - CATCH_UP_WINDOW
     ):

@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from batches.models import BatchStatus
 from grading.models import JobStatus
+from grading.progress import Progress
 
 register = template.Library()
 
@@ -35,19 +36,19 @@ def standing_badge(standing: str | None) -> str:
 @register.inclusion_tag("batches/_progress.html")
 def progress_bar(counts: dict[str, Any], label: str, size: str = "") -> dict[str, Any]:
     """A bar stacked from completed, failed and cancelled jobs, with the text beside it."""
-    total = counts["total"] or 0
+    progress = Progress.from_counts(counts)
+    total = progress.total or 0
 
     def share(status: str) -> float:
-        return round(100 * counts[status] / total, 2) if total else 0
+        return round(100 * progress.count(status) / total, 2) if total else 0
 
-    done = counts[JobStatus.COMPLETED] + counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
     return {
         "counts": counts,
         "label": label,
         "size": size,
         "total": total,
-        "done": done,
-        "percent": counts["percent"],
+        "done": progress.done,
+        "percent": progress.percent,
         "segments": [
             ("completed", share(JobStatus.COMPLETED)),
             ("failed", share(JobStatus.FAILED)),

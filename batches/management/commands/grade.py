@@ -22,6 +22,7 @@ from batches.models import BatchStatus, JobBatch
 from grading.documents import store_document
 from grading.extraction import SUPPORTED_EXTENSIONS
 from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
+from grading.progress import Progress
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -411,7 +412,7 @@ class ProgressBar:
         self.last: tuple | None = None
 
     def show(self, counts: dict, status: str) -> None:
-        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        done = Progress.from_counts(counts).done
         total = counts["total"] or 1
         filled = round(self.WIDTH * done / total)
         line = (

@@ -1,0 +1,86 @@
+"""The status vocabulary of jobs and batches, defined once.
+
+Job statuses are grading's own. Batch statuses belong to the batch lifecycle,
+which `batches` runs (JobBatch's transitions, under row locks), but grading needs
+one of their sets: a batch's jobs are claimed only while the batch is active.
+Since grading may not import batches, the whole vocabulary lives here, below
+both: the states, their labels, their groupings and the table of which action
+may start from which state. batches.models re-exports BatchStatus and
+TRANSITIONS; the state machine that acts on them stays there.
+
+The values and labels are part of the migrations' state (the fields' choices
+and the status check constraints): changing one needs a migration.
+"""
+
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+    @classmethod
+    def unfinished(cls) -> list[str]:
+        return [cls.PENDING, cls.QUEUED, cls.PROCESSING]
+
+    @classmethod
+    def in_flight(cls) -> list[str]:
+        """Work a worker holds or is about to take: a batch with any cannot be deleted."""
+        return [cls.QUEUED, cls.PROCESSING]
+
+    @classmethod
+    def finished(cls) -> list[str]:
+        return [cls.COMPLETED, cls.FAILED, cls.CANCELLED]
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class BatchStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    ARCHIVED = "archived", "Archived"
+
+    @classmethod
+    def active(cls) -> list[str]:
+        """States in which workers claim the batch's jobs."""
+        return [cls.PENDING, cls.PROCESSING]
+
+    @classmethod
+    def finished(cls) -> list[str]:
+        return [cls.COMPLETED, cls.COMPLETED_WITH_ERRORS, cls.FAILED, cls.CANCELLED]
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return [action for action, sources in TRANSITIONS.items() if sources is None or self in sources]
+
+    @property
+    def settings_editable(self) -> bool:
+        return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
+
+
+# action -> the states it may start from (None: any state).
+TRANSITIONS: dict[str, frozenset[str] | None] = {
+    "start": frozenset({BatchStatus.DRAFT}),
+    "pause": frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}),
+    "resume": frozenset({BatchStatus.PAUSED}),
+    "cancel": frozenset({BatchStatus.DRAFT, BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
+    "retry": frozenset({BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED, BatchStatus.CANCELLED}),
+    "archive": frozenset(BatchStatus.finished()),
+    "duplicate": None,
+}
+
+# The batch states in which workers claim a batch's jobs, as plain strings for
+# the claim's SQL parameters: BatchStatus.active(), by construction.
+CLAIMING_BATCH_STATES: tuple[str, ...] = tuple(status.value for status in BatchStatus.active())
