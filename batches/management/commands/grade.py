@@ -8,6 +8,7 @@ and --export FILE writes the results ZIP after `report`, however the batch ended
 """
 
 import csv
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # django-q2 logs every task it enqueues; here that is noise between the command's own lines.
+        logging.getLogger("django-q").setLevel(logging.WARNING)
         plan = self.plan(options)
         if options["wait"]:
             self.require_cluster()

@@ -30,8 +30,13 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         admin = User.objects.create_superuser("admin", "admin@localhost", password)
         # Printed once: the password is not stored anywhere but its hash.
+        banner = "=" * 72
         self.stdout.write(
-            self.style.SUCCESS(f"Created admin account — username: admin  password: {password}")
+            self.style.SUCCESS(
+                f"{banner}\nSign in as   username: admin   password: {password}\n"
+                "Shown once: it is stored only as a hash. Lost it? Set a new one with\n"
+                f"  make manage ARGS='changepassword admin'\n{banner}"
+            )
         )
         return admin
 
