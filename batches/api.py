@@ -18,7 +18,13 @@ from rest_framework.response import Response
 from batches.bulk import ACTIONS, run_bulk
 from batches.filters import BatchFilter
 from batches.models import JobBatch
-from batches.serializers import MAX_IDS, AddJobsSerializer, JobBatchSerializer, TagsField
+from batches.serializers import (
+    MAX_IDS,
+    AddJobsSerializer,
+    JobBatchSerializer,
+    TagsField,
+    attachable_documents,
+)
 from batches.uploads import add_upload
 from core.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from core.api_permissions import ObjectPermission
@@ -190,6 +196,11 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     @extend_schema(
         methods=["post"],
         summary="Add jobs for documents already uploaded (one per document, or per model)",
+        description=(
+            "Needs change on this batch and, for each document, change on a batch that holds it, or "
+            "being its uploader while it is in no batch yet. A document you may not view is a 404, one "
+            "you may view but not change a 403, each naming the documents; either way nothing is added."
+        ),
         request=AddJobsSerializer,
         responses={201: AddedJobs, **ACTION_ERRORS},
     )
@@ -199,7 +210,8 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         if request.method == "POST":
             adding = AddJobsSerializer(data=request.data, context=self.get_serializer_context())
             adding.is_valid(raise_exception=True)
-            jobs = batch.add_documents(adding.validated_data["documents"], owner=request.user)
+            documents = attachable_documents(request.user, adding.validated_data["documents"])
+            jobs = batch.add_documents(documents, owner=request.user)
             created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in jobs]))
             return Response(
                 {"jobs": GradingJobSerializer(created, many=True).data}, status=status.HTTP_201_CREATED
@@ -210,7 +222,7 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         return self.get_paginated_response(GradingJobSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="Take a job out of the batch (kept as a stand-alone job)",
+        summary="Take a job out of the batch (kept as a stand-alone job of the batch's owner)",
         parameters=[OpenApiParameter("job_id", int, OpenApiParameter.PATH)],
         request=None,
         responses={204: None, **ACTION_ERRORS},

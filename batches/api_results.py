@@ -302,7 +302,9 @@ class BatchExportView(APIView):
 class JobReviewView(APIView):
     def reviewable_result(self, request, pk: int) -> GradingResult:
         job = get_object_or_404(visible_jobs(request.user).select_related("batch"), pk=pk)
-        if not can_change(request.user, job):
+        # Reviewing changes the batch's gradebook: it needs change on the batch, whoever
+        # uploaded the job. A job in no batch is its owner's alone.
+        if not can_change(request.user, job.batch if job.batch_id else job):
             raise PermissionDenied(CHANGE_DENIED)
         try:
             return GradingResult.objects.select_related("job").get(job=job)

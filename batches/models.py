@@ -264,8 +264,10 @@ class JobBatch(models.Model):
     def remove_job(self, job: GradingJob) -> None:
         """Take a job out of the batch; refused while a worker holds it.
 
-        The job and any result are kept as a stand-alone job of its owner;
-        unfinished work is cancelled so no worker claims it any more.
+        The job and any result are kept as a stand-alone job of the batch's
+        owner, whoever uploaded it: a job follows its batch, so its uploader
+        held it only through the batch and keeps nothing once it leaves.
+        Unfinished work is cancelled so no worker claims it any more.
         """
         with transaction.atomic():
             batch = JobBatch.objects.select_for_update().get(pk=self.pk)
@@ -276,11 +278,11 @@ class JobBatch(models.Model):
                 )
             if batch.status == BatchStatus.ARCHIVED:
                 raise InvalidTransition("remove_job", batch.status)
-            locked.batch = None
+            locked.batch, locked.owner_id = None, batch.owner_id
             if locked.status in (JobStatus.PENDING, JobStatus.QUEUED):
                 locked.status = JobStatus.CANCELLED
                 locked.completed_at = timezone.now()
-            locked.save(update_fields=["batch", "status", "completed_at"])
+            locked.save(update_fields=["batch", "owner", "status", "completed_at"])
         if batch.status in BatchStatus.active():
             batch.finalize()
 

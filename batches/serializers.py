@@ -4,6 +4,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound, PermissionDenied
 
 from batches.models import BatchStatus, JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
@@ -147,19 +148,41 @@ class AddJobsSerializer(StrictSerializerMixin, serializers.Serializer):
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
         min_length=1,
         max_length=MAX_IDS,
-        help_text="Ids of documents you own or can see in a batch; one job each (per model in a comparison).",
+        help_text=(
+            "Ids of documents of batches you may change, or of your own uploads not yet in any batch; "
+            "one job each (per model in a comparison)."
+        ),
     )
 
-    def validate_documents(self, ids: list[int]) -> list[Document]:
-        ids = list(dict.fromkeys(ids))
-        user = self.context["request"].user
-        visible = Document.objects.visible_to(user)
-        found = {
-            doc.pk: doc for doc in Document.objects.filter(pk__in=visible.filter(pk__in=ids).values("pk"))
-        }
-        missing = [str(pk) for pk in ids if pk not in found]
-        if missing:
-            raise serializers.ValidationError(
-                f"No document that you may use with id {', '.join(missing[:20])}."
-            )
-        return [found[pk] for pk in ids]
+    def validate_documents(self, ids: list[int]) -> list[int]:
+        return list(dict.fromkeys(ids))
+
+
+def _named(documents: list[Document]) -> str:
+    shown = ", ".join(f"{doc.pk} (“{doc.original_name}”)" for doc in documents[:20])
+    return shown + (f" and {len(documents) - 20} more" if len(documents) > 20 else "")
+
+
+def attachable_documents(user, ids: list[int]) -> list[Document]:
+    """The documents, in order, if the user may attach them all to a batch; else NotFound or PermissionDenied.
+
+    Attaching copies a document into another batch, where it outlives any
+    share of its source, so it needs change on a batch that holds it (or a
+    loose job of one's own), or being its uploader while no job grades it
+    yet: `Document.objects.changeable_by`. One the user may not view is a
+    404, one they may view but not change a 403, each naming the documents;
+    either way nothing is attached.
+    """
+    visible = {doc.pk: doc for doc in Document.objects.visible_to(user).filter(pk__in=ids)}
+    missing = [str(pk) for pk in ids if pk not in visible]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise NotFound(f"No document with id {shown} that you may view.")
+    changeable = set(Document.objects.changeable_by(user).filter(pk__in=ids).values_list("pk", flat=True))
+    refused = [visible[pk] for pk in ids if pk not in changeable]
+    if refused:
+        raise PermissionDenied(
+            f"You may view document {_named(refused)} but not attach it elsewhere: attach documents of "
+            "batches you may change, or your own uploads not yet in a batch."
+        )
+    return [visible[pk] for pk in ids]

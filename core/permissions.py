@@ -168,7 +168,8 @@ def has_level(user: UserLike, obj: models.Model, level: Level) -> bool:
     """Whether the user holds `level` on the object. One query at most.
 
     Documents, jobs and results are not shared themselves: their querysets'
-    `accessible_to` says who reaches them through ownership or a batch.
+    `accessible_to` says who reaches them, through their batch (a job in no
+    batch: its owner; a document no job grades yet: its uploader).
     """
     model = type(obj)
     if not is_shareable(model):

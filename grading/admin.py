@@ -7,8 +7,8 @@ from grading.models import Document, GradingJob, GradingResult, ReviewError
 
 REVIEW_INPUTS = ("reviewed_score", "reviewed_criteria", "review_comment")
 
-# Who sees what is decided by the models' visible_to querysets (owner, or
-# shared through the batch), through ObjectAccessAdminMixin.
+# Who sees what is decided by the models' visible_to querysets (through the
+# job's batch; a job in no batch is its owner's), through ObjectAccessAdminMixin.
 
 
 @admin.register(Document)
@@ -93,11 +93,22 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         "duration_ms",
     )
     inlines = [GradingResultInline]
-    # A job goes only into a batch its editor may change.
-    related_levels = {"batch": Level.CHANGE}
+    # A job goes only into a batch its editor may change, and grades only a document
+    # its editor may change (of such a batch, or their own upload not yet in one), as
+    # POST /api/batches/{id}/jobs: a viewer cannot copy documents out of a batch.
+    related_levels = {"batch": Level.CHANGE, "document": Level.CHANGE}
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("batch")
+
+    def save_model(self, request, obj, form, change):
+        # A job taken out of its batch stays with the batch's owner, as JobBatch.remove_job does.
+        changed = form.changed_data
+        if change and "batch" in changed and obj.batch_id is None and "owner" not in changed:
+            was = GradingJob.objects.filter(pk=obj.pk).values_list("batch__owner", flat=True).first()
+            if was is not None:
+                obj.owner_id = was
+        super().save_model(request, obj, form, change)
 
     def save_formset(self, request, form, formset, change):
         # A reviewer's grade entered in the admin records who reviewed and when,

@@ -1,7 +1,7 @@
 """/api/jobs: read-only job endpoints, each job with its document summary and result.
 
-A job is visible when its batch is visible to the user, or when the user owns
-it (a stand-alone job taken out of a batch stays with its owner).
+A job is visible when its batch is visible to the user, whoever uploaded it;
+a stand-alone job (in no batch) is visible to its owner alone.
 """
 
 from drf_spectacular.utils import extend_schema, extend_schema_view

@@ -19,10 +19,22 @@ from grading.progress import Progress
 from grading.statuses import CLAIMING_BATCH_STATES, JobStatus  # both also imported from here
 
 # Who may see or change documents, jobs and results. These are never shared one
-# by one: a job is covered by its batch's sharing, a document by the batches
-# whose jobs grade it, a result by its job. Their owner (whoever uploaded or
-# created them) always keeps access. The batch model is reached through the
-# job's string foreign key, so this app still imports nothing from `batches`.
+# by one and never reached by who uploaded them: they follow their batch.
+#
+# - A job in a batch: whoever holds the level on the batch (its owner, or a
+#   grant, directly or through a group). `manage` on a batch is `change` here.
+# - A job in no batch (a "loose" job): its owner's alone, at every level.
+# - A result: its job's.
+# - A document: whoever holds the level on a job that grades it (so on its
+#   batches, or on a loose job of theirs); and its uploader while no job
+#   grades it at all (freshly uploaded, not yet attached).
+#
+# So unsharing a batch, or downgrading a grant on it, takes its jobs,
+# documents and results with it, including what the grantee uploaded into it.
+# Each rule is one UNION of index scans used as `pk IN (...)`, like the
+# batches' own (core.permissions.accessible_ids), so a list stays one query.
+# The batch model is reached through the job's string foreign key, so this
+# app still imports nothing from `batches`.
 
 
 def _batches_accessible_to(user, level: Level) -> models.QuerySet:
@@ -31,17 +43,29 @@ def _batches_accessible_to(user, level: Level) -> models.QuerySet:
     return batch_model.objects.accessible_to(user, level.at_most(Level.CHANGE)).values("pk")
 
 
+def _jobs_reached_by(user, level: Level, column: str) -> models.QuerySet:
+    """`column` of the jobs the user holds `level` on: in such a batch, or loose and owned (a UNION)."""
+    in_batches = (
+        GradingJob.objects.filter(batch__in=_batches_accessible_to(user, level)).order_by().values(column)
+    )
+    loose = GradingJob.objects.filter(batch__isnull=True, owner=user).order_by().values(column)
+    return in_batches.union(loose)
+
+
 class DocumentQuerySet(models.QuerySet):
     def accessible_to(self, user, level: Level) -> "DocumentQuerySet":
-        """Documents the user uploaded, or graded by a job of a batch the user holds `level` on."""
+        """Documents graded by a job the user holds `level` on, and those they uploaded that no job grades yet."""
         if not is_signed_in(user):
             return self.none()
         if is_superuser(user):
             return self
-        in_batches = GradingJob.objects.filter(batch__in=_batches_accessible_to(user, level)).values(
-            "document_id"
+        unattached = (
+            Document.objects.filter(owner=user)
+            .exclude(models.Exists(GradingJob.objects.filter(document=models.OuterRef("pk"))))
+            .order_by()
+            .values("pk")
         )
-        return self.filter(Q(owner=user) | Q(pk__in=in_batches))
+        return self.filter(pk__in=_jobs_reached_by(user, level, "document_id").union(unattached))
 
     def visible_to(self, user) -> "DocumentQuerySet":
         return self.accessible_to(user, Level.VIEW)
@@ -81,12 +105,15 @@ class Document(models.Model):
 
 class GradingJobQuerySet(models.QuerySet):
     def accessible_to(self, user, level: Level) -> "GradingJobQuerySet":
-        """Jobs the user created, or in a batch the user holds `level` on."""
+        """Jobs of a batch the user holds `level` on, and the user's own jobs that are in no batch.
+
+        Who created a job in a batch does not matter: it follows its batch.
+        """
         if not is_signed_in(user):
             return self.none()
         if is_superuser(user):
             return self
-        return self.filter(Q(owner=user) | Q(batch__in=_batches_accessible_to(user, level)))
+        return self.filter(pk__in=_jobs_reached_by(user, level, "pk"))
 
     def visible_to(self, user) -> "GradingJobQuerySet":
         return self.accessible_to(user, Level.VIEW)
@@ -213,7 +240,7 @@ class GradingResultQuerySet(models.QuerySet):
             return self.none()
         if is_superuser(user):
             return self
-        return self.filter(job__in=GradingJob.objects.accessible_to(user, level).values("pk"))
+        return self.filter(job__in=_jobs_reached_by(user, level, "pk"))
 
     def visible_to(self, user) -> "GradingResultQuerySet":
         return self.accessible_to(user, Level.VIEW)

@@ -148,6 +148,52 @@ def test_a_job_cannot_be_moved_into_a_batch_the_staff_member_may_only_view(staff
     assert set(batches) == {world["changed"]}
 
 
+def test_a_job_grades_only_documents_the_staff_member_may_change(staff_client, world, staff_admin):
+    job = world["changed"].jobs.get()
+    form = staff_client.get(f"/admin/grading/gradingjob/{job.pk}/change/").context["adminform"].form
+
+    documents = form.fields["document"].queryset
+
+    # The viewed batch's document may be seen, not copied into another batch.
+    assert set(documents) == {job.document}
+    assert world["viewed"].jobs.get().document not in documents
+
+
+def test_a_job_cleared_of_its_batch_in_the_admin_stays_with_the_batchs_owner(
+    staff_client, world, staff_admin, owner
+):
+    job = world["changed"].jobs.get()
+    GradingJob.objects.filter(pk=job.pk).update(owner=staff_admin)
+    url = f"/admin/grading/gradingjob/{job.pk}/change/"
+    page = staff_client.get(url)
+    data = {
+        "name": job.name,
+        "batch": "",
+        "document": job.document_id,
+        "provider": "",
+        "model": "",
+        "overrides": "{}",
+        "status": job.status,
+        "max_attempts": job.max_attempts,
+        "created_at_0": page.context["adminform"].form["created_at"].value().strftime("%Y-%m-%d"),
+        "created_at_1": page.context["adminform"].form["created_at"].value().strftime("%H:%M:%S"),
+        "result-TOTAL_FORMS": 1,
+        "result-INITIAL_FORMS": 1,
+        "result-MIN_NUM_FORMS": 0,
+        "result-MAX_NUM_FORMS": 1,
+        "result-0-id": job.result.pk,
+        "result-0-job": job.pk,
+        "result-0-reviewed_criteria": "[]",
+        "result-0-review_comment": "",
+    }
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    job.refresh_from_db()
+    assert job.batch_id is None and job.owner == owner
+
+
 def test_a_batch_created_in_the_admin_belongs_to_whoever_created_it(staff_client, staff_admin, owner):
     response = staff_client.post(
         "/admin/batches/jobbatch/add/",

@@ -3,6 +3,7 @@
 import pytest
 
 from batches.models import BatchStatus
+from core.permissions import Level, unshare
 from grading.models import GradingJob, GradingResult, JobStatus
 from tests.api_support import client_for, share
 from tests.conftest import make_batch, make_document, set_status
@@ -43,14 +44,73 @@ def test_adding_jobs_for_uploaded_documents(owner, batch):
     assert batch.jobs.count() == 5
 
 
-def test_adding_someone_elses_document_is_refused(owner, stranger, batch):
+def test_adding_someone_elses_document_is_not_found_and_names_it(owner, stranger, batch):
     theirs = make_document(stranger, "theirs.txt")
+    mine = make_document(owner, "mine.txt")
     response = client_for(owner).post(
-        f"/api/batches/{batch.pk}/jobs", {"documents": [theirs.pk]}, format="json"
+        f"/api/batches/{batch.pk}/jobs", {"documents": [mine.pk, theirs.pk]}, format="json"
     )
-    assert response.status_code == 400
-    assert "documents" in response.json()
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert str(theirs.pk) in response.json()["detail"] and str(mine.pk) not in response.json()["detail"]
+    assert "theirs.txt" not in response.json()["detail"]
     assert batch.jobs.count() == 2
+
+
+def test_a_viewer_cannot_attach_the_owners_documents_to_a_batch_of_their_own(owner, colleague, batch):
+    share(batch, colleague, "view")
+    own = make_batch(colleague, jobs=0, name="Colin's own")
+    documents = [job.document for job in batch.jobs.order_by("pk")]
+    response = client_for(colleague).post(
+        f"/api/batches/{own.pk}/jobs", {"documents": [d.pk for d in documents]}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    for document in documents:
+        assert f"{document.pk} (“{document.original_name}”)" in response.json()["detail"]
+    assert own.jobs.count() == 0
+
+
+def test_a_change_holder_may_attach_documents_of_the_batch_they_may_change(owner, colleague, batch):
+    share(batch, colleague, "view", "change")
+    own = make_batch(colleague, jobs=0, name="Colin's own")
+    document = batch.jobs.first().document
+    response = client_for(colleague).post(
+        f"/api/batches/{own.pk}/jobs", {"documents": [document.pk]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert own.jobs.get().document == document
+
+
+def test_ones_own_upload_is_attachable_only_while_in_no_batch(owner, colleague, batch):
+    share(batch, colleague, "view", "change")
+    uploaded = make_document(colleague, "colins.txt")
+    client = client_for(colleague)
+    assert (
+        client.post(f"/api/batches/{batch.pk}/jobs", {"documents": [uploaded.pk]}, format="json").status_code
+        == 201
+    )
+    # Now it is in olivia's batch: it follows that batch, and a downgrade takes it away.
+    unshare(batch, colleague, Level.CHANGE)
+    own = make_batch(colleague, jobs=0, name="Colin's own")
+    response = client.post(f"/api/batches/{own.pk}/jobs", {"documents": [uploaded.pk]}, format="json")
+    assert response.status_code == 403
+    assert "colins.txt" in response.json()["detail"]
+    assert own.jobs.count() == 0
+
+
+def test_one_refused_document_attaches_none(owner, colleague, batch):
+    share(batch, colleague, "view")
+    own = make_batch(colleague, jobs=0, name="Colin's own")
+    fresh = make_document(colleague, "fresh.txt")
+    theirs = batch.jobs.first().document
+    response = client_for(colleague).post(
+        f"/api/batches/{own.pk}/jobs", {"documents": [fresh.pk, theirs.pk]}, format="json"
+    )
+    assert response.status_code == 403
+    assert f"{theirs.pk} (“{theirs.original_name}”)" in response.json()["detail"]
+    assert "fresh.txt" not in response.json()["detail"]
+    assert own.jobs.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,25 @@ def test_a_stranger_cannot_find_the_job(stranger, d2_result):
     assert review(stranger, d2_result, {"score": 6}).status_code == 404
 
 
+def test_uploading_the_job_grants_no_review_the_batch_does_not(colleague, worked, d2_result):
+    # The job is the colleague's upload, but reviewing changes the batch's gradebook.
+    GradingJob.objects.filter(pk=d2_result.job_id).update(owner=colleague)
+    share(worked, colleague, "view")
+    assert review(colleague, d2_result, {"score": 6}).status_code == 403
+    assert client_for(colleague).delete(f"/api/jobs/{d2_result.job_id}/review").status_code == 403
+
+    worked.jobbatchuserobjectpermission_set.filter(user=colleague).delete()
+    assert review(colleague, d2_result, {"score": 6}).status_code == 404
+    d2_result.refresh_from_db()
+    assert d2_result.reviewed_score is None
+
+
+def test_the_owner_of_a_job_in_no_batch_may_review_it(owner, colleague, worked, d2_result):
+    GradingJob.objects.filter(pk=d2_result.job_id).update(batch=None, owner=colleague)
+    assert review(colleague, d2_result, {"score": 6}).status_code == 200
+    assert review(owner, d2_result, {"score": 6}).status_code == 404
+
+
 def test_withdrawing_a_review_makes_the_ai_score_final_again(owner, d2_result):
     review(owner, d2_result, {"score": 6})
     response = client_for(owner).delete(f"/api/jobs/{d2_result.job_id}/review")
@@ -165,6 +184,26 @@ def test_the_admin_shows_a_review_that_does_not_fit_the_rubric_as_a_form_error(s
     assert "not a criterion" in errors["reviewed_criteria"][0]
     d2_result.refresh_from_db()
     assert d2_result.reviewed_score is None
+
+
+def test_the_admin_refuses_a_review_by_an_uploader_who_may_only_view_the_batch(
+    staff_admin, client, worked, d2_result
+):
+    GradingJob.objects.filter(pk=d2_result.job_id).update(owner=staff_admin)
+    share(worked, staff_admin, "view")
+    client.force_login(staff_admin)
+    url = f"/admin/grading/gradingresult/{d2_result.pk}/change/"
+    assert client.get(url).status_code == 200  # read-only
+    response = client.post(url, {"reviewed_score": "6", "reviewed_criteria": "[]", "review_comment": ""})
+    assert response.status_code == 403
+    d2_result.refresh_from_db()
+    assert d2_result.reviewed_score is None
+
+    share(worked, staff_admin, "change")
+    response = client.post(url, {"reviewed_score": "6", "reviewed_criteria": "[]", "review_comment": ""})
+    assert response.status_code == 302
+    d2_result.refresh_from_db()
+    assert d2_result.reviewer == staff_admin
 
 
 def test_emptying_the_review_in_the_admin_withdraws_it(superuser, client, owner, d2_result):

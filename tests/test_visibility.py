@@ -101,15 +101,55 @@ def test_unsharing_a_batch_hides_its_jobs_again(colleague, shared_batch):
     assert not Document.objects.visible_to(colleague).exists()
 
 
-def test_documents_and_jobs_one_created_stay_theirs_after_an_unshare(owner, colleague, shared_batch):
-    # A colleague with change who uploaded into the batch keeps what they uploaded.
+def test_what_one_uploaded_into_a_batch_follows_the_batch_after_an_unshare(owner, colleague, shared_batch):
+    # A colleague with change who uploaded into the batch held it through the batch only.
     share(shared_batch, colleague, Level.CHANGE)
     shared_batch.add_documents([make_document(colleague, "colins-essay.txt")], owner=colleague)
+    uploaded = GradingJob.objects.get(document__original_name="colins-essay.txt")
+    _result(uploaded)
 
     unshare(shared_batch, colleague, Level.VIEW)
 
-    assert [d.original_name for d in Document.objects.visible_to(colleague)] == ["colins-essay.txt"]
-    assert GradingJob.objects.visible_to(colleague).count() == 1
+    assert not Document.objects.visible_to(colleague).exists()
+    assert not GradingJob.objects.visible_to(colleague).exists()
+    assert not GradingResult.objects.visible_to(colleague).exists()
+    assert uploaded in GradingJob.objects.changeable_by(owner)
+
+
+def test_what_one_uploaded_into_a_batch_is_read_only_after_a_downgrade(colleague, shared_batch):
+    share(shared_batch, colleague, Level.CHANGE)
+    shared_batch.add_documents([make_document(colleague, "colins-essay.txt")], owner=colleague)
+    uploaded = GradingJob.objects.get(document__original_name="colins-essay.txt")
+    _result(uploaded)
+
+    unshare(shared_batch, colleague, Level.CHANGE)
+
+    assert can_view(colleague, uploaded) and not can_change(colleague, uploaded)
+    assert not can_change(colleague, uploaded.document) and not can_change(colleague, uploaded.result)
+    assert uploaded.document in Document.objects.visible_to(colleague)
+
+
+def test_a_fresh_upload_is_its_uploaders_until_a_job_grades_it(owner, colleague, private_batch):
+    document = make_document(colleague, "fresh.txt")
+    assert can_change(colleague, document) and not can_view(owner, document)
+
+    private_batch.add_documents([document])
+
+    assert not can_view(colleague, document)
+    assert can_change(owner, document)
+
+
+def test_a_document_is_reached_through_any_batch_that_grades_it(
+    owner, colleague, shared_batch, essay_template
+):
+    document = shared_batch.jobs.first().document
+    other = make_batch(owner, essay_template, jobs=0, name="Second look")
+    other.add_documents([document])
+    share(other, colleague, Level.CHANGE)
+
+    assert can_change(colleague, document)
+    unshare(other, colleague, Level.VIEW)
+    assert can_view(colleague, document) and not can_change(colleague, document)
 
 
 def test_a_document_graded_in_two_batches_is_listed_once(owner, colleague, shared_batch, essay_template):
@@ -123,9 +163,43 @@ def test_a_document_graded_in_two_batches_is_listed_once(owner, colleague, share
 
 def test_a_job_outside_any_batch_is_its_owners_alone(owner, colleague, shared_batch):
     loose = GradingJob.objects.create(name="Loose", document=make_document(owner, "loose.txt"), owner=owner)
+    _result(loose)
 
-    assert loose in GradingJob.objects.visible_to(owner)
+    assert loose in GradingJob.objects.changeable_by(owner)
+    assert loose.document in Document.objects.changeable_by(owner)
+    assert loose.result in GradingResult.objects.changeable_by(owner)
     assert loose not in GradingJob.objects.visible_to(colleague)
+    assert loose.document not in Document.objects.visible_to(colleague)
+
+
+def test_a_job_taken_out_of_a_batch_stays_with_the_batchs_owner(owner, colleague, shared_batch):
+    share(shared_batch, colleague, Level.CHANGE)
+    shared_batch.add_documents([make_document(colleague, "colins-essay.txt")], owner=colleague)
+    uploaded = GradingJob.objects.get(document__original_name="colins-essay.txt")
+
+    shared_batch.remove_job(uploaded)
+
+    uploaded.refresh_from_db()
+    assert uploaded.batch_id is None and uploaded.owner == owner
+    assert can_change(owner, uploaded) and can_change(owner, uploaded.document)
+    assert not can_view(colleague, uploaded) and not can_view(colleague, uploaded.document)
+
+
+def test_listing_visible_jobs_documents_and_results_is_one_query(
+    colleague, owner, essay_template, django_assert_num_queries
+):
+    group = Group.objects.create(name="markers")
+    colleague.groups.add(group)
+    for i in range(6):
+        batch = make_batch(owner, essay_template, jobs=2, name=f"Essays {i}")
+        share(batch, group if i % 2 else colleague, Level.VIEW)
+        _result(batch.jobs.first())
+    GradingJob.objects.create(name="Loose", document=make_document(colleague, "loose.txt"), owner=colleague)
+    make_document(colleague, "fresh.txt")
+
+    for model, count in ((GradingJob, 13), (Document, 14), (GradingResult, 6)):
+        with django_assert_num_queries(1):
+            assert len(list(model.objects.visible_to(colleague))) == count
 
 
 def test_listing_visible_batches_is_one_query_however_much_is_shared(

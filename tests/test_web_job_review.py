@@ -120,6 +120,19 @@ def test_a_viewer_reads_the_grade_but_cannot_review(client, owner, colleague, ba
     assert result.reviewed_score is None
 
 
+def test_an_uploader_who_may_only_view_the_batch_cannot_review_their_upload(
+    client, owner, colleague, batch, graded
+):
+    job, result = graded
+    GradingJob.objects.filter(pk=job.pk).update(owner=colleague)
+    share_for_viewing(batch, colleague)
+    client.force_login(colleague)
+    assert "Save review" not in client.get(f"/batches/{batch.pk}/jobs/{job.pk}").content.decode()
+    assert client.post(f"/batches/{batch.pk}/jobs/{job.pk}", {"score": "30"}).status_code == 403
+    result.refresh_from_db()
+    assert result.reviewed_score is None
+
+
 def test_a_stranger_gets_404_for_the_job(client, stranger, batch, graded):
     job, _ = graded
     client.force_login(stranger)
