@@ -4,14 +4,21 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format migrate bench clean manage
+.PHONY: install install-dev run test lint format migrate bench clean manage
 
+# What runs the app (make run) ...
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# ... and, for tests, benchmarks and linting, the tooling on top of it.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 # Migrate the embedded database, put the recurring schedules in place, seed
 # templates and a demo, then serve the web app and a django-q2 cluster
@@ -26,15 +33,15 @@ run: install
 manage: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py $(ARGS)
 
-test: install
+test: install-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
-format: install
+format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
