@@ -504,7 +504,8 @@ class JobBatch(models.Model):
             GradingJob.objects.bulk_create(
                 [
                     GradingJob(
-                        name=job.name,
+                        # Names made from the batch's name ("{batch} – {filename}") follow the copy's.
+                        name=job.name.replace(self.name, copy.name, 1)[:300] if self.name else job.name,
                         batch=copy,
                         document_id=job.document_id,
                         owner=copy.owner,
@@ -517,6 +518,8 @@ class JobBatch(models.Model):
                 ],
                 batch_size=500,
             )
+            if copy.template_id:
+                copy.template.count_use()
         return copy
 
     def has_work_in_flight(self) -> bool:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -135,6 +136,13 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     def get_allowed_actions(self, batch: JobBatch) -> list[str]:
         return BatchStatus(batch.status).allowed_actions
+
+    def validate_deadline(self, deadline):
+        """A deadline in the past is refused, unless it is the batch's own one sent back unchanged."""
+        unchanged = self.instance is not None and deadline == self.instance.deadline
+        if deadline is not None and deadline <= timezone.now() and not unchanged:
+            raise serializers.ValidationError("The deadline is in the past; give a future date and time.")
+        return deadline
 
     def create(self, validated_data: dict[str, Any]) -> JobBatch:
         return JobBatch.objects.create_from_template(owner=self.context["request"].user, **validated_data)

@@ -13,6 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from core.api_errors import CONFLICT, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
 from core.api_permissions import ObjectPermission
 from core.api_sharing import SharingViewSetMixin
+from templates_app.filters import BatchTemplateFilter
 from templates_app.models import BatchTemplate
 from templates_app.serializers import BatchTemplateSerializer
 
@@ -40,7 +41,7 @@ class BatchTemplateViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = BatchTemplateSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
     queryset = BatchTemplate.objects.none()  # for the schema; requests use get_queryset()
-    filterset_fields = ["category", "is_public"]
+    filterset_class = BatchTemplateFilter
 
     def get_queryset(self):
         return (

@@ -115,10 +115,15 @@ class Command(BaseCommand):
         folder = Path(options["folder"]).expanduser()
         if not folder.is_dir():
             raise bad_input(f"{folder} is not a folder.")
-        template = BatchTemplate.objects.filter(slug=options["template"]).first()
+        owner = self.owner(options["owner"])
+        # The owner's templates only: a private template of someone else's is as good as absent.
+        usable = BatchTemplate.objects.visible_to(owner)
+        template = usable.filter(slug=options["template"]).first()
         if template is None:
-            known = ", ".join(BatchTemplate.objects.order_by("slug").values_list("slug", flat=True)) or "none"
-            raise bad_input(f"There is no template “{options['template']}”; templates: {known}.")
+            known = ", ".join(usable.order_by("slug").values_list("slug", flat=True)) or "none"
+            raise bad_input(
+                f"There is no template “{options['template']}” for {owner.get_username()}; templates: {known}."
+            )
         priority = options["priority"]
         if not 1 <= priority <= 10:
             raise bad_input(f"--priority must be between 1 and 10, got {priority}.")
@@ -131,7 +136,7 @@ class Command(BaseCommand):
             files=files,
             skipped=skipped,
             template=template,
-            owner=self.owner(options["owner"]),
+            owner=owner,
             name=name,
             priority=priority,
             settings=self.overrides(options),
