@@ -359,6 +359,10 @@ class JobBatch(models.Model):
             jobs = GradingJob.objects.in_batch(batch)
             if not jobs.exists():
                 raise InvalidTransition("start", batch.status, "A batch needs at least one job to start.")
+            problems = batch.validated_settings().problems()
+            if problems:
+                # Every job would fail the same way: refuse now, saying what to set.
+                raise InvalidTransition("start", batch.status, " ".join(problems))
             batch._snapshot_settings(jobs)
             batch.status = BatchStatus.PENDING
             batch.started_at = timezone.now()

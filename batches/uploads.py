@@ -298,7 +298,9 @@ def add_upload(
     refuse_oversized(content_length)
     documents, jobs = store_upload(batch, owner, read_upload(files()))
     started = False
-    if batch.status == BatchStatus.DRAFT and batch.validated_settings().processing.auto_start:
+    settings = batch.validated_settings()
+    # A provider that cannot work leaves the batch a draft: its page says what to set.
+    if batch.status == BatchStatus.DRAFT and settings.processing.auto_start and not settings.problems():
         batch.start_batch()
         started = True
     return Added(documents, jobs, started)

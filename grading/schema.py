@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import DomainError
-from grading.providers import PROVIDERS
+from grading.providers import PROVIDERS, provider_class
 
 
 class _Strict(BaseModel):
@@ -113,6 +113,12 @@ class GradingSettings(_Strict):
     def grading_models(self) -> list[str]:
         """The models each document is graded by: several for a model comparison."""
         return list(dict.fromkeys(self.models)) if self.models else [self.model]
+
+    def problems(self) -> list[str]:
+        """Why the provider cannot grade with these settings on this server (no key, another provider's model)."""
+        provider = provider_class(self.provider)
+        found = (provider.problem(model) for model in self.grading_models())
+        return list(dict.fromkeys(problem for problem in found if problem))
 
 
 class SettingsError(DomainError):

@@ -156,6 +156,15 @@ class Provider(ABC):
     # --- what the provider states about itself (class-level; no client, no SDK) ---------
 
     @classmethod
+    def problem(cls, model: str) -> str | None:
+        """Why this provider cannot grade with `model` on this server, in a sentence; None when it can.
+
+        Checked when a batch starts, so that a missing key or another provider's model
+        is refused with what to set, instead of failing every job.
+        """
+        return None
+
+    @classmethod
     def limits(cls) -> ProviderLimits:
         """Concurrency and request-rate caps that hold across all workers."""
         return ProviderLimits(source="none stated: unlimited")

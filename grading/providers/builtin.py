@@ -478,6 +478,12 @@ class BuiltinProvider(Provider):
     TOKENIZER = Tokenizer("chars/4", "characters / 4, as the builtin grader itself reports tokens")
 
     @classmethod
+    def problem(cls, model: str) -> str | None:
+        if model and not model.startswith("builtin"):
+            return f"The builtin grader has one model, builtin-v1; “{model}” belongs to another provider."
+        return None
+
+    @classmethod
     def limits(cls) -> ProviderLimits:
         return ProviderLimits(source="none: the builtin grader runs in the worker's own process")
 

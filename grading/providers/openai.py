@@ -589,6 +589,19 @@ class OpenAIProvider(Provider):
     needs_key = True  # except on a loopback endpoint (Ollama, vLLM, llama.cpp): see connection()
 
     @classmethod
+    def problem(cls, model: str) -> str | None:
+        if not model or model.startswith("builtin"):
+            return (
+                f"“{model}” is the builtin grader's model, not one the openai provider serves: "
+                "choose a model such as gpt-4o-mini."
+            )
+        try:
+            connection()
+        except PermanentProviderError as error:
+            return str(error)
+        return None
+
+    @classmethod
     def limits(cls) -> ProviderLimits:
         return ProviderLimits(
             django_settings.OPENAI_MAX_CONCURRENCY,
