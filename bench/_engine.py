@@ -24,7 +24,6 @@ def configure(db_name: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
     os.environ["LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
-    os.environ.pop("Q_SYNC", None)
     ensure_database(os.environ["DATABASE_URL"].rsplit("/", 1)[1])
 
     import django

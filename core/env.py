@@ -121,7 +121,6 @@ def sqlite_database(path: str, conn_max_age: int) -> dict:
             "timeout": 30,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
-        "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or None},
     }
 
 

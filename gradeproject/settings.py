@@ -229,8 +229,6 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-if env_bool("Q_SYNC", False):
-    Q_CLUSTER["sync"] = True
 
 # The daily archival moves finished batches out of the lists after this long.
 ARCHIVE_AFTER = env_duration("ARCHIVE_AFTER", "30d")

@@ -104,6 +104,22 @@ def batch(owner, essay_template) -> JobBatch:
 
 
 @pytest.fixture
+def multipart_parses(monkeypatch) -> list:
+    """Every multipart body Django parses (DRF's MultiPartParser hands the body to it too)."""
+    from django.http.multipartparser import MultiPartParser
+
+    calls = []
+    parse = MultiPartParser.parse
+
+    def recording(self):
+        calls.append(self)
+        return parse(self)
+
+    monkeypatch.setattr(MultiPartParser, "parse", recording)
+    return calls
+
+
+@pytest.fixture
 def tasks_inline(monkeypatch):
     """django-q2's sync mode: async_task runs the task at once, inside the test's transaction."""
     from django_q.conf import Conf

@@ -7,8 +7,11 @@ import zipfile
 
 import pytest
 
-from tests.analytics_support import worked_batch
+from grading.models import GradingJob, JobStatus
+from tests.analytics_support import MODEL_A, add_job, add_result, rubric_batch, worked_batch
 from tests.api_support import client_for, share
+from tests.conftest import make_document
+from tests.support.instances import watching
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +73,29 @@ def test_the_export_streams_a_zip_named_after_the_batch(owner, worked):
     assert re.fullmatch(r'attachment; filename="worked-example-\d{8}T\d{6}Z\.zip"', disposition)
     archive = zipfile.ZipFile(io.BytesIO(_streamed(response)))
     assert archive.namelist()[:3] == ["README.txt", "batch.json", "gradebook.csv"]
+
+
+@pytest.mark.parametrize("kind", ["zip", "csv"])
+def test_the_export_answers_before_reading_the_jobs_and_sends_the_zip_as_it_reads_them(owner, kind):
+    batch = rubric_batch(owner)
+    for number in range(23):
+        job = add_job(batch, make_document(owner, f"essay-{number}.txt"), MODEL_A, JobStatus.COMPLETED, 100)
+        add_result(job, 3, 2)
+    with watching(GradingJob) as jobs:
+        response = client_for(owner).get(f"/api/batches/{batch.pk}/export", {"format": kind})
+        assert response.status_code == 200
+        # A view that built the body before answering would have read every job by now.
+        assert jobs.built == 0
+        chunks = iter(response.streaming_content)
+        first = next(chunks)
+        if kind == "zip":
+            # README.txt is on its way before a single job is read.
+            assert first.startswith(b"PK")
+            assert jobs.built == 0
+        body = first + b"".join(chunks)
+    assert jobs.built == (46 if kind == "zip" else 23)
+    if kind == "zip":
+        assert len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 3 + 2 * 23
 
 
 def test_the_csv_format_returns_the_gradebook_alone(owner, worked):

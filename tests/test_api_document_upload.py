@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
-from batches.models import JobBatch
+import batches.uploads
+from batches.exceptions import InvalidTransition
+from batches.models import BatchStatus, JobBatch
+from batches.uploads import MIB, add_upload
 from grading.models import Document, GradingJob
 from templates_app.models import BatchTemplate
 from tests.api_support import client_for, share
@@ -256,3 +261,55 @@ def test_a_400_lists_at_most_twenty_problems(owner, draft, media):
     assert len(problems) == 21
     assert problems[-1] == "… and 10 more problems like these."
     assert_nothing_created(draft, media)
+
+
+def test_a_batch_started_while_an_upload_is_stored_keeps_none_of_its_files(owner, draft, media):
+    def files_while_a_colleague_starts_the_batch():
+        # The status was checked before the body was read; the batch moves on meanwhile.
+        JobBatch.objects.filter(pk=draft.pk).update(status=BatchStatus.PROCESSING)
+        return [text_file("ada.txt"), text_file("bo.txt")]
+
+    with pytest.raises(InvalidTransition):
+        add_upload(draft, owner, files_while_a_colleague_starts_the_batch)
+    # Both files were written before the batch refused their jobs; the rows rolled back, the files went too.
+    assert_nothing_created(draft, media)
+
+
+def test_a_store_failing_midway_removes_the_files_already_written(owner, draft, media, monkeypatch):
+    store = batches.uploads.store_document
+    written_before_the_failure = []
+
+    def disk_full_on_the_second(owner, name, data):
+        if name == "bo.txt":
+            written_before_the_failure.extend(stored_files(media))
+            raise OSError(28, "No space left on device")
+        return store(owner, name, data)
+
+    monkeypatch.setattr(batches.uploads, "store_document", disk_full_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        upload(owner, draft, text_file("ada.txt"), text_file("bo.txt"), text_file("cy.txt"))
+    assert [path.name for path in written_before_the_failure] == ["ada.txt"]
+    assert_nothing_created(draft, media)
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(
+    owner, draft, media, settings, multipart_parses
+):
+    settings.MAX_UPLOAD_MB = 1
+    # Signed in by token, as scripts are: a session's CSRF check would read the body first.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    # Just over the limit and the megabyte allowed for the multipart framing.
+    big = text_file("big.txt", "x" * (2 * MIB + 1024))
+    response = client.post(f"/api/batches/{draft.pk}/documents", {"files": [big]}, format="multipart")
+    assert response.status_code == 400
+    assert multipart_parses == []
+    assert response.json() == {"files": ["The upload is 2 MB; the limit is 1 MB."]}
+    assert_nothing_created(draft, media)
+
+
+def test_a_body_within_the_upload_limit_is_parsed_and_stored(owner, draft, media, settings, multipart_parses):
+    settings.MAX_UPLOAD_MB = 1
+    response = upload(owner, draft, text_file("ada.txt", "x" * (MIB - 1024)))
+    assert response.status_code == 201
+    assert len(multipart_parses) == 1

@@ -19,6 +19,7 @@ from batches.export import (
 from grading.models import GradingJob, JobStatus
 from tests.analytics_support import MODEL_A, NOW, add_job, add_result, result_of, rubric_batch, worked_batch
 from tests.conftest import make_document
+from tests.support.instances import watching
 
 SAFE_ENTRY = re.compile(
     r"^(README\.txt|batch\.json|gradebook\.csv|jobs/[A-Za-z0-9._-]+/(summary|result)\.json)$"
@@ -162,6 +163,22 @@ def test_the_zip_is_sent_in_chunks_as_it_is_written(owner, monkeypatch):
     chunks = list(stream_zip(batch, now=NOW))
     assert len(chunks) > 10
     assert max(len(chunk) for chunk in chunks) < 64 * 1024
+
+
+@pytest.mark.parametrize("stream", [stream_zip, stream_gradebook_csv], ids=["zip", "csv"])
+def test_jobs_are_read_a_chunk_at_a_time_never_all_at_once(owner, monkeypatch, stream):
+    monkeypatch.setattr("batches.export.ROWS_PER_QUERY", 5)
+    batch = rubric_batch(owner)
+    for number in range(23):
+        job = add_job(batch, make_document(owner, f"essay-{number}.txt"), MODEL_A, JobStatus.COMPLETED, 100)
+        add_result(job, 3, 2)
+    with watching(GradingJob) as jobs:
+        for _ in stream(batch):
+            pass
+    # Every job was read: once for the gradebook, and once more for its files in the ZIP.
+    assert jobs.built == (2 if stream is stream_zip else 1) * 23
+    # A queryset iterated without .iterator() builds all 23 before the first row is written.
+    assert jobs.most_alive <= 5
 
 
 def test_writing_the_zip_to_a_file_leaves_the_whole_archive_and_no_partial_file(worked, tmp_path):

@@ -14,15 +14,18 @@ from health.tasks import heartbeat
 
 
 def test_healthz_is_200_with_every_check_ok_once_a_worker_ran_the_heartbeat(client, db):
+    before = timezone.now()
     heartbeat()
     response = client.get("/healthz")
+    since = (timezone.now() - before).total_seconds()
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["broker"] == {**body["checks"]["broker"], "ok": True, "type": "orm"}
     assert body["checks"]["cluster"]["ok"] is True
-    assert body["checks"]["cluster"]["heartbeat_age_s"] < 5
+    # The age of the heartbeat just run, read between it and the answer (rounded to 0.1 s).
+    assert 0 <= body["checks"]["cluster"]["heartbeat_age_s"] <= since + 0.05
 
 
 def test_healthz_needs_no_sign_in_and_is_never_cached(client, db):

@@ -92,10 +92,22 @@ def sign_in(page, username: str, password: str) -> None:
     page.wait_for_url("**/batches")
 
 
+# Who grades the batches a test starts, for @pytest.mark.parametrize("graders", GRADERS, indirect=True):
+# each case is named and marked for what really runs.
+GRADERS = [
+    pytest.param(
+        "cluster", marks=[pytest.mark.postgres, pytest.mark.cluster], id="by_a_qcluster_on_postgresql"
+    ),
+    pytest.param("sync", marks=pytest.mark.sync_mode, id="in_sync_mode_on_sqlite"),
+]
+
+
 @pytest.fixture
-def graders(live_server, monkeypatch, tmp_path):
+def graders(request, live_server, monkeypatch, tmp_path):
     """Whatever grades started batches during the test: a real cluster, or sync mode on SQLite."""
-    if not ON_POSTGRES:
+    if request.param == "sync":
+        if ON_POSTGRES:
+            pytest.skip("on PostgreSQL a real qcluster grades (the by_a_qcluster_on_postgresql case)")
         from django_q.conf import Conf
 
         monkeypatch.setattr(Conf, "SYNC", True)
@@ -124,9 +136,7 @@ def _cluster_env() -> dict[str, str]:
     from tests.support.qcluster_nodes import test_database_url
 
     # Same broker and cluster name as this process (whose live server enqueues), on its test database.
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "Q_WORKERS": "1", "LOG_LEVEL": "WARNING"}
-    env.pop("Q_SYNC", None)
-    return env
+    return {**os.environ, "DATABASE_URL": test_database_url(), "Q_WORKERS": "1", "LOG_LEVEL": "WARNING"}
 
 
 def _stop(process: subprocess.Popen, timeout: float = 20) -> None:

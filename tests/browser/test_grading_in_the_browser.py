@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from batches.models import BatchStatus, JobBatch
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import GRADERS, sign_in
 from tests.conftest import make_batch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -37,7 +37,7 @@ def drop_files(page, selector: str, files: dict[str, str]) -> None:
     )
 
 
-@pytest.mark.cluster
+@pytest.mark.parametrize("graders", GRADERS, indirect=True)
 def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     web, owner, essay_template, graders, artifacts, tmp_path
 ):

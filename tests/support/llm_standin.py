@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -44,6 +45,8 @@ MALFORMED_MODES = (
 )
 DOCUMENT_RE = re.compile(r"<document[^>]*>\n?(.*?)\n?</document>", re.DOTALL)
 POINTS_RE = re.compile(r"from 0 to (\d+(?:\.\d+)?)")
+# A held reply goes out after this long even if the test never releases it.
+HOLD_LIMIT_S = 60.0
 
 
 @dataclass
@@ -208,6 +211,11 @@ class LLMStandin:
         self.config = StandinConfig()
         self.config.update(options)
         self._lock = threading.Lock()
+        # Notified under the lock whenever a completion is admitted or finishes.
+        self._changed = threading.Condition(self._lock)
+        # Cleared by hold_replies(): admitted completions wait, in flight, until it is set.
+        self._replies_go = threading.Event()
+        self._replies_go.set()
         self._rng = random.Random(self.config.seed)
         self._counters = Counters()
         self.requests: list[RecordedRequest] = []
@@ -234,6 +242,7 @@ class LLMStandin:
         return self
 
     def stop(self) -> None:
+        self._replies_go.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -258,13 +267,35 @@ class LLMStandin:
 
     def stats(self, include_bodies: bool = False) -> dict:
         with self._lock:
-            stats = asdict(self._counters)
-            stats["models"] = dict(self._counters.models)
-            stats["timestamps"] = [item.received_at for item in self.requests]
-            if include_bodies:
-                stats["bodies"] = [item.body for item in self.requests]
-            stats["config"] = asdict(self.config)
+            return self._stats(include_bodies)
+
+    def _stats(self, include_bodies: bool = False) -> dict:
+        stats = asdict(self._counters)
+        stats["models"] = dict(self._counters.models)
+        stats["timestamps"] = [item.received_at for item in self.requests]
+        if include_bodies:
+            stats["bodies"] = [item.body for item in self.requests]
+        stats["config"] = asdict(self.config)
         return stats
+
+    def hold_replies(self) -> None:
+        """Completions admitted from now on stay in flight, unanswered, until release_replies().
+
+        Requests refused at once (over the cap, rate limited, forced failures)
+        are still answered at once. Lets a test line requests up side by side
+        without relying on latency and timing.
+        """
+        self._replies_go.clear()
+
+    def release_replies(self) -> None:
+        self._replies_go.set()
+
+    def wait_until(self, condition: Callable[[dict], bool], timeout: float = 30.0) -> dict:
+        """Wait until condition(stats) holds, looking each time a completion arrives or ends."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: condition(self._stats()), timeout=timeout):
+                raise AssertionError(f"The stand-in never got there in {timeout:g} s: {self._stats()}")
+            return self._stats()
 
     def handle_completion(self, handler: StandinHandler, body: dict | None) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
@@ -277,6 +308,7 @@ class LLMStandin:
                 self._counters.in_flight -= 1
                 record.finished_at = time.time()
                 record.status = status
+                self._changed.notify_all()
 
     def _admit(self, headers: dict, body: dict | None) -> tuple[RecordedRequest, str, float]:
         """Count the request in, and decide now (under the lock) how it will be answered."""
@@ -294,6 +326,7 @@ class LLMStandin:
             self.requests.append(record)
             verdict = self._verdict(counters, config)
             delay = config.latency_s + self._rng.random() * config.latency_jitter_s
+            self._changed.notify_all()
         return record, verdict, delay
 
     def _verdict(self, counters: Counters, config: StandinConfig) -> str:
@@ -324,6 +357,7 @@ class LLMStandin:
             return self._rate_limit(handler)
         if kind == "forced":
             return self._fail(handler, int(self.config.fail_with_status))
+        self._replies_go.wait(timeout=HOLD_LIMIT_S)
         time.sleep(delay)
         if kind == "server_error":
             handler.send_json(500, error_body("The server had an error.", "server_error"))

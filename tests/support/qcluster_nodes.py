@@ -57,7 +57,6 @@ def node_env(cluster_name: str, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "CONN_MAX_AGE": "60",
     }
-    env.pop("Q_SYNC", None)
     env.update(extra)
     return env
 
