@@ -223,6 +223,8 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         "jobs": _jobs_page(batch, request.GET.get("page")),
         "settings": settings,
         "settings_error": settings_error,
+        # Only a draft can still be fixed before it runs; a started batch shows its failures.
+        "setup_problems": settings.problems() if settings and batch.status == BatchStatus.DRAFT else [],
         "action_labels": ACTION_LABELS,
         "upload_limits": _upload_limits(),
         "upload_next": reverse("batches:detail", args=[batch.pk]),
