@@ -601,10 +601,15 @@ class JobBatch(models.Model):
         if self.deadline is None:
             return None
         now = now or timezone.now()
+        if self.status in (BatchStatus.FAILED, BatchStatus.CANCELLED):
+            return None  # it did not deliver: no standing to report against the deadline
         if self.completed_at is not None:
             return "late" if self.completed_at > self.deadline else "on_track"
         if now > self.deadline:
             return "late"
+        if self.status == BatchStatus.DRAFT:
+            # Not started: nothing is being graded, so a near deadline is at risk already.
+            return "at_risk" if self.deadline - now <= conf.NOTIFY_DEADLINE_NEAR else "on_track"
         projected = self.projected_completion(counts, now)
         if projected is None:
             return "on_track"

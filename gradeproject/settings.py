@@ -245,6 +245,9 @@ NOTIFY_SEND_TIMEOUT_S = env_float("NOTIFY_SEND_TIMEOUT_S", 10.0, minimum=0.1)
 NOTIFY_ERROR_RATE = env_float("NOTIFY_ERROR_RATE", 0.2, minimum=0)
 NOTIFY_ERROR_MIN_JOBS = env_int("NOTIFY_ERROR_MIN_JOBS", 5, minimum=1)
 NOTIFY_DEADLINE_NEAR = env_duration("NOTIFY_DEADLINE_NEAR", "60m")
+# Progress milestones only for batches that have run this long: a batch done in
+# seconds is announced once, when it finishes.
+NOTIFY_MILESTONE_AFTER = env_duration("NOTIFY_MILESTONE_AFTER", "2m")
 # Webhooks to loopback, private and link-local addresses let any user make the
 # server call its own network; allowed only where that is the point (development).
 NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", DEBUG)

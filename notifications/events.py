@@ -56,26 +56,22 @@ def finished_occurrences(batch: JobBatch, counts: dict[str, int]) -> list[Occurr
     when = batch.completed_at.strftime("%Y%m%dT%H%M%S.%f")
     label = BatchStatus(batch.status).label.lower()
     summary = _counts_sentence(counts)
+    failed = batch.status == BatchStatus.FAILED
     found = [
         Occurrence(
             Event.BATCH_FINISHED,
             f"{batch.status}@{when}",
             f'Batch "{batch.name}" {label}',
-            f"{summary}\nFinished at {batch.completed_at:%Y-%m-%d %H:%M} UTC.",
+            # A failed batch says why in the one notice of its finish, rather than in a second.
+            f"{'No job succeeded. ' if failed else ''}{summary}\nFinished at {batch.completed_at:%Y-%m-%d %H:%M} UTC."
+            f"{_last_error(batch) if failed else ''}",
             {"status": batch.status, "completed_at": batch.completed_at.isoformat()},
         )
     ]
-    if batch.status == BatchStatus.FAILED:
-        found.append(
-            Occurrence(
-                Event.ERROR_ALERT,
-                f"failed@{when}",
-                f'Batch "{batch.name}" failed',
-                f"No job succeeded. {summary}{_last_error(batch)}",
-                {"reason": "batch_failed", "status": batch.status},
-            )
-        )
-    return found
+    # A batch that ended in one round was never seen with jobs left: its failure
+    # rate is judged here, under the same key as during a run, so it alerts once.
+    rate = None if failed else _failure_rate(batch, counts)
+    return [*found, rate] if rate else found
 
 
 def progress_occurrences(batch: JobBatch, counts: dict[str, int], now: datetime) -> list[Occurrence]:
@@ -87,7 +83,7 @@ def progress_occurrences(batch: JobBatch, counts: dict[str, int], now: datetime)
     return [
         occurrence
         for occurrence in (
-            _milestone(batch, counts),
+            _milestone(batch, counts, now),
             _failure_rate(batch, counts),
             _deadline(batch, remaining, now),
         )
@@ -95,7 +91,11 @@ def progress_occurrences(batch: JobBatch, counts: dict[str, int], now: datetime)
     ]
 
 
-def _milestone(batch: JobBatch, counts: dict[str, int]) -> Occurrence | None:
+def _milestone(batch: JobBatch, counts: dict[str, int], now: datetime) -> Occurrence | None:
+    # A batch that finishes in seconds needs no "half done": milestones wait until
+    # it has run long enough for someone to be waiting on it.
+    if batch.started_at is None or now - batch.started_at < settings.NOTIFY_MILESTONE_AFTER:
+        return None
     # Only the highest milestone passed: a batch that jumps from 10 % to 80 %
     # between two looks says "75 % done" once, not three things at once.
     reached = [mark for mark in MILESTONES if counts["percent"] >= mark]

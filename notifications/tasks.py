@@ -3,6 +3,8 @@
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from batches.models import BatchStatus, JobBatch
@@ -33,8 +35,14 @@ def deliver(notification_id: int) -> str:
 def scan_active_batches(now: datetime | None = None) -> str:
     """Every minute: milestones, error rates and deadlines of unfinished batches, and delivery upkeep."""
     now = now or timezone.now()
+    # Drafts too, when they have a deadline: one not started in time needs a warning most.
     unfinished = JobBatch.objects.filter(
-        status__in=[*BatchStatus.active(), BatchStatus.PAUSED]
+        Q(status__in=[*BatchStatus.active(), BatchStatus.PAUSED])
+        | Q(
+            status=BatchStatus.DRAFT,
+            deadline__isnull=False,
+            deadline__lte=now + settings.NOTIFY_DEADLINE_NEAR,
+        )
     ).with_progress()
     fired = 0
     for batch in unfinished.iterator(chunk_size=200):

@@ -30,6 +30,14 @@ def shared_batch(owner, colleague, stranger, webhook_receiver):
     return batch
 
 
+def running_for(batch: JobBatch, minutes: int) -> JobBatch:
+    """A processing batch started that long ago (milestones wait for batches that run a while)."""
+    set_status(batch, BatchStatus.PROCESSING)
+    JobBatch.objects.filter(pk=batch.pk).update(started_at=timezone.now() - timedelta(minutes=minutes))
+    batch.refresh_from_db()
+    return batch
+
+
 def jobs_to(batch: JobBatch, **counts: int) -> None:
     """Put the first jobs of the batch in the given states, the rest queued."""
     jobs = list(GradingJob.objects.in_batch(batch).order_by("pk").values_list("pk", flat=True))
@@ -89,23 +97,61 @@ def test_a_batch_ending_reaches_owner_and_colleague_in_app_by_email_and_the_webh
     assert Notification.objects.filter(channel__in=["email", "webhook"]).exclude(status="sent").count() == 0
 
 
-def test_a_failed_batch_also_raises_an_error_alert(
+def test_a_failed_batch_sends_one_notice_that_says_why(
     shared_batch, tasks_inline, webhook_receiver, django_capture_on_commit_callbacks
 ):
     set_status(shared_batch, BatchStatus.PROCESSING)
     jobs_to(shared_batch, failed=8)
     finish(shared_batch, django_capture_on_commit_callbacks)
-    assert delivered(shared_batch, Event.ERROR_ALERT) == {
-        ("in_app", "olivia"),
-        ("in_app", "colin"),
-        ("email", "olivia"),
-        ("email", "colin"),
-        ("webhook", "webhook"),
+    assert delivered(shared_batch, Event.ERROR_ALERT) == set()
+    notice = Notification.objects.get(
+        event=Event.BATCH_FINISHED, channel=Channel.IN_APP, recipient__username="olivia"
+    )
+    assert notice.title == 'Batch "Essays" failed'
+    assert "No job succeeded." in notice.body
+    assert "Last error: HTTP 400: bad request" in notice.body
+    assert len(mail.outbox) == 2  # one notice to each of the two
+
+
+def test_a_batch_that_ends_in_one_round_with_many_failures_raises_an_error_alert(
+    shared_batch, tasks_inline, webhook_receiver, django_capture_on_commit_callbacks
+):
+    set_status(shared_batch, BatchStatus.PROCESSING)
+    jobs_to(shared_batch, completed=5, failed=3)
+    finish(shared_batch, django_capture_on_commit_callbacks)
+    assert shared_batch.status == BatchStatus.COMPLETED_WITH_ERRORS
+    alerts = Notification.objects.filter(event=Event.ERROR_ALERT, channel=Channel.IN_APP)
+    assert {n.key for n in alerts} == {"failure_rate"}
+    assert "3 of 8 finished jobs failed" in alerts.first().body
+
+
+def test_a_batch_done_in_seconds_gets_no_milestones(shared_batch, tasks_inline):
+    running_for(shared_batch, minutes=0)
+    jobs_to(shared_batch, completed=7)
+    scan_active_batches()
+    assert not Notification.objects.filter(event=Event.PROGRESS_MILESTONE).exists()
+
+
+def test_a_draft_whose_deadline_is_near_is_warned_and_at_risk(shared_batch, tasks_inline):
+    JobBatch.objects.filter(pk=shared_batch.pk).update(deadline=timezone.now() + timedelta(minutes=10))
+    shared_batch.refresh_from_db()
+
+    scan_active_batches()
+
+    assert shared_batch.deadline_standing() == "at_risk"
+    assert set(Notification.objects.filter(event=Event.DEADLINE_WARNING).values_list("key", flat=True)) == {
+        "at_risk"
     }
-    alert = Notification.objects.filter(event=Event.ERROR_ALERT, channel=Channel.IN_APP).first()
-    assert alert.title == 'Batch "Essays" failed'
-    assert "Last error: HTTP 400: bad request" in alert.body
-    assert len(mail.outbox) == 4  # finished + alert, to each of the two
+
+
+def test_a_failed_batch_has_no_deadline_standing(shared_batch):
+    set_status(shared_batch, BatchStatus.FAILED)
+    JobBatch.objects.filter(pk=shared_batch.pk).update(
+        deadline=timezone.now() + timedelta(days=1), completed_at=timezone.now()
+    )
+    shared_batch.refresh_from_db()
+
+    assert shared_batch.deadline_standing() is None
 
 
 def test_cancelling_a_batch_announces_its_end(
@@ -164,7 +210,7 @@ def test_a_group_the_batch_is_shared_with_is_notified(
 def test_milestones_fire_at_25_50_and_75_percent_once_each_and_not_by_email(
     shared_batch, tasks_inline, webhook_receiver, django_capture_on_commit_callbacks
 ):
-    set_status(shared_batch, BatchStatus.PROCESSING)
+    running_for(shared_batch, minutes=10)
     seen = []
     for done in (1, 2, 3, 4, 5, 6, 6, 7):
         jobs_to(shared_batch, completed=done)
@@ -187,7 +233,7 @@ def test_milestones_fire_at_25_50_and_75_percent_once_each_and_not_by_email(
 
 
 def test_a_jump_past_several_milestones_announces_only_the_highest(shared_batch, tasks_inline):
-    set_status(shared_batch, BatchStatus.PROCESSING)
+    running_for(shared_batch, minutes=10)
     jobs_to(shared_batch, completed=7)
     scan_active_batches()
     scan_active_batches()
@@ -263,7 +309,7 @@ def test_users_choose_their_channels_and_events(
     NotificationPreference.objects.set_grid(
         owner, {"in_app": {"batch_finished": False}, "email": {"progress_milestone": True}}
     )
-    set_status(shared_batch, BatchStatus.PROCESSING)
+    running_for(shared_batch, minutes=10)
     jobs_to(shared_batch, completed=2)
     with django_capture_on_commit_callbacks(execute=True):
         check_progress(shared_batch)
