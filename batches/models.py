@@ -8,54 +8,19 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from batches.actions import ACTIONS
 from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
+from batches.status import BatchStatus
 from core.permissions import Level, filter_accessible
 from grading.merge import merge_into
 from grading.models import Document, GradingJob, JobStatus
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
 
-
-class BatchStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PENDING = "pending", "Pending"
-    PROCESSING = "processing", "Processing"
-    PAUSED = "paused", "Paused"
-    COMPLETED = "completed", "Completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    ARCHIVED = "archived", "Archived"
-
-    @classmethod
-    def active(cls) -> list[str]:
-        """States in which workers claim the batch's jobs."""
-        return [cls.PENDING, cls.PROCESSING]
-
-    @classmethod
-    def finished(cls) -> list[str]:
-        return [cls.COMPLETED, cls.COMPLETED_WITH_ERRORS, cls.FAILED, cls.CANCELLED]
-
-    @property
-    def allowed_actions(self) -> list[str]:
-        return [action for action, sources in TRANSITIONS.items() if sources is None or self in sources]
-
-    @property
-    def settings_editable(self) -> bool:
-        return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
-
-
-# action -> the states it may start from (None: any state).
-TRANSITIONS: dict[str, frozenset[str] | None] = {
-    "start": frozenset({BatchStatus.DRAFT}),
-    "pause": frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}),
-    "resume": frozenset({BatchStatus.PAUSED}),
-    "cancel": frozenset({BatchStatus.DRAFT, BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
-    "retry": frozenset({BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED, BatchStatus.CANCELLED}),
-    "archive": frozenset(BatchStatus.finished()),
-    "duplicate": None,
-}
+# action -> the states it may start from (None: any state): read from the table of
+# batch actions, the one place they are declared (batches/actions.py).
+TRANSITIONS: dict[str, frozenset[str] | None] = {action.name: action.allowed_from for action in ACTIONS}
 
 
 class JobBatchQuerySet(models.QuerySet):

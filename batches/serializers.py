@@ -5,7 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from batches.models import BatchStatus, JobBatch
+from batches.actions import allowed_in
+from batches.models import JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
 from grading.models import Document, JobStatus
 from templates_app.models import BatchTemplate
@@ -131,7 +132,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         return batch.effective_settings()
 
     def get_allowed_actions(self, batch: JobBatch) -> list[str]:
-        return BatchStatus(batch.status).allowed_actions
+        return allowed_in(batch.status)
 
     def create(self, validated_data: dict[str, Any]) -> JobBatch:
         return JobBatch.objects.create_from_template(owner=self.context["request"].user, **validated_data)
