@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
+from batches.actions import ACTIONS, BatchAction
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from core.admin_access import SharingModelAdmin, ThroughParentInlineMixin
@@ -33,32 +34,39 @@ class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
         return False
 
 
-def _batch_action(action: str, method: str, label: str):
-    """An admin action that calls the state machine and reports each refusal.
+def _batch_action(batch_action: BatchAction):
+    """The admin action `<name>_batches` for one batch action of batches/actions.py.
 
-    Batches the user may only view are refused one by one, duplicate too:
+    It calls the state machine and reports each refusal. Batches the user may
+    not act on at the action's level are refused one by one, duplicate too:
     a copy would keep the documents after the original is unshared.
     """
 
     def run(modeladmin, request, queryset: QuerySet[JobBatch]) -> None:
         done, refused = 0, []
-        allowed_ids = set(queryset.changeable_by(request.user).values_list("pk", flat=True))
+        allowed_ids = set(
+            queryset.accessible_to(request.user, batch_action.level).values_list("pk", flat=True)
+        )
         for batch in queryset:
             if batch.pk not in allowed_ids:
-                refused.append(f"“{batch.name}” (#{batch.pk}): you may view this batch but not change it.")
+                refused.append(
+                    f"“{batch.name}” (#{batch.pk}): you may view this batch but not {batch_action.level.verb}."
+                )
                 continue
             try:
-                getattr(batch, method)(**({"owner": request.user} if method == "duplicate" else {}))
+                batch_action.run(batch, request.user)
                 done += 1
             except InvalidTransition as exc:
                 refused.append(f"“{batch.name}” (#{batch.pk}): {exc.detail}")
         if done:
-            modeladmin.message_user(request, f"{label}: {done} batch(es).", messages.SUCCESS)
+            modeladmin.message_user(request, f"{batch_action.done}: {done} batch(es).", messages.SUCCESS)
         for line in refused:
             modeladmin.message_user(request, f"Refused — {line}", messages.WARNING)
 
-    run.__name__ = f"{action}_batches"
-    run.short_description = f"{label} selected batches"
+    run.__name__ = f"{batch_action.name}_batches"
+    run.short_description = f"{batch_action.done} selected batches"
+    # Staff may use the admin's actions at all; which batches they may act on is
+    # decided per batch above, at the action's level.
     run.allowed_permissions = ("change",)
     return run
 
@@ -88,15 +96,7 @@ class JobBatchAdmin(SharingModelAdmin):
     autocomplete_fields = ()
     raw_id_fields = ("owner",)
     inlines = [GradingJobInline]
-    actions = [
-        _batch_action("start", "start_batch", "Started"),
-        _batch_action("pause", "pause_batch", "Paused"),
-        _batch_action("resume", "resume_batch", "Resumed"),
-        _batch_action("cancel", "cancel_batch", "Cancelled"),
-        _batch_action("retry", "retry_failed_jobs", "Retried failed jobs of"),
-        _batch_action("duplicate", "duplicate", "Duplicated"),
-        _batch_action("archive", "archive", "Archived"),
-    ]
+    actions = [_batch_action(batch_action) for batch_action in ACTIONS]
 
     def get_queryset(self, request):
         # The mixin's get_queryset keeps what the user may view.

@@ -15,7 +15,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from batches.bulk import ACTIONS, run_bulk
+from batches.actions import ACTIONS, BatchAction
+from batches.bulk import OPERATIONS, run_bulk
 from batches.filters import BatchFilter
 from batches.models import JobBatch
 from batches.serializers import (
@@ -27,25 +28,16 @@ from batches.serializers import (
 )
 from batches.uploads import add_upload
 from core.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
-from core.api_permissions import ObjectPermission
+from core.api_permissions import ObjectPermission, requires
 from core.api_sharing import SharingViewSetMixin
 from core.api_support import StrictSerializerMixin
 from grading.filters import JobFilter, filtered
 from grading.models import GradingJob
 from grading.serializers import DocumentSummarySerializer, GradingJobSerializer, with_job_relations
 
-TRANSITIONS = {
-    "start": ("start_batch", "Start a draft batch: snapshot its settings into its jobs and queue them."),
-    "pause": ("pause_batch", "Pause: no new job is claimed; jobs in flight finish."),
-    "resume": ("resume_batch", "Resume a paused batch."),
-    "cancel": ("cancel_batch", "Cancel queued jobs; jobs in flight finish and are kept."),
-    "retry": ("retry_failed_jobs", "Re-queue failed and cancelled jobs with their attempts reset."),
-    "archive": ("archive", "Archive a finished batch."),
-}
-
 
 class BulkOperationSerializer(StrictSerializerMixin, serializers.Serializer):
-    action = serializers.ChoiceField(choices=sorted(ACTIONS))
+    action = serializers.ChoiceField(choices=sorted(OPERATIONS))
     batch_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=MAX_IDS
     )
@@ -97,19 +89,36 @@ UploadResult = inline_serializer(
 )
 
 
-def _transition_view(name: str, method: str, summary: str):
-    """A POST action calling one JobBatch transition method: the six are alike."""
+def _action_route(batch_action: BatchAction):
+    """POST /api/batches/{id}/<name>: one batch action of batches/actions.py.
+
+    Answers the batch afterwards, or 201 with the new batch for an action that
+    creates one; a refusal is the 409 of InvalidTransition. The route asks for
+    the sharing level the action names.
+    """
+    creates = batch_action.creates
 
     def view(self, request, pk=None):
         batch = self.get_object()
-        getattr(batch, method)()
+        outcome = batch_action.run(batch, request.user)
+        if creates:
+            return Response(self.represent(outcome.pk), status=status.HTTP_201_CREATED)
         return Response(self.represent(batch.pk))
 
-    view.__name__ = name
-    routed = action(detail=True, methods=["post"], url_path=name, url_name=name)(view)
-    return extend_schema(summary=summary, request=None, responses={200: JobBatchSerializer, **ACTION_ERRORS})(
-        routed
-    )
+    view.__name__ = batch_action.name
+    routed = action(
+        detail=True,
+        methods=["post"],
+        url_path=batch_action.name,
+        url_name=batch_action.name,
+        permission_classes=[IsAuthenticated, requires(batch_action.level)],
+    )(view)
+    responses = {201 if creates else 200: JobBatchSerializer, **ACTION_ERRORS}
+    return extend_schema(summary=batch_action.summary, request=None, responses=responses)(routed)
+
+
+# One route per batch action, generated from the table; JobBatchViewSet inherits them.
+BatchActionRoutes = type("BatchActionRoutes", (), {a.name: _action_route(a) for a in ACTIONS})
 
 
 @extend_schema_view(
@@ -136,7 +145,7 @@ def _transition_view(name: str, method: str, summary: str):
         responses={204: None, **ACTION_ERRORS},
     ),
 )
-class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
+class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelViewSet):
     serializer_class = JobBatchSerializer
     permission_classes = [IsAuthenticated, ObjectPermission]
     filterset_class = BatchFilter
@@ -169,22 +178,7 @@ class JobBatchViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     def perform_destroy(self, batch: JobBatch) -> None:
         batch.delete_batch()
 
-    start = _transition_view("start", *TRANSITIONS["start"])
-    pause = _transition_view("pause", *TRANSITIONS["pause"])
-    resume = _transition_view("resume", *TRANSITIONS["resume"])
-    cancel = _transition_view("cancel", *TRANSITIONS["cancel"])
-    retry = _transition_view("retry", *TRANSITIONS["retry"])
-    archive = _transition_view("archive", *TRANSITIONS["archive"])
-
-    @extend_schema(
-        summary="A new draft with the same settings, tags, template and documents; no results",
-        request=None,
-        responses={201: JobBatchSerializer, **ACTION_ERRORS},
-    )
-    @action(detail=True, methods=["post"])
-    def duplicate(self, request, pk=None) -> Response:
-        copy = self.get_object().duplicate(owner=request.user)
-        return Response(self.represent(copy.pk), status=status.HTTP_201_CREATED)
+    # The batch actions' routes (start, pause, …) come from BatchActionRoutes.
 
     # --- jobs ---------------------------------------------------------------
 

@@ -2,20 +2,29 @@
 
 Each batch is handled on its own (each model method is its own transaction),
 so one refusal never undoes the others: the caller learns exactly which
-batches moved and why the rest did not.
+batches moved and why the rest did not. The batch actions are those of
+batches/actions.py; besides them bulk deletes and edits.
 """
 
 from collections.abc import Callable
 from typing import Any
 
+from batches.actions import ACTIONS, BY_NAME, BatchAction
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.serializers import MAX_TAGS
-from core.permissions import is_superuser
+from core.permissions import Level, is_superuser
 
 NOT_FOUND = {"ok": False, "code": "not_found", "error": "No such batch, or you may not view it."}
-FORBIDDEN = {"ok": False, "code": "permission_denied", "error": "You may view this batch but not change it."}
 NOT_OWNER = {"ok": False, "code": "permission_denied", "error": "Only the batch's owner may delete it."}
+
+
+def forbidden(level: Level) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "code": "permission_denied",
+        "error": f"You may view this batch but not {level.verb}.",
+    }
 
 
 class Refused(Exception):
@@ -33,33 +42,42 @@ def _remove_tags(batch: JobBatch, params: dict[str, Any]) -> JobBatch:
     return batch.edit(tags=[tag for tag in batch.tags if tag not in params["tags"]])
 
 
-ACTIONS: dict[str, Callable[[JobBatch, dict[str, Any]], Any]] = {
-    "start": lambda batch, params: batch.start_batch(),
-    "pause": lambda batch, params: batch.pause_batch(),
-    "resume": lambda batch, params: batch.resume_batch(),
-    "cancel": lambda batch, params: batch.cancel_batch(),
-    "retry": lambda batch, params: batch.retry_failed_jobs(),
-    "archive": lambda batch, params: batch.archive(),
-    "duplicate": lambda batch, params: batch.duplicate(owner=params["user"]),
-    "delete": lambda batch, params: batch.delete_batch(),
+Operation = Callable[[JobBatch, dict[str, Any]], Any]
+
+# What bulk does besides the batch actions: delete (the owner's alone) and edit fields (change).
+DELETE = "delete"
+EDITS: dict[str, Operation] = {
+    DELETE: lambda batch, params: batch.delete_batch(),
     "set_priority": lambda batch, params: batch.edit(priority=params["priority"]),
     "add_tags": _add_tags,
     "remove_tags": _remove_tags,
 }
 
 
+def _running(batch_action: BatchAction) -> Operation:
+    return lambda batch, params: batch_action.run(batch, params["user"])
+
+
+# Every batch action of batches/actions.py, then the edits.
+OPERATIONS: dict[str, Operation] = {
+    **{batch_action.name: _running(batch_action) for batch_action in ACTIONS},
+    **EDITS,
+}
+
+
 def run_bulk(user, action: str, batch_ids: list[int], **params: Any) -> list[dict[str, Any]]:
     visible = JobBatch.objects.visible_to(user).filter(pk__in=batch_ids)
     batches = {batch.pk: batch for batch in visible}
-    # Deleting is the owner's alone; every other action needs change.
-    allowed_batches = (
-        visible.filter(owner=user)
-        if action == "delete" and not is_superuser(user)
-        else visible.changeable_by(user)
-    )
+    batch_action = BY_NAME.get(action)
+    # Deleting is the owner's alone; a batch action needs the level it names; an edit, change.
+    level = batch_action.level if batch_action else Level.CHANGE
+    if action == DELETE and not is_superuser(user):
+        allowed_batches = visible.filter(owner=user)
+    else:
+        allowed_batches = visible.accessible_to(user, level)
     allowed = set(allowed_batches.values_list("pk", flat=True))
-    refusal = NOT_OWNER if action == "delete" else FORBIDDEN
-    operation = ACTIONS[action]
+    refusal = NOT_OWNER if action == DELETE else forbidden(level)
+    operation = OPERATIONS[action]
     outcomes = []
     for pk in batch_ids:
         batch = batches.get(pk)
@@ -72,7 +90,7 @@ def run_bulk(user, action: str, batch_ids: list[int], **params: Any) -> list[dic
     return outcomes
 
 
-def _apply(operation, batch: JobBatch, params: dict[str, Any], action: str) -> dict[str, Any]:
+def _apply(operation: Operation, batch: JobBatch, params: dict[str, Any], action: str) -> dict[str, Any]:
     try:
         returned = operation(batch, params)
     except InvalidTransition as exc:
@@ -82,8 +100,9 @@ def _apply(operation, batch: JobBatch, params: dict[str, Any], action: str) -> d
     except JobBatch.DoesNotExist:
         # Deleted by someone else between our read and our lock.
         return dict(NOT_FOUND)
-    if action == "delete":
+    if action == DELETE:
         return {"ok": True, "status": "deleted"}
-    if action == "duplicate":
+    batch_action = BY_NAME.get(action)
+    if batch_action is not None and batch_action.creates:
         return {"ok": True, "status": batch.status, "duplicate_id": returned.pk}
     return {"ok": True, "status": batch.status}

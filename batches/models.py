@@ -8,6 +8,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from batches.actions import ACTIONS
 from batches.calibration import calibrate_batch
 from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
@@ -18,10 +19,13 @@ from grading.models import Document, GradingJob
 from grading.progress import Progress
 from grading.schema import GradingSettings, validate_job_structure, validate_settings
 
-# The batch status vocabulary and its transition table live below both apps, in
-# grading.statuses, so that grading's claims read the same active states; they
-# are imported from here too. The state machine acting on them is JobBatch's.
-from grading.statuses import TRANSITIONS, BatchStatus, JobStatus
+# The batch status vocabulary lives below both apps, in grading.statuses, so that
+# grading's claims read the same active states; it is imported from here too.
+from grading.statuses import BatchStatus, JobStatus
+
+# action -> the states it may start from (None: any state): read from the table of
+# batch actions, the one place they are declared (batches/actions.py).
+TRANSITIONS: dict[str, frozenset[str] | None] = {action.name: action.allowed_from for action in ACTIONS}
 
 
 class JobBatchQuerySet(models.QuerySet):

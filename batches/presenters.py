@@ -9,29 +9,16 @@ state machine or the user's permissions would refuse.
 from dataclasses import dataclass, field
 from typing import Any
 
+from batches.actions import ACTIONS, BY_NAME, BatchAction
 from batches.models import BatchStatus, JobBatch
 from core import permissions
 from grading.models import JobStatus
 from grading.progress import Progress
 
-# The actions a grader can take from a row of the list; the detail page offers all.
-LIST_ACTIONS = ("start", "pause", "resume", "duplicate")
-DETAIL_ACTIONS = ("start", "pause", "resume", "cancel", "retry", "archive", "duplicate")
-
-# Which access each action needs. Duplicating copies the batch's documents into
-# a new batch of the user's, so it asks for the same access as starting it.
-ACTION_ACCESS = {action: "change" for action in DETAIL_ACTIONS} | {"delete": "delete"}
-
-ACTION_LABELS = {
-    "start": "Start",
-    "pause": "Pause",
-    "resume": "Resume",
-    "cancel": "Cancel",
-    "retry": "Retry failed",
-    "archive": "Archive",
-    "duplicate": "Duplicate",
-    "delete": "Delete",
-}
+# The actions a grader can take from a row of the list; the batch's page offers all.
+# Both follow the table of batch actions (batches/actions.py).
+LIST_ACTIONS = tuple(action.name for action in ACTIONS if action.on_list)
+DETAIL_ACTIONS = tuple(action.name for action in ACTIONS)
 
 
 def is_live(batch: JobBatch, counts: dict[str, Any]) -> bool:
@@ -48,23 +35,20 @@ def can_be_deleted(batch: JobBatch, counts: dict[str, Any]) -> bool:
     return batch.status not in BatchStatus.active() and busy == 0
 
 
-def _state_allows(action: str, batch: JobBatch, counts: dict[str, Any]) -> bool:
-    if action == "delete":
-        return can_be_deleted(batch, counts)
-    if action not in BatchStatus(batch.status).allowed_actions:
+def _state_allows(action: BatchAction, batch: JobBatch, counts: dict[str, Any]) -> bool:
+    """The state machine allows it now, and the batch has the jobs the method needs."""
+    if not action.allows(batch.status):
         return False
-    if action == "start":
-        return counts["total"] > 0
-    if action == "retry":
-        return counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED] > 0
-    return True
+    return not action.needs_jobs or any(counts[key] for key in action.needs_jobs)
 
 
 def available_actions(
     batch: JobBatch, access: set[str], counts: dict[str, Any], among: tuple[str, ...]
 ) -> list[str]:
     return [
-        action for action in among if ACTION_ACCESS[action] in access and _state_allows(action, batch, counts)
+        name
+        for name in among
+        if BY_NAME[name].level.value in access and _state_allows(BY_NAME[name], batch, counts)
     ]
 
 
@@ -133,6 +117,11 @@ class BatchRow:
         self.actions = available_actions(self.batch, self.access, self.counts, self.among)
         self.live = is_live(self.batch, self.counts)
         self.standing = self.batch.deadline_standing(counts=self.counts)
+
+    @property
+    def offered(self) -> list[BatchAction]:
+        """The actions offered, as the table declares them (label, style): the buttons to draw."""
+        return [BY_NAME[name] for name in self.actions]
 
     @property
     def done(self) -> int:

@@ -7,7 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from batches.models import BatchStatus, JobBatch
+from batches.actions import allowed_in
+from batches.models import JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
 from grading.models import Document
 from templates_app.models import BatchTemplate
@@ -135,7 +136,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         return batch.effective_settings()
 
     def get_allowed_actions(self, batch: JobBatch) -> list[str]:
-        return BatchStatus(batch.status).allowed_actions
+        return allowed_in(batch.status)
 
     def validate_deadline(self, deadline):
         """A deadline in the past is refused, unless it is the batch's own one sent back unchanged."""

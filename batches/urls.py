@@ -1,6 +1,7 @@
 from django.urls import path
 
 from batches import views
+from batches.actions import ACTIONS
 
 app_name = "batches"
 
@@ -20,8 +21,9 @@ urlpatterns = [
     path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
+    # One URL per batch action (batches/actions.py), named after it: batches:start, …
     *[
-        path(f"batches/<int:pk>/{action}", views.batch_action, {"action": action}, name=action)
-        for action in views.ACTION_METHODS
+        path(f"batches/<int:pk>/{action.name}", views.batch_action, {"action": action.name}, name=action.name)
+        for action in ACTIONS
     ],
 ]

@@ -22,6 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from batches.actions import BY_NAME
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
 from batches.exceptions import InvalidTransition
@@ -35,14 +36,7 @@ from batches.forms import (
     ShareForm,
 )
 from batches.models import BatchStatus, JobBatch
-from batches.presenters import (
-    ACTION_ACCESS,
-    ACTION_LABELS,
-    DETAIL_ACTIONS,
-    BatchRow,
-    access_to,
-    rows_for,
-)
+from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
 from grading.calibration import MIN_EXEMPLARS
@@ -132,7 +126,6 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "live_ids": [row.batch.pk for row in rows if row.live],
         "has_any": bool(rows) or _visible_batches(request).exists(),
-        "action_labels": ACTION_LABELS,
         "orders": LIST_ORDERS,
     }
     return render(request, "batches/list.html", context)
@@ -152,7 +145,6 @@ def batch_list_live(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "live_ids": [row.batch.pk for row in rows if row.live],
         "next": _back(request, reverse("batches:list")),
-        "action_labels": ACTION_LABELS,
     }
     return render(request, "batches/_list_live.html", context)
 
@@ -225,7 +217,6 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         "settings_error": settings_error,
         # Only a draft can still be fixed before it runs; a started batch shows its failures.
         "setup_problems": settings.problems() if settings and batch.status == BatchStatus.DRAFT else [],
-        "action_labels": ACTION_LABELS,
         "upload_limits": _upload_limits(),
         "upload_next": reverse("batches:detail", args=[batch.pk]),
     }
@@ -297,40 +288,21 @@ def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
 
 
-ACTION_METHODS = {
-    "start": lambda batch, user: batch.start_batch(),
-    "pause": lambda batch, user: batch.pause_batch(),
-    "resume": lambda batch, user: batch.resume_batch(),
-    "cancel": lambda batch, user: batch.cancel_batch(),
-    "retry": lambda batch, user: batch.retry_failed_jobs(),
-    "archive": lambda batch, user: batch.archive(),
-    "duplicate": lambda batch, user: batch.duplicate(owner=user),
-}
-
-ACTION_DONE = {
-    "start": "Started “{name}”: its jobs are queued for grading.",
-    "pause": "Paused “{name}”: no new job starts; jobs in flight finish.",
-    "resume": "Resumed “{name}”.",
-    "cancel": "Cancelled “{name}”: queued jobs will not be graded.",
-    "retry": "Re-queued the failed and cancelled jobs of “{name}”.",
-    "archive": "Archived “{name}”.",
-    "duplicate": "Created “{name}”, a draft copy with the same settings and documents.",
-}
-
-
 @login_required
 @require_POST
 def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """POST /batches/<id>/<action>, for each action of batches/actions.py (see urls.py)."""
+    spec = BY_NAME[action]
     batch = _batch_or_404(request, pk)
-    _require(access_to(request.user, batch), ACTION_ACCESS[action])
+    _require(access_to(request.user, batch), spec.level.value)
     back = _back(request, reverse("batches:detail", args=[batch.pk]))
     try:
-        outcome = ACTION_METHODS[action](batch, request.user)
+        outcome = spec.run(batch, request.user)
     except InvalidTransition as exc:
-        messages.error(request, f"{ACTION_LABELS[action]} refused: {exc.detail}")
+        messages.error(request, f"{spec.label} refused: {exc.detail}")
         return redirect(back)
-    messages.success(request, ACTION_DONE[action].format(name=outcome.name))
-    if action == "duplicate":
+    messages.success(request, spec.message.format(name=outcome.name))
+    if spec.creates:
         return redirect("batches:detail", pk=outcome.pk)
     return redirect(back)
 

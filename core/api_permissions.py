@@ -10,7 +10,7 @@ place that knows ownership, sharing levels and groups.
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from core.permissions import can_change, can_delete, is_shareable
+from core.permissions import Level, can_change, can_delete, has_level, is_shareable
 
 CHANGE_DENIED = "You may view this but not change it."
 DELETE_DENIED = "Only its owner may delete it."
@@ -41,3 +41,20 @@ class ObjectPermission(BasePermission):
                 return False
             return True
         return can_change(request.user, obj)
+
+
+def requires(level: Level) -> type[BasePermission]:
+    """A permission asking for `level` on the object, for routes that say what they need.
+
+    A batch action's route asks for the level its table entry names; at
+    `change` it is ObjectPermission's own rule and message for a POST.
+    """
+
+    class HoldsLevel(BasePermission):
+        message = f"You may view this but not {level.verb}."
+
+        def has_object_permission(self, request, view, obj) -> bool:
+            return has_level(request.user, obj, level)
+
+    HoldsLevel.__name__ = HoldsLevel.__qualname__ = f"Holds{level.name.capitalize()}"
+    return HoldsLevel

@@ -49,6 +49,11 @@ class Level(models.TextChoices):
     def at_most(self, ceiling: Level) -> Level:
         return self if self.rank <= ceiling.rank else ceiling
 
+    @property
+    def verb(self) -> str:
+        """What the level lets one do, to end a refusal: "you may view this but not change it"."""
+        return {"view": "see it", "change": "change it", "manage": "share it"}[self.value]
+
 
 class SharingError(ValueError):
     """A share or unshare that cannot be done, with a sentence saying why."""

@@ -4,9 +4,10 @@ Job statuses are grading's own. Batch statuses belong to the batch lifecycle,
 which `batches` runs (JobBatch's transitions, under row locks), but grading needs
 one of their sets: a batch's jobs are claimed only while the batch is active.
 Since grading may not import batches, the whole vocabulary lives here, below
-both: the states, their labels, their groupings and the table of which action
-may start from which state. batches.models re-exports BatchStatus and
-TRANSITIONS; the state machine that acts on them stays there.
+both: the states, their labels and their groupings. batches.models re-exports
+BatchStatus; which action may start from which state is the table of batch
+actions' (batches/actions.py), and the state machine that acts on them is
+JobBatch's.
 
 The values and labels are part of the migrations' state (the fields' choices
 and the status check constraints): changing one needs a migration.
@@ -62,24 +63,9 @@ class BatchStatus(models.TextChoices):
         return [cls.COMPLETED, cls.COMPLETED_WITH_ERRORS, cls.FAILED, cls.CANCELLED]
 
     @property
-    def allowed_actions(self) -> list[str]:
-        return [action for action, sources in TRANSITIONS.items() if sources is None or self in sources]
-
-    @property
     def settings_editable(self) -> bool:
         return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
 
-
-# action -> the states it may start from (None: any state).
-TRANSITIONS: dict[str, frozenset[str] | None] = {
-    "start": frozenset({BatchStatus.DRAFT}),
-    "pause": frozenset({BatchStatus.PENDING, BatchStatus.PROCESSING}),
-    "resume": frozenset({BatchStatus.PAUSED}),
-    "cancel": frozenset({BatchStatus.DRAFT, BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED}),
-    "retry": frozenset({BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED, BatchStatus.CANCELLED}),
-    "archive": frozenset(BatchStatus.finished()),
-    "duplicate": None,
-}
 
 # The batch states in which workers claim a batch's jobs, as plain strings for
 # the claim's SQL parameters: BatchStatus.active(), by construction.

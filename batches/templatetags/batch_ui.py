@@ -73,11 +73,6 @@ def percent(value: float | None, total: float | None) -> float:
 
 
 @register.filter
-def get_item(mapping: dict[str, Any], key: str) -> Any:
-    return mapping.get(key)
-
-
-@register.filter
 def rubric_total(rubric) -> float:
     """Points of a rubric, whether a validated schema object or the template's JSON."""
     criteria = rubric.get("criteria", []) if isinstance(rubric, dict) else rubric.criteria
