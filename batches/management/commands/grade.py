@@ -121,9 +121,7 @@ class Command(BaseCommand):
         template = usable.filter(slug=options["template"]).first()
         if template is None:
             known = ", ".join(usable.order_by("slug").values_list("slug", flat=True)) or "none"
-            raise bad_input(
-                f"There is no template “{options['template']}” for {owner.get_username()}; templates: {known}."
-            )
+            raise bad_input(f"There is no template “{options['template']}”; templates: {known}.")
         priority = options["priority"]
         if not 1 <= priority <= 10:
             raise bad_input(f"--priority must be between 1 and 10, got {priority}.")
