@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from grading.models import Document, GradingJob, GradingResult
+from grading.models import REVIEW_FIELDS, Document, GradingJob, GradingResult
 
 
 class DocumentSummarySerializer(serializers.ModelSerializer):
@@ -46,12 +46,7 @@ class GradingResultSerializer(serializers.ModelSerializer):
             "latency_ms",
             "created_at",
             "is_reviewed",
-            "reviewed_score",
-            "reviewed_criteria",
-            "review_comment",
-            "reviewer",
-            "reviewed_at",
-            "is_exemplar",
+            *REVIEW_FIELDS,
         ]
         read_only_fields = fields
 

@@ -134,3 +134,15 @@ def webhook_receiver():
 
     with WebhookReceiver() as running:
         yield running
+
+
+@pytest.fixture
+def standin(settings):
+    """The openai provider pointed at a fresh Chat Completions stand-in on loopback."""
+    from tests.support.llm_standin import LLMStandin
+
+    with LLMStandin() as server:
+        settings.OPENAI_BASE_URL = server.url
+        settings.OPENAI_API_KEY = ""
+        settings.MODEL_PRICES = {}
+        yield server

@@ -1,15 +1,13 @@
 """manage.py grade DIR --exemplars FILE.csv: the teacher's grades of a few documents calibrate the rest."""
 
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from batches.models import JobBatch
 from grading.models import Exemplar, GradingResult
 from tests.conftest import prebuilt
+from tests.test_grade_command import grade
 
 pytestmark = pytest.mark.django_db
 
@@ -33,15 +31,6 @@ def exemplar_csv(folder: Path, rows: list[str]) -> Path:
     path = folder.parent / "exemplars.csv"
     path.write_text("\n".join(["file,score", *rows]) + "\n")
     return path
-
-
-def grade(*args: str) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("grade", *args, stdout=out)
-    except CommandError as error:
-        return error.returncode, f"{out.getvalue()}{error}"
-    return 0, out.getvalue()
 
 
 def test_exemplars_become_reviewed_exemplars_and_the_rest_is_calibrated(superuser, folder):

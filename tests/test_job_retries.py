@@ -19,14 +19,6 @@ from tests.support.llm_standin import LLMStandin
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def standin(settings):
-    with LLMStandin() as server:
-        settings.OPENAI_BASE_URL = server.url
-        settings.OPENAI_API_KEY = ""
-        yield server
-
-
 def attempt(now=None):
     """Claim the one queued job, call the provider for real, record what happened."""
     work = claim_one(now=now)

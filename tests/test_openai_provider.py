@@ -10,19 +10,9 @@ from grading.providers import (
     TransientProviderError,
 )
 from grading.providers.openai import OpenAIProvider
-from tests.support.llm_standin import LLMStandin
 from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY
 
 KEYS = [criterion["key"] for criterion in ACADEMIC_ESSAY_RUBRIC["criteria"]]
-
-
-@pytest.fixture
-def standin(settings):
-    with LLMStandin() as server:
-        settings.OPENAI_BASE_URL = server.url
-        settings.OPENAI_API_KEY = ""
-        settings.MODEL_PRICES = {}
-        yield server
 
 
 def grade(text=STRONG_ESSAY, settings=ESSAY_SETTINGS, model="gpt-4o-mini", timeout_s=5.0):

@@ -417,15 +417,25 @@ def _request(world: World, route: str, expect: Expect, persona: str):
 
 
 def _problems(world: World, route: str, expect: Expect, persona: str, response) -> list[str]:
+    outsider = persona in (STRANGER, STAFF, ANONYMOUS)
+    return answer_problems(world, expect, persona, persona, response, private_forbidden=outsider)
+
+
+def answer_problems(
+    world: World, expect: Expect, persona: str, column: str, response, *, private_forbidden: bool
+) -> list[str]:
+    """What is wrong with one answer: its status (the `column` of the expectation's access),
+    a row of zed's, olivia's private marker when forbidden, a listed row the persona may not
+    see, or the route's own check."""
     problems = []
-    wanted = expect.access[persona]
+    wanted = expect.access[column]
     if response.status_code != wanted:
         problems.append(f"status {response.status_code}, expected {wanted}: {response.content[:200]!r}")
     content = b"".join(response.streaming_content) if response.streaming else response.content
     text = content.decode("utf-8", "replace")
     if FOREIGN_MARK in text:
         problems.append("the answer holds a row of zed's, which no persona may see")
-    if persona in (STRANGER, STAFF, ANONYMOUS) and PRIVATE_MARK in text:
+    if private_forbidden and PRIVATE_MARK in text:
         problems.append("the answer holds a row of olivia's, which this persona may not see")
     if response.status_code == 200 and expect.rows is not None:
         listed = {row["id"] for row in response.json()["results"]}
@@ -433,7 +443,7 @@ def _problems(world: World, route: str, expect: Expect, persona: str, response) 
         if foreign:
             problems.append(f"the list holds rows the persona may not see: {sorted(foreign)}")
     if response.status_code == wanted and response.status_code < 300 and expect.check is not None:
-        problem = expect.check(response, persona, world)
+        problem = expect.check(response, column, world)
         if problem:
             problems.append(problem)
     return problems
