@@ -150,6 +150,12 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_ZIP_RATIO = env_int("MAX_ZIP_RATIO", 100, minimum=2)
 
+# --- Bounded extraction (grading/extraction.py) ---
+# Characters of text one document may yield (about 200 pages of prose); past it
+# the upload is refused. A .docx's XML may inflate to 100 bytes per character
+# allowed (at least 16 MB), and the same ratio limit as ZIP entries applies.
+MAX_DOCUMENT_CHARS = env_int("MAX_DOCUMENT_CHARS", 500_000, minimum=1000)
+
 REST_FRAMEWORK = {
     # Token first: the first class names the WWW-Authenticate challenge, which
     # is what makes an anonymous request a 401 rather than a 403.

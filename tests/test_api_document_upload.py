@@ -256,3 +256,112 @@ def test_a_400_lists_at_most_twenty_problems(owner, draft, media):
     assert len(problems) == 21
     assert problems[-1] == "… and 10 more problems like these."
     assert_nothing_created(draft, media)
+
+
+# --- bounded extraction: documents that are bombs, or simply too much text ---------------
+
+
+@pytest.fixture(scope="module")
+def docx_bomb_1gib() -> bytes:
+    from tests.support.documents import docx_bomb
+
+    return docx_bomb(1 << 30)
+
+
+def test_a_docx_bomb_is_refused_with_a_400_naming_it(owner, draft, media, docx_bomb_1gib):
+    bomb = SimpleUploadedFile("bomb.docx", docx_bomb_1gib)
+    response = upload(owner, draft, text_file("fine.txt"), bomb)
+    assert response.status_code == 400
+    [problem] = response.json()["files"]
+    assert problem.startswith("“bomb.docx” looks like a zip bomb: its part word/document.xml inflates")
+    assert_nothing_created(draft, media)
+
+
+def test_a_docx_bomb_inside_a_zip_is_refused_naming_the_archive_and_entry(
+    owner, draft, media, docx_bomb_1gib
+):
+    # Stored, as a .docx (already deflated) in a ZIP usually is: the outer archive's checks pass.
+    entries = {"ada.txt": ESSAY.encode(), "class/bomb.docx": docx_bomb_1gib}
+    archive = zip_file("essays.zip", entries, compression=zipfile.ZIP_STORED)
+    response = upload(owner, draft, archive)
+    assert response.status_code == 400
+    [problem] = response.json()["files"]
+    assert problem.startswith("“essays.zip: bomb.docx” looks like a zip bomb")
+    assert_nothing_created(draft, media)
+
+
+def test_a_document_with_more_text_than_the_limit_is_refused_and_nothing_stored(
+    owner, draft, media, settings
+):
+    settings.MAX_DOCUMENT_CHARS = 1000
+    response = upload(owner, draft, text_file("short.txt", "x" * 1000), text_file("long.txt", "x" * 1001))
+    assert response.status_code == 400
+    assert response.json() == {
+        "files": [
+            "“long.txt” holds more than 1,000 characters of text, the limit per document "
+            "(MAX_DOCUMENT_CHARS); split it into smaller documents."
+        ]
+    }
+    assert_nothing_created(draft, media)
+
+
+MEMORY_PROBE = """
+import json, django
+django.setup()
+import psutil
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from batches.uploads import UploadRefused, read_upload
+from tests.support.documents import docx_bomb, make_docx
+
+def refused(name, data):
+    try:
+        read_upload([SimpleUploadedFile(name, data)])
+    except UploadRefused as refusal:
+        return refusal.problems
+    return []
+
+bomb = docx_bomb(1 << 30)
+# Declares 10 MB, holds 1 GiB: passes the directory checks, so the XML is streamed.
+liar = docx_bomb(1 << 30, declared_bytes=10 << 20)
+read_upload([SimpleUploadedFile("warm-up.docx", make_docx(["Every parser imported and used once."]))])
+process = psutil.Process()
+before = process.memory_info().rss
+problems = refused("bomb.docx", bomb)
+with override_settings(MAX_ZIP_RATIO=10**9):
+    problems += refused("liar.docx", liar)
+print(json.dumps({"growth": process.memory_info().rss - before, "problems": problems}))
+"""
+
+
+def test_refusing_a_docx_bomb_grows_memory_by_less_than_50_mb():
+    """In a fresh interpreter measuring its own RSS: python-docx grew by 2.1 GB on this bomb."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["problems"][0].startswith("“bomb.docx” looks like a zip bomb")
+    assert result["problems"][1].startswith("“liar.docx” holds more than 500,000 characters")
+    assert result["growth"] < 50 * 1024 * 1024, result
+
+
+def test_a_long_zip_entry_name_is_shortened_keeping_its_extension(owner, draft, media):
+    long_name = "essay-" + "x" * 250 + ".txt"
+    response = upload(owner, draft, zip_file("long.zip", {f"class/{long_name}": ESSAY.encode()}))
+    assert response.status_code == 201, response.json()
+    [document] = response.json()["documents"]
+    assert document["name"].endswith("x.txt")
+    assert len(document["name"]) == 200
+    assert Document.objects.get().text.startswith("Parks make cities")
+
+
+def test_a_long_file_name_is_shortened_keeping_its_extension(owner, draft, media):
+    response = upload(owner, draft, text_file("y" * 300 + ".md"))
+    assert response.status_code == 201, response.json()
+    assert response.json()["documents"][0]["name"] == "y" * 197 + ".md"

@@ -107,3 +107,16 @@ def test_a_viewer_gets_403_and_a_stranger_404(client, owner, colleague, stranger
     client.force_login(stranger)
     assert client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("a.txt")]}).status_code == 404
     assert not Document.objects.exists()
+
+
+def test_a_docx_bomb_is_refused_by_name_and_nothing_is_stored(client, owner, draft):
+    from tests.support.documents import docx_bomb
+
+    client.force_login(owner)
+    bomb = SimpleUploadedFile("thesis.docx", docx_bomb(256 << 20))
+    response = client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("good.txt"), bomb]})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "“thesis.docx” looks like a zip bomb" in html
+    assert not Document.objects.exists()
+    assert draft.jobs.count() == 0
