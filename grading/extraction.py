@@ -24,8 +24,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from django.conf import settings
-
 from grading.containers import MIB, InflateLimit, declared_entries, looks_like_bomb, ratio, read_bounded
 
 SUPPORTED_EXTENSIONS = (".docx", ".md", ".pdf", ".txt")
@@ -79,8 +77,15 @@ class DocumentTooLarge(UnreadableDocument):
         self.reason = reason
 
 
+def setting(name: str):
+    # Imported here: importing this module loads neither Django nor the parsers.
+    from django.conf import settings
+
+    return getattr(settings, name)
+
+
 def max_chars() -> int:
-    return settings.MAX_DOCUMENT_CHARS
+    return setting("MAX_DOCUMENT_CHARS")
 
 
 def too_many_chars(filename: str) -> DocumentTooLarge:
@@ -286,7 +291,7 @@ def docx_part(package: zipfile.ZipFile, name: str, filename: str, cap: int | Non
         raise UnreadableDocument(
             f"“{filename}” is encrypted; save it without a password and upload it again."
         )
-    limit = settings.MAX_ZIP_RATIO
+    limit = setting("MAX_ZIP_RATIO")
     if looks_like_bomb(info, limit):
         raise DocumentTooLarge(
             filename,
