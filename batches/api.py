@@ -185,7 +185,8 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
     @extend_schema(
         methods=["get"],
         summary="The batch's jobs, with their results",
-        responses={200: GradingJobSerializer(many=True), **READ_ERRORS},
+        # 400: a query parameter holding a NUL (core.request_guards).
+        responses={200: GradingJobSerializer(many=True), **LIST_ERRORS},
     )
     @extend_schema(
         methods=["post"],
@@ -234,8 +235,9 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
         summary="Upload documents (many files, or one ZIP): one document and one job per file",
         description=(
             "Multipart field `files`, repeated. Bounded by MAX_DOCUMENT_MB per file, MAX_FILES_PER_UPLOAD "
-            "documents, MAX_UPLOAD_MB in all and MAX_ZIP_RATIO for ZIP entries; a refused upload stores "
-            "nothing. Starts the batch when its processing rules say auto_start."
+            "documents, MAX_UPLOAD_MB in all, MAX_ZIP_RATIO for ZIP entries and the parts of .docx files, "
+            "and MAX_DOCUMENT_CHARS of text per document; a refused upload stores nothing (400 naming each "
+            "file). Starts the batch when its processing rules say auto_start."
         ),
         request={"multipart/form-data": DocumentUploadSerializer},
         responses={201: UploadResult, **ACTION_ERRORS},

@@ -31,6 +31,11 @@ CHUNK_BYTES = 64 * 1024
 ROWS_PER_QUERY = 500
 # Cells a spreadsheet would read as a formula (or that hide one behind a control character).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_SIGNS = ("=", "+", "-", "@")
+# What may stand unseen before a formula sign: whitespace, control and format
+# characters (zero-width spaces and joiners U+200B..U+200D, U+2060, the BOM U+FEFF,
+# bidirectional marks). Spreadsheets skip some of these when they look for a formula.
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 FINAL_SCORE_RULE = (
     "When a document was graded by several models (or several times), its final score is the "
     "mean of the reviewed scores of its reviewed jobs if a reviewer scored any of them; "
@@ -70,9 +75,24 @@ def job_folder(job: GradingJob) -> str:
 
 
 def neutralise(cell: Any) -> str:
-    """The cell as text, with a leading apostrophe where a spreadsheet would see a formula."""
+    """The cell as text, with a leading apostrophe where a spreadsheet might see a formula.
+
+    Judged on the text as a spreadsheet may read it: NFKC-normalised, so the
+    fullwidth ＝ ＋ － ＠ (and ﹦ ﹢ ﹣ ﹫) count as = + - @, and with any invisible
+    prefix (whitespace, control and format characters, a BOM) skipped. The
+    text itself is kept as it was, behind the apostrophe.
+    """
     text = "" if cell is None else str(cell)
-    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+    return f"'{text}" if looks_like_formula(text) else text
+
+
+def looks_like_formula(text: str) -> bool:
+    if text.startswith(FORMULA_PREFIXES):
+        return True
+    for character in unicodedata.normalize("NFKC", text):
+        if not (character.isspace() or unicodedata.category(character) in INVISIBLE_CATEGORIES):
+            return character in FORMULA_SIGNS  # the first visible character
+    return False
 
 
 def _number(value: float | None) -> str:

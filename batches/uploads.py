@@ -5,14 +5,18 @@ leaves no document, no job and no file behind. ZIPs are judged from their
 central directory first (entry count, declared sizes, compression ratio), so
 a zip bomb is refused without inflating a single byte of it; entries are only
 inflated once every bound holds, and then never past their declared size
-(zipfile stops there and checks the CRC).
+(zipfile stops there and checks the CRC) nor past the per-file limit, counted
+on the bytes actually inflated. Then every document's text is extracted, within
+the bounds of `grading.extraction` (a .docx is a ZIP too, judged the same way,
+and no document yields more than MAX_DOCUMENT_CHARS): one past them refuses the
+upload, naming the file.
 """
 
+import io
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
-from typing import IO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -21,13 +25,11 @@ from rest_framework.exceptions import ValidationError
 
 from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
+from grading.containers import MIB, RATIO_FLOOR_BYTES, InflateLimit, declared_entries, ratio, read_entry
 from grading.documents import safe_filename, store_document
+from grading.extraction import DocumentTooLarge, UnreadableDocument, extract_text
 from grading.models import Document, GradingJob
 
-MIB = 1024 * 1024
-# Below this size a high compression ratio is harmless (a page of repeated
-# characters); above it, a ratio past the limit is how zip bombs look.
-RATIO_FLOOR_BYTES = 64 * 1024
 SKIPPED_IN_ZIPS = ("__MACOSX/",)
 MAX_LISTED = 20
 
@@ -59,6 +61,11 @@ class Limits:
 class Upload:
     name: str
     data: bytes
+    # How a refusal names it: "essays.zip: ada.docx" for an entry of a ZIP.
+    label: str = ""
+    # Set by extraction, before anything is stored.
+    text: str | None = None
+    error: str = ""
 
 
 class _Check:
@@ -86,10 +93,7 @@ class _Check:
         return True
 
     def errors(self) -> list[str]:
-        # A bomb of 400 entries has 400 problems; the first few say enough.
-        problems = self.problems[:MAX_LISTED]
-        if len(self.problems) > MAX_LISTED:
-            problems.append(f"… and {len(self.problems) - MAX_LISTED} more problems like these.")
+        problems = _listed(self.problems)
         if self.count > self.limits.files:
             problems.append(f"{self.count} documents in one upload; the limit is {self.limits.files}.")
         if self.total > self.limits.total_bytes:
@@ -136,17 +140,42 @@ def read_upload(files: list[UploadedFile], limits: Limits | None = None) -> list
             plain.append((name, upload))
     _raise_if(check.errors())
     # Every bound holds: only now is anything read or inflated.
-    documents = [Upload(name, _read(upload)) for name, upload in plain]
+    documents = [Upload(name, _read(upload), label=name) for name, upload in plain]
     problems: list[str] = []
     for archive_name, archive, entries in archives:
-        documents.extend(_inflate(archive_name, archive, entries, problems))
-    _raise_if(problems)
-    return documents
+        documents.extend(_inflate(archive_name, archive, entries, problems, limits))
+    _raise_if(_listed(problems))
+    return _extract(documents)
+
+
+def _listed(problems: list[str]) -> list[str]:
+    # A bomb of 400 entries has 400 problems; the first few say enough.
+    listed = problems[:MAX_LISTED]
+    if len(problems) > MAX_LISTED:
+        listed.append(f"… and {len(problems) - MAX_LISTED} more problems like these.")
+    return listed
 
 
 def _raise_if(problems: list[str]) -> None:
     if problems:
         raise UploadRefused(problems)
+
+
+def _extract(documents: list[Upload]) -> list[Upload]:
+    """Each document with its text, or its reason when unreadable; refused past the extraction bounds."""
+    problems: list[str] = []
+    extracted = []
+    for upload in documents:
+        try:
+            text, error = extract_text(io.BytesIO(upload.data), upload.name), ""
+        except DocumentTooLarge as exc:
+            problems.append(f"“{upload.label or upload.name}” {exc.reason}")
+            continue
+        except UnreadableDocument as exc:
+            text, error = "", str(exc)
+        extracted.append(replace(upload, text=text, error=error))
+    _raise_if(_listed(problems))
+    return extracted
 
 
 def _read(upload: UploadedFile) -> bytes:
@@ -164,7 +193,7 @@ def _inspect_zip(
     # The end record says how many entries the central directory holds; read
     # it before zipfile parses them all, so a ZIP of a million empty entries
     # is refused as quickly as any other.
-    declared = _declared_entries(upload)
+    declared = declared_entries(upload)
     if declared is None:
         check.problems.append(f"“{name}” is not a readable ZIP archive.")
         return None
@@ -188,28 +217,15 @@ def _inspect_zip(
             check.problems.append(f"“{name}” holds an entry with an unsafe path: {info.filename[:200]!r}.")
         elif info.flag_bits & 0x1:
             check.problems.append(f"“{entry}” is encrypted; upload it without a password.")
-        elif _ratio(info) > limits.ratio and info.file_size > RATIO_FLOOR_BYTES:
+        elif ratio(info) > limits.ratio and info.file_size > RATIO_FLOOR_BYTES:
             check.problems.append(
-                f"“{entry}” inflates {_ratio(info):.0f} times (limit {limits.ratio}); "
+                f"“{entry}” inflates {ratio(info):.0f} times (limit {limits.ratio}); "
                 "the archive looks like a zip bomb."
             )
             check.total += info.file_size
         elif check.document(entry, info.file_size):
             accepted.append(info)
     return archive, accepted
-
-
-def _declared_entries(upload: IO[bytes]) -> int | None:
-    try:
-        upload.seek(0)
-        # zipfile's own end-record reader (stable since Python 2), which also
-        # follows the ZIP64 locator; it reads only the file's tail.
-        record = zipfile._EndRecData(upload)
-    except (OSError, ValueError, EOFError):
-        return None
-    if not record:
-        return None
-    return record[zipfile._ECD_ENTRIES_TOTAL]
 
 
 def _is_document(info: zipfile.ZipInfo) -> bool:
@@ -224,20 +240,24 @@ def _climbs_out(path: str) -> bool:
     return path.startswith(("/", "\\")) or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":")
 
 
-def _ratio(info: zipfile.ZipInfo) -> float:
-    return info.file_size / max(info.compress_size, 1)
-
-
 def _inflate(
-    archive_name: str, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], problems: list[str]
+    archive_name: str,
+    archive: zipfile.ZipFile,
+    entries: list[zipfile.ZipInfo],
+    problems: list[str],
+    limits: Limits,
 ) -> list[Upload]:
     documents = []
     for info in entries:
         name = safe_filename(info.filename)
+        label = f"{archive_name}: {name}"
         try:
-            documents.append(Upload(name, archive.read(info)))
+            # Bounded on the bytes that come out, not only on the declared size.
+            documents.append(Upload(name, read_entry(archive, info, limits.file_bytes), label=label))
+        except InflateLimit:
+            problems.append(f"“{label}” inflates past the {limits.file_bytes // MIB} MB limit per file.")
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
-            problems.append(f"“{archive_name}: {name}” could not be extracted: {str(exc)[:120]}.")
+            problems.append(f"“{label}” could not be extracted: {str(exc)[:120]}.")
     return documents
 
 
@@ -247,7 +267,9 @@ def store_upload(batch: JobBatch, owner, uploads: list[Upload]) -> tuple[list[Do
     try:
         with transaction.atomic():
             for upload in uploads:
-                stored.append(store_document(owner, upload.name, upload.data))
+                stored.append(
+                    store_document(owner, upload.name, upload.data, text=upload.text, error=upload.error)
+                )
             jobs = batch.add_documents(stored, owner=owner)
     except BaseException:
         # The rows rolled back with the transaction; the files are not transactional.

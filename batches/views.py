@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.core.validators import slug_re
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
@@ -172,8 +173,11 @@ def batch_new(request: HttpRequest) -> HttpResponse:
 
 
 def _new_batch_initial(request: HttpRequest) -> dict[str, Any]:
-    slug = request.GET.get("template")
-    template = BatchTemplate.objects.visible_to(request.user).filter(slug=slug).first() if slug else None
+    slug = request.GET.get("template", "")
+    # Only a slug can name a template; anything else (a NUL, which the database
+    # refuses outright) is no choice, and the first template is preselected.
+    valid = bool(slug_re.fullmatch(slug))
+    template = BatchTemplate.objects.visible_to(request.user).filter(slug=slug).first() if valid else None
     if template is None:
         template = BatchTemplate.objects.visible_to(request.user).order_by("category", "name").first()
     return {"template": template, "priority": 5}

@@ -144,3 +144,20 @@ def env_duration(name: str, default: str) -> timedelta:
         return parse_duration(default if raw is None or raw.strip() == "" else raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as '10/min' (or 'off' for none), checked at start-up."""
+    raw = os.environ.get(name)
+    value = (default if raw is None else raw).strip()
+    if value.lower() in ("off", "none", "0", ""):
+        return None
+    match = _RATE.fullmatch(value)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 10/min (per s, min, h or day) or off, got {value!r}."
+        )
+    return f"{int(match.group(1))}/{match.group(2)}"

@@ -16,6 +16,7 @@ from core.env import (
     env_int,
     env_json,
     env_list,
+    env_rate,
     env_str,
     parse_database_url,
     sqlite_database,
@@ -153,6 +154,12 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_ZIP_RATIO = env_int("MAX_ZIP_RATIO", 100, minimum=2)
 
+# --- Bounded extraction (grading/extraction.py) ---
+# Characters of text one document may yield (about 200 pages of prose); past it
+# the upload is refused. A .docx's XML may inflate to 100 bytes per character
+# allowed (at least 16 MB), and the same ratio limit as ZIP entries applies.
+MAX_DOCUMENT_CHARS = env_int("MAX_DOCUMENT_CHARS", 500_000, minimum=1000)
+
 REST_FRAMEWORK = {
     # Token first: the first class names the WWW-Authenticate challenge, which
     # is what makes an anonymous request a 401 rather than a 403.
@@ -265,3 +272,41 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
     },
 }
+
+# --- Hostile input and sign-in guesses (README: Configuration) ---
+# A NUL in a URL's query string is a 400, in its path a 404, before any view
+# sees it (PostgreSQL refuses NUL in any text it is given). After the session,
+# user and messages are in place: the error pages render the signed-in layout.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "core.request_guards.RejectInvalidQueryMiddleware",
+)
+# Reverse proxies in front of the app that append the client's address to
+# X-Forwarded-For; 0 trusts the header not at all and uses the connecting address.
+NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
+# POST /api/auth/token, per client address and per username (core/api_auth.py).
+AUTH_TOKEN_RATE = env_rate("AUTH_TOKEN_RATE", "10/min")
+# django-axes counts failed sign-ins (sign-in page, admin and token endpoint alike)
+# in the database. LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address are answered as such; the next attempt that fails locks the pair out
+# for LOGIN_COOLOFF (axes locks at its limit, so its limit is one more), and
+# while locked even the right password is refused.
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS.insert(0, "axes.backends.AxesStandaloneBackend")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_ENABLED = env_bool("LOGIN_LOCKOUT", True)
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT + 1
+AXES_COOLOFF_TIME = env_duration("LOGIN_COOLOFF", "15m")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Tries during a lockout do not extend it: the lock ends LOGIN_COOLOFF after the last counted failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "core.api_auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.api_auth.lockout_page"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner; lockouts are still logged
+# Session and CSRF cookies only over HTTPS unless DEBUG; a plain-HTTP intranet sets these to 0.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)

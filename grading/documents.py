@@ -8,27 +8,45 @@ from django.core.files.base import ContentFile
 
 from grading.models import Document
 
+MAX_NAME_CHARS = 200
+# Longer "extensions" are not file types ("report.final draft of the thesis").
+MAX_EXTENSION_CHARS = 16
+
 
 def safe_filename(name: str) -> str:
-    """The last path component only, so "../../etc/passwd" or "a/b.txt" cannot escape."""
+    """The last path component only, so "../../etc/passwd" or "a/b.txt" cannot escape.
+
+    A name over MAX_NAME_CHARS is shortened in its stem, keeping its extension,
+    which is what says how the document is read.
+    """
     base = os.path.basename(name.replace("\\", "/")).strip().lstrip(".")
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*\x00')
-    return cleaned[:200] or "document"
+    if len(cleaned) > MAX_NAME_CHARS:
+        stem, extension = os.path.splitext(cleaned)
+        if len(extension) > MAX_EXTENSION_CHARS:
+            stem, extension = cleaned, ""
+        cleaned = stem[: MAX_NAME_CHARS - len(extension)].rstrip(" .") + extension
+    return cleaned or "document"
 
 
-def store_document(owner, filename: str, data: bytes, content_type: str = "") -> Document:
+def store_document(
+    owner, filename: str, data: bytes, content_type: str = "", text: str | None = None, error: str = ""
+) -> Document:
     """Save the bytes, remember their hash and extract the text now, not in a worker.
 
     A document whose text cannot be extracted is still stored, with the reason,
-    so its job fails permanently with that reason rather than vanishing.
+    so its job fails permanently with that reason rather than vanishing. An
+    upload extracts first, to refuse documents past the extraction bounds
+    before storing anything, and passes `text` (and `error`) in.
     """
     from grading.extraction import UnreadableDocument, extract_text
 
     name = safe_filename(filename)
-    try:
-        text, error = extract_text(io.BytesIO(data), name), ""
-    except UnreadableDocument as exc:
-        text, error = "", str(exc)
+    if text is None:
+        try:
+            text, error = extract_text(io.BytesIO(data), name), ""
+        except UnreadableDocument as exc:
+            text, error = "", str(exc)
     document = Document(
         original_name=name,
         content_type=content_type or mimetypes.guess_type(name)[0] or "application/octet-stream",

@@ -5,23 +5,30 @@ webhook's own secret (`X-Gradeproject-Signature: sha256=<hex>`), the way
 GitHub signs its deliveries; the body carries the same `timestamp` as the
 `X-Gradeproject-Timestamp` header, so a receiver can refuse replays of old
 bodies knowing the timestamp was signed too.
+
+The receiver's host is resolved once; unless NOTIFY_WEBHOOK_ALLOW_PRIVATE is
+on, every address it resolves to must be global (notifications.addresses, which
+also looks inside NAT64, 6to4, Teredo and IPv4-mapped forms), and the POST then
+connects to exactly those checked addresses, never resolving the name again:
+the Host header, and for HTTPS the SNI and the certificate check, still use the
+host name of the URL. Redirects are not followed.
 """
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import logging
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 
+from notifications.addresses import IPAddress, Target, first_internal, resolve
 from notifications.models import Channel, DeliveryAttempt, Notification
 
 logger = logging.getLogger(__name__)
@@ -39,19 +46,6 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.status_code = status_code
         self.permanent = permanent
-
-
-def private_address(host: str, port: int | None = None) -> str | None:
-    """The first loopback, private, link-local or otherwise internal address host resolves to, if any."""
-    try:
-        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return None  # unresolvable: the attempt fails on its own, and is retried
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            return str(address)
-    return None
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -136,13 +130,70 @@ def _send_email(notification: Notification) -> None:
         raise DeliveryError(f"The mail server refused the message: {exc}") from exc
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A signed POST must reach the URL its owner registered, not wherever it points on.
-    def redirect_request(self, *args, **kwargs):
-        return None
+def _connect(targets: list[Target], timeout: float) -> socket.socket:
+    """A TCP connection to the first of the checked addresses that answers."""
+    error: OSError = OSError("no address to connect to")
+    for target in targets:
+        sock = socket.socket(target.family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(target.sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the URL's host name (its Host header), over a socket to addresses already checked."""
+
+    def __init__(self, host: str, port: int, targets: list[Target], timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.targets = targets
+
+    def connect(self) -> None:
+        self.sock = _connect(self.targets, self.timeout)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificates verified against the system's authorities, host names checked."""
+    return ssl.create_default_context()
+
+
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS over a socket to a checked address, with SNI and the certificate check for the host name."""
+
+    def __init__(self, host: str, port: int, targets: list[Target], timeout: float):
+        self.tls = tls_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls)
+        self.targets = targets
+
+    def connect(self) -> None:
+        sock = _connect(self.targets, self.timeout)
+        try:
+            self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def checked_targets(host: str, port: int) -> list[Target]:
+    """The host's addresses, resolved once and (outside development) all global; else DeliveryError."""
+    try:
+        targets = resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DeliveryError(f"Could not resolve {host}: {reason}.") from exc  # retried: DNS may recover
+    if not settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
+        internal: IPAddress | None = first_internal(targets)
+        if internal is not None:
+            raise DeliveryError(
+                f"Refused to post to {host}: it resolves to the internal address {internal}.", permanent=True
+            )
+    return targets
 
 
 def webhook_body(notification: Notification, timestamp: int) -> bytes:
@@ -161,37 +212,34 @@ def webhook_body(notification: Notification, timestamp: int) -> bytes:
 def _post_webhook(notification: Notification) -> int:
     webhook = notification.webhook
     parts = urlsplit(webhook.url)
-    if not settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
-        internal = private_address(parts.hostname or "", parts.port)
-        if internal:
-            raise DeliveryError(
-                f"Refused to post to {parts.hostname}: it resolves to the internal address {internal}.",
-                permanent=True,
-            )
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise DeliveryError(f"The webhook URL has an invalid port: {exc}.", permanent=True) from exc
+    if scheme not in ("http", "https") or not host:
+        raise DeliveryError("The webhook URL is not an http:// or https:// URL with a host.", permanent=True)
+    targets = checked_targets(host, port)
     timestamp = int(time.time())
     body = webhook_body(notification, timestamp)
-    request = urllib.request.Request(
-        webhook.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "gradeproject-webhooks/1",
-            SIGNATURE_HEADER: sign(webhook.secret, body),
-            TIMESTAMP_HEADER: str(timestamp),
-            EVENT_HEADER: notification.event,
-            DELIVERY_HEADER: str(notification.pk),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "gradeproject-webhooks/1",
+        SIGNATURE_HEADER: sign(webhook.secret, body),
+        TIMESTAMP_HEADER: str(timestamp),
+        EVENT_HEADER: notification.event,
+        DELIVERY_HEADER: str(notification.pk),
+    }
+    connection_class = PinnedHTTPSConnection if scheme == "https" else PinnedHTTPConnection
+    connection = connection_class(host, port, targets, timeout=settings.NOTIFY_SEND_TIMEOUT_S)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _opener.open(request, timeout=settings.NOTIFY_SEND_TIMEOUT_S) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        exc.close()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"Could not reach {parts.netloc}: {reason}.") from exc
+        connection.request("POST", path, body=body, headers=headers)
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryError(f"Could not reach {parts.netloc}: {exc}.") from exc
+    finally:
+        connection.close()
     if 200 <= status < 300:
         return status
     raise DeliveryError(f"The receiver answered HTTP {status}.", status_code=status)

@@ -1,9 +1,9 @@
-import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from rest_framework import serializers
 
+from notifications.addresses import is_internal, literal_address
 from notifications.models import BatchWebhook, Channel, DeliveryAttempt, Event, Notification
 
 
@@ -114,8 +114,10 @@ class WebhookSerializer(serializers.ModelSerializer):
 
 
 def _is_internal_literal(host: str) -> bool:
-    """An IP address written into the URL that is not a public one (names are checked when sending)."""
-    try:
-        return not ipaddress.ip_address(host).is_global
-    except ValueError:
-        return False
+    """An address written into the URL that is not a public one, in any of its forms.
+
+    Names are resolved and checked when sending (notifications.delivery); here
+    nothing is looked up.
+    """
+    address = literal_address(host)
+    return address is not None and is_internal(address)

@@ -279,11 +279,11 @@ def test_a_store_failing_midway_removes_the_files_already_written(owner, draft, 
     store = batches.uploads.store_document
     written_before_the_failure = []
 
-    def disk_full_on_the_second(owner, name, data):
+    def disk_full_on_the_second(owner, name, data, **extracted):
         if name == "bo.txt":
             written_before_the_failure.extend(stored_files(media))
             raise OSError(28, "No space left on device")
-        return store(owner, name, data)
+        return store(owner, name, data, **extracted)
 
     monkeypatch.setattr(batches.uploads, "store_document", disk_full_on_the_second)
     with pytest.raises(OSError, match="No space left"):
@@ -310,6 +310,116 @@ def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(
 
 def test_a_body_within_the_upload_limit_is_parsed_and_stored(owner, draft, media, settings, multipart_parses):
     settings.MAX_UPLOAD_MB = 1
+    settings.MAX_DOCUMENT_CHARS = 2 * MIB  # the body's size is the point here, not the text's
     response = upload(owner, draft, text_file("ada.txt", "x" * (MIB - 1024)))
     assert response.status_code == 201
     assert len(multipart_parses) == 1
+
+
+# --- bounded extraction: documents that are bombs, or simply too much text ---------------
+
+
+@pytest.fixture(scope="module")
+def docx_bomb_1gib() -> bytes:
+    from tests.support.documents import docx_bomb
+
+    return docx_bomb(1 << 30)
+
+
+def test_a_docx_bomb_is_refused_with_a_400_naming_it(owner, draft, media, docx_bomb_1gib):
+    bomb = SimpleUploadedFile("bomb.docx", docx_bomb_1gib)
+    response = upload(owner, draft, text_file("fine.txt"), bomb)
+    assert response.status_code == 400
+    [problem] = response.json()["files"]
+    assert problem.startswith("“bomb.docx” looks like a zip bomb: its part word/document.xml inflates")
+    assert_nothing_created(draft, media)
+
+
+def test_a_docx_bomb_inside_a_zip_is_refused_naming_the_archive_and_entry(
+    owner, draft, media, docx_bomb_1gib
+):
+    # Stored, as a .docx (already deflated) in a ZIP usually is: the outer archive's checks pass.
+    entries = {"ada.txt": ESSAY.encode(), "class/bomb.docx": docx_bomb_1gib}
+    archive = zip_file("essays.zip", entries, compression=zipfile.ZIP_STORED)
+    response = upload(owner, draft, archive)
+    assert response.status_code == 400
+    [problem] = response.json()["files"]
+    assert problem.startswith("“essays.zip: bomb.docx” looks like a zip bomb")
+    assert_nothing_created(draft, media)
+
+
+def test_a_document_with_more_text_than_the_limit_is_refused_and_nothing_stored(
+    owner, draft, media, settings
+):
+    settings.MAX_DOCUMENT_CHARS = 1000
+    response = upload(owner, draft, text_file("short.txt", "x" * 1000), text_file("long.txt", "x" * 1001))
+    assert response.status_code == 400
+    assert response.json() == {
+        "files": [
+            "“long.txt” holds more than 1,000 characters of text, the limit per document "
+            "(MAX_DOCUMENT_CHARS); split it into smaller documents."
+        ]
+    }
+    assert_nothing_created(draft, media)
+
+
+MEMORY_PROBE = """
+import json, django
+django.setup()
+import psutil
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from batches.uploads import UploadRefused, read_upload
+from tests.support.documents import docx_bomb, make_docx
+
+def refused(name, data):
+    try:
+        read_upload([SimpleUploadedFile(name, data)])
+    except UploadRefused as refusal:
+        return refusal.problems
+    return []
+
+bomb = docx_bomb(1 << 30)
+# Declares 10 MB, holds 1 GiB: passes the directory checks, so the XML is streamed.
+liar = docx_bomb(1 << 30, declared_bytes=10 << 20)
+read_upload([SimpleUploadedFile("warm-up.docx", make_docx(["Every parser imported and used once."]))])
+process = psutil.Process()
+before = process.memory_info().rss
+problems = refused("bomb.docx", bomb)
+with override_settings(MAX_ZIP_RATIO=10**9):
+    problems += refused("liar.docx", liar)
+print(json.dumps({"growth": process.memory_info().rss - before, "problems": problems}))
+"""
+
+
+def test_refusing_a_docx_bomb_grows_memory_by_less_than_50_mb():
+    """In a fresh interpreter measuring its own RSS: python-docx grew by 2.1 GB on this bomb."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["problems"][0].startswith("“bomb.docx” looks like a zip bomb")
+    assert result["problems"][1].startswith("“liar.docx” holds more than 500,000 characters")
+    assert result["growth"] < 50 * 1024 * 1024, result
+
+
+def test_a_long_zip_entry_name_is_shortened_keeping_its_extension(owner, draft, media):
+    long_name = "essay-" + "x" * 250 + ".txt"
+    response = upload(owner, draft, zip_file("long.zip", {f"class/{long_name}": ESSAY.encode()}))
+    assert response.status_code == 201, response.json()
+    [document] = response.json()["documents"]
+    assert document["name"].endswith("x.txt")
+    assert len(document["name"]) == 200
+    assert Document.objects.get().text.startswith("Parks make cities")
+
+
+def test_a_long_file_name_is_shortened_keeping_its_extension(owner, draft, media):
+    response = upload(owner, draft, text_file("y" * 300 + ".md"))
+    assert response.status_code == 201, response.json()
+    assert response.json()["documents"][0]["name"] == "y" * 197 + ".md"

@@ -11,6 +11,7 @@ import pytest
 from batches.export import (
     FORMULA_PREFIXES,
     export_filename,
+    neutralise,
     safe_name,
     stream_gradebook_csv,
     stream_zip,
@@ -119,6 +120,47 @@ def test_every_formula_like_cell_is_neutralised(owner):
     names = sorted(row[1] for row in rows[1:])
     assert names == sorted(f"'{name}" for name in hostile)
     assert {row[-1] for row in rows[1:]} == {"'=1+2"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "＝HYPERLINK(evil)",  # fullwidth equals sign
+        "＋1+1",
+        "－2",
+        "＠SUM(A1)",
+        "﹦1+1",  # small equals sign
+        "\u200b=1+1",  # zero-width space
+        "\u200c=1+1",
+        "\u200d+1",
+        "\u2060-1",  # word joiner
+        "\ufeff=1+1",  # byte order mark
+        "\u200e@SUM(A1)",  # left-to-right mark
+        " =1+1",
+        "\u00a0=1+1",  # no-break space
+        "\u3000＝1",  # ideographic space, then fullwidth equals
+        "\n=1+1",
+        "\x0b=1+1",
+        "\x1f+1",
+        "\u200b\u200b \ufeff=1",
+    ],
+)
+def test_formulas_behind_look_alikes_or_invisible_prefixes_are_neutralised(text):
+    assert neutralise(text) == f"'{text}"
+
+
+@pytest.mark.parametrize("text", ["Ada Lovelace", "3.5", "a=b", "café – “quoted”", "", "\u200b", "１２"])
+def test_ordinary_cells_are_left_alone(text):
+    assert neutralise(text) == text
+
+
+def test_a_fullwidth_formula_in_a_file_name_reaches_the_csv_neutralised(owner):
+    batch = rubric_batch(owner)
+    for name in ["＝HYPERLINK(evil).txt", "\u200b=1+1.txt", "\ufeff@SUM(A1).txt"]:
+        job = add_job(batch, make_document(owner, name), MODEL_A, JobStatus.COMPLETED, 100)
+        add_result(job, 3, 2)
+    rows = list(csv.reader(io.StringIO(b"".join(stream_gradebook_csv(batch)).decode(), newline="")))
+    assert all(row[1].startswith("'") for row in rows[1:])
 
 
 def test_unsafe_job_names_become_safe_unique_folders(owner):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_int, parse_database_url
+from core.env import env_bool, env_int, env_rate, parse_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,23 @@ def settings_load(**env: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=60,
     )
+
+
+def settings_load_value(name: str, **env: str) -> str:
+    """repr() of one setting, loaded in a fresh interpreter with the given environment."""
+    # Without the test run's own defaults (pyproject.toml), so the settings' defaults show.
+    unset = {"SECRET_KEY", "DEBUG", "DATABASE_URL", "LOGIN_LOCKOUT", "AUTH_TOKEN_RATE", name}
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import gradeproject.settings as s; print(repr(s.{name}))"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return loaded.stdout.strip()
 
 
 def test_a_postgres_url_becomes_a_postgres_database_with_kept_connections():
@@ -78,3 +95,31 @@ def test_q_retry_not_above_q_timeout_is_refused():
     loaded = settings_load(DEBUG="1", Q_TIMEOUT="60", Q_RETRY="60")
 
     assert "Q_RETRY must be greater than Q_TIMEOUT" in loaded.stderr
+
+
+def test_the_hostile_input_settings_have_their_defaults():
+    assert settings_load_value("MAX_DOCUMENT_CHARS", DEBUG="1") == "500000"
+    assert settings_load_value("AUTH_TOKEN_RATE", DEBUG="1") == "'10/min'"
+    assert settings_load_value("AXES_ENABLED", DEBUG="1") == "True"
+    assert settings_load_value("AXES_FAILURE_LIMIT", DEBUG="1", LOGIN_FAILURE_LIMIT="5") == "6"
+    assert (
+        settings_load_value("AXES_COOLOFF_TIME", DEBUG="1", LOGIN_COOLOFF="1h")
+        == "datetime.timedelta(seconds=3600)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "rate"), [("10/min", "10/min"), (" 5 / h ", "5/h"), ("off", None), ("", None)]
+)
+def test_a_throttle_rate_is_read_or_switched_off(monkeypatch, raw, rate):
+    monkeypatch.setenv("AUTH_TOKEN_RATE", raw)
+
+    assert env_rate("AUTH_TOKEN_RATE", "10/min") == rate
+
+
+@pytest.mark.parametrize("raw", ["10", "ten/min", "10/fortnight", "0/min"])
+def test_a_bad_throttle_rate_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("AUTH_TOKEN_RATE", raw)
+
+    with pytest.raises(ImproperlyConfigured, match="AUTH_TOKEN_RATE must be a rate such as 10/min"):
+        env_rate("AUTH_TOKEN_RATE", "10/min")

@@ -196,6 +196,13 @@ def test_the_schema_describes_the_notification_and_webhook_endpoints(owner):
         "http://10.0.0.5/h",
         "http://[::1]/h",
         "http://169.254.169.254/",
+        # 10.0.0.1 and 127.0.0.1 in other clothes
+        "http://[64:ff9b::a00:1]/h",  # NAT64
+        "http://[64:ff9b:1::a00:1]/h",  # local-use NAT64
+        "http://[2002:a00:1::]/h",  # 6to4
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/h",  # Teredo, client 10.0.0.1
+        "http://[::ffff:10.0.0.1]/h",  # IPv4-mapped
+        "http://[::10.0.0.1]/h",  # IPv4-compatible
     ],
 )
 def test_webhooks_to_internal_addresses_are_refused_outside_development(batch, owner, settings, url):
@@ -203,3 +210,26 @@ def test_webhooks_to_internal_addresses_are_refused_outside_development(batch, o
     response = api(owner).post(f"/api/batches/{batch.pk}/webhooks", {"url": url}, format="json")
     assert response.status_code == 400
     assert response.json()["url"] == ["Webhooks cannot point at loopback or private addresses."]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/h", "https://[64:ff9b::5db8:d822]/h", "https://[2002:5db8:d822::]/h"]
+)
+def test_webhooks_to_global_addresses_and_names_are_accepted(batch, owner, settings, url):
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = False
+    response = api(owner).post(f"/api/batches/{batch.pk}/webhooks", {"url": url}, format="json")
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.parametrize("url", ["https://2130706433/h", "http://0x7f.1/h", "http://127.1:8080/h"])
+def test_numeric_shorthands_for_loopback_are_refused_too(batch, owner, settings, url):
+    # Django's URL validation refuses them already; were it to let one through,
+    # notifications.addresses.literal_address reads them as the resolver would.
+    from notifications.addresses import literal_address
+
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = False
+    response = api(owner).post(f"/api/batches/{batch.pk}/webhooks", {"url": url}, format="json")
+    assert response.status_code == 400
+    assert "url" in response.json()
+    host = url.split("//")[1].split("/")[0].split(":")[0]
+    assert str(literal_address(host)) == "127.0.0.1"

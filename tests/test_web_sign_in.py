@@ -70,3 +70,55 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(client):
         "/batches/3/live", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/batches/3"}
     )
     assert response["HX-Redirect"] == "/accounts/login/?next=%2Fbatches%2F3"
+
+
+def test_the_11th_wrong_password_gets_the_lockout_page_and_the_right_one_waits(client, owner, settings):
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.db.models import F
+
+    settings.AXES_ENABLED = True
+    for _ in range(10):
+        response = client.post("/accounts/login/", {"username": "olivia", "password": "nope"})
+        assert response.status_code == 200
+        assert "enter a correct username and password" in response.content.decode()
+    locked = client.post("/accounts/login/", {"username": "olivia", "password": "nope"})
+    assert locked.status_code == 429
+    assert "Too many sign-in attempts" in locked.content.decode()
+    assert "locked for 15 minutes" in locked.content.decode()
+    still = client.post("/accounts/login/", {"username": "olivia", "password": "pw-olivia"})
+    assert still.status_code == 429
+    assert client.get("/batches").status_code == 302  # not signed in
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=16))
+    response = client.post("/accounts/login/", {"username": "olivia", "password": "pw-olivia"})
+    assert response.status_code == 302
+    assert response["Location"] == "/batches"
+
+
+def test_a_right_password_before_the_limit_clears_the_failures(client, owner, settings):
+    from axes.models import AccessAttempt
+
+    settings.AXES_ENABLED = True
+    for _ in range(9):
+        client.post("/accounts/login/", {"username": "olivia", "password": "nope"})
+    assert client.post("/accounts/login/", {"username": "olivia", "password": "pw-olivia"}).status_code == 302
+    assert not AccessAttempt.objects.exists()
+
+
+@pytest.mark.parametrize("variable", ["SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"])
+def test_cookies_are_secure_unless_debug_or_turned_off(variable):
+    from tests.test_configuration import settings_load_value
+
+    assert settings_load_value(variable, DEBUG="0", SECRET_KEY="k") == "True"
+    assert settings_load_value(variable, DEBUG="1") == "False"
+    assert settings_load_value(variable, DEBUG="0", SECRET_KEY="k", **{variable: "0"}) == "False"
+
+
+def test_the_sign_in_cookies_are_sent_secure(client, owner, settings):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    page = client.get("/accounts/login/")
+    assert page.cookies["csrftoken"]["secure"] is True
+    response = client.post("/accounts/login/", {"username": "olivia", "password": "pw-olivia"})
+    assert response.cookies["sessionid"]["secure"] is True
+    assert client.get("/batches").status_code == 200  # the test client still sends them

@@ -145,3 +145,16 @@ def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(
     )
     assert response.status_code == 400
     assert multipart_parses == []
+
+
+def test_a_docx_bomb_is_refused_by_name_and_nothing_is_stored(client, owner, draft):
+    from tests.support.documents import docx_bomb
+
+    client.force_login(owner)
+    bomb = SimpleUploadedFile("thesis.docx", docx_bomb(256 << 20))
+    response = client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("good.txt"), bomb]})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "“thesis.docx” looks like a zip bomb" in html
+    assert not Document.objects.exists()
+    assert draft.jobs.count() == 0

@@ -148,3 +148,14 @@ def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+@pytest.fixture(autouse=True)
+def plain_http_cookies(settings):
+    """The live server speaks plain HTTP: cookies marked Secure (the default without DEBUG) would not come back.
+
+    The settings are already loaded when this conftest is imported, so the
+    variables (SESSION_COOKIE_SECURE=0, CSRF_COOKIE_SECURE=0) are set as settings.
+    """
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False

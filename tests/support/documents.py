@@ -77,3 +77,86 @@ def make_docx(paragraphs: list[str], table: list[list[str]] | None = None) -> by
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+WORDML = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+DOCX_CONTENT_TYPES = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/word/document.xml" '
+    b'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+    b"</Types>"
+)
+DOCX_RELS = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Target="word/document.xml" '
+    b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+    b"</Relationships>"
+)
+
+
+def docx_bomb(inflated_bytes: int = 1 << 30, declared_bytes: int | None = None) -> bytes:
+    """A genuine .docx whose word/document.xml inflates to about `inflated_bytes` of paragraphs.
+
+    About 1 MB per GiB inflated, built in a second or two without ever holding
+    the XML: one 1 MiB chunk of paragraphs is deflated once, ending in a full
+    flush (so it refers to nothing before it), and those compressed bytes are
+    repeated; the CRC is computed over the repeats. `declared_bytes` makes the
+    central directory and local header lie about the inflated size.
+    """
+    import zlib
+
+    head = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="{WORDML}"><w:body>'
+    # Long runs of one letter deflate about 1000:1, as far as deflate goes.
+    paragraph = b"<w:p><w:r><w:t>" + b"a" * 16_000 + b"</w:t></w:r></w:p>"
+    chunk = paragraph * ((1 << 20) // len(paragraph))
+    tail = b"</w:body></w:document>"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated_head = compressor.compress(head.encode()) + compressor.flush(zlib.Z_FULL_FLUSH)
+    deflated_chunk = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    deflated_tail = compressor.compress(tail) + compressor.flush()
+    repeats = max(1, (inflated_bytes - len(head) - len(tail)) // len(chunk))
+    crc = zlib.crc32(head.encode())
+    for _ in range(repeats):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(tail, crc)
+    size = len(head) + repeats * len(chunk) + len(tail)
+    body = deflated_head + deflated_chunk * repeats + deflated_tail
+    parts = [
+        _deflated_part("[Content_Types].xml", DOCX_CONTENT_TYPES),
+        _deflated_part("_rels/.rels", DOCX_RELS),
+        ("word/document.xml", body, crc, size if declared_bytes is None else declared_bytes),
+    ]
+    return write_zip(parts)
+
+
+def _deflated_part(name: str, data: bytes) -> tuple[str, bytes, int, int]:
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return name, compressor.compress(data) + compressor.flush(), zlib.crc32(data), len(data)
+
+
+def write_zip(parts: list[tuple[str, bytes, int, int]]) -> bytes:
+    """A ZIP of already deflated entries (name, deflated bytes, CRC-32, inflated size), under 4 GiB each."""
+    import struct
+
+    out, central = io.BytesIO(), io.BytesIO()
+    for name, deflated, crc, size in parts:
+        encoded = name.encode()
+        offset = out.tell()
+        fields = (20, 0, 8, 0, 0x21, crc, len(deflated), size, len(encoded), 0)
+        out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", *fields))
+        out.write(encoded)
+        out.write(deflated)
+        central.write(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, offset))
+        central.write(encoded)
+    directory = central.getvalue()
+    start = out.tell()
+    out.write(directory)
+    count = len(parts)
+    out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, count, count, len(directory), start, 0))
+    return out.getvalue()
