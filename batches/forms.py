@@ -168,7 +168,10 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
     model = forms.CharField(required=False, max_length=200, label="Model")
     compare_models = ModelsField(
         label="Compare models",
-        help_text="Optional: several models, separated by commas; each document is graded by each.",
+        help_text=(
+            "Optional: several models, separated by commas; each document is graded by each. "
+            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+        ),
     )
 
     def __init__(self, *args: Any, user, **kwargs: Any):
@@ -245,7 +248,10 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
     model = forms.CharField(max_length=200)
     compare_models = ModelsField(
         label="Compare models",
-        help_text="Optional: several models, separated by commas; each new document is graded by each.",
+        help_text=(
+            "Optional: several models, separated by commas; each new document is graded by each. "
+            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+        ),
     )
     temperature = forms.FloatField(min_value=0, max_value=2)
     max_output_tokens = forms.IntegerField(min_value=1, max_value=100_000, label="Max output tokens")

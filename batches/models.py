@@ -242,24 +242,32 @@ class JobBatch(models.Model):
                 )
             settings = batch.validated_settings()
             structure = validate_job_structure(batch.job_structure)
-            models = settings.grading_models() if structure.per_model else [settings.model]
-            compare = len(models) > 1
+            own = (settings.provider, settings.model)
+            targets = settings.grading_targets() if structure.per_model else [own]
+            compare = len(targets) > 1
             first = GradingJob.objects.in_batch(batch).count() + 1
-            jobs = [
-                GradingJob(
-                    name=_job_name(
-                        structure.naming, batch, document, model, settings.provider, index, compare
-                    ),
-                    batch=batch,
-                    document=document,
-                    owner=owner or batch.owner,
-                    model=model if compare else "",
-                    overrides={"model": model} if compare else {},
+            pairs = ((document, target) for document in documents for target in targets)
+            jobs = []
+            for index, (document, (provider, model)) in enumerate(pairs, start=first):
+                # A job grading with other than the batch's provider and model carries its own.
+                overrides = (
+                    _target_overrides(settings.provider, provider, model)
+                    if compare or (provider, model) != own
+                    else {}
                 )
-                for index, (document, model) in enumerate(
-                    ((document, model) for document in documents for model in models), start=first
+                label = model if provider == settings.provider else f"{provider}:{model}"
+                jobs.append(
+                    GradingJob(
+                        name=_job_name(
+                            structure.naming, batch, document, model, provider, index, compare, label
+                        ),
+                        batch=batch,
+                        document=document,
+                        owner=owner or batch.owner,
+                        model=model if overrides else "",
+                        overrides=overrides,
+                    )
                 )
-            ]
             GradingJob.objects.bulk_create(jobs, batch_size=500)
             if batch.status == BatchStatus.PAUSED:
                 batch._snapshot_settings(GradingJob.objects.in_batch(batch))
@@ -631,15 +639,31 @@ def _differs(batch: JobBatch, field: str, value: Any) -> bool:
 
 
 def _job_name(
-    naming: str, batch: JobBatch, document: Document, model: str, provider: str, index: int, compare: bool
+    naming: str,
+    batch: JobBatch,
+    document: Document,
+    model: str,
+    provider: str,
+    index: int,
+    compare: bool,
+    label: str,
 ) -> str:
     name = naming.format(
         batch=batch.name, filename=document.original_name, model=model, provider=provider, index=index
     )
-    # In a model comparison each document has a job per model: keep their names apart.
+    # In a model comparison each document has a job per model: keep their names apart
+    # (`label` is the model, as provider:model when not the batch's provider).
     if compare and "{model}" not in naming:
-        name = f"{name} [{model}]"
+        name = f"{name} [{label}]"
     return name[:300]
+
+
+def _target_overrides(batch_provider: str, provider: str, model: str) -> dict[str, str]:
+    """A job's own settings for one grading of a comparison: its model, and its provider when not the batch's."""
+    overrides = {"model": model}
+    if provider != batch_provider:
+        overrides["provider"] = provider
+    return overrides
 
 
 def final_status(counts: dict[str, int]) -> str:

@@ -199,7 +199,12 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=1)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
-# {"model": [input $/1M tokens, output $/1M tokens]} over the openai provider's own table.
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=1)
+ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
+# {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
+# models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})
 
 # The processing engine (grading/runner.py). A claimed job's lease is renewed while

@@ -110,15 +110,43 @@ class GradingSettings(_Strict):
             raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
         return provider
 
+    @field_validator("models")
+    @classmethod
+    def models_named(cls, models: list[str]) -> list[str]:
+        for entry in models:
+            provider, model = split_target(entry, "")
+            if not model.strip() or len(model) > 200:
+                raise ValueError(
+                    f"{entry!r} names no model; write a model name, or provider:model to grade with "
+                    "another provider"
+                )
+        return models
+
     def grading_models(self) -> list[str]:
-        """The models each document is graded by: several for a model comparison."""
+        """The `models` entries (or the one model) each document is graded by, as written."""
         return list(dict.fromkeys(self.models)) if self.models else [self.model]
 
+    def grading_targets(self) -> list[tuple[str, str]]:
+        """(provider, model) for each grading of a document: several for a model comparison.
+
+        A `models` entry `provider:model` whose prefix is a registered provider grades with
+        that provider (a comparison across providers); any other entry is a model of the
+        batch's own provider (so `llama3.1:8b` stays one Ollama model name).
+        """
+        return list(dict.fromkeys(split_target(entry, self.provider) for entry in self.grading_models()))
+
     def problems(self) -> list[str]:
-        """Why the provider cannot grade with these settings on this server (no key, another provider's model)."""
-        provider = provider_class(self.provider)
-        found = (provider.problem(model) for model in self.grading_models())
+        """Why the providers cannot grade with these settings on this server (no key, another provider's model)."""
+        found = (provider_class(provider).problem(model) for provider, model in self.grading_targets())
         return list(dict.fromkeys(problem for problem in found if problem))
+
+
+def split_target(entry: str, provider: str) -> tuple[str, str]:
+    """A `models` entry as (provider, model): `provider:model` names a registered provider, else `provider`'s model."""
+    prefix, colon, model = entry.partition(":")
+    if colon and prefix in PROVIDERS:
+        return prefix, model
+    return provider, entry
 
 
 class SettingsError(DomainError):

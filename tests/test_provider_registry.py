@@ -34,7 +34,7 @@ def test_every_registered_provider_implements_the_interface():
 
 
 def test_available_providers_lists_the_registry():
-    assert available_providers() == sorted(PROVIDERS) == ["builtin", "openai"]
+    assert available_providers() == sorted(PROVIDERS) == ["anthropic", "builtin", "openai"]
 
 
 def test_an_unknown_provider_is_a_key_error_with_a_sentence():
@@ -43,14 +43,14 @@ def test_an_unknown_provider_is_a_key_error_with_a_sentence():
 
     assert isinstance(caught.value, UnknownProvider)
     assert str(caught.value) == (
-        "There is no grading provider named “gemini”; choose one of: builtin, openai."
+        "There is no grading provider named “gemini”; choose one of: anthropic, builtin, openai."
     )
 
 
 def test_importing_the_registry_does_not_load_django_or_the_sdk():
     code = (
         "import sys, grading.providers, grading.extraction;"
-        "print(any(m in sys.modules for m in ('django', 'openai', 'pypdf', 'docx')))"
+        "print(any(m in sys.modules for m in ('django', 'openai', 'anthropic', 'pypdf', 'docx')))"
     )
     root = Path(__file__).resolve().parents[1]
 

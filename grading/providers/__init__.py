@@ -3,8 +3,8 @@
 Adding a provider is one module with a Provider subclass, which states its own limits,
 prices, token counting and prompt overhead (see base.Provider), plus one entry in PROVIDERS.
 
-Importing this package stays cheap: the OpenAI SDK is loaded only by a process that grades
-with it; reading a provider's description imports its module but not the SDK.
+Importing this package stays cheap: an SDK (OpenAI's, Anthropic's) is loaded only by a process
+that grades with it; reading a provider's description imports its module but not the SDK.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 PROVIDERS = {
+    "anthropic": "grading.providers.anthropic.AnthropicProvider",
     "builtin": "grading.providers.builtin.BuiltinProvider",
     "openai": "grading.providers.openai.OpenAIProvider",
 }

@@ -1,0 +1,131 @@
+"""What providers that call an HTTP endpoint share: keys on loopback, Retry-After, HTTP statuses as
+our errors, the MODEL_PRICES setting, and keeping a key out of every sentence.
+
+Nothing here imports an SDK or Django: providers hand in what they read from their settings.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from grading.providers.base import PermanentProviderError, ProviderError, TransientProviderError
+
+# Placeholder for local servers (Ollama, vLLM, llama.cpp, a stand-in) that ignore the key but need a header.
+LOOPBACK_KEY = "no-key-needed-on-loopback"
+# Statuses worth retrying besides 5xx; every other 4xx will fail the same way again.
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
+STATUS_REASONS = {
+    400: "rejected the request as invalid",
+    401: "rejected the API key",
+    403: "refused access to this model or endpoint",
+    404: "does not know this model or endpoint",
+    422: "could not process the request",
+}
+PRICES_FORMAT = (
+    'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}, '
+    "optionally followed by the cache-write and cache-read prices per million."
+)
+
+
+def is_loopback(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def shown_url(base_url: str) -> str:
+    """The endpoint as it may appear in an error: without any user name or password in it."""
+    parts = urlsplit(base_url)
+    if "@" not in parts.netloc:
+        return base_url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def redacted(text: str, secret: str | None) -> str:
+    """The text with the secret taken out, should an endpoint or a library ever echo it."""
+    if not secret or secret == LOOPBACK_KEY:
+        return text
+    return text.replace(secret, "[redacted]")
+
+
+def retry_after_seconds(headers) -> float | None:
+    """The server's requested wait, from `retry-after-ms` or `Retry-After` (seconds or a date)."""
+    if headers is None:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def status_error(
+    status: int,
+    message: str,
+    headers,
+    *,
+    busy: dict[int, str] | None = None,
+    reasons: dict[int, str] | None = None,
+) -> ProviderError:
+    """An HTTP error status as our error, with a sentence fit to show as the job's last error.
+
+    `busy` names the statuses by which the provider says to come back later (429, and
+    Anthropic's 529), with the wait it asks for; other 5xx, 408 and 409 are transient too;
+    every other status is permanent, with its reason from `reasons` (over STATUS_REASONS).
+    """
+    busy = {429: "is rate limiting requests", **(busy or {})}
+    wait = retry_after_seconds(headers)
+    if status in busy:
+        hint = f" Retry after {round(wait, 1):g} seconds." if wait is not None else ""
+        return TransientProviderError(
+            f"The provider {busy[status]} (HTTP {status}): {message}.{hint}",
+            retry_after=wait,
+            status_code=status,
+        )
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        return TransientProviderError(
+            f"The provider failed with HTTP {status}: {message}.", retry_after=wait, status_code=status
+        )
+    reason = {**STATUS_REASONS, **(reasons or {})}.get(status, "refused the request")
+    return PermanentProviderError(f"The provider {reason} (HTTP {status}): {message}.", status_code=status)
+
+
+def configured_prices(raw: dict) -> dict[str, tuple[float, ...]]:
+    """The MODEL_PRICES setting (parsed from JSON at start-up), checked model by model.
+
+    Each model gets its input and output prices per million tokens, and optionally its
+    cache-write and cache-read prices (providers without prompt caching ignore them).
+    """
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(PRICES_FORMAT)
+    prices = {}
+    for name, row in raw.items():
+        if not isinstance(row, list | tuple) or len(row) not in (2, 4):
+            raise ValueError(PRICES_FORMAT)
+        try:
+            prices[str(name)] = tuple(float(value) for value in row)
+        except (ValueError, TypeError) as error:
+            raise ValueError(PRICES_FORMAT) from error
+    return prices
