@@ -11,6 +11,7 @@ from importlib import import_module
 
 from grading.providers.base import (
     CriterionGrade,
+    Exemplar,
     Grade,
     GradeRequest,
     PermanentProviderError,
@@ -22,6 +23,7 @@ from grading.providers.base import (
 __all__ = [
     "PROVIDERS",
     "CriterionGrade",
+    "Exemplar",
     "Grade",
     "GradeRequest",
     "PermanentProviderError",

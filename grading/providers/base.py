@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A document the teacher graded: its total on the rubric's scale and, where given, the
+    score of each criterion by key. A provider that learns may fit itself to these."""
+
+    text: str
+    score: float
+    criteria: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -15,6 +26,7 @@ class GradeRequest:
     model: str
     document_name: str = ""
     timeout_s: float = 60.0
+    exemplars: tuple[Exemplar, ...] = ()
 
 
 @dataclass
