@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 import time
@@ -61,6 +62,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=20, help="random exemplar sets per count")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--teacher", choices=("rater1", "rater2"), default="rater1")
+    parser.add_argument("--method", choices=sorted(calibration.FITTERS), default=calibration.DEFAULT_METHOD,
+                        help="calibration map, in the grader and for the calibrated rows")  # fmt: skip
     return parser.parse_args()
 
 
@@ -113,6 +116,7 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     options = parse_args()
+    grader.CALIBRATION = options.method
     rows, rubric = load(options.data)
     settings = template_settings(rubric)
     rubric_json = settings["rubric"]
@@ -123,11 +127,12 @@ def main() -> None:
     raters = {options.teacher: teacher, other: np.array([float(row[other]) for row in rows])}
     resolved = np.array([float(row["score"]) for row in rows])
     texts = [row["essay"] for row in rows]
-    print(f"{len(rows):,} essays from {options.data}; teacher = {options.teacher} (0–{high})")
+    print(f"{len(rows):,} essays from {options.data}; teacher = {options.teacher} (0–{high}); "
+          f"{options.method} calibration")  # fmt: skip
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     essays = [analyse(text) for text in texts]
-    featurise_s = time.perf_counter() - started
+    featurise_s = (time.perf_counter() - started, time.process_time() - cpu)
     plan_key, plan = grader.plan_for(rubric_json, settings)
     prior_fit = grader.Fit()
     prior_scores = np.array([sum(grader.score(plan, essay, prior_fit).scores) for essay in essays])
@@ -162,7 +167,7 @@ def main() -> None:
                 ("builtin (prior) + calibration", prior_scores),
                 ("word count + calibration", words),
             ):
-                score_map = calibration.fit_map([(raw[i], teacher[i]) for i in chosen])
+                score_map = calibration.fit_map([(raw[i], teacher[i]) for i in chosen], options.method)
                 if score_map is not None:
                     calibrated[name] = [calibration.calibrate(raw[i], score_map, scale) for i in rest]
             for rater, scores in raters.items():
@@ -179,7 +184,7 @@ def main() -> None:
             if size:
                 pairs = [(float(prior_scores[i]), float(teacher[i])) for i in chosen]
                 record("cv estimate, prior + calibration", size, options.teacher,
-                       calibration.cross_validated_qwk(pairs, scale))  # fmt: skip
+                       calibration.cross_validated_qwk(pairs, scale, options.method))  # fmt: skip
 
     print()
     print("QWK on the essays not drawn as exemplars (mean ± sd over draws)")
@@ -226,7 +231,13 @@ def speed(texts, rubric, settings, teacher, featurise_s, fit_times) -> None:
     for request in requests:
         provider.grade(request)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"Featurising: {len(texts) / featurise_s:,.0f} essays/s")
+    print(
+        f"Load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time counts waiting)"
+    )
+    print(
+        f"Featurising alone: {len(texts) / featurise_s[0]:,.0f} essays/s wall, "
+        f"{len(texts) / featurise_s[1]:,.0f} essays/s CPU"
+    )
     print(
         f"Scoring through BuiltinProvider.grade (20 exemplars, model cached, with feedback): "
         f"{len(texts) / wall:,.0f} essays/s wall, {len(texts) / cpu:,.0f} essays/s CPU"

@@ -62,6 +62,14 @@ def test_vocabulary_range_does_not_simply_reward_short_texts_or_repetition():
     assert varied.value("mattr") > repeated.value("mattr") + 0.2
 
 
+@pytest.mark.parametrize("count", [30, 120, 399, 400, 900])
+def test_mattr_is_the_mean_share_of_distinct_words_in_every_50_word_window(count):
+    words = [f"w{(i * 7919) % 37}" for i in range(count)]
+    windows = [words[i : i + 50] for i in range(max(count - 49, 1))]
+    expected = sum(len(set(window)) / len(window) for window in windows) / len(windows)
+    assert features.mattr(words) == pytest.approx(expected)
+
+
 def test_sentences_keep_their_text_and_abbreviations_do_not_end_them():
     essay = analyse("Dr. Lee came at 3.5 km per hour, e.g. slowly.I waited.\nThen i went home .")
     assert [sentence.text for sentence in essay.sentences] == [

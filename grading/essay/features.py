@@ -19,7 +19,6 @@ from grading.essay import lexicon
 from grading.essay.text import Sentence, paragraphs_of, sentences_of, spacing_errors
 
 MATTR_WINDOW = 50
-RARE_ZIPF = 4.0  # rarer than about 10 in a million words
 LONG_SENTENCE = 35  # words; past this a sentence is usually a run-on in student writing
 
 # Citations in brackets — (Author, 2015), (Author et al., 2015, p. 3), [3], [1, 4–6] — and
@@ -59,7 +58,9 @@ class Phrases:
     def count(self, word_text: str, bag: Counter) -> Counter:
         """The same as Counter(find(words)), faster: single words come from the bag of words,
         phrases from the words joined by spaces (so a space marks each word boundary)."""
-        found = Counter({word: bag[word] for word in self.single.intersection(bag)})
+        found = Counter()
+        for word in self.single.intersection(bag):
+            found[word] = bag[word]
         padded = None
         for first, phrases in self.multi.items():
             if first in bag:
@@ -169,14 +170,16 @@ def vector(sentences, paragraphs, headings, words, bag, misspelt, lowercase_i, t
     lengths = np.array([len(sentence.words) for sentence in sentences] or [0], dtype=float)
     mean_length = float(lengths.mean())
     # Counted over distinct words (the bag), each weighted by how often it occurs.
-    known, zipf, stopwords = lexicon.known, lexicon.zipf, lexicon.STOPWORDS
+    rarity, stopwords = lexicon.rarity, lexicon.STOPWORDS
     known_content = rare = letters = 0
     for word, times in bag.items():
         letters += len(word) * times
-        if word not in stopwords and known(word):
-            known_content += times
-            if zipf(word) < RARE_ZIPF:
-                rare += times
+        if word not in stopwords:
+            is_known, is_rare = rarity(word)
+            if is_known:
+                known_content += times
+                if is_rare:
+                    rare += times
     uncapitalised = sum(1 for sentence in sentences if not sentence.capitalised)
     return np.array(
         [
@@ -223,18 +226,41 @@ def mattr(words: list[str], window: int = MATTR_WINDOW) -> float:
     count = len(words)
     if count <= window:
         return len(set(words)) / count if count else 0.0
+    if count < 400:
+        return sliding_mattr(words, window)  # for a short text, faster than numpy's overhead
     numbers: dict[str, int] = {}
     ids = np.array([numbers.setdefault(word, len(numbers)) for word in words])
     # Each occurrence's previous occurrence of the same word: sorted by word, then position.
     order = np.argsort(ids, kind="stable")
     same = ids[order][1:] == ids[order][:-1]
     previous = np.empty(count, dtype=np.int64)
-    previous[order] = np.r_[-1, np.where(same, order[:-1], -1)]
+    previous[order] = np.concatenate(([-1], np.where(same, order[:-1], -1)))
     positions = np.arange(count)
     first = np.maximum(np.maximum(previous + 1, positions - window + 1), 0)
     final = np.minimum(positions, count - window)
     distinct = np.maximum(final - first + 1, 0).sum()
     return float(distinct) / ((count - window + 1) * window)
+
+
+def sliding_mattr(words: list[str], window: int) -> float:
+    seen: dict[str, int] = {}
+    for word in words[:window]:
+        seen[word] = seen.get(word, 0) + 1
+    distinct = total = len(seen)
+    for index in range(window, len(words)):
+        leaving, entering = words[index - window], words[index]
+        if seen[leaving] == 1:
+            del seen[leaving]
+            distinct -= 1
+        else:
+            seen[leaving] -= 1
+        if entering in seen:
+            seen[entering] += 1
+        else:
+            seen[entering] = 1
+            distinct += 1
+        total += distinct
+    return total / ((len(words) - window + 1) * window)
 
 
 SUFFIXES = (

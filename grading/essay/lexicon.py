@@ -59,6 +59,8 @@ BRITISH = (
 )  # fmt: skip
 SUFFIXES = ("ed", "d", "ing", "s", "es", "ly", "ness", "ment", "er", "ers", "ful")
 
+RARE_ZIPF = 4.0  # rarer than about 10 in a million words
+
 _lock = threading.Lock()
 _counts: dict[str, int] | None = None
 _total = 1
@@ -101,6 +103,14 @@ def known(word: str) -> bool:
         if table.get(word[:cut], 0) >= 20_000 and table.get(word[cut:], 0) >= 20_000:
             return True
     return False
+
+
+@lru_cache(maxsize=200_000)
+def rarity(word: str) -> tuple[bool, bool]:
+    """(known, rare): whether the word is English, and if so rarer than RARE_ZIPF."""
+    if not known(word):
+        return False, False
+    return True, zipf(word) < RARE_ZIPF
 
 
 @lru_cache(maxsize=200_000)

@@ -35,10 +35,10 @@ class Similarity:
     def vector(self, counts: Counter) -> np.ndarray:
         vector = np.zeros(len(self.index))
         index = self.index
-        for stem, count in counts.items():
-            position = index.get(stem)
-            if position is not None:
-                vector[position] = 1 + math.log(count)
+        shared = [(index[word], count) for word, count in counts.items() if word in index]
+        if shared:
+            positions, times = zip(*shared, strict=True)
+            vector[list(positions)] = 1 + np.log(times)
         vector *= self.idf
         norm = np.linalg.norm(vector)
         return vector / norm if norm else vector
