@@ -265,6 +265,8 @@ def test_feedback_quotes_sentences_of_the_document():
     conventions = result.criteria[3].feedback
     assert "“recieve” in “I did not recieve the parcel until monday.”" in conventions
     assert "not starting with a capital, such as “the wait was long" in conventions
+    unclosed = grade("The bus was late. We waited in the rain for an hour").criteria[3].feedback
+    assert "without closing punctuation: “We waited in the rain for an hour”" in unclosed
 
 
 def test_feedback_opens_with_the_level_and_its_description():

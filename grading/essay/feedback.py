@@ -77,9 +77,10 @@ class Evidence:
         )
 
     def precise_words(self, most: int = 4) -> list[str]:
+        """Uncommon but established words (Zipf 2–3.5: rarer than 3 in a million, yet in use)."""
         found = []
         for word in dict.fromkeys(self.essay.words):
-            if len(word) > 4 and word[0] != "@" and lexicon.known(word) and lexicon.zipf(word) < 3.5:
+            if len(word) > 4 and word[0] != "@" and lexicon.known(word) and 2.0 <= lexicon.zipf(word) < 3.5:
                 found.append(word)
                 if len(found) == most:
                     break
@@ -120,6 +121,10 @@ class Evidence:
         if essay.headings:
             note += f" and {plural(essay.headings, 'heading')}"
         notes = [note]
+        if essay.paragraphs == 1 and essay.word_count > 120:
+            notes.append(
+                f"all {essay.word_count:,} words in one paragraph: a new one where the text moves on helps"
+            )
         if essay.paragraphs > 1 or essay.headings:
             opening = " ".join(s.text for s in essay.sentences if s.paragraph <= 1).lower()
             closing = " ".join(s.text for s in essay.sentences if s.paragraph == essay.paragraphs - 1).lower()
@@ -177,6 +182,10 @@ class Evidence:
         count = sum(1 for s in self.essay.sentences if not s.capitalised)
         return f"{plural(count, 'sentence')} not starting with a capital, such as {quote(sentence.text)}"
 
+    def unclosed(self) -> str | None:
+        sentence = next((s for s in self.essay.sentences if not s.closed), None)
+        return f"a sentence without closing punctuation: {quote(sentence.text)}" if sentence else None
+
     def lowercase_i(self) -> str | None:
         sentence = next((s for s in self.essay.sentences if "i" in s.words), None)
         return f"“i” written in lower case: {quote(sentence.text)}" if sentence else None
@@ -209,7 +218,13 @@ class Evidence:
         elif aspect == "style":
             notes = [self.vocabulary(), self.variety(), self.developed_note(), self.run_on_note()]
         elif aspect == "conventions":
-            notes = [self.spelling(), self.capitals(), self.lowercase_i(), self.run_on_note()]
+            notes = [
+                self.spelling(),
+                self.capitals(),
+                self.unclosed(),
+                self.lowercase_i(),
+                self.run_on_note(),
+            ]
         elif aspect == "evidence":
             notes = [self.citations(), self.terms(criterion), self.length()]
         elif aspect == "analysis":
