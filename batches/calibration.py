@@ -3,13 +3,15 @@
 For each provider and model that graded the batch, the pairs are the
 provider's own scores on the documents the teacher graded as exemplars and the
 teacher's scores on them. A monotone map fitted on those pairs (see
-`grading.calibration`) re-scores every result of that model: the result's
-`score` becomes the calibrated one, rounded to the rubric's levels, and the
-provider's is kept in `raw_score`. No provider is called again.
+`grading.calibration`: linear on the teacher's mean and spread, which the
+agreement benchmark favours) re-scores every result of that model: the
+result's `score` becomes the calibrated one, rounded to the rubric's levels,
+and the provider's is kept in `raw_score`. No provider is called again.
 
 Criteria are calibrated one by one where the teacher scored at least
-`MIN_EXEMPLARS` of them; when every criterion is, the total is their sum, so
-the two never disagree.
+`MIN_PAIRS` of them; when every criterion is, the total is their sum, so the
+two never disagree. The agreement reported is leave-one-out: each exemplar is
+scored by a map fitted without it.
 """
 
 from __future__ import annotations
@@ -20,31 +22,38 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from grading.calibration import MIN_EXEMPLARS, ScoreMap, fit_map, snap
+from grading.calibration import (
+    MIN_PAIRS,
+    Scale,
+    ScoreMap,
+    calibrate,
+    cross_validated_qwk,
+    fit_map,
+    scale_qwk,
+)
 from grading.models import Exemplar, GradingResult, JobStatus
 
 CHUNK = 500
 
 
 class RubricScale:
-    """The scores a rubric allows: per criterion its levels (or whole points), and the total's step."""
+    """The scores a rubric allows: per criterion its levels (or whole points), and the total's steps."""
 
     def __init__(self, rubric: dict[str, Any]):
         self.criteria = {str(c["key"]): c for c in rubric.get("criteria") or []}
-        self.maximum = sum(float(c.get("points") or 0) for c in self.criteria.values())
+        maximum = sum(float(c.get("points") or 0) for c in self.criteria.values())
         values = [float(c.get("points") or 0) for c in self.criteria.values()]
         values += [float(level["points"]) for c in self.criteria.values() for level in c.get("levels") or []]
-        self.step = 1.0 if all(float(v).is_integer() for v in values) else 0.5
+        step = 1.0 if all(value.is_integer() for value in values) else 0.5
+        self.total = Scale.steps(0.0, maximum, step)
 
-    def levels(self, key: str) -> list[float]:
-        return sorted({float(level["points"]) for level in self.criteria[key].get("levels") or []})
-
-    def snap_total(self, value: float) -> float:
-        return snap(value, 0.0, self.maximum, self.step)
-
-    def snap_criterion(self, key: str, value: float) -> float:
-        points = float(self.criteria[key].get("points") or 0)
-        return snap(value, 0.0, points, 1.0 if points.is_integer() else 0.5, self.levels(key))
+    def criterion(self, key: str) -> Scale:
+        criterion = self.criteria[key]
+        levels = [float(level["points"]) for level in criterion.get("levels") or []]
+        if levels:
+            return Scale.levels(levels)
+        points = float(criterion.get("points") or 0)
+        return Scale.steps(0.0, points, 1.0 if points.is_integer() else 0.5)
 
 
 def calibrate_batch(batch) -> dict[str, Any]:
@@ -56,14 +65,15 @@ def calibrate_batch(batch) -> dict[str, Any]:
             "document_id", "score", "criteria"
         )
     }
-    groups = []
     with transaction.atomic():
-        for (provider, model), results in _results_by_model(batch).items():
-            groups.append(_calibrate_group(provider, model, results, teacher, scale))
+        groups = [
+            _calibrate_group(provider, model, results, teacher, scale)
+            for (provider, model), results in _results_by_model(batch).items()
+        ]
         batch.calibration = {
             "fitted_at": timezone.now().isoformat(),
             "exemplars": len(teacher),
-            "min_exemplars": MIN_EXEMPLARS,
+            "min_exemplars": MIN_PAIRS,
             "models": groups,
         }
         batch.save(update_fields=["calibration"])
@@ -85,17 +95,12 @@ def _results_by_model(batch) -> dict[tuple[str, str], list[GradingResult]]:
 
 def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> dict[str, Any]:
     exemplar_results = [r for r in results if r.job.document_id in teacher]
-    total = fit_map(
-        [r.provider_score for r in exemplar_results],
-        [teacher[r.job.document_id][0] for r in exemplar_results],
-        0.0,
-        scale.maximum,
-        scale.step,
-    )
-    criterion_maps = {key: _criterion_fit(key, exemplar_results, teacher, scale) for key in scale.criteria}
-    fitted = {key: fit for key, fit in criterion_maps.items() if fit.score_map is not None}
+    pairs = [(r.provider_score, float(teacher[r.job.document_id][0])) for r in exemplar_results]
+    total_map = fit_map(pairs)
+    criteria = {key: _criterion_fit(key, exemplar_results, teacher, scale) for key in scale.criteria}
+    maps = {key: fitted["map"] for key, fitted in criteria.items() if fitted["map"] is not None}
     for result in results:
-        _rescore(result, total.score_map, {key: fit.score_map for key, fit in fitted.items()}, scale)
+        _rescore(result, total_map, maps, scale)
     GradingResult.objects.bulk_update(
         results, ["score", "criteria", "raw_score", "raw_criteria"], batch_size=CHUNK
     )
@@ -103,21 +108,44 @@ def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> d
         "provider": provider,
         "model": model,
         "results": len(results),
-        **total.as_dict(),
-        "criteria": {key: fit.as_dict() for key, fit in criterion_maps.items()},
+        **_figures(pairs, total_map, scale.total),
+        "criteria": {
+            key: _figures(fitted["pairs"], fitted["map"], scale.criterion(key))
+            for key, fitted in criteria.items()
+        },
     }
 
 
-def _criterion_fit(key: str, exemplar_results, teacher, scale: RubricScale):
+def _criterion_fit(key: str, exemplar_results, teacher, scale: RubricScale) -> dict[str, Any]:
     pairs = [
-        (_raw_criterion(r, key), float(teacher[r.job.document_id][1][key]))
+        (raw, float(teacher[r.job.document_id][1][key]))
         for r in exemplar_results
-        if key in teacher[r.job.document_id][1] and _raw_criterion(r, key) is not None
+        if key in teacher[r.job.document_id][1] and (raw := _raw_criterion(r, key)) is not None
     ]
-    points = float(scale.criteria[key].get("points") or 0)
-    return fit_map(
-        [p[0] for p in pairs], [p[1] for p in pairs], 0.0, points, 1.0 if points.is_integer() else 0.5
-    )
+    return {"pairs": pairs, "map": fit_map(pairs)}
+
+
+def _figures(pairs: list[tuple[float, float]], score_map: ScoreMap | None, scale: Scale) -> dict[str, Any]:
+    """The map and its agreement with the teacher: the provider's own scores, and leave-one-out calibrated."""
+    before = scale_qwk([raw for raw, _ in pairs], [t for _, t in pairs], scale) if pairs else None
+    after = cross_validated_qwk(pairs, scale) if score_map is not None else None
+    return {
+        "method": score_map.kind if score_map is not None else None,
+        "map": _described(score_map),
+        "exemplars": len(pairs),
+        "qwk_before": _rounded(before),
+        "qwk_after": _rounded(after),
+    }
+
+
+def _described(score_map: ScoreMap | None) -> dict[str, Any] | None:
+    if score_map is None:
+        return None
+    return {"kind": score_map.kind, "knots": list(score_map.knots), "values": list(score_map.values)}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _raw_criterion(result: GradingResult, key: str) -> float | None:
@@ -147,7 +175,7 @@ def _rescore(result: GradingResult, total: ScoreMap | None, criteria: dict[str, 
     if every_criterion:
         score = sum(float(item["score"]) for item in calibrated)
     else:
-        score = scale.snap_total(total(raw_score)) if total is not None else raw_score
+        score = calibrate(raw_score, total, scale.total) if total is not None else raw_score
     result.raw_score, result.raw_criteria = raw_score, raw_criteria
     result.score, result.criteria = score, calibrated
 
@@ -158,4 +186,4 @@ def _calibrated_criterion(
     key = str(item.get("key"))
     if key not in maps or not isinstance(item.get("score"), int | float):
         return item
-    return {**item, "score": scale.snap_criterion(key, maps[key](float(item["score"])))}
+    return {**item, "score": calibrate(float(item["score"]), maps[key], scale.criterion(key))}

@@ -40,7 +40,7 @@ from batches.models import BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
-from grading.calibration import MIN_EXEMPLARS
+from grading.calibration import MIN_PAIRS
 from grading.estimate import estimate_batch
 from grading.models import Exemplar, GradingJob, ReviewError
 from grading.schema import SettingsError
@@ -239,7 +239,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         context.update(
             can_calibrate="change" in row.access,
             exemplar_count=Exemplar.objects.filter(batch=batch).count(),
-            min_exemplars=MIN_EXEMPLARS,
+            min_exemplars=MIN_PAIRS,
         )
     if "manage" in row.access:
         context.update(

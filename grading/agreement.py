@@ -110,3 +110,21 @@ def agreement_of_scores(pairs: Iterable[tuple[float, float]]) -> Agreement:
 
 def _round(value, digits: int):
     return round(value, digits) if isinstance(value, float) else value
+
+
+def integer_quadratic_weighted_kappa(
+    first: Iterable[float], second: Iterable[float], low: int, high: int
+) -> float | None:
+    """QWK of two graders' scores on one integer scale low..high (each point its own category).
+
+    For scores already on a common scale, such as a teacher's 0–12 and a calibrated grader's
+    0–12: unlike `agreement_of_scores` it does not bin to percentages. Scores are rounded to the
+    nearest integer and clamped to the scale.
+    """
+    size = high - low + 1
+    matrix = [[0] * size for _ in range(size)]
+    for a, b in zip(first, second, strict=True):
+        i = min(max(round(a), low), high) - low
+        j = min(max(round(b), low), high) - low
+        matrix[i][j] += 1
+    return quadratic_weighted_kappa(matrix)

@@ -1,198 +1,218 @@
-"""Calibration: a monotone map from a provider's scores onto the teacher's own scale.
+"""Calibration: a monotone map from a grader's raw score to a teacher's scale, learnt from pairs.
 
-A teacher's exemplars give pairs (the provider's score, the teacher's score) for
-the same documents. The map keeps the provider's order (a better essay never
-ends lower) and learns where on the teacher's scale each score belongs: a
-harsher or kinder teacher, a compressed or stretched range.
+A teacher grades a few exemplars; the grader (any provider) grades the same documents. From those
+(raw, teacher) pairs `fit_map` learns a monotone map — isotonic (pool-adjacent-violators) or
+linear — which `calibrate` applies to new raw scores before rounding them to the rubric's levels
+or steps. With fewer than MIN_PAIRS pairs there is no map: too little to learn a scale from.
 
-Two fits are offered: isotonic (pool-adjacent-violators, a step function that
-follows any monotone shape) and linear (least squares, clamped to the scale).
-With few exemplars the straight line generalises better; `fit_map` picks by
-leave-one-out error, never by error on the exemplars it was fitted on.
+`cross_validated_qwk` says how well calibrated grades would agree with the teacher, scoring each
+pair only with a map fitted without it (leave-one-out or k-fold): agreement measured on the very
+pairs a map was fitted on would flatter it.
 
-How well the map will do on new documents is estimated by cross-validation:
-each exemplar is scored by a map fitted on the others (leave-one-out), and the
-agreement with the teacher is the quadratic weighted kappa on the teacher's
-integer scale. A figure computed on the exemplars the map was fitted on would
-flatter it.
+Pure Python and numpy, no Django: the same functions serve the builtin grader, the benchmark and
+anything that compares a provider with its teacher.
 """
 
 from __future__ import annotations
 
-import math
+import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from grading.agreement import quadratic_weighted_kappa
 
-# Below this many exemplars no map is fitted: two or three points say more about
-# the points than about the teacher.
-MIN_EXEMPLARS = 5
-METHODS = ("linear", "isotonic")
+MIN_PAIRS = 5
+Pair = tuple[float, float]  # (raw, teacher)
 
 
 @dataclass(frozen=True)
 class ScoreMap:
-    """A fitted monotone map, stored as JSON on the batch and applied to every result."""
+    """A non-decreasing map: linear interpolation between knots, flat beyond the ends."""
 
-    method: str
-    # linear: [slope, intercept]; isotonic: breakpoints [[raw, calibrated], ...] ascending in raw.
-    params: list
-    low: float
-    high: float
+    knots: tuple[float, ...]  # raw scores, increasing
+    values: tuple[float, ...]  # teacher scores, non-decreasing
+    kind: str
 
     def __call__(self, raw: float) -> float:
-        if self.method == "linear":
-            slope, intercept = self.params
-            value = slope * raw + intercept
-        else:
-            value = _interpolate(self.params, raw)
-        return min(self.high, max(self.low, value))
-
-    def as_dict(self) -> dict:
-        return {"method": self.method, "params": self.params, "low": self.low, "high": self.high}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ScoreMap:
-        return cls(
-            data["method"],
-            [list(p) if isinstance(p, list) else p for p in data["params"]],
-            data["low"],
-            data["high"],
-        )
+        knots, values = self.knots, self.values
+        if len(knots) == 1 or raw <= knots[0]:
+            return values[0]
+        if raw >= knots[-1]:
+            return values[-1]
+        right = bisect.bisect_right(knots, raw)
+        left = right - 1
+        share = (raw - knots[left]) / (knots[right] - knots[left])
+        return values[left] + share * (values[right] - values[left])
 
 
-def fit_linear(raw: Sequence[float], teacher: Sequence[float], low: float, high: float) -> ScoreMap | None:
-    """Least squares, forced non-decreasing (a negative slope would reverse the provider's order)."""
-    n = len(raw)
-    if n < 2:
+def fit_isotonic(pairs: Sequence[Pair]) -> ScoreMap | None:
+    """The least-squares non-decreasing fit of teacher on raw (pool adjacent violators).
+
+    Knots sit at the mean raw score of each pooled block, so between blocks the map rises
+    linearly instead of jumping.
+    """
+    if len(pairs) < MIN_PAIRS:
         return None
-    mean_x, mean_y = sum(raw) / n, sum(teacher) / n
-    sxx = sum((x - mean_x) ** 2 for x in raw)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(raw, teacher, strict=True))
-    slope = max(sxy / sxx, 0.0) if sxx > 0 else 0.0
-    return ScoreMap("linear", [slope, mean_y - slope * mean_x], low, high)
-
-
-def fit_isotonic(raw: Sequence[float], teacher: Sequence[float], low: float, high: float) -> ScoreMap | None:
-    """Pool adjacent violators: the non-decreasing step function closest to the pairs in least squares."""
-    if len(raw) < 2:
-        return None
-    blocks: list[list[float]] = []  # [sum_y, count, min_x, max_x]
-    for x, y in sorted(zip(raw, teacher, strict=True)):
-        if blocks and blocks[-1][3] == x:
-            blocks[-1][0] += y
-            blocks[-1][1] += 1
+    # Equal raw scores form one block from the start: one raw score, one teacher score.
+    blocks: list[list[float]] = []  # [raw sum, teacher sum, count]
+    for raw, teacher in sorted(pairs):
+        if blocks and blocks[-1][0] / blocks[-1][2] == raw:
+            blocks[-1][0] += raw
+            blocks[-1][1] += teacher
+            blocks[-1][2] += 1
         else:
-            blocks.append([y, 1, x, x])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            blocks.append([raw, teacher, 1])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
             last = blocks.pop()
-            blocks[-1][0] += last[0]
-            blocks[-1][1] += last[1]
-            blocks[-1][3] = last[3]
-    points = []
-    for total, count, first, last in blocks:
-        points.append([first, total / count])
-        if last != first:
-            points.append([last, total / count])
-    return ScoreMap("isotonic", points, low, high)
+            for index in range(3):
+                blocks[-1][index] += last[index]
+    knots = tuple(block[0] / block[2] for block in blocks)
+    values = tuple(block[1] / block[2] for block in blocks)
+    return ScoreMap(knots, values, "isotonic")
 
 
-FITTERS: dict[str, Callable[..., ScoreMap | None]] = {"linear": fit_linear, "isotonic": fit_isotonic}
+def fit_linear(pairs: Sequence[Pair]) -> ScoreMap | None:
+    """The increasing line that gives calibrated scores the teacher's mean and spread.
+
+    Not least squares: a least-squares line shrinks toward the mean by the correlation, and
+    rounding those shrunken scores would use fewer of the teacher's levels than the teacher
+    does, which agreement (QWK) punishes. None when raw and teacher do not rise together.
+    """
+    if len(pairs) < MIN_PAIRS:
+        return None
+    raw = np.array([pair[0] for pair in pairs], dtype=float)
+    teacher = np.array([pair[1] for pair in pairs], dtype=float)
+    if raw.std() == 0 or teacher.std() == 0 or np.corrcoef(raw, teacher)[0, 1] <= 0:
+        return None
+    slope = teacher.std() / raw.std()
+    low, high = float(raw.min()), float(raw.max())
+    at = lambda x: float(teacher.mean() + slope * (x - raw.mean()))  # noqa: E731
+    # Two knots, and the line extended beyond them: a new essay may score outside the exemplars.
+    return LinearMap((low, high), (at(low), at(high)), "linear", slope)
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """A map and what cross-validation says of it."""
+class LinearMap(ScoreMap):
+    slope: float = 1.0
 
-    score_map: ScoreMap | None
-    exemplars: int
-    qwk_before: float | None  # the provider's scores, rounded, against the teacher's
-    qwk_after: float | None  # leave-one-out calibrated scores against the teacher's
-    loo_predictions: list[float] = field(default_factory=list, repr=False)
-
-    def as_dict(self) -> dict:
-        return {
-            "method": self.score_map.method if self.score_map else None,
-            "map": self.score_map.as_dict() if self.score_map else None,
-            "exemplars": self.exemplars,
-            "qwk_before": _round(self.qwk_before),
-            "qwk_after": _round(self.qwk_after),
-        }
+    def __call__(self, raw: float) -> float:
+        return self.values[0] + self.slope * (raw - self.knots[0])
 
 
-def fit_map(
-    raw: Sequence[float],
-    teacher: Sequence[float],
-    low: float,
-    high: float,
-    step: float = 1.0,
-    method: str | None = None,
-) -> Calibration:
-    """The best map for these pairs, judged by leave-one-out error; none with too few pairs."""
-    raw, teacher = list(raw), list(teacher)
-    before = qwk([snap(x, low, high, step) for x in raw], teacher, step)
-    if len(raw) < MIN_EXEMPLARS:
-        return Calibration(None, len(raw), before, None)
-    best: tuple[float, str, list[float]] | None = None
-    for name in [method] if method else METHODS:
-        predictions = loo_predictions(raw, teacher, low, high, name)
-        error = sum((p - t) ** 2 for p, t in zip(predictions, teacher, strict=True))
-        if best is None or error < best[0]:
-            best = (error, name, predictions)
-    _, name, predictions = best
-    after = qwk([snap(p, low, high, step) for p in predictions], teacher, step)
-    return Calibration(FITTERS[name](raw, teacher, low, high), len(raw), before, after, predictions)
+FITTERS: dict[str, Callable[[Sequence[Pair]], ScoreMap | None]] = {
+    "linear": fit_linear,
+    "isotonic": fit_isotonic,
+}
+DEFAULT_METHOD = "linear"
 
 
-def loo_predictions(
-    raw: Sequence[float], teacher: Sequence[float], low: float, high: float, method: str
-) -> list[float]:
-    """Each pair's calibrated score from a map fitted without it."""
-    predictions = []
-    for i in range(len(raw)):
-        others_x = [x for j, x in enumerate(raw) if j != i]
-        others_y = [y for j, y in enumerate(teacher) if j != i]
-        score_map = FITTERS[method](others_x, others_y, low, high)
-        predictions.append(score_map(raw[i]) if score_map else raw[i])
+def fit_map(pairs: Sequence[Pair], method: str = DEFAULT_METHOD) -> ScoreMap | None:
+    """A map from raw to teacher scores, or None with fewer than MIN_PAIRS pairs."""
+    return FITTERS[method](pairs)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The scores a teacher can give: a rubric's level points, or steps between bounds."""
+
+    points: tuple[float, ...]
+
+    @classmethod
+    def steps(cls, low: float, high: float, step: float = 1.0) -> Scale:
+        count = int(round((high - low) / step))
+        return cls(tuple(low + i * step for i in range(count + 1)))
+
+    @classmethod
+    def levels(cls, points: Sequence[float]) -> Scale:
+        return cls(tuple(sorted(set(float(point) for point in points))))
+
+    @property
+    def low(self) -> float:
+        return self.points[0]
+
+    @property
+    def high(self) -> float:
+        return self.points[-1]
+
+    def nearest(self, value: float) -> float:
+        """The nearest point of the scale (the higher on a tie), which also clamps."""
+        index = bisect.bisect_left(self.points, value)
+        if index == 0:
+            return self.points[0]
+        if index == len(self.points):
+            return self.points[-1]
+        below, above = self.points[index - 1], self.points[index]
+        return above if above - value <= value - below else below
+
+
+def calibrate(raw: float, score_map: ScoreMap | None, scale: Scale) -> float:
+    """A raw score on the teacher's scale: mapped when there is a map, rounded and clamped."""
+    return scale.nearest(score_map(raw) if score_map is not None else raw)
+
+
+def held_out_predictions(
+    pairs: Sequence[Pair],
+    fitter: Callable[[Sequence[Pair]], ScoreMap | None],
+    folds: int | None = None,
+) -> list[float | None]:
+    """Each pair's calibrated raw score from a map fitted without it: leave-one-out, or `folds`
+    interleaved folds. None where the remaining pairs were too few for a map."""
+    count = len(pairs)
+    groups = [[i] for i in range(count)] if not folds or folds >= count else [
+        list(range(start, count, folds)) for start in range(folds)
+    ]  # fmt: skip
+    predictions: list[float | None] = [None] * count
+    for held in groups:
+        left_out = set(held)
+        score_map = fitter([pair for i, pair in enumerate(pairs) if i not in left_out])
+        if score_map is not None:
+            for i in held:
+                predictions[i] = score_map(pairs[i][0])
     return predictions
 
 
-def snap(value: float, low: float, high: float, step: float = 1.0, levels: Sequence[float] = ()) -> float:
-    """The nearest score the rubric allows: one of its levels, else a multiple of `step`, within range."""
-    value = min(high, max(low, value))
-    if levels:
-        return min(levels, key=lambda level: (abs(level - value), -level))
-    snapped = low + round((value - low) / step) * step if step > 0 else value
-    return round(min(high, max(low, snapped)), 6)
+def cross_validated_qwk(
+    pairs: Sequence[Pair], scale: Scale, method: str = DEFAULT_METHOD, folds: int | None = None
+) -> float | None:
+    """QWK of calibrated against teacher scores, each pair scored by a map fitted without it.
+
+    None when too few pairs leave a map, or the figure is undefined.
+    """
+    predictions = held_out_predictions(pairs, FITTERS[method], folds)
+    scored = [
+        (scale.nearest(p), scale.nearest(pair[1]))
+        for p, pair in zip(predictions, pairs, strict=True)
+        if p is not None
+    ]
+    if not scored:
+        return None
+    return scale_qwk([a for a, _ in scored], [b for _, b in scored], scale)
 
 
-def qwk(a: Sequence[float], b: Sequence[float], step: float = 1.0) -> float | None:
-    """Quadratic weighted kappa of two graders on one scale of steps (the teacher's integer scale)."""
-    if len(a) != len(b) or not a:
-        return None
-    ia = [round(x / step) for x in a]
-    ib = [round(x / step) for x in b]
-    low, high = min(ia + ib), max(ia + ib)
-    size = high - low + 1
-    if size < 2:
-        return None
-    matrix = [[0.0] * size for _ in range(size)]
-    for x, y in zip(ia, ib, strict=True):
-        matrix[x - low][y - low] += 1
+def scale_qwk(first: Sequence[float], second: Sequence[float], scale: Scale) -> float | None:
+    """QWK with the scale's points as the categories (both sides rounded onto the scale)."""
+    index = {point: i for i, point in enumerate(scale.points)}
+    size = len(scale.points)
+    matrix = [[0] * size for _ in range(size)]
+    for a, b in zip(first, second, strict=True):
+        matrix[index[scale.nearest(a)]][index[scale.nearest(b)]] += 1
     return quadratic_weighted_kappa(matrix)
 
 
-def _interpolate(points: list, x: float) -> float:
-    if x <= points[0][0]:
-        return points[0][1]
-    if x >= points[-1][0]:
-        return points[-1][1]
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return points[-1][1]
+def criterion_maps(
+    rows: Sequence[tuple[dict[str, float], dict[str, float]]], method: str = DEFAULT_METHOD
+) -> dict[str, ScoreMap]:
+    """Per criterion, a map from raw to teacher criterion scores, where there are enough pairs.
 
-
-def _round(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, 4)
+    rows are (raw criterion scores, teacher criterion scores) per document; a criterion either
+    side lacks for a document is left out for that document.
+    """
+    pairs: dict[str, list[Pair]] = {}
+    for raw, teacher in rows:
+        for key, value in teacher.items():
+            if key in raw:
+                pairs.setdefault(key, []).append((float(raw[key]), float(value)))
+    maps = {key: fit_map(found, method) for key, found in pairs.items()}
+    return {key: score_map for key, score_map in maps.items() if score_map is not None}

@@ -1,3 +1,4 @@
+import re
 import statistics
 import time
 from decimal import Decimal
@@ -83,7 +84,9 @@ def test_key_terms_match_other_forms_of_the_same_word():
 def test_feedback_names_the_spelling_errors_found():
     feedback = criterion(grade(WEAK_ESSAY), "style").feedback
 
-    assert "4 likely spelling errors (realy, alot, wich, becuase)" in feedback
+    # Checked against a dictionary, not a fixed list of 150 words: “freindly” counts too.
+    assert "5 likely spelling errors (realy, alot, wich, becuase, freindly)" in feedback
+    assert "“realy” in “He is realy fun and we go to the park alot.”" in feedback
 
 
 def test_spelling_errors_lower_the_style_score():
@@ -109,10 +112,12 @@ def test_feedback_opens_with_the_nearest_rubric_level():
 
 
 def test_overall_feedback_summarises_the_score_and_the_weakest_criterion():
-    result = grade(WEAK_ESSAY)
+    result = grade(STRONG_ESSAY.replace("(Bloom et al., 2015)", "").replace("[3]", ""))
 
     assert result.feedback.startswith(f"Scored {result.score:g} of 100")
-    assert "Needs most work: Evidence and analysis." in result.feedback
+    weakest = re.search(r"Needs most work: (.+?)\. ", result.feedback).group(1)
+    shares = {item.name: item.score / item.max_score for item in result.criteria}
+    assert shares[weakest] == min(shares.values())
 
 
 def test_a_criterion_without_keywords_looks_for_the_words_of_its_name():
@@ -157,7 +162,10 @@ def test_a_rubric_without_criteria_is_a_permanent_error():
         grade(STRONG_ESSAY, rubric={"criteria": []})
 
 
-def test_grading_a_1500_word_essay_takes_well_under_5_ms():
+def test_grading_a_1500_word_essay_takes_well_under_10_ms():
+    # Ten times the length of a typical school essay; those grade at well over 500 a second
+    # (bench/agreement.py). The dictionary look-ups, MATTR and quoting feedback cost more than
+    # the old fixed-list features, whose budget was 5 ms.
     text = long_essay(1500)
     grade(text)
     timings = []
@@ -167,4 +175,4 @@ def test_grading_a_1500_word_essay_takes_well_under_5_ms():
         grade(text)
         timings.append(time.process_time() - started)
 
-    assert statistics.median(timings) < 0.005
+    assert statistics.median(timings) < 0.010

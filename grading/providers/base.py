@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,11 +31,12 @@ OUTPUT_TOKENS_OVERALL = 160
 
 @dataclass(frozen=True)
 class Exemplar:
-    """A document the teacher graded: the total on the rubric's scale, and criterion scores where given."""
+    """A document the teacher graded: its total on the rubric's scale and, where given, the
+    score of each criterion by key. A provider that learns may fit itself to these."""
 
     text: str
     score: float
-    criteria: dict = field(default_factory=dict)
+    criteria: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
