@@ -23,6 +23,7 @@ from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
 from grading.documents import safe_filename, store_document
 from grading.models import Document, GradingJob
+from grading.naming import pattern_problem
 
 MIB = 1024 * 1024
 # Below this size a high compression ratio is harmless (a page of repeated
@@ -59,6 +60,9 @@ class Limits:
 class Upload:
     name: str
     data: bytes
+    # The entry's path inside a ZIP ("" for a file uploaded as itself): an LMS's
+    # download may name the student in a folder (see grading/naming.py).
+    path: str = ""
 
 
 class _Check:
@@ -235,19 +239,43 @@ def _inflate(
     for info in entries:
         name = safe_filename(info.filename)
         try:
-            documents.append(Upload(name, archive.read(info)))
+            documents.append(Upload(name, archive.read(info), _entry_path(info.filename)))
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
             problems.append(f"“{archive_name}: {name}” could not be extracted: {str(exc)[:120]}.")
     return documents
 
 
-def store_upload(batch: JobBatch, owner, uploads: list[Upload]) -> tuple[list[Document], list[GradingJob]]:
-    """Store the documents and add their jobs, or, on any failure, leave nothing behind."""
+def _entry_path(path: str) -> str:
+    """A ZIP entry's path as text to read names from (never used as a path): "/" separated, printable."""
+    cleaned = "".join(ch for ch in path.replace("\\", "/") if ch.isprintable())
+    return cleaned.lstrip("/")[:500]
+
+
+def clean_student_pattern(pattern: str | None) -> str | None:
+    """The pattern given with an upload (None or blank: keep the batch's); a 400 naming the field if unusable."""
+    pattern = (pattern or "").strip()
+    if not pattern:
+        return None
+    problem = pattern_problem(pattern)
+    if problem:
+        raise ValidationError({"student_pattern": [f"{problem[0].upper()}{problem[1:]}."]})
+    return pattern
+
+
+def store_upload(
+    batch: JobBatch, owner, uploads: list[Upload], student_pattern: str | None = None
+) -> tuple[list[Document], list[GradingJob]]:
+    """Store the documents and add their jobs, or, on any failure, leave nothing behind.
+
+    A student pattern given with the upload becomes the batch's, in the same transaction.
+    """
     stored: list[Document] = []
     try:
         with transaction.atomic():
+            if student_pattern is not None and student_pattern != batch.student_pattern:
+                batch.edit(student_pattern=student_pattern)
             for upload in uploads:
-                stored.append(store_document(owner, upload.name, upload.data))
+                stored.append(store_document(owner, upload.name, upload.data, source_path=upload.path))
             jobs = batch.add_documents(stored, owner=owner)
     except BaseException:
         # The rows rolled back with the transaction; the files are not transactional.
@@ -282,6 +310,7 @@ def add_upload(
     owner,
     files: Callable[[], list[UploadedFile]],
     content_length: str | int | None = None,
+    student_pattern: Callable[[], str | None] | None = None,
 ) -> Added:
     """The whole upload into a batch, for the API and the web pages alike.
 
@@ -296,7 +325,9 @@ def add_upload(
             "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
         )
     refuse_oversized(content_length)
-    documents, jobs = store_upload(batch, owner, read_upload(files()))
+    # Read from the body only now, like the files: a student pattern for the batch, or None.
+    pattern = clean_student_pattern(student_pattern() if student_pattern else None)
+    documents, jobs = store_upload(batch, owner, read_upload(files()), pattern)
     started = False
     settings = batch.validated_settings()
     # A provider that cannot work leaves the batch a draft: its page says what to set.

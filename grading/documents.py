@@ -16,7 +16,9 @@ def safe_filename(name: str) -> str:
     return cleaned[:200] or "document"
 
 
-def store_document(owner, filename: str, data: bytes, content_type: str = "") -> Document:
+def store_document(
+    owner, filename: str, data: bytes, content_type: str = "", source_path: str = ""
+) -> Document:
     """Save the bytes, remember their hash and extract the text now, not in a worker.
 
     A document whose text cannot be extracted is still stored, with the reason,
@@ -31,6 +33,7 @@ def store_document(owner, filename: str, data: bytes, content_type: str = "") ->
         text, error = "", str(exc)
     document = Document(
         original_name=name,
+        source_path=source_path[:500],
         content_type=content_type or mimetypes.guess_type(name)[0] or "application/octet-stream",
         size=len(data),
         sha256=Document.digest(data),

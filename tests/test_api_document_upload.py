@@ -279,11 +279,11 @@ def test_a_store_failing_midway_removes_the_files_already_written(owner, draft, 
     store = batches.uploads.store_document
     written_before_the_failure = []
 
-    def disk_full_on_the_second(owner, name, data):
+    def disk_full_on_the_second(owner, name, data, **where):
         if name == "bo.txt":
             written_before_the_failure.extend(stored_files(media))
             raise OSError(28, "No space left on device")
-        return store(owner, name, data)
+        return store(owner, name, data, **where)
 
     monkeypatch.setattr(batches.uploads, "store_document", disk_full_on_the_second)
     with pytest.raises(OSError, match="No space left"):
