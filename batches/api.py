@@ -75,6 +75,11 @@ class DocumentUploadSerializer(serializers.Serializer):
     """Describes the multipart body (schema and browsable form); batches.uploads reads the files."""
 
     files = serializers.ListField(child=serializers.FileField(), help_text="Documents, or ZIPs of them.")
+    student_pattern = serializers.CharField(
+        required=False,
+        help_text="Read students from the file names by this pattern (canvas, moodle, or e.g. "
+        "{student_id}_{last}_{first}.*); it becomes the batch's. Left out: the batch's own.",
+    )
 
 
 AddedJobs = inline_serializer("AddedJobs", {"jobs": GradingJobSerializer(many=True)})
@@ -251,7 +256,11 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
     def documents(self, request, pk=None) -> Response:
         batch = self.get_object()
         added = add_upload(
-            batch, request.user, lambda: request.FILES.getlist("files"), request.META.get("CONTENT_LENGTH")
+            batch,
+            request.user,
+            lambda: request.FILES.getlist("files"),
+            request.META.get("CONTENT_LENGTH"),
+            student_pattern=lambda: request.POST.get("student_pattern"),
         )
         created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in added.jobs]))
         body = {

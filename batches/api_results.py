@@ -2,7 +2,10 @@
 
 GET  /api/batches/{id}/analytics   figures computed in the database
 GET  /api/batches/{id}/estimate    provider calls, tokens and cost of the remaining jobs
-GET  /api/batches/{id}/export      the results ZIP, streamed (?format=csv: the gradebook alone)
+GET  /api/batches/{id}/export      the results ZIP, streamed (?format=csv: the gradebook alone;
+                                   canvas, moodle, classroom: a gradebook that LMS imports)
+GET/POST /api/batches/{id}/roster  the batch's students and unmatched documents / a roster CSV
+GET  /api/jobs/{id}/feedback.pdf   the feedback sheet of the job's student
 POST /api/jobs/{id}/review         a reviewer's grade beside the AI's (DELETE withdraws it)
 
 The rules are the rest of the API's: what the user may not view is a 404;
@@ -12,20 +15,33 @@ reviewing changes a result, so it needs change permission (403 otherwise).
 
 from types import SimpleNamespace
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batches.analytics import batch_analytics
-from batches.export import export_filename, stream_gradebook_csv, stream_zip
-from batches.models import JobBatch
-from core.api_errors import READ_ERRORS, WRITE_ERRORS, Conflict
+from batches.exceptions import InvalidTransition
+from batches.export import (
+    LMS_FORMATS,
+    SCORE_BASES,
+    export_filename,
+    feedback_filename,
+    job_feedback_sheet,
+    stream_gradebook_csv,
+    stream_lms_csv,
+    stream_zip,
+)
+from batches.feedback import render_pdf
+from batches.models import BatchStatus, JobBatch
+from batches.students import parse_roster, replace_roster, roster_summary
+from core.api_errors import ACTION_ERRORS, READ_ERRORS, WRITE_ERRORS, Conflict
 from core.api_permissions import CHANGE_DENIED, can_change
 from core.api_support import StrictSerializerMixin
 from grading.api import visible_jobs
@@ -33,7 +49,11 @@ from grading.estimate import estimate_batch
 from grading.models import GradingResult, ReviewError
 from grading.serializers import GradingJobSerializer, with_job_relations
 
-EXPORT_FORMATS = {"zip": "application/zip", "csv": "text/csv; charset=utf-8"}
+EXPORT_FORMATS = {
+    "zip": "application/zip",
+    "csv": "text/csv; charset=utf-8",
+    **{kind: "text/csv; charset=utf-8" for kind in LMS_FORMATS},
+}
 
 
 def visible_batch(request, pk: int) -> JobBatch:
@@ -263,21 +283,56 @@ class _FormatIsTheFileType(DefaultContentNegotiation):
     settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
 
 
+def _choice(request, name: str, choices, default: str) -> str:
+    value = request.query_params.get(name, default)
+    if value not in choices:
+        raise ValidationError({name: [f"Choose one of: {', '.join(choices)}."]})
+    return value
+
+
 class BatchExportView(APIView):
     content_negotiation_class = _FormatIsTheFileType
 
     @extend_schema(
-        summary="Download the results: a ZIP streamed as it is written, or the gradebook CSV alone",
+        summary="Download the results: a ZIP streamed as it is written, a gradebook CSV, or an LMS gradebook",
         description=(
             "The ZIP holds README.txt, batch.json (metadata, settings, template, analytics), "
-            "gradebook.csv (one row per document, formula-like cells neutralised) and "
-            "jobs/<job name>-<id>/summary.json and result.json. The file is named "
-            "<batch-slug>-<UTC timestamp>.zip (or .csv)."
+            "gradebook.csv (one row per document with its student, formula-like cells neutralised), "
+            "jobs/<job name>-<id>/summary.json and result.json, and a feedback sheet per student "
+            "(feedback/<student>.pdf). `csv` is gradebook.csv alone (UTF-8 with a BOM). `canvas`, "
+            "`moodle` and `classroom` are gradebooks as those LMSs import them: one row per student, "
+            "keyed by the student's id or e-mail. The file is named <batch-slug>-<UTC timestamp>.zip "
+            "(or .csv, or .<format>.csv)."
         ),
         parameters=[
             OpenApiParameter(
-                "format", str, enum=list(EXPORT_FORMATS), default="zip", description="zip or csv"
-            )
+                "format",
+                str,
+                enum=list(EXPORT_FORMATS),
+                default="zip",
+                description="zip, csv, or the LMS gradebook: canvas, moodle, classroom",
+            ),
+            OpenApiParameter(
+                "score",
+                str,
+                enum=list(SCORE_BASES),
+                default="final",
+                description=(
+                    "final: the reviewer's score where there is one, else the AI's; reviewed: the "
+                    "reviewer's alone; calibrated: the AI's calibrated score alone (blank where none)"
+                ),
+            ),
+            OpenApiParameter(
+                "assignment",
+                str,
+                description="The assignment's (grade item's) name in an LMS gradebook; the batch's name by default.",
+            ),
+            OpenApiParameter(
+                "assignment_id",
+                str,
+                pattern=r"^[0-9]{1,18}$",
+                description="Canvas: the assignment's id, so that Canvas fills that assignment's column.",
+            ),
         ],
         responses={
             (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The ZIP."),
@@ -287,13 +342,24 @@ class BatchExportView(APIView):
         },
     )
     def get(self, request, pk: int) -> StreamingHttpResponse:
-        kind = request.query_params.get("format", "zip")
-        if kind not in EXPORT_FORMATS:
-            raise ValidationError({"format": [f"Choose one of: {', '.join(EXPORT_FORMATS)}."]})
+        kind = _choice(request, "format", list(EXPORT_FORMATS), "zip")
+        basis = _choice(request, "score", SCORE_BASES, "final")
+        assignment = request.query_params.get("assignment", "").replace("\x00", "")[:200]
+        assignment_id = request.query_params.get("assignment_id", "")
+        if assignment_id and not (
+            assignment_id.isascii() and assignment_id.isdigit() and len(assignment_id) <= 18
+        ):
+            raise ValidationError({"assignment_id": ["Give the Canvas assignment's id: digits only."]})
         batch = visible_batch(request, pk)
-        stream = stream_zip(batch) if kind == "zip" else stream_gradebook_csv(batch)
+        if kind == "zip":
+            stream, name = stream_zip(batch, basis=basis), export_filename(batch, "zip")
+        elif kind == "csv":
+            stream, name = stream_gradebook_csv(batch, basis), export_filename(batch, "csv")
+        else:
+            stream = stream_lms_csv(batch, kind, basis, assignment, assignment_id)
+            name = export_filename(batch, f"{kind}.csv")
         response = StreamingHttpResponse(stream, content_type=EXPORT_FORMATS[kind])
-        response["Content-Disposition"] = f'attachment; filename="{export_filename(batch, kind)}"'
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         # Proxies must pass the chunks on as they come, not buffer the whole archive.
         response["X-Accel-Buffering"] = "no"
         return response
@@ -356,3 +422,109 @@ class JobReviewView(APIView):
     def delete(self, request, pk: int) -> Response:
         self.reviewable_result(request, pk).clear_review()
         return Response(self.represent(pk))
+
+
+# --- students ---------------------------------------------------------------------------
+
+
+class RosterStudent(_Doc):
+    id = serializers.IntegerField()
+    student_id = serializers.CharField(allow_blank=True)
+    name = serializers.CharField(allow_blank=True)
+    email = serializers.CharField(allow_blank=True)
+    section = serializers.CharField(allow_blank=True)
+    on_roster = serializers.BooleanField(help_text="False for a student read from a file name.")
+    documents = serializers.IntegerField(help_text="The batch's documents matched to this student.")
+
+
+class UnmatchedDocument(_Doc):
+    document_id = serializers.IntegerField()
+    file_name = serializers.CharField()
+    reason = serializers.CharField(help_text="Why no student was found for it.")
+
+
+class Roster(_Doc):
+    student_pattern = serializers.CharField(
+        allow_blank=True, help_text="The pattern file names are read by: the batch's, else its template's."
+    )
+    has_roster = serializers.BooleanField()
+    students = RosterStudent(many=True)
+    unmatched_count = serializers.IntegerField(help_text="Documents with no student.")
+    unmatched = UnmatchedDocument(many=True, help_text="The first 200 of them, by name.")
+
+
+class RosterUpload(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="A CSV with a header row: id, name, email (and optionally section); comma, semicolon "
+        "or tab separated; UTF-8 (Windows-1252 is read too)."
+    )
+
+
+class RosterUploadResult(Roster):
+    matched = serializers.IntegerField(help_text="Documents matched to a roster row.")
+
+
+class BatchRosterView(APIView):
+    """The batch's students: GET lists them and the unmatched documents; POST replaces them with a roster."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        summary="The batch's students and the documents no student was found for",
+        responses={200: Roster, **READ_ERRORS},
+    )
+    def get(self, request, pk: int) -> Response:
+        return Response(roster_summary(visible_batch(request, pk)))
+
+    @extend_schema(
+        summary="Upload the class roster (CSV: id, name, email): it becomes the batch's students",
+        description=(
+            "Replaces the batch's students (those read from file names too) and matches every "
+            "document again: by the id, e-mail or name its file name gives (the student pattern), or, "
+            "without a pattern, by a roster id or e-mail found in the file name. A roster with any "
+            "problem is refused whole, each problem listed. Needs change permission."
+        ),
+        request={"multipart/form-data": RosterUpload},
+        responses={201: RosterUploadResult, **ACTION_ERRORS},
+    )
+    def post(self, request, pk: int) -> Response:
+        batch = visible_batch(request, pk)
+        if not can_change(request.user, batch):
+            raise PermissionDenied(CHANGE_DENIED)
+        if batch.status == BatchStatus.ARCHIVED:
+            raise InvalidTransition("roster", batch.status, "An archived batch cannot be changed.")
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError(
+                {"file": ["Attach the roster as a CSV file in the multipart field “file”."]}
+            )
+        rows = parse_roster(upload.read(2 * 1024 * 1024 + 1))
+        counts = replace_roster(batch, rows)
+        return Response({**roster_summary(batch), "matched": counts["matched"]}, status=201)
+
+
+class JobFeedbackView(APIView):
+    content_negotiation_class = _FormatIsTheFileType
+
+    @extend_schema(
+        summary="The feedback sheet (PDF) of the job's student, for the student to read",
+        description=(
+            "The final score of each of the student's documents in the batch, each criterion with its "
+            "level, feedback and quoted evidence, and the reviewer's comments. A job whose document "
+            "has no student gets its document's sheet. 409 while nothing is graded."
+        ),
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF."),
+            409: OpenApiResponse(description="Nothing graded yet."),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request, pk: int) -> HttpResponse:
+        jobs = visible_jobs(request.user).select_related("batch", "batch__template", "document", "student")
+        job = get_object_or_404(jobs, pk=pk)
+        sheet = job_feedback_sheet(job)
+        if sheet is None:
+            raise Conflict("Nothing of this student's work is graded yet.")
+        response = HttpResponse(render_pdf(sheet), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{feedback_filename(job)}"'
+        return response

@@ -13,11 +13,14 @@ from batches.calibration import calibrate_batch
 from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
+
+# Student is defined beside its matching rules and registered with this app's models here.
+from batches.students import Student, copy_students, identify_students  # noqa: F401
 from core.permissions import Level, filter_accessible
 from grading.merge import merge_into
 from grading.models import Document, GradingJob
 from grading.progress import Progress
-from grading.schema import GradingSettings, validate_job_structure, validate_settings
+from grading.schema import GradingSettings, JobStructure, validate_job_structure, validate_settings
 
 # The batch status vocabulary lives below both apps, in grading.statuses, so that
 # grading's claims read the same active states; it is imported from here too.
@@ -170,6 +173,9 @@ class JobBatch(models.Model):
     # The last calibration to the teacher's scale (batches/calibration.py): per
     # provider and model, the map and its cross-validated agreement.
     calibration = models.JSONField(default=dict, blank=True)
+    # How file names say who wrote each document (grading/naming.py), set by the API or
+    # an upload; "" takes the template's job_structure.student_pattern.
+    student_pattern = models.CharField(max_length=200, blank=True)
 
     objects = JobBatchQuerySet.as_manager()
 
@@ -210,6 +216,15 @@ class JobBatch(models.Model):
     @property
     def job_structure(self) -> dict[str, Any]:
         return (self.template.job_structure if self.template_id else None) or {}
+
+    def effective_student_pattern(self) -> str:
+        """The batch's own student pattern, else its template's ("" when neither sets one)."""
+        if self.student_pattern:
+            return self.student_pattern
+        try:
+            return JobStructure.model_validate(self.job_structure).student_pattern
+        except ValueError:
+            return ""
 
     def calibrate(self) -> dict[str, Any]:
         """Fit the teacher's scale from the batch's exemplars and re-score its results (no provider call)."""
@@ -269,6 +284,7 @@ class JobBatch(models.Model):
                     )
                 )
             GradingJob.objects.bulk_create(jobs, batch_size=500)
+            identify_students(batch, documents)
             if batch.status == BatchStatus.PAUSED:
                 batch._snapshot_settings(GradingJob.objects.in_batch(batch))
         return jobs
@@ -331,6 +347,8 @@ class JobBatch(models.Model):
                 batch.save(update_fields=list(changed))
             if settings_changed and batch.status == BatchStatus.PAUSED:
                 batch._resnapshot_queued()
+            if {"student_pattern", "template"} & set(changed):
+                identify_students(batch)
         for field in changed:
             setattr(self, field, getattr(batch, field))
         return self
@@ -516,6 +534,7 @@ class JobBatch(models.Model):
                 template_id=self.template_id,
                 owner=owner or self.owner,
                 deadline=self.deadline,
+                student_pattern=self.student_pattern,
             )
             GradingJob.objects.bulk_create(
                 [
@@ -534,6 +553,7 @@ class JobBatch(models.Model):
                 ],
                 batch_size=500,
             )
+            copy_students(self, copy)
             if copy.template_id:
                 copy.template.count_use()
         return copy
@@ -628,7 +648,7 @@ class JobBatch(models.Model):
         return "at_risk" if projected > self.deadline else "on_track"
 
 
-EDITABLE_ANY_TIME = ("name", "description", "tags", "priority", "deadline")
+EDITABLE_ANY_TIME = ("name", "description", "tags", "priority", "deadline", "student_pattern")
 EDITABLE_WHEN_STOPPED = ("settings", "template")
 
 

@@ -11,6 +11,7 @@ from batches.actions import allowed_in
 from batches.models import JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
 from grading.models import Document
+from grading.naming import MAX_PATTERN, pattern_problem
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -86,6 +87,16 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         required=False, help_text="Overrides of the template's settings, deep-merged over them."
     )
     deadline = serializers.DateTimeField(required=False, allow_null=True)
+    student_pattern = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_PATTERN,
+        help_text=(
+            "How file names say who wrote each document: canvas, moodle, or a pattern such as "
+            "{student_id}_{last}_{first}.* (placeholders {student_id}, {email}, {name}, {first}, "
+            "{last}; * for any text). Blank: the template's job_structure.student_pattern."
+        ),
+    )
     progress = serializers.SerializerMethodField()
     effective_settings = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField()
@@ -111,6 +122,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "allowed_actions",
             "owner",
             "deadline",
+            "student_pattern",
             "created_at",
             "started_at",
             "completed_at",
@@ -137,6 +149,12 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     def get_allowed_actions(self, batch: JobBatch) -> list[str]:
         return allowed_in(batch.status)
+
+    def validate_student_pattern(self, pattern: str) -> str:
+        problem = pattern_problem(pattern) if pattern else None
+        if problem:
+            raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
+        return pattern
 
     def validate_deadline(self, deadline):
         """A deadline in the past is refused, unless it is the batch's own one sent back unchanged."""

@@ -29,6 +29,7 @@ from grading.containers import MIB, RATIO_FLOOR_BYTES, InflateLimit, declared_en
 from grading.documents import safe_filename, store_document
 from grading.extraction import DocumentTooLarge, UnreadableDocument, extract_text
 from grading.models import Document, GradingJob
+from grading.naming import pattern_problem
 
 SKIPPED_IN_ZIPS = ("__MACOSX/",)
 MAX_LISTED = 20
@@ -66,6 +67,9 @@ class Upload:
     # Set by extraction, before anything is stored.
     text: str | None = None
     error: str = ""
+    # The entry's path inside a ZIP ("" for a file uploaded as itself): an LMS's
+    # download may name the student in a folder (see grading/naming.py).
+    path: str = ""
 
 
 class _Check:
@@ -253,7 +257,14 @@ def _inflate(
         label = f"{archive_name}: {name}"
         try:
             # Bounded on the bytes that come out, not only on the declared size.
-            documents.append(Upload(name, read_entry(archive, info, limits.file_bytes), label=label))
+            documents.append(
+                Upload(
+                    name,
+                    read_entry(archive, info, limits.file_bytes),
+                    label=label,
+                    path=_entry_path(info.filename),
+                )
+            )
         except InflateLimit:
             problems.append(f"“{label}” inflates past the {limits.file_bytes // MIB} MB limit per file.")
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
@@ -261,14 +272,45 @@ def _inflate(
     return documents
 
 
-def store_upload(batch: JobBatch, owner, uploads: list[Upload]) -> tuple[list[Document], list[GradingJob]]:
-    """Store the documents and add their jobs, or, on any failure, leave nothing behind."""
+def _entry_path(path: str) -> str:
+    """A ZIP entry's path as text to read names from (never used as a path): "/" separated, printable."""
+    cleaned = "".join(ch for ch in path.replace("\\", "/") if ch.isprintable())
+    return cleaned.lstrip("/")[:500]
+
+
+def clean_student_pattern(pattern: str | None) -> str | None:
+    """The pattern given with an upload (None or blank: keep the batch's); a 400 naming the field if unusable."""
+    pattern = (pattern or "").strip()
+    if not pattern:
+        return None
+    problem = pattern_problem(pattern)
+    if problem:
+        raise ValidationError({"student_pattern": [f"{problem[0].upper()}{problem[1:]}."]})
+    return pattern
+
+
+def store_upload(
+    batch: JobBatch, owner, uploads: list[Upload], student_pattern: str | None = None
+) -> tuple[list[Document], list[GradingJob]]:
+    """Store the documents and add their jobs, or, on any failure, leave nothing behind.
+
+    A student pattern given with the upload becomes the batch's, in the same transaction.
+    """
     stored: list[Document] = []
     try:
         with transaction.atomic():
+            if student_pattern is not None and student_pattern != batch.student_pattern:
+                batch.edit(student_pattern=student_pattern)
             for upload in uploads:
                 stored.append(
-                    store_document(owner, upload.name, upload.data, text=upload.text, error=upload.error)
+                    store_document(
+                        owner,
+                        upload.name,
+                        upload.data,
+                        text=upload.text,
+                        error=upload.error,
+                        source_path=upload.path,
+                    )
                 )
             jobs = batch.add_documents(stored, owner=owner)
     except BaseException:
@@ -304,6 +346,7 @@ def add_upload(
     owner,
     files: Callable[[], list[UploadedFile]],
     content_length: str | int | None = None,
+    student_pattern: Callable[[], str | None] | None = None,
 ) -> Added:
     """The whole upload into a batch, for the API and the web pages alike.
 
@@ -318,7 +361,9 @@ def add_upload(
             "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
         )
     refuse_oversized(content_length)
-    documents, jobs = store_upload(batch, owner, read_upload(files()))
+    # Read from the body only now, like the files: a student pattern for the batch, or None.
+    pattern = clean_student_pattern(student_pattern() if student_pattern else None)
+    documents, jobs = store_upload(batch, owner, read_upload(files()), pattern)
     started = False
     settings = batch.validated_settings()
     # A provider that cannot work leaves the batch a draft: its page says what to set.

@@ -22,11 +22,14 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from rest_framework.exceptions import ValidationError as InputRefused
 
 from batches.actions import BY_NAME
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
 from batches.exceptions import InvalidTransition
+from batches.export import feedback_filename, job_feedback_sheet
+from batches.feedback import render_pdf
 from batches.forms import (
     LIST_ORDERS,
     BatchDetailsForm,
@@ -38,6 +41,7 @@ from batches.forms import (
 )
 from batches.models import BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
+from batches.students import RosterRefused, parse_roster, replace_roster, student_overview
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
 from grading.calibration import MIN_PAIRS
@@ -106,7 +110,9 @@ def _back(request: HttpRequest, default: str) -> str:
 
 def _jobs_page(batch: JobBatch, number: Any):
     jobs = (
-        GradingJob.objects.in_batch(batch).select_related("document", "result").order_by("created_at", "id")
+        GradingJob.objects.in_batch(batch)
+        .select_related("document", "result", "student")
+        .order_by("created_at", "id")
     )
     return Paginator(jobs, JOBS_PAGE_SIZE).get_page(number)
 
@@ -241,6 +247,8 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             exemplar_count=Exemplar.objects.filter(batch=batch).count(),
             min_exemplars=MIN_PAIRS,
         )
+    if row.counts["total"]:
+        context["students"] = student_overview(batch)
     if "manage" in row.access:
         context.update(
             sharing=permissions.permissions_of(batch),
@@ -377,7 +385,11 @@ def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
     back = _back(request, reverse("batches:documents", args=[batch.pk]))
     try:
         added = add_upload(
-            batch, request.user, lambda: _chosen_files(request), request.META.get("CONTENT_LENGTH")
+            batch,
+            request.user,
+            lambda: _chosen_files(request),
+            request.META.get("CONTENT_LENGTH"),
+            student_pattern=lambda: request.POST.get("student_pattern"),
         )
     except InvalidTransition as exc:
         messages.error(request, f"Upload refused: {exc.detail}")
@@ -386,6 +398,9 @@ def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
         return _documents_page(
             request, batch, upload_errors=[str(problem) for problem in exc.problems], status=400
         )
+    except InputRefused as exc:  # an unusable student pattern
+        problems = [str(message) for messages_ in exc.detail.values() for message in messages_]
+        return _documents_page(request, batch, upload_errors=problems, status=400)
     except SettingsError as exc:
         messages.error(request, f"Upload refused: the batch's settings are not valid ({exc}).")
         return redirect(back)
@@ -498,7 +513,9 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _job_or_404(batch: JobBatch, job_id: int) -> GradingJob:
-    jobs = GradingJob.objects.in_batch(batch).select_related("document", "result", "result__reviewer")
+    jobs = GradingJob.objects.in_batch(batch).select_related(
+        "document", "result", "result__reviewer", "student"
+    )
     return get_object_or_404(jobs, pk=job_id)
 
 
@@ -570,3 +587,49 @@ def job_remove(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Removed “{job.name}” from the batch.")
     return redirect(back)
+
+
+# --- students ---------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def batch_roster(request: HttpRequest, pk: int) -> HttpResponse:
+    """The class roster (CSV: id, name, email) becomes the batch's students; documents are matched again."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    back = f"{reverse('batches:detail', args=[batch.pk])}#students"
+    if batch.status == BatchStatus.ARCHIVED:
+        messages.error(request, "Roster refused: an archived batch cannot be changed.")
+        return redirect(back)
+    upload = request.FILES.get("roster")
+    if upload is None:
+        messages.error(request, "Roster refused: choose a CSV file first.")
+        return redirect(back)
+    try:
+        counts = replace_roster(batch, parse_roster(upload.read(2 * 1024 * 1024 + 1)))
+    except RosterRefused as exc:
+        for problem in exc.problems:
+            messages.error(request, f"Roster refused: {problem}")
+        return redirect(back)
+    messages.success(
+        request,
+        f"Roster of {counts['students']} student{pluralize(counts['students'])} saved: "
+        f"{counts['matched']} document{pluralize(counts['matched'])} matched, {counts['unmatched']} not.",
+    )
+    return redirect(back)
+
+
+@login_required
+@require_GET
+def job_feedback(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """The feedback sheet (PDF) of the job's student, to hand to the student."""
+    batch = _batch_or_404(request, pk)
+    job = _job_or_404(batch, job_id)
+    sheet = job_feedback_sheet(job)
+    if sheet is None:
+        messages.error(request, "No feedback sheet yet: nothing of this student's work is graded.")
+        return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+    response = HttpResponse(render_pdf(sheet), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{feedback_filename(job)}"'
+    return response

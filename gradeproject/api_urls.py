@@ -11,7 +11,14 @@ from rest_framework.routers import DefaultRouter
 
 from batches.api import JobBatchViewSet
 from batches.api_exemplars import BatchCalibrateView, TemplateExemplarsView, TemplateExemplarView
-from batches.api_results import BatchAnalyticsView, BatchEstimateView, BatchExportView, JobReviewView
+from batches.api_results import (
+    BatchAnalyticsView,
+    BatchEstimateView,
+    BatchExportView,
+    BatchRosterView,
+    JobFeedbackView,
+    JobReviewView,
+)
 from core.api_auth import ObtainTokenView
 from grading.api import GradingJobViewSet
 from templates_app.api import BatchTemplateViewSet
@@ -38,7 +45,9 @@ urlpatterns = [
     ),
     re_path(r"^batches/(?P<pk>[0-9]{1,18})/estimate/?$", BatchEstimateView.as_view(), name="batch-estimate"),
     re_path(r"^batches/(?P<pk>[0-9]{1,18})/export/?$", BatchExportView.as_view(), name="batch-export"),
+    re_path(r"^batches/(?P<pk>[0-9]{1,18})/roster/?$", BatchRosterView.as_view(), name="batch-roster"),
     re_path(r"^jobs/(?P<pk>[0-9]{1,18})/review/?$", JobReviewView.as_view(), name="job-review"),
+    re_path(r"^jobs/(?P<pk>[0-9]{1,18})/feedback\.pdf$", JobFeedbackView.as_view(), name="job-feedback"),
     re_path(
         r"^batches/(?P<pk>[0-9]{1,18})/calibrate/?$", BatchCalibrateView.as_view(), name="batch-calibrate"
     ),

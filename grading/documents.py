@@ -30,7 +30,13 @@ def safe_filename(name: str) -> str:
 
 
 def store_document(
-    owner, filename: str, data: bytes, content_type: str = "", text: str | None = None, error: str = ""
+    owner,
+    filename: str,
+    data: bytes,
+    content_type: str = "",
+    text: str | None = None,
+    error: str = "",
+    source_path: str = "",
 ) -> Document:
     """Save the bytes, remember their hash and extract the text now, not in a worker.
 
@@ -49,6 +55,7 @@ def store_document(
             text, error = "", str(exc)
     document = Document(
         original_name=name,
+        source_path=source_path[:500],
         content_type=content_type or mimetypes.guess_type(name)[0] or "application/octet-stream",
         size=len(data),
         sha256=Document.digest(data),

@@ -77,6 +77,9 @@ class DocumentQuerySet(models.QuerySet):
 class Document(models.Model):
     file = models.FileField(upload_to="documents/%Y/%m/", max_length=300)
     original_name = models.CharField(max_length=255)
+    # Where the file sat inside an uploaded ZIP ("Ada Lovelace_123_assignsubmission_file_/essay.docx"),
+    # when it came in one: an LMS's download may name the student in the folder, not the file.
+    source_path = models.CharField(max_length=500, blank=True)
     content_type = models.CharField(max_length=120, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, db_index=True)
@@ -101,6 +104,11 @@ class Document(models.Model):
     @property
     def word_count(self) -> int:
         return len(self.text.split())
+
+    @property
+    def name_as_uploaded(self) -> str:
+        """The name a student pattern reads: the path inside the ZIP, else the file's name."""
+        return self.source_path or self.original_name
 
 
 class GradingJobQuerySet(models.QuerySet):
@@ -179,6 +187,11 @@ class GradingJob(models.Model):
     )
     document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="jobs")
     owner = models.ForeignKey(conf.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grading_jobs")
+    # Who wrote the document, in this batch (batches.students): read from its file name
+    # or matched against the batch's roster; null while unknown.
+    student = models.ForeignKey(
+        "batches.Student", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     provider = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=200, blank=True)
     # Per-job settings on top of the batch's (e.g. {"model": ...} for a model comparison).

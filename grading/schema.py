@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import DomainError
+from grading.naming import MAX_PATTERN, pattern_problem
 from grading.providers import PROVIDERS, provider_class
 
 
@@ -79,6 +80,16 @@ class Processing(_Strict):
 class JobStructure(_Strict):
     naming: str = Field(default="{batch} – {filename}", min_length=1, max_length=200)
     per_model: bool = True
+    # How a document's file name says who wrote it (grading/naming.py); "" reads no names.
+    student_pattern: str = Field(default="", max_length=MAX_PATTERN)
+
+    @field_validator("student_pattern")
+    @classmethod
+    def known_student_placeholders(cls, pattern: str) -> str:
+        problem = pattern_problem(pattern) if pattern else None
+        if problem:
+            raise ValueError(problem)
+        return pattern
 
     @field_validator("naming")
     @classmethod

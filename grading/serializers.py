@@ -51,8 +51,21 @@ class GradingResultSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobStudentSerializer(serializers.Serializer):
+    """Who wrote the job's document, in its batch (batches.students.Student)."""
+
+    id = serializers.IntegerField(read_only=True)
+    student_id = serializers.CharField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    on_roster = serializers.BooleanField(read_only=True)
+
+
 class GradingJobSerializer(serializers.ModelSerializer):
     document = DocumentSummarySerializer(read_only=True)
+    student = JobStudentSerializer(
+        read_only=True, allow_null=True, help_text="Null while no student is known for the document."
+    )
     # None until the job has a result (a missing reverse one-to-one reads as None).
     result = GradingResultSerializer(read_only=True, allow_null=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
@@ -64,6 +77,7 @@ class GradingJobSerializer(serializers.ModelSerializer):
             "name",
             "batch",
             "document",
+            "student",
             "owner",
             "provider",
             "model",
@@ -83,4 +97,4 @@ class GradingJobSerializer(serializers.ModelSerializer):
 
 def with_job_relations(queryset):
     """What a job's representation reads, in the same query as the jobs."""
-    return queryset.select_related("document", "owner", "result", "result__reviewer")
+    return queryset.select_related("document", "student", "owner", "result", "result__reviewer")

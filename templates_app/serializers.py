@@ -24,7 +24,10 @@ class BatchTemplateSerializer(StrictSerializerMixin, serializers.ModelSerializer
         "requests_per_minute, auto_start",
     )
     job_structure = ObjectField(
-        required=False, help_text='{"naming": "{batch} – {filename}", "per_model": true}'
+        required=False,
+        help_text='{"naming": "{batch} – {filename}", "per_model": true, "student_pattern": "canvas"}; '
+        "student_pattern reads who wrote each document from its file name: canvas, moodle, or a "
+        "pattern such as {student_id}_{last}_{first}.*",
     )
 
     class Meta:

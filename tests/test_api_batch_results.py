@@ -93,9 +93,10 @@ def test_the_export_answers_before_reading_the_jobs_and_sends_the_zip_as_it_read
             assert first.startswith(b"PK")
             assert jobs.built == 0
         body = first + b"".join(chunks)
-    assert jobs.built == (46 if kind == "zip" else 23)
+    assert jobs.built == (69 if kind == "zip" else 23)
     if kind == "zip":
-        assert len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 3 + 2 * 23
+        # README, batch.json, gradebook.csv, two files per job and a feedback sheet per document.
+        assert len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 3 + 2 * 23 + 23
 
 
 def test_the_csv_format_returns_the_gradebook_alone(owner, worked):
@@ -103,14 +104,16 @@ def test_the_csv_format_returns_the_gradebook_alone(owner, worked):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].endswith('.csv"')
-    rows = list(csv.DictReader(io.StringIO(_streamed(response).decode())))
+    body = _streamed(response)
+    assert body.startswith(b"\xef\xbb\xbf")  # the UTF-8 BOM spreadsheet programs look for
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [row["file_name"] for row in rows] == ["d1.txt", "d2.txt", "d3.txt", "d4.txt"]
 
 
 def test_an_unknown_export_format_is_a_400_naming_the_choices(owner, worked):
     response = client_for(owner).get(f"/api/batches/{worked.pk}/export", {"format": "xlsx"})
     assert response.status_code == 400
-    assert response.json() == {"format": ["Choose one of: zip, csv."]}
+    assert response.json() == {"format": ["Choose one of: zip, csv, canvas, moodle, classroom."]}
 
 
 def test_the_schema_describes_the_results_endpoints(owner):

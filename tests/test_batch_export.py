@@ -23,7 +23,8 @@ from tests.conftest import make_document
 from tests.support.instances import watching
 
 SAFE_ENTRY = re.compile(
-    r"^(README\.txt|batch\.json|gradebook\.csv|jobs/[A-Za-z0-9._-]+/(summary|result)\.json)$"
+    r"^(README\.txt|batch\.json|gradebook\.csv|jobs/[A-Za-z0-9._-]+/(summary|result)\.json"
+    r"|feedback/(unmatched/)?[A-Za-z0-9._-]+\.pdf)$"
 )
 
 
@@ -34,7 +35,7 @@ def unzip(batch) -> zipfile.ZipFile:
 
 
 def gradebook(archive: zipfile.ZipFile) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode())))
+    return list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -49,7 +50,13 @@ def test_the_zip_holds_readme_batch_gradebook_and_two_files_per_job(worked):
     names = archive.namelist()
     assert names[:3] == ["README.txt", "batch.json", "gradebook.csv"]
     jobs = GradingJob.objects.filter(batch=worked)
-    assert len(names) == 3 + 2 * jobs.count()
+    sheets = [name for name in names if name.startswith("feedback/")]
+    assert len(names) == 3 + 2 * jobs.count() + len(sheets)
+    # A feedback sheet per graded document; these documents have no student.
+    graded = GradingJob.objects.filter(batch=worked, status=JobStatus.COMPLETED)
+    assert sorted(sheets) == sorted(
+        {f"feedback/unmatched/{job.document.original_name}-{job.document_id}.pdf" for job in graded}
+    )
     for job in jobs:
         folder = f"jobs/{safe_name(job.name)}-{job.pk}"
         summary = json.loads(archive.read(f"{folder}/summary.json"))
@@ -217,8 +224,9 @@ def test_jobs_are_read_a_chunk_at_a_time_never_all_at_once(owner, monkeypatch, s
     with watching(GradingJob) as jobs:
         for _ in stream(batch):
             pass
-    # Every job was read: once for the gradebook, and once more for its files in the ZIP.
-    assert jobs.built == (2 if stream is stream_zip else 1) * 23
+    # Every job was read: once for the gradebook, and in the ZIP once more for its files
+    # and once for the feedback sheets.
+    assert jobs.built == (3 if stream is stream_zip else 1) * 23
     # A queryset iterated without .iterator() builds all 23 before the first row is written.
     assert jobs.most_alive <= 5
 

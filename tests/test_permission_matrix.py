@@ -219,6 +219,10 @@ def upload_body(world: World) -> dict[str, Any]:
     return {"files": [SimpleUploadedFile("new-essay.txt", b"A new essay about rivers and towns.")]}
 
 
+def roster_body(world: World) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("roster.csv", b"id,name,email\n1,Ada Lovelace,ada@example.com\n")}
+
+
 def exemplar_body(world: World) -> dict[str, Any]:
     return {"file": SimpleUploadedFile("graded-essay.txt", b"An essay the teacher graded."), "score": "12"}
 
@@ -287,6 +291,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "GET batch-estimate": Expect(READ()),
     "GET batch-export": Expect(READ()),
     "POST batch-calibrate": Expect(CHANGE()),
+    "GET batch-roster": Expect(READ()),
+    "POST batch-roster": Expect(CHANGE(201), body=roster_body, multipart=True),
     # webhooks: the batch owner's alone
     "GET batch-webhook-list": Expect(OWNER_ONLY(), lambda w: {"batch_id": w.batch.pk}, rows=batch_webhooks),
     "POST batch-webhook-list": Expect(
@@ -336,6 +342,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "GET job-detail": Expect(READ(), job_pk),
     "POST job-review": Expect(CHANGE(), job_pk, body=lambda w: {"score": 8}),
     "DELETE job-review": Expect(CHANGE(), job_pk),
+    "GET job-feedback": Expect(READ(), job_pk),
     # notifications: each user's own
     "GET notification-list": Expect(SIGNED_IN(), no_kwargs, rows=own_notifications),
     "GET notification-detail": Expect(PERSONAL(), lambda w: {"pk": w.notification.pk}),

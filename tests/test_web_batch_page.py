@@ -17,6 +17,7 @@ def action_urls(html: str, batch) -> set[str]:
         "share",
         "unshare",
         "calibrate",
+        "roster",  # the class roster's form, not a batch action
     }
 
 
