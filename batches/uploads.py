@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
+from batches.autostart import start_if_auto
 from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
 from grading.documents import safe_filename, store_document
@@ -297,10 +298,6 @@ def add_upload(
         )
     refuse_oversized(content_length)
     documents, jobs = store_upload(batch, owner, read_upload(files()))
-    started = False
-    settings = batch.validated_settings()
+    # Decided under the row lock: of two uploads racing, one starts the batch.
     # A provider that cannot work leaves the batch a draft: its page says what to set.
-    if batch.status == BatchStatus.DRAFT and settings.processing.auto_start and not settings.problems():
-        batch.start_batch()
-        started = True
-    return Added(documents, jobs, started)
+    return Added(documents, jobs, start_if_auto(batch))

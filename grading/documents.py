@@ -16,19 +16,27 @@ def safe_filename(name: str) -> str:
     return cleaned[:200] or "document"
 
 
-def store_document(owner, filename: str, data: bytes, content_type: str = "") -> Document:
+def read_text(filename: str, data: bytes) -> tuple[str, str]:
+    """The document's text and, when it cannot be extracted, why (the text is then empty)."""
+    from grading.extraction import UnreadableDocument, extract_text
+
+    try:
+        return extract_text(io.BytesIO(data), safe_filename(filename)).replace("\x00", ""), ""
+    except UnreadableDocument as exc:
+        return "", str(exc)
+
+
+def store_document(
+    owner, filename: str, data: bytes, content_type: str = "", extracted: tuple[str, str] | None = None
+) -> Document:
     """Save the bytes, remember their hash and extract the text now, not in a worker.
 
     A document whose text cannot be extracted is still stored, with the reason,
     so its job fails permanently with that reason rather than vanishing.
+    `extracted` is read_text()'s answer when the caller already has it.
     """
-    from grading.extraction import UnreadableDocument, extract_text
-
     name = safe_filename(filename)
-    try:
-        text, error = extract_text(io.BytesIO(data), name), ""
-    except UnreadableDocument as exc:
-        text, error = "", str(exc)
+    text, error = extracted if extracted is not None else read_text(name, data)
     document = Document(
         original_name=name,
         content_type=content_type or mimetypes.guess_type(name)[0] or "application/octet-stream",
