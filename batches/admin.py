@@ -141,3 +141,7 @@ class JobBatchAdmin(SharingModelAdmin):
             done,
             total,
         )
+
+
+# Assignment rules and the inbox register themselves there.
+from batches import admin_rules  # noqa: E402, F401

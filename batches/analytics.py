@@ -233,8 +233,7 @@ def per_model_rows(jobs) -> list[dict[str, Any]]:
         jobs.values("provider", "model")
         .annotate(
             jobs=Count("id"),
-            completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
-            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+            **{f"status_{status.value}": Count("id", filter=Q(status=status.value)) for status in JobStatus},
             graded=Count("result__id"),
             reviewed=Count("result__reviewed_score"),
             ai_sum=Sum(ai),
@@ -254,16 +253,20 @@ def per_model_rows(jobs) -> list[dict[str, Any]]:
 
 
 def model_breakdown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Jobs, success rate, mean AI score, latency, tokens and cost per provider and model."""
+    """Jobs in every status, success rate, mean AI score, time per job, tokens and cost per provider and model."""
     return [
         {
             # Jobs of a batch not yet started have no snapshot of their provider and model.
             "provider": row["provider"] or None,
             "model": row["model"] or None,
             "jobs": row["jobs"],
-            "completed": row["completed"],
-            "failed": row["failed"],
-            "success_rate": _ratio(row["completed"], row["completed"] + row["failed"]),
+            "by_status": {status.value: row[f"status_{status.value}"] for status in JobStatus},
+            "completed": row[f"status_{JobStatus.COMPLETED}"],
+            "failed": row[f"status_{JobStatus.FAILED}"],
+            "success_rate": _ratio(
+                row[f"status_{JobStatus.COMPLETED}"],
+                row[f"status_{JobStatus.COMPLETED}"] + row[f"status_{JobStatus.FAILED}"],
+            ),
             "mean_score_percent": _round(row["ai_sum"] / row["graded"], 2) if row["graded"] else None,
             "mean_latency_ms": _round(row["mean_latency_ms"], 1),
             "mean_duration_ms": _round(row["mean_duration_ms"], 1),

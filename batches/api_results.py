@@ -108,12 +108,19 @@ class ModelFigures(_Doc):
     provider = serializers.CharField(allow_null=True)
     model = serializers.CharField(allow_null=True)
     jobs = serializers.IntegerField()
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="The model's jobs in every status: pending, queued, processing, completed, failed, cancelled.",
+    )
     completed = serializers.IntegerField()
     failed = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True)
     mean_score_percent = serializers.FloatField(allow_null=True, help_text="The AI's scores.")
-    mean_latency_ms = serializers.FloatField(allow_null=True)
-    mean_duration_ms = serializers.FloatField(allow_null=True)
+    mean_latency_ms = serializers.FloatField(allow_null=True, help_text="Mean provider call, of graded jobs.")
+    mean_duration_ms = serializers.FloatField(
+        allow_null=True,
+        help_text="Mean time per job that ran (completed or failed), from its last claim to its end.",
+    )
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     cost = serializers.FloatField(help_text="US dollars.")

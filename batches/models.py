@@ -701,3 +701,7 @@ class JobBatchUserObjectPermission(UserObjectPermissionBase):
 
 class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(JobBatch, on_delete=models.CASCADE)
+
+
+# Assignment rules and the inbox live in their own module; imported here so that Django finds them.
+from batches.rule_models import AssignmentRule, InboxItem, RuleBatch  # noqa: E402, F401

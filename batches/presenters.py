@@ -109,6 +109,8 @@ class BatchRow:
     live: bool = field(init=False)
     standing: str | None = field(init=False)
     among: tuple[str, ...] = LIST_ACTIONS
+    # Its place in the processing queue while active (batches.queue.attach_places sets it).
+    queue: Any = None
 
     def __post_init__(self) -> None:
         # Read from `with_progress()` annotations when the batch came from such a
@@ -122,6 +124,13 @@ class BatchRow:
     def offered(self) -> list[BatchAction]:
         """The actions offered, as the table declares them (label, style): the buttons to draw."""
         return [BY_NAME[name] for name in self.actions]
+
+    @property
+    def eta(self):
+        """The estimated finish of an active batch, at the rate its jobs have ended so far (None before one ends)."""
+        if self.batch.status not in BatchStatus.active():
+            return None
+        return self.batch.projected_completion(self.counts)
 
     @property
     def done(self) -> int:

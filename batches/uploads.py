@@ -23,6 +23,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
+from batches.autostart import start_if_auto
 from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
 from grading.containers import MIB, RATIO_FLOOR_BYTES, InflateLimit, declared_entries, ratio, read_entry
@@ -364,10 +365,6 @@ def add_upload(
     # Read from the body only now, like the files: a student pattern for the batch, or None.
     pattern = clean_student_pattern(student_pattern() if student_pattern else None)
     documents, jobs = store_upload(batch, owner, read_upload(files()), pattern)
-    started = False
-    settings = batch.validated_settings()
-    # A provider that cannot work leaves the batch a draft: its page says what to set.
-    if batch.status == BatchStatus.DRAFT and settings.processing.auto_start and not settings.problems():
-        batch.start_batch()
-        started = True
-    return Added(documents, jobs, started)
+    # Decided under the row lock: of two uploads racing, one starts the batch; a provider
+    # that cannot work leaves it a draft, whose page says what to set.
+    return Added(documents, jobs, start_if_auto(batch))

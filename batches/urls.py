@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views
+from batches import views, views_inbox
 from batches.actions import ACTIONS
 
 app_name = "batches"
@@ -10,6 +10,7 @@ urlpatterns = [
     path("batches/live", views.batch_list_live, name="list-live"),
     path("batches/new", views.batch_new, name="new"),
     path("batches/new/template", views.template_preview, name="template-preview"),
+    path("batches/new/scratch", views_inbox.batch_new_scratch, name="new-scratch"),
     path("batches/<int:pk>", views.batch_detail, name="detail"),
     path("batches/<int:pk>/live", views.batch_live, name="live"),
     path("batches/<int:pk>/documents", views.batch_documents, name="documents"),
@@ -23,6 +24,17 @@ urlpatterns = [
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
     path("batches/<int:pk>/jobs/<int:job_id>/feedback.pdf", views.job_feedback, name="job-feedback"),
     path("batches/<int:pk>/roster", views.batch_roster, name="roster"),
+    # The inbox, assignment rules and the queue (batches/views_inbox.py).
+    path("inbox", views_inbox.inbox, name="inbox"),
+    path("inbox/assign", views_inbox.inbox_assign, name="inbox-assign"),
+    path("inbox/<int:pk>/discard", views_inbox.inbox_discard, name="inbox-discard"),
+    path("rules", views_inbox.rule_list, name="rules"),
+    path("rules/new", views_inbox.rule_new, name="rule-new"),
+    path("rules/<int:pk>/edit", views_inbox.rule_edit, name="rule-edit"),
+    path("rules/<int:pk>/delete", views_inbox.rule_delete, name="rule-delete"),
+    path("rules/<int:pk>/move", views_inbox.rule_move, name="rule-move"),
+    path("queue", views_inbox.queue_page, name="queue"),
+    path("queue/live", views_inbox.queue_live, name="queue-live"),
     # One URL per batch action (batches/actions.py), named after it: batches:start, …
     *[
         path(f"batches/<int:pk>/{action.name}", views.batch_action, {"action": action.name}, name=action.name)

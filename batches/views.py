@@ -41,6 +41,7 @@ from batches.forms import (
 )
 from batches.models import BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
+from batches.queue import attach_places
 from batches.students import RosterRefused, parse_roster, replace_roster, student_overview
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
@@ -126,7 +127,7 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     filters = PageBatchFilter(request.GET or None, queryset=_visible_batches(request))
     batches = filters.filtered().with_progress()
     page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = rows_for(request.user, list(page.object_list))
+    rows = attach_places(request.user, rows_for(request.user, list(page.object_list)))
     context = {
         "filters": filters,
         "page": page,
@@ -147,7 +148,7 @@ def batch_list_live(request: HttpRequest) -> HttpResponse:
     except ValueError:
         return HttpResponseBadRequest("Batch ids must be whole numbers.")
     batches = _visible_batches(request).with_progress().filter(pk__in=ids)
-    rows = rows_for(request.user, list(batches))
+    rows = attach_places(request.user, rows_for(request.user, list(batches)))
     context = {
         "rows": rows,
         "live_ids": [row.batch.pk for row in rows if row.live],
@@ -215,6 +216,7 @@ def template_preview(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
     row = BatchRow(batch, access_to(request.user, batch), among=DETAIL_ACTIONS)
+    attach_places(request.user, [row])
     try:
         settings, settings_error = batch.validated_settings(), None
     except SettingsError as exc:

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 
 from batches.api import JobBatchViewSet
 from batches.api_exemplars import BatchCalibrateView, TemplateExemplarsView, TemplateExemplarView
+from batches.api_inbox import AssignmentRuleViewSet, InboxAssignView, InboxItemView, InboxView, QueueView
 from batches.api_results import (
     BatchAnalyticsView,
     BatchEstimateView,
@@ -37,6 +38,7 @@ router = Router()
 router.register("batches", JobBatchViewSet, basename="batch")
 router.register("batch-templates", BatchTemplateViewSet, basename="batch-template")
 router.register("jobs", GradingJobViewSet, basename="job")
+router.register("assignment-rules", AssignmentRuleViewSet, basename="assignment-rule")
 
 urlpatterns = [
     re_path(r"^auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
@@ -61,6 +63,10 @@ urlpatterns = [
         TemplateExemplarView.as_view(),
         name="template-exemplar",
     ),
+    re_path(r"^inbox/?$", InboxView.as_view(), name="inbox"),
+    re_path(r"^inbox/assign/?$", InboxAssignView.as_view(), name="inbox-assign"),
+    re_path(r"^inbox/(?P<pk>[0-9]{1,18})/?$", InboxItemView.as_view(), name="inbox-item"),
+    re_path(r"^queue/?$", QueueView.as_view(), name="queue"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from grading.models import Document, GradingJob, GradingResult, JobStatus
+from grading.serve_order import job_order_sql, order_sql
 from grading.statuses import CLAIMING_BATCH_STATES
 
 
@@ -130,14 +131,14 @@ def candidates(
         chosen = (
             f"SELECT q.id FROM ({batches}) b CROSS JOIN LATERAL ("
             f"SELECT j.id, j.created_at FROM {tables['job']} j WHERE j.batch_id = b.id AND {runnable} "
-            "ORDER BY j.created_at, j.id LIMIT %s FOR UPDATE SKIP LOCKED) q "
-            "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, q.created_at ASC, q.id ASC LIMIT %s"
+            f"ORDER BY {job_order_sql('j')} LIMIT %s FOR UPDATE SKIP LOCKED) q "
+            f"ORDER BY {order_sql('b', 'q')} LIMIT %s"
         )
         params = [*batch_params, *job_params, window, window]
     else:
         chosen = (
             f"SELECT j.id FROM {tables['job']} j JOIN ({batches}) b ON b.id = j.batch_id WHERE {runnable} "
-            "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC LIMIT %s"
+            f"ORDER BY {order_sql('b', 'j')} LIMIT %s"
         )
         params = [*batch_params, *job_params, window]
     sql = (
@@ -147,7 +148,7 @@ def candidates(
         f"FROM chosen JOIN {tables['job']} j ON j.id = chosen.id "
         f"JOIN {tables['batch']} b ON b.id = j.batch_id "
         f"JOIN {tables['document']} d ON d.id = j.document_id "
-        "ORDER BY b.priority DESC, b.deadline ASC NULLS LAST, j.created_at ASC, j.id ASC"
+        f"ORDER BY {order_sql('b', 'j')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

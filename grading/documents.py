@@ -29,6 +29,16 @@ def safe_filename(name: str) -> str:
     return cleaned or "document"
 
 
+def read_text(filename: str, data: bytes) -> tuple[str, str]:
+    """The document's text and, when it cannot be extracted, why (the text is then empty)."""
+    from grading.extraction import UnreadableDocument, extract_text
+
+    try:
+        return extract_text(io.BytesIO(data), safe_filename(filename)).replace("\x00", ""), ""
+    except UnreadableDocument as exc:
+        return "", str(exc)
+
+
 def store_document(
     owner,
     filename: str,
@@ -45,14 +55,9 @@ def store_document(
     upload extracts first, to refuse documents past the extraction bounds
     before storing anything, and passes `text` (and `error`) in.
     """
-    from grading.extraction import UnreadableDocument, extract_text
-
     name = safe_filename(filename)
     if text is None:
-        try:
-            text, error = extract_text(io.BytesIO(data), name), ""
-        except UnreadableDocument as exc:
-            text, error = "", str(exc)
+        text, error = read_text(name, data)
     document = Document(
         original_name=name,
         source_path=source_path[:500],

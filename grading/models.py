@@ -11,11 +11,12 @@ from typing import Any
 
 from django.conf import settings as conf
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from core.permissions import Level, is_signed_in, is_superuser
 from grading.progress import Progress
+from grading.serve_order import job_ordering
 from grading.statuses import CLAIMING_BATCH_STATES, JobStatus  # both also imported from here
 
 # Who may see or change documents, jobs and results. These are never shared one
@@ -149,16 +150,7 @@ class GradingJobQuerySet(models.QuerySet):
         the oldest job. Paused, cancelled and finished batches drop out here, which
         is how pause and cancel act on work that is not yet in flight.
         """
-        return (
-            self.due(now)
-            .filter(batch__status__in=CLAIMING_BATCH_STATES)
-            .order_by(
-                F("batch__priority").desc(),
-                F("batch__deadline").asc(nulls_last=True),
-                "created_at",
-                "id",
-            )
-        )
+        return self.due(now).filter(batch__status__in=CLAIMING_BATCH_STATES).order_by(*job_ordering())
 
     def waiting(self) -> "GradingJobQuerySet":
         """Queued jobs of claiming batches, due now or later (backoff, Retry-After)."""

@@ -2,6 +2,12 @@
 
 Each rubric's levels describe what a grader sees at that level for that kind
 of document; the keywords are what the builtin grader looks for per criterion.
+
+Grading starts by itself (`auto_start`) once documents are uploaded for essays
+and reports: a class set or a team's reports arrive in one upload, and the
+teacher expects the grades to follow. Research papers are long and costly to
+grade, so their batches wait for the teacher's start, after the estimate.
+Migration 0003 turned the rule on in the rows installed before.
 """
 
 from typing import Any
@@ -144,7 +150,7 @@ ACADEMIC_ESSAY = {
         "concurrency": 16,
         "stagger_ms": 0,
         "timeout_s": 60,
-        "auto_start": False,
+        "auto_start": True,
     },
 }
 
@@ -268,7 +274,7 @@ BUSINESS_REPORT = {
         "concurrency": 16,
         "stagger_ms": 0,
         "timeout_s": 90,
-        "auto_start": False,
+        "auto_start": True,
     },
 }
 

@@ -32,7 +32,10 @@ def media(settings, tmp_path) -> Path:
 
 @pytest.fixture
 def draft(owner, essay_template) -> JobBatch:
-    return make_batch(owner, essay_template, jobs=0, name="Term 1")
+    # A draft that waits for its start (the essay template itself starts on upload).
+    return make_batch(
+        owner, essay_template, jobs=0, name="Term 1", settings={"processing": {"auto_start": False}}
+    )
 
 
 def text_file(name: str, text: str = ESSAY) -> SimpleUploadedFile:

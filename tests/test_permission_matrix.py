@@ -29,7 +29,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from batches.models import BatchStatus, JobBatch
+from batches.models import AssignmentRule, BatchStatus, InboxItem, JobBatch
 from core.permissions import Level, share
 from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
 from notifications.models import BatchWebhook, Channel, Event, Notification
@@ -111,7 +111,10 @@ def build_world() -> World:
     users[MANAGER].groups.add(managers)
     owner, essay = users[OWNER], prebuilt("academic-essay")
 
-    batch = make_batch(owner, essay, jobs=0, name=f"{PRIVATE_MARK} essays")
+    # Waits for olivia's start: uploads into it must not start it (the essay template would).
+    batch = make_batch(
+        owner, essay, jobs=0, name=f"{PRIVATE_MARK} essays", settings={"processing": {"auto_start": False}}
+    )
     batch.add_documents([make_document(owner, f"{PRIVATE_MARK}-{i}.txt") for i in range(2)])
     job, spare_job = batch.jobs.order_by("pk")
     GradingResult.objects.create(
@@ -225,6 +228,61 @@ def roster_body(world: World) -> dict[str, Any]:
 
 def exemplar_body(world: World) -> dict[str, Any]:
     return {"file": SimpleUploadedFile("graded-essay.txt", b"An essay the teacher graded."), "score": "12"}
+
+
+def with_rule(world: World) -> None:
+    """olivia's assignment rule, marked private."""
+    AssignmentRule.objects.create(
+        owner=world.user(OWNER), name=f"{PRIVATE_MARK} rule", position=1, template=world.batch.template
+    )
+
+
+def rule_pk(world: World) -> dict[str, Any]:
+    return {"pk": AssignmentRule.objects.get(name=f"{PRIVATE_MARK} rule").pk}
+
+
+def own_rules(user: User) -> set[int]:
+    return set(AssignmentRule.objects.filter(owner=user).values_list("pk", flat=True))
+
+
+def with_inboxes(world: World) -> None:
+    """A document waiting in everyone's inbox: olivia's and zed's marked."""
+    for persona, user in world.users.items():
+        if user is not None:
+            mark = PRIVATE_MARK if persona == OWNER else "plain"
+            InboxItem.objects.create(document=make_document(user, f"{mark}-inbox.txt"), owner=user)
+    zed = User.objects.get(username="zed")
+    InboxItem.objects.create(document=make_document(zed, f"{FOREIGN_MARK}-inbox.txt"), owner=zed)
+
+
+def own_inbox_pk(world: World) -> dict[str, Any]:
+    return {"pk": InboxItem.objects.get(owner=world.user(OWNER)).pk}
+
+
+def own_inbox(user: User) -> set[int]:
+    return set(InboxItem.objects.of(user).values_list("pk", flat=True))
+
+
+def running(world: World) -> None:
+    """olivia's and zed's batches in the queue, each with a job waiting."""
+    set_status(world.batch, BatchStatus.PROCESSING)
+    GradingJob.objects.filter(pk=world.spare_job.pk).update(status=JobStatus.QUEUED)
+    set_status(world.foreign_batch, BatchStatus.PENDING, JobStatus.QUEUED)
+
+
+def queue_rows(response, persona: str, world: World) -> str | None:
+    """Only batches the persona may view are listed; zed's (and, for strangers, olivia's) only as totals."""
+    body = response.json()
+    listed = {row["id"] for row in body["batches"]}
+    user = world.user(persona)
+    foreign = listed - (visible_batches(user) if user else set())
+    if foreign:
+        return f"the queue lists batches the persona may not view: {sorted(foreign)}"
+    if READ()[persona] == 200 and listed != {world.batch.pk}:
+        return f"the queue should list olivia's batch to {persona}, listed {sorted(listed)}"
+    if body["total"]["batches"] != 2 or body["others"]["batches"] != 2 - len(listed):
+        return f"the totals are off: {body['total']}, {body['others']}"
+    return None
 
 
 BULK_OUTCOMES = {200: "ok", 403: "permission_denied", 404: "not_found"}
@@ -355,6 +413,31 @@ EXPECTATIONS: dict[str, Expect] = {
     "PATCH notification-preferences": Expect(
         SIGNED_IN(), no_kwargs, body=lambda w: {"in_app": {"progress_milestone": False}}
     ),
+    # assignment rules: each user's own
+    "GET assignment-rule-list": Expect(SIGNED_IN(), no_kwargs, prepare=with_rule, rows=own_rules),
+    "POST assignment-rule-list": Expect(
+        SIGNED_IN(201), no_kwargs, body=lambda w: {"name": "New rule", "template": "academic-essay"}
+    ),
+    "GET assignment-rule-detail": Expect(PERSONAL(), rule_pk, prepare=with_rule),
+    "PUT assignment-rule-detail": Expect(
+        PERSONAL(),
+        rule_pk,
+        prepare=with_rule,
+        body=lambda w: {"name": "Renamed", "template": "academic-essay"},
+    ),
+    "PATCH assignment-rule-detail": Expect(
+        PERSONAL(), rule_pk, prepare=with_rule, body=lambda w: {"priority": 8}
+    ),
+    "DELETE assignment-rule-detail": Expect(PERSONAL(204), rule_pk, prepare=with_rule),
+    # the inbox: each user's own; assigning needs change on the batch
+    "GET inbox": Expect(SIGNED_IN(), no_kwargs, prepare=with_inboxes, rows=own_inbox),
+    "POST inbox": Expect(SIGNED_IN(201), no_kwargs, body=upload_body, multipart=True),
+    "POST inbox-assign": Expect(
+        CHANGE(), no_kwargs, prepare=with_inboxes, body=lambda w: {"batch": w.batch.pk}
+    ),
+    "DELETE inbox-item": Expect(PERSONAL(204), own_inbox_pk, prepare=with_inboxes),
+    # the queue: everyone's, showing only what they may view
+    "GET queue": Expect(SIGNED_IN(), no_kwargs, prepare=running, check=queue_rows),
     # the API itself
     "GET api-root": Expect(SIGNED_IN(), no_kwargs),
     "GET api-schema": Expect(ANYONE(), no_kwargs),

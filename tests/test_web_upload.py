@@ -30,7 +30,10 @@ def zip_of(*names: str) -> SimpleUploadedFile:
 
 @pytest.fixture
 def draft(owner, essay_template):
-    return make_batch(owner, essay_template, jobs=0, name="Week 4")
+    # A draft that waits for its start (the essay template itself starts on upload).
+    return make_batch(
+        owner, essay_template, jobs=0, name="Week 4", settings={"processing": {"auto_start": False}}
+    )
 
 
 def test_several_files_become_one_job_each(client, owner, draft):

@@ -1,4 +1,4 @@
-"""A grader's whole day in a real browser: sign in, create, upload, start, watch, review, export."""
+"""A grader's whole day in a real browser: sign in, create, upload (grading starts), watch, review, export."""
 
 import csv
 import io
@@ -60,6 +60,7 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
 
     # Step 2: a refused upload explains itself; three essays dropped onto the zone go in.
     expect(web.get_by_role("heading", name="Upload documents")).to_be_visible()
+    expect(web.locator("#auto-start-note")).to_contain_text("Grading starts by itself")
     web.locator("#id_files").set_input_files(
         [{"name": "notes.exe", "mimeType": "application/octet-stream", "buffer": b"MZ"}]
     )
@@ -70,8 +71,10 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     web.get_by_role("button", name="Upload", exact=True).click()
     expect(web.get_by_role("status").first).to_contain_text("Uploaded 3 documents: 3 jobs added.")
 
-    # Step 3: start, and watch the bar reach 100% and the scores appear.
-    web.get_by_role("button", name="Start grading 3 jobs").click()
+    # Step 3: the essay template's rules start grading once the upload is in; watch the bar
+    # reach 100% and the scores appear.
+    expect(web.get_by_role("status").first).to_contain_text("Grading has started")
+    web.get_by_role("link", name="Back to the batch").click()
     batch = JobBatch.objects.get(name="Week 5 essays")
     web.wait_for_url(f"**/batches/{batch.pk}")
     progress = web.locator("#batch-progress [role=progressbar]")
