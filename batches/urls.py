@@ -21,6 +21,8 @@ urlpatterns = [
     path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
+    path("batches/<int:pk>/jobs/<int:job_id>/restore", views.job_restore, name="job-restore"),
+    path("batches/<int:pk>/jobs/<int:job_id>/review/withdraw", views.review_withdraw, name="review-withdraw"),
     # One URL per batch action (batches/actions.py), named after it: batches:start, …
     *[
         path(f"batches/<int:pk>/{action.name}", views.batch_action, {"action": action.name}, name=action.name)

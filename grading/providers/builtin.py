@@ -26,13 +26,13 @@ from grading.providers.base import (
     criteria_of,
     require_text,
 )
+from grading.words import WORD_RE, count_words  # one definition of a word, shared with the job page
 
 
 def word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 # Words and sentence ends in one pass over lower-cased text: tokenising twice was the hot spot.
 TOKEN_RE = re.compile(r"[a-z][a-z'’\-]*|[.!?]+(?=[\s\"')\]’”]|$)")
 PARAGRAPH_SPLIT_RE = re.compile(r"\n\s*\n")
@@ -172,7 +172,8 @@ def measure(text: str) -> Features:
     paragraphs, headings = split_blocks(text)
     mean, stdev = mean_and_stdev(lengths)
     return Features(
-        word_count=len(words),
+        # The same count as the document's page shows (grading.words), whatever tokenise() keeps.
+        word_count=count_words(text),
         stems=frozenset(stem(word) for word in counts),
         word_text=word_text,
         paragraphs=len(paragraphs),
