@@ -17,6 +17,11 @@ states below. tests/test_batch_action_table.py proves every surface offers
 exactly these actions, and `manage.py check` (batches.E001) that each names a
 method that exists.
 
+An action that sets `confirm` is asked about first on the web: its button
+opens a confirmation page (GET /batches/<id>/<name>) that says what it does,
+and the admin shows an intermediate page before it runs; only that page's
+POST acts. The API and bulk operations act at once, as they always have.
+
 Deleting a batch is not an action of this table: it is the batch's own
 deletion (DELETE on the API, a confirmation page on the web, the admin's
 "Delete selected"), the owner's alone rather than a sharing level's, and is
@@ -48,12 +53,17 @@ class BatchAction:
     allowed_from: frozenset[str] | None
     # Wording. label: its button on the web, and "<label> refused: …";
     label: str
-    # done: the admin's "<done> selected batches" and "<done>: 3 batch(es).";
+    # done: the admin's "<done>: 3 batch(es).";
     done: str
     # message: the web's note once done, {name} being the batch's (or the copy's) name;
     message: str
     # summary: the API operation's summary in the OpenAPI schema.
     summary: str
+    # confirm: when set, the web asks first: these sentences, on a confirmation page (and the
+    # admin's intermediate page), say what the action does to "the batch" and what is lost.
+    confirm: str = ""
+    # selected: the admin action's description; "<label> the selected batches" when empty.
+    selected: str = ""
     # The sharing level it needs on the batch (core.permissions).
     level: Level = Level.CHANGE
     # Whether it makes a new batch: the method takes owner= (the user acting) and returns
@@ -66,6 +76,9 @@ class BatchAction:
     # Progress counts ("total" or job states) of which one must be non-zero for the web to
     # offer it: the method refuses a batch without such jobs.
     needs_jobs: tuple[str, ...] = ()
+    # The method leaves `report` on the batch it returns (a dict of what it did, e.g. retry's
+    # re-queued and skipped jobs): the API adds it to its answer, the web says its "message".
+    reports: bool = False
 
     def __post_init__(self) -> None:
         # Unknown states or levels fail at import, not when someone clicks.
@@ -74,6 +87,16 @@ class BatchAction:
                 self, "allowed_from", frozenset(BatchStatus(state) for state in self.allowed_from)
             )
         object.__setattr__(self, "level", Level(self.level))
+
+    @property
+    def admin_description(self) -> str:
+        """The admin's name for the action over the batches ticked on its list."""
+        return self.selected or f"{self.label} the selected batches"
+
+    def done_message(self, outcome: "JobBatch") -> str:
+        """The web's note once done: `message`, or the sentence the method reported (outcome.report)."""
+        report = getattr(outcome, "report", None) or {}
+        return report.get("message") or self.message.format(name=outcome.name)
 
     def allows(self, status: str) -> bool:
         """Whether the state machine lets the action start from this status."""
@@ -130,6 +153,11 @@ ACTIONS: tuple[BatchAction, ...] = (
         message="Cancelled “{name}”: queued jobs will not be graded.",
         summary="Cancel queued jobs; jobs in flight finish and are kept.",
         style="danger-ghost",
+        confirm=(
+            "Cancelling stops the batch: its jobs not yet graded will not be graded, and a draft can "
+            "no longer be started. Jobs being graded right now finish and keep their grades, as do "
+            "the jobs already graded. “Retry failed” can queue the cancelled jobs again later."
+        ),
     ),
     BatchAction(
         name="retry",
@@ -140,8 +168,13 @@ ACTIONS: tuple[BatchAction, ...] = (
         label="Retry failed",
         done="Retried failed jobs of",
         message="Re-queued the failed and cancelled jobs of “{name}”.",
-        summary="Re-queue failed and cancelled jobs with their attempts reset.",
+        summary=(
+            "Re-queue failed and cancelled jobs with their attempts reset; jobs whose document "
+            "cannot be graded (unreadable or without text) are skipped and listed in `report`."
+        ),
+        selected="Retry the failed jobs of the selected batches",
         needs_jobs=(JobStatus.FAILED, JobStatus.CANCELLED),
+        reports=True,
     ),
     BatchAction(
         name="archive",
@@ -149,8 +182,17 @@ ACTIONS: tuple[BatchAction, ...] = (
         allowed_from=frozenset(BatchStatus.finished()),
         label="Archive",
         done="Archived",
-        message="Archived “{name}”.",
-        summary="Archive a finished batch.",
+        message="Archived “{name}”: it leaves the lists; tick “Archived” in the filters to find it.",
+        summary="Archive a finished batch: it leaves the lists unless they ask for status=archived.",
+    ),
+    BatchAction(
+        name="unarchive",
+        method="unarchive",
+        allowed_from=frozenset({BatchStatus.ARCHIVED}),
+        label="Unarchive",
+        done="Unarchived",
+        message="Unarchived “{name}”: it is back in the lists, in the state it was archived from.",
+        summary="Unarchive: back to the finished state the batch was archived from.",
     ),
     BatchAction(
         name="duplicate",

@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from batches.actions import ACTIONS, BatchAction
@@ -12,6 +14,7 @@ from grading.progress import Progress
 
 class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
     model = GradingJob
+    fk_name = "batch"
     fields = ("name", "document", "provider", "model", "status", "attempts", "score", "last_error")
     readonly_fields = fields
     extra = 0
@@ -42,7 +45,23 @@ def _batch_action(batch_action: BatchAction):
     a copy would keep the documents after the original is unshared.
     """
 
-    def run(modeladmin, request, queryset: QuerySet[JobBatch]) -> None:
+    def run(modeladmin, request, queryset: QuerySet[JobBatch]):
+        if batch_action.confirm and request.POST.get("confirmed") != "yes":
+            # Asked first, as on the batch's page: an intermediate page; its POST runs the action.
+            return TemplateResponse(
+                request,
+                "admin/batches/jobbatch/confirm_action.html",
+                {
+                    **modeladmin.admin_site.each_context(request),
+                    "title": batch_action.admin_description,
+                    "opts": modeladmin.model._meta,
+                    "queryset": queryset,
+                    "confirm": batch_action.confirm,
+                    "action_name": f"{batch_action.name}_batches",
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                    "confirm_label": f"Yes, {batch_action.label.lower()} them",
+                },
+            )
         done, refused = 0, []
         allowed_ids = set(
             queryset.accessible_to(request.user, batch_action.level).values_list("pk", flat=True)
@@ -64,7 +83,7 @@ def _batch_action(batch_action: BatchAction):
             modeladmin.message_user(request, f"Refused — {line}", messages.WARNING)
 
     run.__name__ = f"{batch_action.name}_batches"
-    run.short_description = f"{batch_action.done} selected batches"
+    run.short_description = batch_action.admin_description
     # Staff may use the admin's actions at all; which batches they may act on is
     # decided per batch above, at the action's level.
     run.allowed_permissions = ("change",)

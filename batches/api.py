@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from batches.actions import ACTIONS, BatchAction
 from batches.bulk import OPERATIONS, run_bulk
-from batches.filters import BatchFilter
+from batches.filters import BatchFilter, unless_archived_asked
 from batches.models import JobBatch
 from batches.serializers import (
     MAX_IDS,
@@ -80,6 +80,23 @@ class DocumentUploadSerializer(serializers.Serializer):
         help_text="Read students from the file names by this pattern (canvas, moodle, or e.g. "
         "{student_id}_{last}_{first}.*); it becomes the batch's. Left out: the batch's own.",
     )
+    skip_unsupported = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "true: leave out files of an unsupported type and empty documents (listed in `skipped`) "
+            "instead of refusing the upload."
+        ),
+    )
+
+
+SkippedFile = inline_serializer(
+    "SkippedFile",
+    {
+        "file": serializers.CharField(help_text="The file, or “archive.zip: entry”."),
+        "reason": serializers.CharField(help_text="“unsupported file type” or “no text to grade”."),
+    },
+)
 
 
 AddedJobs = inline_serializer("AddedJobs", {"jobs": GradingJobSerializer(many=True)})
@@ -89,6 +106,7 @@ UploadResult = inline_serializer(
         "documents": DocumentSummarySerializer(many=True),
         "jobs": GradingJobSerializer(many=True),
         "started": serializers.BooleanField(help_text="True when the template's rules started the batch."),
+        "skipped": SkippedFile.__class__(many=True, help_text="Files left out by skip_unsupported."),
         "batch": JobBatchSerializer(),
     },
 )
@@ -108,7 +126,10 @@ def _action_route(batch_action: BatchAction):
         outcome = batch_action.run(batch, request.user)
         if creates:
             return Response(self.represent(outcome.pk), status=status.HTTP_201_CREATED)
-        return Response(self.represent(batch.pk))
+        body = self.represent(batch.pk)
+        if batch_action.reports:
+            body["report"] = getattr(outcome, "report", None) or {}
+        return Response(body)
 
     view.__name__ = batch_action.name
     routed = action(
@@ -118,8 +139,30 @@ def _action_route(batch_action: BatchAction):
         url_name=batch_action.name,
         permission_classes=[IsAuthenticated, requires(batch_action.level)],
     )(view)
-    responses = {201 if creates else 200: JobBatchSerializer, **ACTION_ERRORS}
+    answer = _reported(batch_action.name) if batch_action.reports else JobBatchSerializer
+    responses = {201 if creates else 200: answer, **ACTION_ERRORS}
     return extend_schema(summary=batch_action.summary, request=None, responses=responses)(routed)
+
+
+def _reported(name: str) -> type[serializers.Serializer]:
+    """The batch, with the `report` of what the action did (e.g. retry's re-queued and skipped jobs)."""
+    return type(
+        f"{name.title()}Result",
+        (JobBatchSerializer,),
+        {
+            "report": serializers.DictField(
+                read_only=True,
+                help_text=(
+                    "What the action did: `requeued` (a count), `skipped_count`, `skipped` (the first "
+                    "100 jobs left alone, each {id, name, document, reason}) and, when any were "
+                    "skipped, `message`, a sentence."
+                ),
+            ),
+            "Meta": type(
+                "Meta", (JobBatchSerializer.Meta,), {"fields": [*JobBatchSerializer.Meta.fields, "report"]}
+            ),
+        },
+    )
 
 
 # One route per batch action, generated from the table; JobBatchViewSet inherits them.
@@ -163,6 +206,14 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
             .select_related("template", "owner")
             .order_by("-created_at", "-id")
         )
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if self.action != "list":
+            return queryset
+        # The list leaves archived batches out unless its status filter asks for them.
+        statuses = [part for item in self.request.query_params.getlist("status") for part in item.split(",")]
+        return unless_archived_asked(queryset, [part.strip() for part in statuses if part.strip()])
 
     def represent(self, pk: int) -> dict:
         return JobBatchSerializer(self.get_queryset().get(pk=pk), context=self.get_serializer_context()).data
@@ -261,12 +312,15 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
             lambda: request.FILES.getlist("files"),
             request.META.get("CONTENT_LENGTH"),
             student_pattern=lambda: request.POST.get("student_pattern"),
+            # Read with the files, after the cheap refusals: reading it parses the body.
+            skip_unsupported=lambda: _skip_unsupported(request),
         )
         created = with_job_relations(GradingJob.objects.filter(pk__in=[job.pk for job in added.jobs]))
         body = {
             "documents": DocumentSummarySerializer(added.documents, many=True).data,
             "jobs": GradingJobSerializer(created, many=True).data,
             "started": added.started,
+            "skipped": [{"file": item.file, "reason": item.reason} for item in added.skipped],
             "batch": self.represent(batch.pk),
         }
         return Response(body, status=status.HTTP_201_CREATED)
@@ -292,6 +346,18 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
         action_name, ids = params.pop("action"), params.pop("batch_ids")
         results = run_bulk(request.user, action_name, ids, **params)
         return Response({"action": action_name, "results": results})
+
+
+def _skip_unsupported(request) -> bool:
+    """The upload's skip_unsupported field; a value that is no boolean is a 400 on it."""
+    field = DocumentUploadSerializer().fields["skip_unsupported"]
+    value = request.data.get("skip_unsupported")
+    if value in (None, ""):
+        return False
+    try:
+        return field.to_internal_value(value)
+    except ValidationError as exc:
+        raise ValidationError({"skip_unsupported": exc.detail}) from None
 
 
 def _bounded_id(value: str) -> int:

@@ -88,16 +88,23 @@ def score_histogram(histogram: list[dict[str, Any]]) -> SafeString:
     for index, bucket in enumerate(histogram):
         bar_h = plot_h * bucket["count"] / ceiling
         x = left + index * slot + slot * 0.12
-        tip = f"{bucket['bucket']}%: {bucket['count']} document(s)"
+        tip = f"{_band(index, len(histogram))}: {bucket['count']} document(s)"
         body.append(_rect(x, top + plot_h - bar_h, slot * 0.76, bar_h, BAR, tip))
         if bucket["count"]:
             body.append(_text(x + slot * 0.38, top + plot_h - bar_h - 4, bucket["count"], "middle", INK))
-        body.append(_text(left + index * slot + slot / 2, height - bottom + 16, f"{index * 10}", "middle"))
+        band = _band(index, len(histogram), unit="")
+        body.append(_text(left + index * slot + slot / 2, height - bottom + 16, band, "middle"))
     body.append(_text(width - 8, height - 2, "score %", "end"))
-    described = ", ".join(f"{b['bucket']}%: {b['count']}" for b in histogram)
+    described = ", ".join(f"{_band(i, len(histogram))}: {b['count']}" for i, b in enumerate(histogram))
     return _svg(
         "chart-scores", width, height, "Score distribution", f"Documents per score band. {described}.", body
     )
+
+
+def _band(index: int, count: int, unit: str = " %") -> str:
+    """A histogram bar's range of scores, "70–80 %": both edges, not the lower one alone."""
+    width = 100 / max(count, 1)
+    return f"{index * width:g}–{(index + 1) * width:g}{unit}"
 
 
 def criterion_means(criteria: list[dict[str, Any]]) -> SafeString:

@@ -10,7 +10,8 @@ class InvalidTransition(DomainError):
     def __init__(self, action: str, status: str, detail: str | None = None):
         self.action = action
         self.status = status
-        self.detail = detail or f"Cannot {action} a batch that is {status.replace('_', ' ')}."
+        state = "failed" if status == "failed" else f"is {status.replace('_', ' ')}"
+        self.detail = detail or f"Cannot {action.replace('_', ' ')} a batch that {state}."
         super().__init__(self.detail)
 
     def as_dict(self) -> dict[str, str]:

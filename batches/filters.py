@@ -63,9 +63,18 @@ class NullsLastOrdering(django_filters.OrderingFilter):
         return qs.order_by(*ordering, "-id")
 
 
+def unless_archived_asked(queryset: QuerySet, statuses: list[str] | None) -> QuerySet:
+    """Archived batches leave the lists: they are listed only when a status filter names them."""
+    if statuses:
+        return queryset  # the status filter itself decides, archived among them or not
+    return queryset.exclude(status=BatchStatus.ARCHIVED)
+
+
 class BatchFilter(django_filters.FilterSet):
     status = Statuses(
-        choices=BatchStatus.choices, help_text="One or more statuses (repeat or comma-separate)."
+        choices=BatchStatus.choices,
+        help_text="One or more statuses (repeat or comma-separate). Archived batches are listed only "
+        "when asked for: status=archived.",
     )
     priority_min = Priority(field_name="priority", lookup_expr="gte", min_value=1, max_value=10)
     priority_max = Priority(field_name="priority", lookup_expr="lte", min_value=1, max_value=10)

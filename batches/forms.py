@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from batches.filters import BatchFilter, Statuses
+from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
 from grading.providers import available_providers
@@ -76,8 +76,38 @@ class DeadlineField(forms.DateTimeField):
         super().__init__(**kwargs)
 
 
+# The names a person reads on the list's filters, for its error messages.
+FILTER_LABELS = {
+    "status": "Status",
+    "priority_min": "Lowest priority",
+    "priority_max": "Highest priority",
+    "tags": "Tags",
+    "search": "Search",
+    "ordering": "Sort",
+    "template": "Template",
+    "owner": "Owner",
+    "created_after": "Created after",
+    "created_before": "Created before",
+    "deadline_before": "Deadline before",
+}
+
+
 class BatchFilterForm(forms.Form):
     """The base form of the list's filters: the range check a person needs spelled out."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for name, label in FILTER_LABELS.items():
+            if name in self.fields:
+                self.fields[name].label = label
+
+    def labelled_errors(self) -> list[tuple[str, str]]:
+        """(label, message) per error, the label empty for the form's own: what the page lists."""
+        return [
+            ("" if field == "__all__" else self.fields[field].label if field in self.fields else field, error)
+            for field, errors in self.errors.items()
+            for error in errors
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -110,12 +140,13 @@ class PageBatchFilter(BatchFilter):
         """The filtered batches in the chosen order (newest first by default).
 
         All of them, newest first, when a filter is invalid (the page says so).
+        Archived batches only when the status filter asks for them, as in the API.
         """
         valid = self.is_bound and self.is_valid()
         batches = self.qs if valid else self.queryset
         if not (valid and self.form.cleaned_data.get("ordering")):
             batches = batches.order_by("-created_at", "-id")
-        return batches
+        return unless_archived_asked(batches, self.form.cleaned_data.get("status") if valid else None)
 
     @property
     def is_filtered(self) -> bool:
@@ -237,15 +268,18 @@ EDITABLE_SETTINGS = {
 class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
     """The grading settings of a draft or paused batch.
 
-    Shown with the effective values; saved as overrides of the template's: a
+    Shown with the effective values (the template's, or the schema's default
+    where the template sets none); saved as overrides of the template's: a
     value equal to the template's is not stored, so later template edits still
-    reach this batch for everything the grader did not change.
+    reach this batch for everything the grader did not change. A field left
+    blank means the template's value, shown as its placeholder; saving the form
+    untouched stores nothing new.
     """
 
     settings_fields = EDITABLE_SETTINGS
 
     provider = ProviderChoiceField(required=True)
-    model = forms.CharField(max_length=200)
+    model = forms.CharField(max_length=200, required=False)
     compare_models = ModelsField(
         label="Compare models",
         help_text=(
@@ -253,31 +287,50 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
             "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
         ),
     )
-    temperature = forms.FloatField(min_value=0, max_value=2)
-    max_output_tokens = forms.IntegerField(min_value=1, max_value=100_000, label="Max output tokens")
+    temperature = forms.FloatField(min_value=0, max_value=2, required=False)
+    max_output_tokens = forms.IntegerField(
+        min_value=1, max_value=100_000, label="Max output tokens", required=False
+    )
     instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
-    max_attempts = forms.IntegerField(min_value=1, max_value=20, label="Attempts per job")
-    concurrency = forms.IntegerField(min_value=1, max_value=512, label="Calls in flight")
+    max_attempts = forms.IntegerField(min_value=1, max_value=20, label="Attempts per job", required=False)
+    concurrency = forms.IntegerField(min_value=1, max_value=512, label="Calls in flight", required=False)
+
+    # Fields where blank means "the template's value" (the others have their own empty value).
+    BLANK_IS_TEMPLATE = ("model", "temperature", "max_output_tokens", "max_attempts", "concurrency")
 
     def __init__(self, *args: Any, batch: JobBatch, **kwargs: Any):
         self.batch = batch
+        self.template_layer = batch.template.settings_layer() if batch.template_id else {}
         effective = batch.effective_settings()
-        kwargs.setdefault("initial", {name: _at(effective, path) for path, name in EDITABLE_SETTINGS.items()})
+        initial = {}
+        for path, name in EDITABLE_SETTINGS.items():
+            value = _at(effective, path)
+            initial[name] = value if value is not None else _baseline(self.template_layer, path)
+        kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
+        for path, name in EDITABLE_SETTINGS.items():
+            if name in self.BLANK_IS_TEMPLATE:
+                baseline = _baseline(self.template_layer, path)
+                self.fields[name].widget.attrs["placeholder"] = (
+                    f"{baseline:g}" if isinstance(baseline, float) else str(baseline)
+                )
+                if not self.fields[name].help_text:
+                    self.fields[name].help_text = "Blank: the template's value."
 
     def changes(self) -> dict[str, Any]:
         return {"settings": self.overrides()}
 
     def overrides(self) -> dict[str, Any]:
-        """The batch's settings overrides with this form's values applied."""
-        template_layer = self.batch.template.settings_layer() if self.batch.template_id else {}
+        """The batch's settings overrides with this form's values applied (blank: the template's)."""
         settings = _copy(self.batch.settings)
         for path, name in EDITABLE_SETTINGS.items():
             value = self.cleaned_data[name]
-            if value == _baseline(template_layer, path):
+            blank = value is None or (name in self.BLANK_IS_TEMPLATE and value == "")
+            if blank or value == _baseline(self.template_layer, path):
                 _discard(settings, path)
             else:
                 _put(settings, path, value)
+        _prune(settings)
         return settings
 
 
@@ -315,15 +368,29 @@ def _discard(data: dict[str, Any], path: str) -> None:
     data.pop(last, None)
 
 
+def _prune(data: dict[str, Any]) -> None:
+    """Drop sections left empty by _discard ({"processing": {}}), so an untouched form stores nothing."""
+    for key in [key for key, value in data.items() if isinstance(value, dict)]:
+        _prune(data[key])
+        if not data[key]:
+            del data[key]
+
+
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
     return {key: _copy(value) if isinstance(value, dict) else value for key, value in data.items()}
 
 
 class ReviewForm(forms.Form):
-    """A reviewer's grade: a total and/or a score per criterion, and a comment.
+    """A reviewer's grade: a score per criterion, a total, and a comment.
 
-    It only reads numbers; GradingResult.record_review checks them against
-    the rubric (ranges, sums) and its ReviewError lands on the field it names.
+    Each criterion starts at the score that stands now (the reviewer's, where
+    there is a review, else the AI's); changing some and leaving the others is
+    a review of those, the others keeping that score. The total follows the
+    criteria when left empty (the sum shows as its placeholder); a total typed
+    in is the reviewer's own, and it starts filled in only when an earlier
+    review set one apart from the criteria. Every criterion out of range is
+    named on its field; GradingResult.record_review checks the rest (a typed
+    total against criteria all changed), its ReviewError on the field it names.
     """
 
     score = forms.FloatField(required=False, label="Total score")
@@ -337,33 +404,70 @@ class ReviewForm(forms.Form):
     def __init__(self, *args: Any, result, **kwargs: Any):
         self.result = result
         super().__init__(*args, **kwargs)
-        self.fields["score"].widget.attrs.update(min="0", max=f"{result.max_score:g}", step="any")
-        self.fields["score"].help_text = f"Out of {result.max_score:g}. Leave empty to add up the criteria."
+        self.ai_scores = {item["key"]: item.get("score") for item in result.criteria if item.get("key")}
         reviewed = {item.get("key"): item.get("score") for item in result.reviewed_criteria or []}
+        # What stands now for each criterion: the reviewer's score, else the AI's.
+        self.standing = {key: reviewed.get(key, ai) for key, ai in self.ai_scores.items()}
         for criterion in result.criteria:
             key, maximum = criterion["key"], criterion.get("max_score") or 0
             self.fields[f"criterion_{key}"] = forms.FloatField(
                 required=False,
                 label=criterion.get("name") or key,
-                initial=reviewed.get(key),
+                initial=_plain(self.standing.get(key)),
+                help_text=f"Out of {maximum:g}; the AI gave {_points(criterion.get('score'))}.",
                 widget=forms.NumberInput(attrs={"step": "any", "min": "0", "max": f"{maximum:g}"}),
             )
+        criteria_sum = sum(score or 0 for score in self.standing.values())
+        total = self.fields["score"]
+        total.widget.attrs.update(min="0", max=f"{result.max_score:g}", step="any")
+        if self.standing:
+            total.widget.attrs["placeholder"] = f"{criteria_sum:g}"
+            total.help_text = f"Out of {result.max_score:g}. Leave empty to add up the criteria."
+        else:
+            total.help_text = f"Out of {result.max_score:g}."
         if result.is_reviewed:
-            self.fields["score"].initial = result.reviewed_score
+            # A total set apart from the criteria was deliberate: keep it; one equal to their sum follows them.
+            if not self.standing or abs(result.reviewed_score - criteria_sum) > 1e-6:
+                total.initial = _plain(result.reviewed_score)
             self.fields["comment"].initial = result.review_comment
             self.fields["exemplar"].initial = result.is_exemplar
 
     def criterion_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith("criterion_")]
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # Every criterion out of its range, each on its own field, by its name.
+        for criterion in self.result.criteria:
+            name = f"criterion_{criterion['key']}"
+            value, maximum = data.get(name), criterion.get("max_score") or 0
+            if value is not None and not 0 <= value <= maximum:
+                label = criterion.get("name") or criterion["key"]
+                self.add_error(name, f"Give “{label}” a score between 0 and {maximum:g}.")
+        return data
+
     def review(self) -> dict[str, Any]:
-        """The arguments of GradingResult.record_review."""
+        """The arguments of GradingResult.record_review.
+
+        Without a total: every criterion, as typed or else as it stands, so the
+        total is their sum. With a total: the criteria that differ from the
+        AI's (changed now or in an earlier review), which the total goes with.
+        """
         data = self.cleaned_data
-        criteria = [
-            {"key": criterion["key"], "score": data[f"criterion_{criterion['key']}"]}
-            for criterion in self.result.criteria
-            if data.get(f"criterion_{criterion['key']}") is not None
-        ]
+        scores = {}
+        for key, standing in self.standing.items():
+            typed = data.get(f"criterion_{key}")
+            scores[key] = typed if typed is not None else standing
+        if data["score"] is None:
+            criteria = [{"key": key, "score": score} for key, score in scores.items() if score is not None]
+        else:
+            criteria = [
+                {"key": key, "score": score}
+                for key, score in scores.items()
+                if score is not None
+                and self.ai_scores.get(key) is not None
+                and abs(score - self.ai_scores[key]) > 1e-9
+            ]
         return {
             "score": data["score"],
             "criteria": criteria,
@@ -373,6 +477,15 @@ class ReviewForm(forms.Form):
 
     def add_review_error(self, field: str, message: str) -> None:
         self.add_error(field if field in self.fields else None, message)
+
+
+def _plain(value: float | None) -> float | int | None:
+    """16.0 -> 16, so a field shows "16" rather than "16.0"."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _points(value: Any) -> str:
+    return "—" if value is None else f"{round(float(value), 2):g}"
 
 
 class ShareForm(forms.Form):

@@ -85,8 +85,15 @@ class JobBatchQuerySet(models.QuerySet):
         return queryset
 
     def archivable(self, finished_before: datetime, statuses: list[str] | None = None) -> "JobBatchQuerySet":
-        """Finished batches (of the given finished states) whose work ended before the cut-off."""
-        return self.filter(status__in=statuses or BatchStatus.finished(), completed_at__lt=finished_before)
+        """Finished batches (of the given finished states) whose work ended before the cut-off.
+
+        A batch someone unarchived since the cut-off is left alone: it was brought back on purpose.
+        """
+        return self.filter(
+            Q(unarchived_at__isnull=True) | Q(unarchived_at__lt=finished_before),
+            status__in=statuses or BatchStatus.finished(),
+            completed_at__lt=finished_before,
+        )
 
     def create_from_template(
         self, *, owner, name: str, template=None, settings: dict[str, Any] | None = None, **fields: Any
@@ -170,6 +177,10 @@ class JobBatch(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # The finished state the batch was archived from, so unarchiving returns to it.
+    archived_from = models.CharField(max_length=30, blank=True, choices=BatchStatus.choices)
+    # When it was last unarchived: the daily archival leaves it for another ARCHIVE_AFTER.
+    unarchived_at = models.DateTimeField(null=True, blank=True)
     # The last calibration to the teacher's scale (batches/calibration.py): per
     # provider and model, the map and its cross-validated agreement.
     calibration = models.JSONField(default=dict, blank=True)
@@ -306,13 +317,52 @@ class JobBatch(models.Model):
                 )
             if batch.status == BatchStatus.ARCHIVED:
                 raise InvalidTransition("remove_job", batch.status)
-            locked.batch, locked.owner_id = None, batch.owner_id
+            locked.batch, locked.owner_id, locked.removed_from = None, batch.owner_id, batch
             if locked.status in (JobStatus.PENDING, JobStatus.QUEUED):
                 locked.status = JobStatus.CANCELLED
                 locked.completed_at = timezone.now()
-            locked.save(update_fields=["batch", "owner", "status", "completed_at"])
+            locked.save(update_fields=["batch", "owner", "status", "completed_at", "removed_from"])
         if batch.status in BatchStatus.active():
             batch.finalize()
+
+    def removed_jobs_to_restore(self):
+        """Graded jobs taken out of this batch that are still in no batch: restore_job puts them back."""
+        return (
+            GradingJob.objects.filter(removed_from=self, batch__isnull=True, result__isnull=False)
+            .select_related("document", "result")
+            .order_by("created_at", "id")
+        )
+
+    def restore_job(self, job: GradingJob) -> GradingJob:
+        """Put back a job removed from this batch (the undo of remove_job), with its grade and review.
+
+        Only a job that came out of this batch and has been in no batch since;
+        refused once the batch is archived. A job cancelled by its removal
+        waits again in a draft; elsewhere it comes back cancelled, and
+        "Retry failed" queues it.
+        """
+        with transaction.atomic():
+            batch = JobBatch.objects.select_for_update().get(pk=self.pk)
+            if batch.status == BatchStatus.ARCHIVED:
+                raise InvalidTransition("restore_job", batch.status, "An archived batch cannot be changed.")
+            locked = (
+                GradingJob.objects.select_for_update()
+                .filter(pk=job.pk, removed_from=batch, batch__isnull=True)
+                .first()
+            )
+            if locked is None:
+                raise InvalidTransition(
+                    "restore_job", batch.status, "This job is no longer one removed from the batch."
+                )
+            locked.batch, locked.removed_from = batch, None
+            if (
+                batch.status == BatchStatus.DRAFT
+                and locked.status == JobStatus.CANCELLED
+                and not hasattr(locked, "result")
+            ):
+                locked.status, locked.completed_at = JobStatus.PENDING, None
+            locked.save(update_fields=["batch", "removed_from", "status", "completed_at"])
+        return locked
 
     # --- editing --------------------------------------------------------------
 
@@ -379,7 +429,14 @@ class JobBatch(models.Model):
         return locked
 
     def _refresh_from(self, locked: "JobBatch") -> None:
-        for field in ("status", "started_at", "completed_at", "archived_at"):
+        for field in (
+            "status",
+            "started_at",
+            "completed_at",
+            "archived_at",
+            "archived_from",
+            "unarchived_at",
+        ):
             setattr(self, field, getattr(locked, field))
 
     def start_batch(self) -> "JobBatch":
@@ -472,15 +529,43 @@ class JobBatch(models.Model):
         return self
 
     def retry_failed_jobs(self) -> "JobBatch":
-        """Re-queue failed and cancelled jobs with their attempts reset."""
+        """Re-queue failed and cancelled jobs with their attempts reset.
+
+        Jobs whose document cannot be graded are skipped, since they would only
+        fail again: its text could not be extracted (`extraction_error`) or it
+        has none. What was done is left in `self.report` (re-queued count, the
+        skipped jobs and a sentence saying so) for the API and the web.
+        """
         with transaction.atomic():
             batch = self._locked("retry")
-            retried = GradingJob.objects.in_batch(batch).filter(
+            ended = GradingJob.objects.in_batch(batch).filter(
                 status__in=[JobStatus.FAILED, JobStatus.CANCELLED]
             )
-            if not retried.exists():
+            if not ended.exists():
                 raise InvalidTransition(
                     "retry", batch.status, "The batch has no failed or cancelled jobs to retry."
+                )
+            hopeless = ended.filter(_UNGRADABLE_DOCUMENT)
+            skipped_count = hopeless.count()
+            skipped = [
+                {
+                    "id": job.pk,
+                    "name": job.name,
+                    "document": job.document.original_name,
+                    "reason": _why_ungradable(job),
+                }
+                for job in hopeless.select_related("document")
+                .only("name", "document__original_name", "document__extraction_error")
+                .order_by("created_at", "id")[:MAX_REPORTED]
+            ]
+            retried = ended.exclude(_UNGRADABLE_DOCUMENT)
+            requeued = retried.count()
+            if not requeued:
+                raise InvalidTransition(
+                    "retry",
+                    batch.status,
+                    f"Nothing to retry: {_skipped_sentence(skipped, skipped_count)} Remove "
+                    f"{'it' if skipped_count == 1 else 'them'}, or upload readable documents.",
                 )
             # A cancelled draft never got its settings snapshot; take it now.
             if batch.started_at is None:
@@ -502,6 +587,12 @@ class JobBatch(models.Model):
             batch.save(update_fields=["status", "started_at", "completed_at"])
             transaction.on_commit(batch._enqueue_processing)
         self._refresh_from(batch)
+        self.report = {"requeued": requeued, "skipped_count": skipped_count, "skipped": skipped}
+        if skipped_count:
+            self.report["message"] = (
+                f"Re-queued {requeued} job{'s' if requeued != 1 else ''} of “{batch.name}”; "
+                f"{skipped_count} skipped: {_skipped_sentence(skipped, skipped_count)}"
+            )
         return self
 
     def archive(self, finished_before: datetime | None = None) -> "JobBatch":
@@ -516,9 +607,31 @@ class JobBatch(models.Model):
                 batch.completed_at and batch.completed_at < finished_before
             ):
                 raise InvalidTransition("archive", batch.status, "The batch finished after the cut-off.")
+            if finished_before is not None and batch.unarchived_at and batch.unarchived_at >= finished_before:
+                raise InvalidTransition(
+                    "archive", batch.status, "The batch was unarchived after the cut-off."
+                )
+            batch.archived_from = batch.status
             batch.status = BatchStatus.ARCHIVED
             batch.archived_at = timezone.now()
-            batch.save(update_fields=["status", "archived_at"])
+            batch.save(update_fields=["status", "archived_at", "archived_from"])
+        self._refresh_from(batch)
+        return self
+
+    def unarchive(self) -> "JobBatch":
+        """archived -> the finished state it was archived from, back in the lists.
+
+        Batches archived before that state was kept get the state their jobs
+        give (final_status). The daily archival leaves an unarchived batch
+        for another ARCHIVE_AFTER.
+        """
+        with transaction.atomic():
+            batch = self._locked("unarchive")
+            batch.status = batch.archived_from or final_status(batch.progress())
+            batch.archived_from = ""
+            batch.archived_at = None
+            batch.unarchived_at = timezone.now()
+            batch.save(update_fields=["status", "archived_from", "archived_at", "unarchived_at"])
         self._refresh_from(batch)
         return self
 
@@ -684,6 +797,27 @@ def _target_overrides(batch_provider: str, provider: str, model: str) -> dict[st
     if provider != batch_provider:
         overrides["provider"] = provider
     return overrides
+
+
+# A job whose document cannot be graded: retrying it would only fail the same way.
+_UNGRADABLE_DOCUMENT = ~Q(document__extraction_error="") | Q(document__text__regex=r"^\s*$")
+
+
+def _why_ungradable(job: GradingJob) -> str:
+    if job.document.extraction_error:
+        return f"its document could not be read ({job.document.extraction_error.rstrip('.')})"
+    return "its document has no text to grade"
+
+
+# Skipped jobs a retry lists (its report counts them all).
+MAX_REPORTED = 100
+
+
+def _skipped_sentence(skipped: list[dict[str, Any]], count: int) -> str:
+    """“a.txt” cannot be graded: …; “b.pdf” cannot be graded: …. — the first few, then a count."""
+    shown = [f"“{item['document']}” cannot be graded: {item['reason']}" for item in skipped[:5]]
+    more = f"; and {count - len(shown)} more" if count > len(shown) else ""
+    return "; ".join(shown) + more + "."
 
 
 def final_status(counts: dict[str, int]) -> str:

@@ -100,6 +100,10 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     effective_settings = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField()
+    archived_from = serializers.CharField(
+        read_only=True,
+        help_text="The finished state an archived batch left, which unarchiving returns it to; empty otherwise.",
+    )
     calibration = serializers.JSONField(
         read_only=True,
         help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
@@ -127,6 +131,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "started_at",
             "completed_at",
             "archived_at",
+            "archived_from",
             "calibration",
         ]
         read_only_fields = [
@@ -135,6 +140,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "started_at",
             "completed_at",
             "archived_at",
+            "archived_from",
             "calibration",
         ]
 

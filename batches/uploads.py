@@ -1,7 +1,11 @@
 """Document uploads into a batch: many files or ZIPs of them, bounded, all-or-nothing.
 
 An upload is checked whole before anything is stored: a refused upload
-leaves no document, no job and no file behind. ZIPs are judged from their
+leaves no document, no job and no file behind. A document with no text to
+grade (an empty file, or only whitespace once its text is extracted) is
+refused like an unsupported file type, by name. With `skip_unsupported`,
+files of an unsupported type and empty documents are left out instead of
+refusing the upload, and listed in `Added.skipped`. ZIPs are judged from their
 central directory first (entry count, declared sizes, compression ratio), so
 a zip bomb is refused without inflating a single byte of it; entries are only
 inflated once every bound holds, and then never past their declared size
@@ -15,7 +19,7 @@ upload, naming the file.
 import io
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -73,22 +77,47 @@ class Upload:
     path: str = ""
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of an upload that skips unsupported files, and why."""
+
+    file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file} ({self.reason})"
+
+
+UNSUPPORTED_TYPE = "unsupported file type"
+NO_TEXT = "no text to grade"
+
+
 class _Check:
     """Collects every problem of an upload, so one 400 lists them all."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, skipped: list[Skipped] | None = None):
         self.limits = limits
         self.problems: list[str] = []
         self.unsupported: list[str] = []
+        # Not None: unsupported files are skipped (listed here) instead of refused.
+        self.skipped = skipped
         self.count = 0
         self.total = 0
 
     def document(self, name: str, size: int) -> bool:
         """Count one document of `size` bytes; False when it must not be read."""
+        supported = PurePosixPath(name).suffix.lower() in supported_extensions()
+        if self.skipped is not None and (not supported or size == 0):
+            # Left out, not refused: it counts against no limit.
+            self.skipped.append(Skipped(name, NO_TEXT if supported else UNSUPPORTED_TYPE))
+            return False
         self.count += 1
         self.total += size
-        if PurePosixPath(name).suffix.lower() not in supported_extensions():
+        if not supported:
             self.unsupported.append(name)
+            return False
+        if size == 0:
+            self.problems.append(f"“{name}” is empty (0 bytes): it has no text to grade.")
             return False
         if size > self.limits.file_bytes:
             self.problems.append(
@@ -110,7 +139,7 @@ class _Check:
             kinds = ", ".join(supported_extensions())
             problems.append(
                 f"Unsupported file types: {', '.join(self.unsupported[:50])}. "
-                f"Upload {kinds} files, or a .zip of them."
+                f"Upload {kinds} files, or a .zip of them; or skip unsupported files to upload the rest."
             )
         return problems
 
@@ -127,12 +156,17 @@ class UploadRefused(ValidationError):
         super().__init__({"files": problems})
 
 
-def read_upload(files: list[UploadedFile], limits: Limits | None = None) -> list[Upload]:
-    """Every document of the request, ZIPs expanded; raises UploadRefused listing every problem."""
+def read_upload(
+    files: list[UploadedFile], limits: Limits | None = None, skipped: list[Skipped] | None = None
+) -> list[Upload]:
+    """Every document of the request, ZIPs expanded; raises UploadRefused listing every problem.
+
+    Given a `skipped` list, unsupported and empty files are appended to it instead of refused.
+    """
     limits = limits or Limits.from_settings()
     if not files:
         raise UploadRefused(["Attach one or more files in the multipart field “files”."])
-    check = _Check(limits)
+    check = _Check(limits, skipped)
     plain: list[tuple[str, UploadedFile]] = []
     archives: list[tuple[str, zipfile.ZipFile, list[zipfile.ZipInfo]]] = []
     for upload in files:
@@ -291,35 +325,79 @@ def clean_student_pattern(pattern: str | None) -> str | None:
 
 
 def store_upload(
-    batch: JobBatch, owner, uploads: list[Upload], student_pattern: str | None = None
+    batch: JobBatch,
+    owner,
+    uploads: list[Upload],
+    student_pattern: str | None = None,
+    skipped: list[Skipped] | None = None,
 ) -> tuple[list[Document], list[GradingJob]]:
     """Store the documents and add their jobs, or, on any failure, leave nothing behind.
 
     A student pattern given with the upload becomes the batch's, in the same transaction.
+    A document with no text once extracted (and no extraction error saying
+    why) is refused, naming it; given a `skipped` list, it is left out and
+    listed there instead.
     """
     stored: list[Document] = []
     try:
         with transaction.atomic():
             if student_pattern is not None and student_pattern != batch.student_pattern:
                 batch.edit(student_pattern=student_pattern)
+            empty = []
             for upload in uploads:
-                stored.append(
-                    store_document(
-                        owner,
-                        upload.name,
-                        upload.data,
-                        text=upload.text,
-                        error=upload.error,
-                        source_path=upload.path,
-                    )
+                document = store_document(
+                    owner,
+                    upload.name,
+                    upload.data,
+                    text=upload.text,
+                    error=upload.error,
+                    source_path=upload.path,
                 )
-            jobs = batch.add_documents(stored, owner=owner)
+                stored.append(document)
+                if _has_no_text(document):
+                    empty.append(document)
+            if empty and skipped is None:
+                raise UploadRefused(
+                    [
+                        document.extraction_error or f"“{document.original_name}” has no text to grade."
+                        for document in empty
+                    ]
+                )
+            if empty:
+                skipped.extend(Skipped(document.original_name, NO_TEXT) for document in empty)
+                Document.objects.filter(pk__in=[document.pk for document in empty]).delete()
+            kept = [document for document in stored if document not in empty]
+            if not kept:
+                raise UploadRefused(_nothing_left(skipped or []))
+            jobs = batch.add_documents(kept, owner=owner)
     except BaseException:
         # The rows rolled back with the transaction; the files are not transactional.
         for document in stored:
             document.file.delete(save=False)
         raise
-    return stored, jobs
+    for document in empty:
+        document.file.delete(save=False)
+    return kept, jobs
+
+
+def _has_no_text(document: Document) -> bool:
+    """Nothing to grade: no text once extracted, for being empty (not for being unreadable).
+
+    A document whose text could not be read for another reason (a password,
+    a broken file) is still stored, so its job fails with that reason.
+    """
+    from grading.extraction import empty_message
+
+    if document.text.strip():
+        return False
+    suffix = PurePosixPath(document.original_name).suffix.lower()
+    # store_document keeps the first 500 characters of the reason.
+    return document.extraction_error in ("", empty_message(document.original_name, suffix)[:500])
+
+
+def _nothing_left(skipped: list[Skipped]) -> list[str]:
+    listed = ", ".join(str(item) for item in skipped[:MAX_LISTED])
+    return [f"Nothing to upload: every file was skipped ({listed})."]
 
 
 def refuse_oversized(content_length: str | int | None) -> None:
@@ -340,6 +418,8 @@ class Added:
     documents: list[Document]
     jobs: list[GradingJob]
     started: bool
+    # Files left out by skip_unsupported (unsupported types, empty documents).
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def add_upload(
@@ -348,6 +428,7 @@ def add_upload(
     files: Callable[[], list[UploadedFile]],
     content_length: str | int | None = None,
     student_pattern: Callable[[], str | None] | None = None,
+    skip_unsupported: bool | Callable[[], bool] = False,
 ) -> Added:
     """The whole upload into a batch, for the API and the web pages alike.
 
@@ -355,16 +436,24 @@ def add_upload(
     that takes no documents now (InvalidTransition) or a body over the limit
     (UploadRefused) is answered before Django parses the multipart body.
     Then every bound is checked, everything stored or nothing, and the batch
-    started when its processing rules say auto_start.
+    started when its processing rules say auto_start. `skip_unsupported` (or
+    a callable answering it, read with the files) leaves out unsupported and
+    empty files instead of refusing the upload.
     """
     if batch.status not in (BatchStatus.DRAFT, BatchStatus.PAUSED):
         raise InvalidTransition(
             "add_jobs", batch.status, "Documents can be added only while the batch is a draft or paused."
         )
     refuse_oversized(content_length)
+    chosen = files()
+    skip = skip_unsupported() if callable(skip_unsupported) else skip_unsupported
+    skipped: list[Skipped] | None = [] if skip else None
+    uploads = read_upload(chosen, skipped=skipped)
+    if not uploads:
+        raise UploadRefused(_nothing_left(skipped or []))
     # Read from the body only now, like the files: a student pattern for the batch, or None.
     pattern = clean_student_pattern(student_pattern() if student_pattern else None)
-    documents, jobs = store_upload(batch, owner, read_upload(files()), pattern)
+    documents, jobs = store_upload(batch, owner, uploads, pattern, skipped)
     # Decided under the row lock: of two uploads racing, one starts the batch; a provider
     # that cannot work leaves it a draft, whose page says what to set.
-    return Added(documents, jobs, start_if_auto(batch))
+    return Added(documents, jobs, start_if_auto(batch), skipped or [])

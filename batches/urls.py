@@ -35,6 +35,8 @@ urlpatterns = [
     path("rules/<int:pk>/move", views_inbox.rule_move, name="rule-move"),
     path("queue", views_inbox.queue_page, name="queue"),
     path("queue/live", views_inbox.queue_live, name="queue-live"),
+    path("batches/<int:pk>/jobs/<int:job_id>/restore", views.job_restore, name="job-restore"),
+    path("batches/<int:pk>/jobs/<int:job_id>/review/withdraw", views.review_withdraw, name="review-withdraw"),
     # One URL per batch action (batches/actions.py), named after it: batches:start, …
     *[
         path(f"batches/<int:pk>/{action.name}", views.batch_action, {"action": action.name}, name=action.name)

@@ -15,7 +15,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import slug_re
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -93,10 +94,15 @@ def _batch_or_404(request: HttpRequest, pk: int) -> JobBatch:
 
 def _require(access: set[str], needed: str) -> None:
     """A viewer who may not do this gets a 403 page that says so (strangers never get here: 404)."""
-    if needed not in access:
-        raise PermissionDenied(
-            f"You can view this batch but not {ACCESS_WORDS[needed]}. Ask its owner for {needed} access."
-        )
+    if needed in access:
+        return
+    if needed == "delete":
+        # No sharing level grants deleting: there is no access to ask for.
+        held = "change" if "change" in access else "view"
+        raise PermissionDenied(f"You can {held} this batch but not delete it: only its owner can delete it.")
+    raise PermissionDenied(
+        f"You can view this batch but not {ACCESS_WORDS[needed]}. Ask its owner for {needed} access."
+    )
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -107,6 +113,14 @@ def _back(request: HttpRequest, default: str) -> str:
     ):
         return target
     return default
+
+
+def _page_url(request: HttpRequest) -> str:
+    """The page's own path and query; for an htmx refresh, the page it refreshes (not the poll's URL)."""
+    if request.htmx and request.htmx.current_url:
+        current = urlsplit(request.htmx.current_url)
+        return current.path + (f"?{current.query}" if current.query else "")
+    return request.get_full_path()
 
 
 def _jobs_page(batch: JobBatch, number: Any):
@@ -231,13 +245,27 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         "setup_problems": settings.problems() if settings and batch.status == BatchStatus.DRAFT else [],
         "upload_limits": _upload_limits(),
         "upload_next": reverse("batches:detail", args=[batch.pk]),
+        # Where the jobs' forms come back to: the page itself, also when htmx refreshed them.
+        "jobs_next": _page_url(request),
+        # Graded jobs taken out of the batch, which may be put back (JobBatch.restore_job).
+        "removed_jobs": (
+            list(batch.removed_jobs_to_restore()[:JOBS_PAGE_SIZE])
+            if row.can_change and batch.status != BatchStatus.ARCHIVED
+            else []
+        ),
     }
 
 
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    batch = _batch_or_404(request, pk)
+    return _detail_page(request, _batch_or_404(request, pk))
+
+
+def _detail_page(
+    request: HttpRequest, batch: JobBatch, share_form: ShareForm | None = None, status: int = 200
+) -> HttpResponse:
+    """The batch's page; a sharing form refused is shown again in its card, with its errors."""
     context = _detail_context(request, batch)
     row = context["row"]
     context["estimate"] = _estimate(batch, row)
@@ -254,10 +282,10 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if "manage" in row.access:
         context.update(
             sharing=permissions.permissions_of(batch),
-            share_form=ShareForm(),
+            share_form=share_form or ShareForm(),
             levels=permissions.Level.choices,
         )
-    return render(request, "batches/detail.html", context)
+    return render(request, "batches/detail.html", context, status=status)
 
 
 @login_required_live
@@ -303,19 +331,30 @@ def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """POST /batches/<id>/<action>, for each action of batches/actions.py (see urls.py)."""
+    """POST /batches/<id>/<action>, for each action of batches/actions.py (see urls.py).
+
+    An action that sets `confirm` is asked about first: its button GETs this
+    URL, a page that says what it will do, whose form POSTs here.
+    """
     spec = BY_NAME[action]
+    if request.method == "GET" and not spec.confirm:
+        return HttpResponseNotAllowed(["POST"])
     batch = _batch_or_404(request, pk)
-    _require(access_to(request.user, batch), spec.level.value)
+    access = access_to(request.user, batch)
+    _require(access, spec.level.value)
     back = _back(request, reverse("batches:detail", args=[batch.pk]))
+    if request.method == "GET":
+        row = BatchRow(batch, access, among=DETAIL_ACTIONS)
+        context = {"batch": batch, "row": row, "action": spec, "offered": spec in row.offered, "back": back}
+        return render(request, "batches/confirm_action.html", context)
     try:
         outcome = spec.run(batch, request.user)
     except InvalidTransition as exc:
         messages.error(request, f"{spec.label} refused: {exc.detail}")
         return redirect(back)
-    messages.success(request, spec.message.format(name=outcome.name))
+    messages.success(request, spec.done_message(outcome))
     if spec.creates:
         return redirect("batches:detail", pk=outcome.pk)
     return redirect(back)
@@ -392,6 +431,7 @@ def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: _chosen_files(request),
             request.META.get("CONTENT_LENGTH"),
             student_pattern=lambda: request.POST.get("student_pattern"),
+            skip_unsupported=lambda: request.POST.get("skip_unsupported") in ("on", "true", "1", "yes"),
         )
     except InvalidTransition as exc:
         messages.error(request, f"Upload refused: {exc.detail}")
@@ -408,6 +448,10 @@ def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(back)
     count = len(added.documents)
     text = f"Uploaded {count} document{pluralize(count)}: {len(added.jobs)} job{pluralize(len(added.jobs))} added."
+    if added.skipped:
+        skipped = "; ".join(str(item) for item in added.skipped[:20])
+        more = f"; and {len(added.skipped) - 20} more" if len(added.skipped) > 20 else ""
+        text += f" Skipped {len(added.skipped)} file{pluralize(len(added.skipped))}: {skipped}{more}."
     if added.started:
         text += " Grading has started, as the template's rules say."
     messages.success(request, text)
@@ -428,20 +472,18 @@ def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "manage")
     form = ShareForm(request.POST)
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, f"Not shared: {error}")
-        return redirect(_sharing_anchor(batch))
-    data = form.cleaned_data
-    try:
-        permissions.set_level(batch, data["principal"], data["permission"])
-    except permissions.SharingError as exc:
-        messages.error(request, f"Not shared: {exc}")
-    else:
-        level = permissions.Level(data["permission"]).label.lower()
-        messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
-    return redirect(_sharing_anchor(batch))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            permissions.set_level(batch, data["principal"], data["permission"])
+        except permissions.SharingError as exc:
+            form.add_error("name", str(exc))
+        else:
+            level = permissions.Level(data["permission"]).label.lower()
+            messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
+            return redirect(_sharing_anchor(batch))
+    # Refused: the page again, the error beside the field in the sharing card and what was typed kept.
+    return _detail_page(request, batch, share_form=form, status=400)
 
 
 @login_required
@@ -550,10 +592,48 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         "form": form,
         "can_change": "change" in access,
         "criteria": _criteria_rows(result),
+        **_neighbours(batch, job),
     }
     return render(
         request, "batches/job.html", context, status=400 if form is not None and form.errors else 200
     )
+
+
+def _neighbours(batch: JobBatch, job: GradingJob) -> dict[str, Any]:
+    """The previous and next jobs of the batch in the jobs list's order (created, then id), and the position."""
+    jobs = (
+        GradingJob.objects.in_batch(batch)
+        .select_related("document")
+        .only("pk", "name", "created_at", "document__original_name")
+    )
+    before = Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
+    after = Q(created_at__gt=job.created_at) | Q(created_at=job.created_at, pk__gt=job.pk)
+    return {
+        "previous_job": jobs.filter(before).order_by("-created_at", "-id").first(),
+        "next_job": jobs.filter(after).order_by("created_at", "id").first(),
+        "position": jobs.filter(before).count() + 1,
+        "job_count": batch.known_progress()["total"],
+    }
+
+
+@login_required
+@require_POST
+def review_withdraw(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """Withdraw the review of a job: the AI's grade is final again (the API's DELETE …/review)."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    job = _job_or_404(batch, job_id)
+    result = getattr(job, "result", None)
+    if result is None or not result.is_reviewed:
+        messages.error(request, "This job has no review to withdraw.")
+    else:
+        withdrawn = f"{result.reviewed_score:g} / {result.max_score:g}"
+        result.clear_review()
+        messages.success(
+            request,
+            f"Withdrew the review ({withdrawn}): the AI's {result.score:g} / {result.max_score:g} is final again.",
+        )
+    return redirect("batches:job", pk=batch.pk, job_id=job.pk)
 
 
 def _criteria_rows(result) -> list[dict[str, Any]]:
@@ -576,18 +656,37 @@ def _criteria_rows(result) -> list[dict[str, Any]]:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def job_remove(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """Take a job out of the batch: at once while it has no grade; a graded job is asked about first.
+
+    A graded (or reviewed) job's removal names what goes with it on a
+    confirmation page, and the batch's page offers to put it back afterwards
+    (job_restore), since the job and its grade are kept, out of the batch.
+    """
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "change")
     job = _job_or_404(batch, job_id)
     back = _back(request, reverse("batches:detail", args=[batch.pk]))
+    result = getattr(job, "result", None)
+    if result is not None and (request.method == "GET" or request.POST.get("confirmed") != "yes"):
+        context = {"batch": batch, "job": job, "result": result, "back": back}
+        return render(request, "batches/job_remove.html", context)
+    if request.method == "GET":
+        return HttpResponseNotAllowed(["POST"])
     try:
         batch.remove_job(job)
     except InvalidTransition as exc:
         messages.error(request, f"Removing “{job.name}” refused: {exc.detail}")
     else:
-        messages.success(request, f"Removed “{job.name}” from the batch.")
+        if result is not None:
+            messages.success(
+                request,
+                f"Removed “{job.name}” and its grade from the batch. To undo, choose “Put back” "
+                "under “Removed jobs” on the batch's page.",
+            )
+        else:
+            messages.success(request, f"Removed “{job.name}” from the batch.")
     return redirect(back)
 
 
@@ -635,3 +734,19 @@ def job_feedback(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     response = HttpResponse(render_pdf(sheet), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{feedback_filename(job)}"'
     return response
+
+
+@login_required
+@require_POST
+def job_restore(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """Put a graded job removed from the batch back into it, with its grade and review."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    job = get_object_or_404(batch.removed_jobs_to_restore(), pk=job_id)
+    try:
+        batch.restore_job(job)
+    except InvalidTransition as exc:
+        messages.error(request, f"Putting back “{job.name}” refused: {exc.detail}")
+    else:
+        messages.success(request, f"Put “{job.name}” back into the batch, with its grade.")
+    return redirect(_back(request, reverse("batches:detail", args=[batch.pk]) + "#batch-jobs"))

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core.auth_views import SignOutView
 from health.views import healthz
 
 urlpatterns = [
@@ -11,7 +12,7 @@ urlpatterns = [
     path("api/", include("notifications.urls")),
     path("api/", include("gradeproject.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", SignOutView.as_view(), name="logout"),
     path("", RedirectView.as_view(url="/batches", permanent=False), name="home"),
     path("batches/", RedirectView.as_view(url="/batches", permanent=False, query_string=True)),
     path("", include("notifications.web_urls")),

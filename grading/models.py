@@ -18,6 +18,7 @@ from core.permissions import Level, is_signed_in, is_superuser
 from grading.progress import Progress
 from grading.serve_order import job_ordering
 from grading.statuses import CLAIMING_BATCH_STATES, JobStatus  # both also imported from here
+from grading.words import count_words
 
 # Who may see or change documents, jobs and results. These are never shared one
 # by one and never reached by who uploaded them: they follow their batch.
@@ -104,7 +105,8 @@ class Document(models.Model):
 
     @property
     def word_count(self) -> int:
-        return len(self.text.split())
+        """Words of the extracted text, counted as the builtin grader's feedback counts them."""
+        return count_words(self.text)
 
     @property
     def name_as_uploaded(self) -> str:
@@ -202,6 +204,11 @@ class GradingJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The batch this job was taken out of (JobBatch.remove_job), while it is in
+    # no batch: the batch's page offers to put a graded job back (restore_job).
+    removed_from = models.ForeignKey(
+        "batches.JobBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="removed_jobs"
+    )
 
     objects = GradingJobQuerySet.as_manager()
 
@@ -360,7 +367,12 @@ class GradingResult(models.Model):
         The score may be left out when every criterion is scored (it is then
         their sum); when both are given for every criterion they must agree.
         """
-        reviewed = clean_review_criteria(criteria or [], self.rubric_points())
+        names = {
+            str(item["key"]): item.get("name")
+            for item in self.criteria or []
+            if isinstance(item, dict) and item.get("key")
+        }
+        reviewed = clean_review_criteria(criteria or [], self.rubric_points(), names)
         complete = {item["key"] for item in reviewed} == set(self.rubric_points()) and bool(reviewed)
         total = sum(item["score"] for item in reviewed)
         if score is None:
@@ -447,8 +459,13 @@ class ReviewError(ValueError):
         self.field = field
 
 
-def clean_review_criteria(criteria: list, points: dict[str, float]) -> list[dict[str, Any]]:
-    """[{"key", "score", "comment"?}], each key in the rubric once, each score within its points."""
+def clean_review_criteria(
+    criteria: list, points: dict[str, float], names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """[{"key", "score", "comment"?}], each key in the rubric once, each score within its points.
+
+    A score out of range is named by the criterion's name when `names` has it.
+    """
     if not isinstance(criteria, list):
         raise ReviewError("criteria", "Give the criteria as a list of {key, score} objects.")
     cleaned, seen = [], set()
@@ -464,8 +481,9 @@ def clean_review_criteria(criteria: list, points: dict[str, float]) -> list[dict
         if key in seen:
             raise ReviewError("criteria", f"“{key}” is scored twice.")
         if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= points[key]:
+            label = (names or {}).get(key) or key
             raise ReviewError(
-                "criteria", f"The score for “{key}” must be a number between 0 and {points[key]:g}."
+                "criteria", f"The score for “{label}” must be a number between 0 and {points[key]:g}."
             )
         seen.add(key)
         entry: dict[str, Any] = {"key": key, "score": float(score)}

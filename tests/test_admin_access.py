@@ -115,7 +115,11 @@ def test_a_batch_shared_at_change_opens_for_editing(staff_client, world):
 def test_an_admin_action_skips_batches_the_staff_member_may_only_view(staff_client, world):
     response = staff_client.post(
         CHANGELISTS["batches"],
-        {"action": "cancel_batches", "_selected_action": [world["viewed"].pk, world["changed"].pk]},
+        {
+            "action": "cancel_batches",
+            "_selected_action": [world["viewed"].pk, world["changed"].pk],
+            "confirmed": "yes",  # the intermediate page's answer: cancel asks first
+        },
         follow=True,
     )
 

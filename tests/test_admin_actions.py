@@ -12,9 +12,10 @@ CHANGELIST = reverse("admin:batches_jobbatch_changelist")
 
 
 def run_action(client, action: str, batches: list[JobBatch]) -> list[str]:
+    # "confirmed": the intermediate page's answer, for the actions that ask first (cancel).
     response = client.post(
         CHANGELIST,
-        {"action": action, "_selected_action": [batch.pk for batch in batches]},
+        {"action": action, "_selected_action": [batch.pk for batch in batches], "confirmed": "yes"},
         follow=True,
     )
     assert response.status_code == 200

@@ -119,9 +119,17 @@ def test_the_templates_auto_start_rule_starts_the_batch(owner):
 
 
 def test_an_unreadable_document_is_kept_with_its_reason(owner, draft):
-    response = upload(owner, draft, text_file("empty.txt", "   "))
+    response = upload(owner, draft, text_file("broken.pdf", "not a PDF at all"))
     assert response.status_code == 201
-    assert "no text" in response.json()["documents"][0]["extraction_error"]
+    assert "broken.pdf" in response.json()["documents"][0]["extraction_error"]
+
+
+def test_a_document_with_no_text_is_refused_by_name(owner, draft, media):
+    # Whitespace only: nothing to grade. Refused like an unsupported type (tests/test_empty_documents.py).
+    response = upload(owner, draft, text_file("empty.txt", "   "))
+    assert response.status_code == 400
+    assert response.json()["files"] == ["“empty.txt” contains no text to grade."]
+    assert_nothing_created(draft, media)
 
 
 def test_an_oversize_file_is_refused_and_nothing_is_created(owner, draft, media, settings):

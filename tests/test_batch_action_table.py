@@ -277,7 +277,8 @@ def test_the_admin_offers_exactly_the_tables_actions(admin_user):
     offered = admin.site._registry[JobBatch].get_actions(request)
     assert set(offered) - {"delete_selected"} == {f"{name}_batches" for name in NAMES}
     for action in ACTIONS:
-        assert offered[f"{action.name}_batches"][2] == f"{action.done} selected batches"
+        assert offered[f"{action.name}_batches"][2] == action.admin_description
+        assert action.admin_description.endswith("the selected batches")
 
 
 @pytest.mark.django_db
@@ -287,7 +288,7 @@ def test_the_admin_runs_each_action(admin_client, admin_user, action, django_cap
     with django_capture_on_commit_callbacks(execute=False):
         response = admin_client.post(
             reverse("admin:batches_jobbatch_changelist"),
-            {"action": f"{action.name}_batches", "_selected_action": [batch.pk]},
+            {"action": f"{action.name}_batches", "_selected_action": [batch.pk], "confirmed": "yes"},
             follow=True,
         )
     [message] = [str(m) for m in get_messages(response.wsgi_request)]

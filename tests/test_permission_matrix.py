@@ -329,6 +329,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "POST batch-cancel": Expect(CHANGE()),
     "POST batch-retry": Expect(CHANGE(), prepare=in_state(BatchStatus.FAILED, JobStatus.FAILED)),
     "POST batch-archive": Expect(CHANGE(), prepare=in_state(BatchStatus.COMPLETED)),
+    "POST batch-unarchive": Expect(CHANGE(), prepare=in_state(BatchStatus.ARCHIVED)),
     "POST batch-duplicate": Expect(CHANGE(201)),
     "GET batch-jobs": Expect(READ(), rows=visible_jobs),
     "POST batch-jobs": Expect(CHANGE(201), body=lambda w: {"documents": [w.job.document_id]}),

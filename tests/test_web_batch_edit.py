@@ -1,7 +1,10 @@
+import re
+from html.parser import HTMLParser
+
 import pytest
 
 from batches.models import BatchStatus
-from tests.conftest import set_status
+from tests.conftest import make_batch, prebuilt, set_status
 from tests.web_support import messages_of, share_for_viewing
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +127,89 @@ def test_a_viewer_gets_403_and_a_stranger_404(client, owner, colleague, stranger
 def test_an_unknown_form_part_is_a_bad_request(client, owner, batch):
     client.force_login(owner)
     assert client.post(f"/batches/{batch.pk}/edit", {"part": "status"}).status_code == 400
+
+
+# --- the settings form as a browser sends it back ------------------------------------------
+
+
+class _FormReader(HTMLParser):
+    """The fields one form of a page would submit untouched: inputs, checked boxes, selections, text."""
+
+    def __init__(self, part: str):
+        super().__init__()
+        self.part, self.forms, self.current, self.select, self.textarea = part, [], None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.current = {}
+            self.forms.append(self.current)
+        elif self.current is None:
+            return
+        elif tag == "input" and attrs.get("type") not in ("checkbox", "radio", "submit"):
+            self.current[attrs["name"]] = attrs.get("value", "")
+        elif tag == "input" and "checked" in attrs:
+            self.current[attrs["name"]] = attrs.get("value", "on")
+        elif tag == "select":
+            self.select = attrs["name"]
+            self.current.setdefault(self.select, "")
+        elif tag == "option" and self.select and "selected" in attrs:
+            self.current[self.select] = attrs.get("value", "")
+        elif tag == "textarea":
+            self.textarea = attrs["name"]
+            self.current[self.textarea] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.current = None
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea":
+            self.textarea = None
+
+    def handle_data(self, data):
+        if self.textarea and self.current is not None:
+            self.current[self.textarea] += data.lstrip("\n")
+
+    def form(self) -> dict[str, str]:
+        return next(form for form in self.forms if form.get("part") == self.part)
+
+
+def untouched(html: str, part: str = "settings") -> dict[str, str]:
+    reader = _FormReader(part)
+    reader.feed(html)
+    return reader.form()
+
+
+@pytest.mark.parametrize("slug", ["academic-essay", "business-report", "research-paper"])
+def test_saving_the_settings_form_untouched_succeeds_and_stores_nothing(client, owner, slug):
+    batch = make_batch(owner, prebuilt(slug), name="Seeded")
+    client.force_login(owner)
+    sent = untouched(client.get(f"/batches/{batch.pk}/edit").content.decode())
+    # Every number starts filled in with what the batch gets (the template's, else the default).
+    assert sent["max_output_tokens"] == str(batch.validated_settings().max_output_tokens)
+
+    response = client.post(f"/batches/{batch.pk}/edit", sent)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert messages_of(response) == ["Saved the settings of “Seeded”."]
+    batch.refresh_from_db()
+    assert batch.settings == {}
+
+
+def test_a_blank_setting_means_the_templates_value(client, owner, batch):
+    client.force_login(owner)
+    html = client.get(f"/batches/{batch.pk}/edit").content.decode()
+    assert re.search(r'name="max_output_tokens"[^>]*placeholder="1024"', html)
+    assert "Blank: the template&#x27;s value." in html
+
+    sent = untouched(html)
+    client.post(f"/batches/{batch.pk}/edit", {**sent, "max_output_tokens": "2000", "max_attempts": "5"})
+    batch.refresh_from_db()
+    assert batch.settings == {"max_output_tokens": 2000, "processing": {"max_attempts": 5}}
+
+    response = client.post(f"/batches/{batch.pk}/edit", {**sent, "max_output_tokens": "", "max_attempts": ""})
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert batch.settings == {}
+    assert batch.validated_settings().max_output_tokens == 1024

@@ -64,7 +64,7 @@ def test_a_stranger_gets_404(client, stranger, batch):
         (BatchStatus.COMPLETED, "completed", {"archive", "duplicate"}),
         (BatchStatus.COMPLETED_WITH_ERRORS, "failed", {"retry", "archive", "duplicate"}),
         (BatchStatus.CANCELLED, "cancelled", {"retry", "archive", "duplicate"}),
-        (BatchStatus.ARCHIVED, "completed", {"duplicate"}),
+        (BatchStatus.ARCHIVED, "completed", {"unarchive", "duplicate"}),
     ],
 )
 def test_the_page_offers_exactly_the_actions_valid_now(client, owner, batch, status, job_status, actions):

@@ -16,8 +16,14 @@ def test_the_histogram_draws_one_bar_per_band_with_its_count():
     svg = str(score_histogram(HISTOGRAM))
     assert svg.startswith("<svg") and 'role="img"' in svg
     assert len(re.findall(r"<rect ", svg)) == 10
-    assert "<title>[60, 70)%: 4 document(s)</title>" in svg
-    assert "[60, 70)%: 4" in re.search(r"<desc[^>]*>(.*?)</desc>", svg).group(1)
+    assert "<title>60–70 %: 4 document(s)</title>" in svg
+    assert "60–70 %: 4" in re.search(r"<desc[^>]*>(.*?)</desc>", svg).group(1)
+
+
+def test_each_band_is_labelled_by_its_range_not_its_lower_edge():
+    svg = str(score_histogram(HISTOGRAM))
+    labels = re.findall(r'text-anchor="middle" font-size="12" fill="#6b7280">([^<]+)</text>', svg)
+    assert labels == [f"{n}–{n + 10}" for n in range(0, 100, 10)]
 
 
 def test_the_histogram_axis_never_shows_half_a_document():

@@ -51,22 +51,32 @@ def test_removing_a_share_takes_every_level_away(client, owner, colleague, batch
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"kind": "user", "name": "nobody", "permission": "view"}, "Not shared: No user is called “nobody”."),
+        ({"kind": "user", "name": "nobody", "permission": "view"}, "No user is called “nobody”."),
         (
             {"kind": "group", "name": "nobody", "permission": "view"},
-            "Not shared: No group is called “nobody”.",
+            "No group is called “nobody”.",
         ),
-        ({"kind": "user", "name": "colin", "permission": "own"}, "Not shared: Select a valid choice."),
+        ({"kind": "user", "name": "colin", "permission": "own"}, "Select a valid choice."),
         (
             {"kind": "user", "name": "olivia", "permission": "view"},
             "owns this batch and always keeps full control",
         ),
     ],
 )
-def test_a_share_that_cannot_be_done_says_why(client, owner, colleague, batch, data, message):
+def test_a_share_that_cannot_be_done_says_why_in_the_sharing_card(
+    client, owner, colleague, batch, data, message
+):
     client.force_login(owner)
-    response = client.post(f"/batches/{batch.pk}/share", data, follow=True)
-    assert message in response.content.decode()
+    response = client.post(f"/batches/{batch.pk}/share", data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    # Beside the form in the sharing card, not among the page's messages at the top.
+    card = html[html.index('id="sharing"') :]
+    assert message in card and "Not shared" in card
+    assert message not in html[: html.index('id="sharing"')]
+    # What was typed is kept, and the form posts back to the card.
+    assert f'value="{data["name"]}"' in card
+    assert f'action="/batches/{batch.pk}/share#sharing"' in card
     assert level_held_by(batch, colleague) is None
 
 
@@ -110,3 +120,13 @@ def test_a_viewer_cannot_unshare_and_a_stranger_cannot_find_the_batch(
     client.force_login(stranger)
     assert client.post(f"/batches/{batch.pk}/share", {"kind": "user", "name": "stella"}).status_code == 404
     assert level_held_by(batch, colleague) == Level.VIEW
+
+
+def test_an_unknown_username_is_flagged_on_its_field(client, owner, batch):
+    client.force_login(owner)
+    response = client.post(
+        f"/batches/{batch.pk}/share", {"kind": "user", "name": "nobdy", "permission": "change"}
+    )
+    html = response.content.decode()
+    assert '<ul class="errors" id="id_name_error"><li>No user is called “nobdy”.</li></ul>' in html
+    assert '<option value="change" selected>' in html

@@ -97,13 +97,48 @@ def as_percent(ratio: float | None) -> str:
 
 @register.filter
 def seconds(milliseconds: float | None) -> str:
+    """A duration people read: "< 0.1 s", "0.4 s", "12 s", "2.5 min" (never "0.0 s")."""
     if milliseconds is None:
         return "—"
     value = milliseconds / 1000
-    return f"{value:.1f} s" if value < 60 else f"{value / 60:.1f} min"
+    if value < 0.1:
+        return "< 0.1 s"
+    if value < 10:
+        return f"{value:.1f} s"
+    return f"{value:.0f} s" if value < 60 else f"{value / 60:.1f} min"
+
+
+# Below this wall time a rate says more about the clock than about the batch.
+MIN_RATE_WALL_S = 1.0
+
+
+@register.filter
+def throughput(processing: dict[str, Any] | None) -> str:
+    """Jobs per minute, or per second when over 60 a minute; none for a batch that ran under a second."""
+    if not processing or processing.get("jobs_per_minute") is None:
+        return "—"
+    if (processing.get("wall_time_s") or 0) < MIN_RATE_WALL_S:
+        return "all within a second"
+    per_minute = processing["jobs_per_minute"]
+    if per_minute > 60:
+        return f"{_sig(per_minute / 60)} jobs/s"
+    if per_minute < 0.1:
+        return f"{_sig(per_minute * 60)} jobs/h"
+    return f"{_sig(per_minute)} jobs/min"
+
+
+def _sig(value: float) -> str:
+    """Two significant figures or whole numbers: 0.42, 4.2, 42, 420."""
+    return f"{value:.2g}" if value < 10 else f"{value:.0f}"
 
 
 @register.filter
 def intcomma_plain(value: int | None) -> str:
     """12345 -> "12,345", without loading django.contrib.humanize."""
     return "—" if value is None else f"{int(value):,}"
+
+
+@register.filter
+def grades_with(estimate: dict[str, Any] | None, provider: str) -> bool:
+    """Whether any of an estimate's models is of this provider (say "builtin costs nothing" only then)."""
+    return any(model.get("provider") == provider for model in (estimate or {}).get("by_model") or [])

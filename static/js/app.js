@@ -44,3 +44,16 @@
   document.addEventListener("DOMContentLoaded", function () { wireAll(document); });
   document.addEventListener("htmx:afterSettle", function (event) { wireAll(event.target); });
 })();
+
+// A control marked data-submit-on-change (the list's Sort) applies its form at
+// once. Without this script the form's own button still applies it.
+(function () {
+  "use strict";
+
+  document.addEventListener("change", function (event) {
+    var control = event.target;
+    if (!control || !control.matches || !control.matches("[data-submit-on-change]") || !control.form) return;
+    if (control.form.requestSubmit) control.form.requestSubmit();
+    else control.form.submit();
+  });
+})();
