@@ -3,11 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core.error_pages import favicon
 from health.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/", include("notifications.urls")),
     path("api/", include("gradeproject.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -15,6 +17,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/batches", permanent=False), name="home"),
     path("batches/", RedirectView.as_view(url="/batches", permanent=False, query_string=True)),
     path("", include("notifications.web_urls")),
+    path("", include("accounts.web_urls")),
     path("", include("batches.urls")),
 ]
 
