@@ -10,6 +10,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
@@ -67,12 +69,16 @@ class ModelsField(forms.CharField):
         return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
+_current_zone_name = lazy(timezone.get_current_timezone_name, str)
+
+
 class DeadlineField(forms.DateTimeField):
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("help_text", f"In {timezone.get_default_timezone_name()} time.")
+        # The zone of the request (accounts' middleware activates the user's); the field reads input in it.
+        kwargs.setdefault("help_text", format_lazy("In {} time.", _current_zone_name()))
         super().__init__(**kwargs)
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "templates_app",
     "batches",
     "notifications",
+    "accounts",
     "health",
 ]
 
@@ -66,9 +67,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages show and read times in the user's zone (chosen on /account, else the browser's).
+    "accounts.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The app's own 403 and 404 pages, with DEBUG on too.
+    "core.error_pages.ErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "gradeproject.urls"
@@ -269,10 +274,13 @@ HEALTH_HEARTBEAT_MAX_AGE_S = env_int("HEALTH_HEARTBEAT_MAX_AGE_S", 180, minimum=
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"quiet_refusals": {"()": "core.quiet_logs.QuietRefusals"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # A 403 or 404 is an expected refusal: the server's access line is enough (core/quiet_logs.py).
+        "django.request": {"filters": ["quiet_refusals"]},
         # The OpenAI SDK's HTTP client logs every request at INFO: hundreds a second.
         "httpx2": {"level": "WARNING"},
     },

@@ -4,11 +4,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from core.auth_views import SignOutView
+from core.error_pages import favicon
 from health.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/", include("notifications.urls")),
     path("api/", include("gradeproject.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -16,6 +18,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/batches", permanent=False), name="home"),
     path("batches/", RedirectView.as_view(url="/batches", permanent=False, query_string=True)),
     path("", include("notifications.web_urls")),
+    path("", include("accounts.web_urls")),
     path("", include("batches.urls")),
 ]
 

@@ -3,7 +3,7 @@
 Top to bottom, each layer importing only those below it (and itself):
 
     gradeproject (settings, urls)
-    notifications, health
+    notifications, accounts, health
     batches
     templates_app
     grading
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {
     "gradeproject": 0,
     "notifications": 1,
+    "accounts": 1,
     "health": 1,
     "batches": 2,
     "templates_app": 3,

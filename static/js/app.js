@@ -1,3 +1,16 @@
+// The browser's time zone, for the server to show times in until the user
+// picks one on /account (accounts/zones.py): kept in the `tz` cookie, written
+// again only when it changes. Runs on every page, the sign-in page included.
+(function () {
+  "use strict";
+  var zone;
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (error) { return; }
+  if (!zone || !/^[A-Za-z0-9_+\-\/]+$/.test(zone)) return;
+  var current = document.cookie.split("; ").filter(function (pair) { return pair.indexOf("tz=") === 0; })[0];
+  if (current === "tz=" + zone) return;
+  document.cookie = "tz=" + zone + "; path=/; max-age=31536000; samesite=lax" + (location.protocol === "https:" ? "; secure" : "");
+})();
+
 // Drag and drop onto the upload zone. The zone is a label for a real file
 // input, so the picker and the keyboard work without this script; it only adds
 // dropping files and a list of what was chosen.

@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -64,18 +64,23 @@ def chromium():
             browser.close()
 
 
+@contextmanager
+def browser_tab(chromium, base_url: str, **options):
+    """A tab in a fresh browser context (own cookies); options as Playwright's new_context takes them."""
+    options = {"viewport": {"width": 1360, "height": 900}, "accept_downloads": True, **options}
+    context = chromium.new_context(base_url=base_url, **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def web(chromium, live_server):
     """A fresh browser tab (own cookies) on the live server."""
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1360, "height": 900}, accept_downloads=True
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    try:
+    with browser_tab(chromium, live_server.url) as page:
         yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""Every page fits its window from phone to wide desktop, and axe-core finds no WCAG 2.1 A/AA violation.
+
+The pages are filled as a grader sees them after a day's work: a graded batch
+with its charts, a draft at risk with three buttons on its row, a paused batch
+past its deadline, a failed one a colleague shared, long names and tags.
+Screenshots of each page at 390, 1280 and 1920 px go to test-artifacts/
+(list-390.png, batch-1280.png, job-1920.png, new-390.png, ...).
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from batches.models import BatchStatus
+from grading.models import GradingJob, JobStatus
+from notifications.models import Channel, Event, Notification
+from tests.browser.conftest import sign_in
+from tests.conftest import make_batch, make_document, prebuilt, set_status
+from tests.web_support import share_for_viewing
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DEMO = Path(__file__).resolve().parents[2] / "batches" / "demo"
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+ESSAYS = ["strong_essay.txt", "average_essay.txt", "weak_essay.txt", "off_topic.txt"]
+
+# Screenshots at these widths; the layout is checked at the others too.
+SHOT_WIDTHS = (390, 1280, 1920)
+FIT_WIDTHS = (360, 390, 768, 1024, 1280, 1440, 1920)
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@pytest.fixture
+def desk(owner, colleague, essay_template, tasks_inline):
+    """A grader's list after a day's work; returns the pages to look at."""
+    now = timezone.now()
+    graded = make_batch(
+        owner,
+        essay_template,
+        jobs=0,
+        name="Week 5 essays — English literature, seminar group B",
+        description="Second-year essays on the Victorian novel, graded against the department's rubric.",
+        tags=["english", "week-5", "seminar-b", "term-2"],
+        priority=7,
+        deadline=now + timedelta(days=3),
+    )
+    graded.add_documents([make_document(owner, name, (DEMO / name).read_text()) for name in ESSAYS])
+    graded.start_batch()  # graded at once by the builtin grader (sync mode)
+    graded.refresh_from_db()
+    assert graded.status == BatchStatus.COMPLETED
+
+    paused = make_batch(
+        owner,
+        prebuilt("research-paper"),
+        jobs=3,
+        name="Research papers, cohort 2024",
+        priority=9,
+        deadline=now - timedelta(hours=2),
+    )
+    set_status(paused, BatchStatus.PAUSED, JobStatus.QUEUED)
+    draft = make_batch(
+        owner,
+        prebuilt("business-report"),
+        jobs=2,
+        name="Draft: quarterly business reports",
+        tags=["business", "q3"],
+        priority=3,
+        deadline=now + timedelta(minutes=30),
+    )
+    late = make_batch(
+        colleague, essay_template, jobs=2, name="Colin's marking", deadline=now - timedelta(days=1)
+    )
+    set_status(late, BatchStatus.FAILED)
+    share_for_viewing(late, owner)
+    Notification.objects.create(
+        event=Event.BATCH_FINISHED,
+        key="done",
+        batch=graded,
+        channel=Channel.IN_APP,
+        recipient=owner,
+        title=f"“{graded.name}” finished",
+        body="4 of 4 jobs completed.",
+    )
+    job = GradingJob.objects.in_batch(graded).get(document__original_name="strong_essay.txt")
+    return {
+        "list": "/batches",
+        "batch": f"/batches/{graded.pk}",
+        "job": f"/batches/{graded.pk}/jobs/{job.pk}",
+        "new": "/batches/new",
+        "edit": f"/batches/{paused.pk}/edit",
+        "notifications": "/notifications",
+        "account": "/account",
+        "documents": f"/batches/{draft.pk}/documents",
+        "delete": f"/batches/{graded.pk}/delete",
+        "not-found": "/batches/999999",
+    }
+
+
+def overflow(page) -> dict:
+    """How far the page, and any scrolling table inside a card, is wider than its box."""
+    return page.evaluate(
+        """() => ({
+            page: document.documentElement.scrollWidth - window.innerWidth,
+            tables: [...document.querySelectorAll('.table-card, .table-wrap')]
+                .filter(box => box.scrollWidth > box.clientWidth + 1)
+                .map(box => (box.id || box.className) + ' by ' + (box.scrollWidth - box.clientWidth) + 'px'),
+        })"""
+    )
+
+
+def test_every_page_fits_from_phone_to_wide_desktop(web, owner, desk, artifacts):
+    sign_in(web, "olivia", "pw-olivia")
+    problems = []
+    for name, url in desk.items():
+        web.set_viewport_size({"width": 1280, "height": 900})
+        web.goto(url)
+        expect(web.locator("main h1")).to_be_visible()
+        for width in FIT_WIDTHS:
+            web.set_viewport_size({"width": width, "height": 900})
+            found = overflow(web)
+            if found["page"] > 0:
+                problems.append(f"{name} at {width}px: the page scrolls sideways by {found['page']}px")
+            # On a desktop every table fits its card: no column is cut off behind a scrollbar.
+            if found["tables"]:
+                problems.append(f"{name} at {width}px: a table is wider than its card: {found['tables']}")
+            if width in SHOT_WIDTHS:
+                web.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)
+    assert not problems, "\n".join(problems)
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's WCAG 2.1 A and AA violations on the page, one line per element."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async (tags) => {
+            const results = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return results.violations.flatMap(v => v.nodes.map(
+                n => `${v.id} (${v.impact}) at ${n.target.join(' ')}: ${n.failureSummary.replace(/\\s+/g, ' ')}`
+            ));
+        }""",
+        WCAG_21_AA,
+    )
+
+
+def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
+    web.goto("/accounts/login/")
+    found = [f"sign-in: {violation}" for violation in axe_violations(web)]
+    sign_in(web, "olivia", "pw-olivia")
+    for width, names in ((1280, list(desk)), (390, ["list", "batch", "job", "new"])):
+        web.set_viewport_size({"width": width, "height": 900})
+        for name in names:
+            web.goto(desk[name])
+            expect(web.locator("main h1")).to_be_visible()
+            found += [f"{name} at {width}px: {violation}" for violation in axe_violations(web)]
+    assert not found, "\n".join(found)
