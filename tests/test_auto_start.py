@@ -58,10 +58,14 @@ def test_the_prebuilt_templates_start_by_themselves_where_a_teacher_expects_it()
 @pytest.mark.django_db(transaction=True)
 def test_the_data_migration_turns_auto_start_on_in_installed_rows():
     prebuilt()  # a transactional test may have flushed the rows: install them
-    call_command("migrate", "templates_app", "0002", verbosity=0)
-    rules = {t.slug: t.processing_rules for t in BatchTemplate.objects.filter(slug__in=AUTO_START)}
+    try:
+        call_command("migrate", "templates_app", "0002", verbosity=0)
+        rules = {t.slug: t.processing_rules for t in BatchTemplate.objects.filter(slug__in=AUTO_START)}
+    finally:
+        # Every app forward again: going back also unapplied the other apps' migrations that
+        # depend on the templates', and later tests share this database.
+        call_command("migrate", verbosity=0)
     assert all(rule["auto_start"] is False for rule in rules.values())
-    call_command("migrate", "templates_app", verbosity=0)
     after = {t.slug: t.processing_rules for t in BatchTemplate.objects.filter(slug__in=AUTO_START)}
     assert {slug: rule["auto_start"] for slug, rule in after.items()} == AUTO_START
     # Nothing else in the rules changed.
