@@ -6,4 +6,4 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches"
 
     def ready(self) -> None:
-        from batches import signals  # noqa: F401
+        from batches import signals, worker  # noqa: F401

@@ -13,6 +13,7 @@ from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.signals import announce, batch_finished
 from core.permissions import Level, filter_accessible
+from grading import wakeups
 from grading.merge import merge_into
 from grading.models import Document, GradingJob
 from grading.progress import Progress
@@ -431,6 +432,8 @@ class JobBatch(models.Model):
             batch.status = BatchStatus.CANCELLED
             batch.completed_at = now
             batch.save(update_fields=["status", "completed_at"])
+            # Runners holding its jobs ready hear of it as it commits, and start none of them.
+            wakeups.announce_stopped(batch.pk)
             announce(batch_finished, batch)
         self._refresh_from(batch)
         return self

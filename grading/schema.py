@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import DomainError
-from grading.providers import PROVIDERS
+from grading.providers import available_providers
 
 
 class _Strict(BaseModel):
@@ -106,8 +106,9 @@ class GradingSettings(_Strict):
     @field_validator("provider")
     @classmethod
     def provider_known(cls, provider: str) -> str:
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
+        known = available_providers()
+        if provider not in known:
+            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(known)}")
         return provider
 
     def grading_models(self) -> list[str]:

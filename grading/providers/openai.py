@@ -450,6 +450,8 @@ def translate_status(error: openai.APIStatusError) -> ProviderError:
 class ReplyMismatch(PermanentProviderError):
     """A reply that does not fit the rubric: worth one repair before the job fails."""
 
+    answered = True
+
     def __init__(self, reason: str):
         super().__init__(f"The reply does not match the rubric: {reason}.")
         self.reason = reason
