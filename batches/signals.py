@@ -18,6 +18,9 @@ batch_finished = Signal()
 # Sent when a batch's job counts have moved. Arguments: batch, counts (the
 # progress() dict; receivers query it when None).
 batch_progressed = Signal()
+# Sent when a batch was paused because its provider stayed down longer than
+# PROVIDER_OUTAGE_PAUSE_AFTER. Arguments: batch, provider, reason, since.
+batch_paused_for_provider = Signal()
 
 
 # The sender is named lazily: batches.models imports this module for the signals above.

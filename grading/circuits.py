@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
+from grading import claim_sql
 from grading.models import GradingJob, JobStatus, ProviderCircuit
 from grading.statuses import CLAIMING_BATCH_STATES
 
@@ -129,11 +130,7 @@ def _failed(provider: str, tally: Tally, now: datetime) -> None:
 
 
 def _aware(value):
-    if value is None or isinstance(value, datetime):
-        return value
-    from grading.claim_sql import _read_datetime
-
-    return _read_datetime(value)
+    return claim_sql.read_datetime(value)
 
 
 def lock_for_probe(provider: str) -> bool:

@@ -112,20 +112,20 @@ def lock_and_read(lock_key: int, stale_before: datetime) -> InFlight:
                 cursor.execute(sql, params)
                 results.append(cursor.fetchall())
     busy_rows, circuits, dead = results
-    leases = [_read_datetime(row[4]) for row in busy_rows if row[4] is not None]
+    leases = [read_datetime(row[4]) for row in busy_rows if row[4] is not None]
     return InFlight(
         busy=[row[:4] for row in busy_rows],
         soonest_lease=min(leases) if leases else None,
-        circuits=[(p, _read_datetime(u), by, _read_datetime(pu)) for p, u, by, pu in circuits],
+        circuits=[(p, read_datetime(u), by, read_datetime(pu)) for p, u, by, pu in circuits],
         dead=[row[0] for row in dead],
     )
 
 
-def _read_datetime(value) -> datetime | None:
-    """A datetime as the backend returns it from raw SQL (SQLite: ISO text in UTC)."""
-    if value is None or isinstance(value, datetime):
+def read_datetime(value) -> datetime | None:
+    """A datetime as the backend returns it from raw SQL (SQLite: naive, or ISO text, in UTC)."""
+    if value is None:
         return value
-    parsed = parse_datetime(value)
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
