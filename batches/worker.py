@@ -18,7 +18,7 @@ from batches import tasks
 from batches.tasks import announce_progress, update_batch_progress
 from grading import wakeups
 from grading.claims import work_waiting
-from grading.runner import Runner
+from grading.runner import Runner, record_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -70,25 +70,40 @@ class StandingRunner:
     def _serve(self) -> None:
         main = threading.main_thread()
         stopping = lambda: not main.is_alive()  # noqa: E731
+        # A runner that failed on the database leaves the outcomes it could not record.
+        leftover: Runner | None = None
         while not stopping():
             woken = self._wake.wait(STANDING_POLL_S)
             self._wake.clear()
             if stopping():
                 break
             try:
+                if leftover is not None:
+                    recorded = record_leftovers(leftover.unrecorded, leftover.claimant)
+                    leftover = None
+                    for batch_id in sorted(recorded.touched_batches):
+                        update_batch_progress(batch_id)
                 if woken or work_waiting():
                     peers, self._peers = self._peers, 0
-                    Runner(
+                    runner = Runner(
                         on_batch_touched=update_batch_progress,
                         on_progress=announce_progress,
                         peers_expected=peers,
                         should_stop=stopping,
-                    ).run()
+                    )
+                    try:
+                        runner.run()
+                    finally:
+                        if runner.unrecorded:
+                            leftover = runner
             except Exception:
                 # The database went away, most likely: look again in a moment.
                 logger.exception("The standing runner failed; it starts again in a second.")
-                for connection in connections.all():
-                    connection.close_if_unusable_or_obsolete()
+                for connection in connections.all(initialized_only=True):
+                    try:
+                        connection.close_if_unusable_or_obsolete()
+                    except Exception:
+                        connection.close()
                 time.sleep(1.0)
             finally:
                 close_old_connections()

@@ -8,6 +8,9 @@ and one in twenty with 429 (Retry-After 1 s). No schedule is installed (`migrate
     (a) the provider is down for 20 s in the middle of the batch   -> 0 failed, time ≤ fault-free + 30 s
     (b) the cluster is killed (SIGKILL) twice and restarted at once -> full speed within 15 s of each
         restart, time ≤ fault-free + 40 s
+    (c) PostgreSQL restarts in the middle of the batch (a server of the benchmark's own, on
+        another port, started with initdb/pg_ctl and stopped again) -> full speed within 15 s of
+        the database being back
     (d) one document of 200 kills its worker process every time     -> exactly 1 failed
     (e) the batch is cancelled at 40 %                              -> every job completed or cancelled,
         none queued, no call started after the cancel
@@ -51,6 +54,17 @@ REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 def main() -> None:
     options = parse_args()
+    if "c" in options.only:
+        # On a PostgreSQL of its own, in a process of its own (Django is bound to one server).
+        with private_postgres() as (url, datadir):
+            subprocess.run(
+                [sys.executable, __file__, "--only", "c-inner"],
+                env={**os.environ, "BENCH_PG": url, "BENCH_PGDATA": datadir, "BENCH_DB": "gp_bench_faults"},
+                check=False,
+            )
+        options.only = [key for key in options.only if key != "c"]
+        if not options.only:
+            return
     os.environ["EXTRA_PROVIDERS"] = EXTRA_PROVIDERS
     configure("gp_bench_faults")
     load = os.getloadavg()
@@ -68,6 +82,7 @@ def main() -> None:
             "d": lambda base: crash_document(owner, standin, env, base),
             "e": lambda base: cancel_at_40(owner, standin, env, base),
             "f": lambda base: redis_node_killed(owner, standin, env, base),
+            "c-inner": lambda base: postgres_restarted(owner, standin, env, base),
         }
         baselines: dict[int, float] = {}
         for key in options.only:
@@ -83,6 +98,51 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="a,b,d,e,f", type=lambda text: [k.strip() for k in text.split(",")])
     return parser.parse_args()
+
+
+PG_BIN = next(iter(sorted(__import__("glob").glob("/usr/lib/postgresql/*/bin"), reverse=True)), "")
+
+
+def _as_postgres(*command: str) -> list[str]:
+    """initdb and the server refuse to run as root: run them as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@contextmanager
+def private_postgres():
+    """A throwaway PostgreSQL server on a free port: the benchmark restarts it, so never the shared one."""
+    import shutil
+    import tempfile
+
+    datadir = tempfile.mkdtemp(prefix="gp-faults-pg-")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    if os.geteuid() == 0:
+        shutil.chown(datadir, "postgres", "postgres")
+    log = os.path.join(datadir, "server.log")
+    subprocess.run(
+        _as_postgres(
+            f"{PG_BIN}/initdb", "-D", f"{datadir}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl(datadir, "start", "-o", options, "-l", log, "-w")
+    try:
+        yield f"postgres://postgres@127.0.0.1:{port}", datadir
+    finally:
+        pg_ctl(datadir, "stop", "-m", "immediate", "-w")
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def pg_ctl(datadir: str, *args: str) -> None:
+    subprocess.run(
+        _as_postgres(f"{PG_BIN}/pg_ctl", "-D", f"{datadir}/data", *args),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def cluster_env(url: str) -> dict[str, str]:
@@ -404,6 +464,40 @@ def cancel_at_40(owner, standin: Standin, env, base: float) -> None:
             "calls_started_during_cancel": len(between),
             "calls_started_after_commit": len(after),
             "latest_after_commit_ms": round(after[-1] * 1000, 1) if after else None,
+        },
+    )
+
+
+def postgres_restarted(owner, standin: Standin, env, base: float) -> None:
+    """The database goes away for a moment (a fast restart: every connection is cut)."""
+    datadir = os.environ["BENCH_PGDATA"]
+    empty_database()
+    batch = new_batch(owner, JOBS, "database restarted", OPENAI)
+    rate = JOBS / base
+    with cluster(env) as running:
+        time.sleep(3)
+        standin.reset()
+        batch.start_batch()
+        watch = Watch(batch)
+        watch.until(watch.share_done(0.3), 300, "30 %")
+        down = time.monotonic()
+        pg_ctl(datadir, "restart", "-m", "fast", "-w")
+        up = time.monotonic()
+        from django.db import connections
+
+        connections.close_all()
+        watch.until(watch.finished, 600, "the batch to finish")
+        full_speed = watch.full_speed_after(up, rate)
+        deaths = running.log(1_000_000).count("reincarnated")
+    report(
+        "(c) PostgreSQL restarted at 30 %",
+        batch,
+        standin,
+        base,
+        {
+            "restart_took_s": round(up - down, 1),
+            "full_speed_after_db_back_s": round(full_speed, 1) if full_speed is not None else "never",
+            "qcluster_reincarnations": deaths,
         },
     )
 

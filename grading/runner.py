@@ -239,6 +239,8 @@ class Runner:
         # Claimed and not finished (calls in flight or ready), and finished but not yet recorded.
         self._in_flight: dict[int, Work] = {}
         self._finished: list[Outcome] = []
+        # Outcomes the database refused (it was away): tried again, and left to the caller at the end.
+        self.unrecorded: list[Outcome] = []
         self._finished_since = 0.0
         self._next_claim = 0.0
         # The last claim found less than it had room for: nothing more to claim for now.
@@ -311,7 +313,11 @@ class Runner:
     def _leave(self) -> None:
         try:
             release_slots(self.claimant)
-            runner_gone(self.claimant)
+            if not self.unrecorded:
+                runner_gone(self.claimant)
+            # Otherwise its presence stays, and goes stale: until the outcomes are
+            # recorded (record_leftovers), its jobs are this claimant's, and then
+            # the next claim takes them over.
         except DatabaseError:
             # Leaving because the database failed: the row goes stale within RUNNER_STALE_S.
             logger.exception("Could not remove runner %s from the live runners.", self.claimant)
@@ -449,7 +455,9 @@ class Runner:
         return len(self._finished) >= RECORD_CHUNK or time.monotonic() - self._finished_since >= RECORD_WAIT_S
 
     def _record(self) -> None:
-        outcomes, self._finished = self._finished, []
+        # Outcomes a failed round could not record are tried again first: the fence
+        # (attempt and claim token) makes recording them twice impossible.
+        outcomes, self._finished, self.unrecorded = self.unrecorded + self._finished, [], []
         recorded = Recorded()
         try:
             recorded = record_outcomes(outcomes)
@@ -458,12 +466,16 @@ class Runner:
             logger.exception(
                 "Recording %d outcomes together failed; recording them one by one.", len(outcomes)
             )
+            _reconnect_if_broken()
             for outcome in outcomes:
                 try:
                     recorded.add(record_outcomes([outcome]))
                 except DatabaseError:
-                    # Left processing: its lease runs out and the reaper re-queues it.
+                    # Kept, and tried again at the next round (or by whoever runs next in this
+                    # process); meanwhile the job stays processing under this claimant.
                     logger.exception("Could not record job %s.", outcome.work.job_id)
+                    _reconnect_if_broken()
+                    self.unrecorded.append(outcome)
         self.report.add(recorded)
         self._moved |= recorded.moved_batches
         self._touched(recorded.touched_batches)
@@ -594,6 +606,31 @@ class Runner:
             self._outbox.put(
                 grade_work(work, self.provider_lookup, self._slots.get(work.provider), self.may_start)
             )
+
+
+def _reconnect_if_broken() -> None:
+    """After a database error: drop a connection that no longer works, so the next query opens a new one."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        try:
+            if connection.in_atomic_block:
+                continue
+            connection.close_if_unusable_or_obsolete()
+        except DatabaseError:
+            connection.close()
+
+
+def record_leftovers(outcomes: list[Outcome], claimant: str) -> Recorded:
+    """Record what a runner that failed on the database could not, then forget that runner.
+
+    For the runner's caller (the standing runner), once the database is back: the
+    outcomes are still fenced by their claim tokens, so a job taken over meanwhile
+    is left alone.
+    """
+    recorded = record_outcomes(outcomes) if outcomes else Recorded()
+    runner_gone(claimant)
+    return recorded
 
 
 def grade_work(

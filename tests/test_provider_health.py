@@ -1,5 +1,6 @@
 """A provider's own failures open its circuit instead of failing jobs; a probe closes it again."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,8 @@ from tests.support.llm_standin import LLMStandin
 
 pytestmark = pytest.mark.django_db
 
-QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0)}
+# No backoff, no stagger, no batch cap: only the circuit holds claims back.
+QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0, stagger_ms=0, concurrency=100)}
 
 
 def down(work, error="Could not connect to http://127.0.0.1:9/v1: Connection refused.", retry_after=None):
@@ -132,7 +134,9 @@ def test_a_provider_outage_uses_up_no_attempt_and_does_not_finish_the_batch(owne
     settings.OPENAI_API_KEY = ""
     batch = started_batch(owner, jobs=12, settings={**OPENAI, **processing(max_attempts=1)})
 
-    Runner(threads=4, poll_s=0.05, linger_s=0, budget_s=4, on_batch_touched=update_batch_progress).run()
+    deadline = time.monotonic() + 60
+    while "openai" not in outages() and time.monotonic() < deadline:
+        Runner(threads=4, poll_s=0.05, linger_s=0, budget_s=2, on_batch_touched=update_batch_progress).run()
 
     jobs = GradingJob.objects.in_batch(batch)
     assert set(jobs.values_list("status", flat=True)) == {JobStatus.QUEUED}
