@@ -17,7 +17,7 @@ from django_q.tasks import async_task
 from batches import tasks
 from batches.tasks import announce_progress, update_batch_progress
 from grading import wakeups
-from grading.claims import work_waiting
+from grading.claims import forget_dead_neighbours, work_waiting
 from grading.runner import Runner, record_leftovers
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,12 @@ class StandingRunner:
         stopping = lambda: not main.is_alive()  # noqa: E731
         # A runner that failed on the database leaves the outcomes it could not record.
         leftover: Runner | None = None
+        try:
+            # After a crash or a restart: this host's dead runners are known dead now.
+            if forget_dead_neighbours():
+                self._wake.set()
+        except Exception:
+            logger.exception("Could not look for this host's dead runners.")
         while not stopping():
             woken = self._wake.wait(STANDING_POLL_S)
             self._wake.clear()

@@ -20,6 +20,8 @@ uses up its attempts and the others do not).
 
 import json
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -810,6 +812,48 @@ def work_waiting(now: datetime | None = None) -> bool:
         or GradingJob.objects.lease_expired(now).exists()
         or LiveRunner.objects.filter(seen_at__lt=now - timedelta(seconds=RUNNER_STALE_S)).exists()
     )
+
+
+def forget_dead_neighbours(now: datetime | None = None) -> int:
+    """Mark dead, at once, the runners of this host whose process no longer exists.
+
+    Called when a worker process starts: after a crash or a restart, its
+    predecessors' jobs are then taken over by the next claim instead of five
+    seconds later. Only processes known to be gone are marked (a pid in use,
+    even by another program, counts as alive); other hosts' runners are left
+    to their presence going stale.
+    """
+    now = now or timezone.now()
+    host = socket.gethostname()[:60]
+    gone = []
+    for claimant in LiveRunner.objects.filter(claimant__startswith=f"{host}:").values_list(
+        "claimant", flat=True
+    ):
+        try:
+            pid = int(claimant.rsplit(":", 2)[1])
+        except (IndexError, ValueError):
+            continue
+        if not _process_alive(pid):
+            gone.append(claimant)
+    if gone:
+        stale = now - timedelta(seconds=RUNNER_STALE_S + 1)
+        LiveRunner.objects.filter(claimant__in=gone).update(seen_at=stale)
+    return len(gone)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # A zombie (state Z) has died and waits for its parent to reap it.
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def live_runners(now: datetime | None = None) -> int:

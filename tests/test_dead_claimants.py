@@ -145,3 +145,29 @@ def test_a_document_that_kills_its_worker_fails_alone(owner):
     assert jobs.get(pk=poison).attempts == 3
     assert set(jobs.exclude(pk=poison).values_list("status", flat=True)) == {JobStatus.COMPLETED}
     assert jobs.filter(status=JobStatus.FAILED).count() == 1
+
+
+def test_a_runner_of_this_host_whose_process_is_gone_is_dead_at_once(owner):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from grading.claims import forget_dead_neighbours
+
+    host = socket.gethostname()[:60]
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    gone_pid = int(finished.stdout)
+    now = timezone.now()
+    runner_alive(f"{host}:{gone_pid}:aaaa", now=now)
+    runner_alive(f"{host}:{os.getpid()}:bbbb", now=now)
+    runner_alive(f"elsewhere:{gone_pid}:cccc", now=now)
+
+    assert forget_dead_neighbours(now) == 1
+
+    stale = now - timedelta(seconds=RUNNER_STALE_S)
+    assert set(LiveRunner.objects.filter(seen_at__lt=stale).values_list("claimant", flat=True)) == {
+        f"{host}:{gone_pid}:aaaa"
+    }
