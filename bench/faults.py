@@ -253,6 +253,11 @@ class Watch:
         self.batch.refresh_from_db()
         return self.batch.status in BatchStatus.finished()
 
+    def first_after(self, since: float) -> float | None:
+        """Seconds from `since` to the first job completed after it."""
+        before = max((done for at, done in self.samples if at <= since), default=0)
+        return next((at - since for at, done in self.samples if at > since and done > before), None)
+
     def full_speed_after(self, since: float, rate: float, window: float = 2.0) -> float | None:
         """Seconds from `since` until completions over `window` reached 80 % of `rate` per second."""
         points = [(at, done) for at, done in self.samples if at >= since]
@@ -374,7 +379,7 @@ def cluster_killed_twice(owner, standin: Standin, env, base: float) -> None:
     empty_database()
     batch = new_batch(owner, JOBS, "killed twice", OPENAI)
     rate = JOBS / base
-    recoveries = []
+    recoveries, firsts = [], []
     running = cluster(env)
     first = running.__enter__()
     time.sleep(3)
@@ -390,11 +395,11 @@ def cluster_killed_twice(owner, standin: Standin, env, base: float) -> None:
             with cluster(env) as again:
                 if share is not None:
                     watch.until(watch.share_done(share), 300, f"{share:.0%}")
-                    recoveries.append(watch.full_speed_after(restarted, rate))
                     again.kill()
                 else:
                     watch.until(watch.finished, 600, "the batch to finish")
-                    recoveries.append(watch.full_speed_after(restarted, rate))
+                recoveries.append(watch.full_speed_after(restarted, rate))
+                firsts.append(watch.first_after(restarted))
     finally:
         with suppress(Exception):
             running.__exit__(None, None, None)
@@ -403,7 +408,10 @@ def cluster_killed_twice(owner, standin: Standin, env, base: float) -> None:
         batch,
         standin,
         base,
-        {"full_speed_after_restart_s": [round(r, 1) if r is not None else "never" for r in recoveries]},
+        {
+            "first_grade_after_restart_s": [round(r, 1) if r is not None else "never" for r in firsts],
+            "full_speed_after_restart_s": [round(r, 1) if r is not None else "never" for r in recoveries],
+        },
     )
 
 
