@@ -363,7 +363,12 @@ class Runner:
     def _wait_s(self) -> float:
         """How long to wait for an outcome before looking again."""
         now = time.monotonic()
-        wait = self._next_renewal - now
+        # Presence and slot renewals keep their pace even while no call ends for long
+        # (a provider that hangs): a runner that missed them would be taken for dead.
+        wait = min(self._next_renewal, self._next_presence, self._next_stop_check) - now
+        held = [slots.renew_at for slots in self._slots.values() if slots.held]
+        if held:
+            wait = min(wait, min(held) - now)
         if len(self._in_flight) < self.threads and self._may_claim():
             # Free threads: claim again soon, for jobs that were capped or paced.
             wait = min(wait, self._next_claim - now)

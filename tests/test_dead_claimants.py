@@ -171,3 +171,21 @@ def test_a_runner_of_this_host_whose_process_is_gone_is_dead_at_once(owner):
     assert set(LiveRunner.objects.filter(seen_at__lt=stale).values_list("claimant", flat=True)) == {
         f"{host}:{gone_pid}:aaaa"
     }
+
+
+def test_a_runner_whose_calls_all_hang_still_shows_it_lives_every_second(owner):
+    """It waits for outcomes no longer than its next presence (or slot renewal) is due."""
+    import time as clock
+
+    from grading.runner import PRESENCE_EVERY_S, Runner
+
+    started_batch(owner, jobs=1)
+    runner = Runner(threads=1)
+    [work] = claim_jobs(1, f"{runner.claimant}/1")
+    runner._in_flight[work.job_id] = work
+    now = clock.monotonic()
+    runner._next_renewal = now + 40
+    runner._next_presence = now + PRESENCE_EVERY_S
+    runner._next_stop_check = now + 40
+
+    assert runner._wait_s() <= PRESENCE_EVERY_S
