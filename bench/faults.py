@@ -450,9 +450,13 @@ def cancel_at_40(owner, standin: Standin, env, base: float) -> None:
         batch.start_batch()
         watch = Watch(batch)
         watch.until(watch.share_done(0.4), 300, "40 %")
+        listener = _listener()
         asked = time.time()
         batch.cancel_batch()
         committed = time.time()
+        heard = next(iter(listener.notifies(timeout=5, stop_after=1)), None)
+        heard_ms = round((time.time() - committed) * 1000, 1) if heard is not None else None
+        listener.close()
         watch.until(
             lambda: not GradingJob.objects.in_batch(batch).filter(status=JobStatus.PROCESSING).exists(),
             120,
@@ -469,6 +473,7 @@ def cancel_at_40(owner, standin: Standin, env, base: float) -> None:
         None,
         {
             "cancel_took_ms": round((committed - asked) * 1000, 1),
+            "notification_heard_after_ms": heard_ms,
             "calls_started_during_cancel": len(between),
             "calls_started_after_commit": len(after),
             "latest_after_commit_ms": round(after[-1] * 1000, 1) if after else None,
@@ -508,6 +513,25 @@ def postgres_restarted(owner, standin: Standin, env, base: float) -> None:
             "qcluster_reincarnations": deaths,
         },
     )
+
+
+def _listener():
+    """A connection listening as the workers' listeners do, to time the cancel's notification."""
+    import psycopg
+    from django.db import connection
+
+    from grading.wakeups import CHANNEL
+
+    params = connection.settings_dict
+    conn = psycopg.connect(
+        dbname=params["NAME"],
+        user=params["USER"] or None,
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        autocommit=True,
+    )
+    conn.execute(f"LISTEN {CHANNEL}")
+    return conn
 
 
 def redis_node_killed(owner, standin: Standin, env, base: float) -> None:
