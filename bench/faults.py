@@ -96,7 +96,7 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="a,b,d,e,f", type=lambda text: [k.strip() for k in text.split(",")])
+    parser.add_argument("--only", default="a,b,c,d,e,f", type=lambda text: [k.strip() for k in text.split(",")])
     return parser.parse_args()
 
 
@@ -391,6 +391,7 @@ def cluster_killed_twice(owner, standin: Standin, env, base: float) -> None:
         first.kill()
         running.__exit__(None, None, None)
         for share in (0.6, None):
+            watch.sample()  # what the killed cluster had recorded
             restarted = time.monotonic()
             with cluster(env) as again:
                 if share is not None:
