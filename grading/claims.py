@@ -546,10 +546,6 @@ def _disposition(outcome: Outcome) -> str:
     return _FAILED
 
 
-def _retried(outcome: Outcome) -> bool:
-    return _disposition(outcome) in (_RETRY, _AGAIN)
-
-
 def _ended_values(
     outcome: Outcome, now: datetime, stopped: set[int]
 ) -> tuple[dict[str, Any], dict[str, int]]:
