@@ -7,7 +7,7 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches"
 
     def ready(self) -> None:
-        from batches import signals  # noqa: F401
+        from batches import signals, worker  # noqa: F401
 
         checks.register(check_batch_actions)
 

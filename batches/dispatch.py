@@ -12,6 +12,7 @@ from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from core.cluster import live_worker_count
+from grading import wakeups
 from grading.models import GradingJob
 
 
@@ -24,6 +25,9 @@ def enqueue_processing(batch_id: int, *, carry_on: bool = False) -> None:
     carries on after its time budget (carry_on) hands over to one task.
     """
     runners = 1 if carry_on else _runners_wanted()
+    # Every standing runner on every node hears this at once (PostgreSQL); the tasks
+    # below wake those of the workers that take them, and serve SQLite's ORM broker.
+    wakeups.announce_work(peers=runners - 1)
     for _ in range(runners):
         async_task(
             "batches.tasks.process_batch",

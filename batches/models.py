@@ -5,6 +5,7 @@ from django.conf import settings as conf
 from django.db import connections, models, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
+from django.dispatch import receiver
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -12,11 +13,12 @@ from batches.actions import ACTIONS
 from batches.calibration import calibrate_batch
 from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
-from batches.signals import announce, batch_finished
+from batches.signals import announce, batch_finished, batch_paused_for_provider
 
 # Student is defined beside its matching rules and registered with this app's models here.
 from batches.students import Student, copy_students, identify_students  # noqa: F401
 from core.permissions import Level, filter_accessible
+from grading import circuits, wakeups
 from grading.merge import merge_into
 from grading.models import Document, GradingJob
 from grading.progress import Progress
@@ -240,6 +242,24 @@ class JobBatch(models.Model):
     def calibrate(self) -> dict[str, Any]:
         """Fit the teacher's scale from the batch's exemplars and re-score its results (no provider call)."""
         return calibrate_batch(self)
+
+    def waiting_for_provider(self, outages: dict | None = None) -> dict[str, Any] | None:
+        """{provider, reason, since} while the provider of its waiting jobs is down (its circuit open).
+
+        `outages` (grading.circuits.outages()) may be passed by a caller showing many batches.
+        """
+        if self.status not in BatchStatus.active():
+            return None
+        outages = circuits.outages() if outages is None else outages
+        if not outages:
+            return None
+        provider = (
+            GradingJob.objects.in_batch(self)
+            .filter(status__in=JobStatus.in_flight(), provider__in=list(outages))
+            .values_list("provider", flat=True)
+            .first()
+        )
+        return outages[provider].as_dict() if provider else None
 
     def progress(self) -> dict[str, int]:
         """Progress.as_dict() of the batch's jobs, in one aggregate query."""
@@ -495,6 +515,16 @@ class JobBatch(models.Model):
         """pending/processing -> paused: no new claims; calls in flight finish and are kept."""
         return self._simple_transition("pause", BatchStatus.PAUSED)
 
+    def pause_for_provider(self, provider: str, reason: str, since: datetime) -> "JobBatch":
+        """pending/processing -> paused because its provider has been down too long; its people are told."""
+        with transaction.atomic():
+            batch = self._locked("pause")
+            batch.status = BatchStatus.PAUSED
+            batch.save(update_fields=["status"])
+            announce(batch_paused_for_provider, batch, provider=provider, reason=reason, since=since)
+        self._refresh_from(batch)
+        return self
+
     def resume_batch(self) -> "JobBatch":
         """paused -> processing: workers claim the batch's jobs again."""
         with transaction.atomic():
@@ -524,6 +554,8 @@ class JobBatch(models.Model):
             batch.status = BatchStatus.CANCELLED
             batch.completed_at = now
             batch.save(update_fields=["status", "completed_at"])
+            # Runners holding its jobs ready hear of it as it commits, and start none of them.
+            wakeups.announce_stopped(batch.pk)
             announce(batch_finished, batch)
         self._refresh_from(batch)
         return self
@@ -827,6 +859,19 @@ def final_status(counts: dict[str, int]) -> str:
     if counts["failed"] or counts["cancelled"]:
         return BatchStatus.COMPLETED_WITH_ERRORS
     return BatchStatus.COMPLETED
+
+
+@receiver(circuits.provider_outage, dispatch_uid="batches.pause_for_provider_outage")
+def pause_for_provider_outage(
+    sender, provider: str, reason: str, since: datetime, batch_ids, **kwargs
+) -> None:
+    """A provider down longer than PROVIDER_OUTAGE_PAUSE_AFTER: its batches pause rather than wait on."""
+    for batch in JobBatch.objects.filter(pk__in=batch_ids, status__in=BatchStatus.active()):
+        try:
+            batch.pause_for_provider(provider, reason, since)
+        except InvalidTransition:
+            # Paused, cancelled or finished by someone else meanwhile.
+            continue
 
 
 class JobBatchUserObjectPermission(UserObjectPermissionBase):

@@ -8,8 +8,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from batches.actions import allowed_in
-from batches.models import JobBatch
+from batches.models import BatchStatus, JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
+from grading.circuits import outages
 from grading.models import Document
 from grading.naming import MAX_PATTERN, pattern_problem
 from templates_app.models import BatchTemplate
@@ -104,6 +105,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         read_only=True,
         help_text="The finished state an archived batch left, which unarchiving returns it to; empty otherwise.",
     )
+    waiting_for_provider = serializers.SerializerMethodField()
     calibration = serializers.JSONField(
         read_only=True,
         help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
@@ -124,6 +126,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "effective_settings",
             "progress",
             "allowed_actions",
+            "waiting_for_provider",
             "owner",
             "deadline",
             "student_pattern",
@@ -143,6 +146,26 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "archived_from",
             "calibration",
         ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "description": "While the provider of the batch's waiting jobs is down: which, why, since when.",
+            "properties": {
+                "provider": {"type": "string"},
+                "reason": {"type": "string"},
+                "since": {"type": "string", "format": "date-time"},
+            },
+        }
+    )
+    def get_waiting_for_provider(self, batch: JobBatch) -> dict[str, Any] | None:
+        if batch.status not in BatchStatus.active():
+            return None
+        # The open circuits are read once per response, however many batches it lists.
+        if "_outages" not in self.context:
+            self.context["_outages"] = outages()
+        return batch.waiting_for_provider(self.context["_outages"])
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:

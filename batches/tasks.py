@@ -17,18 +17,24 @@ from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.signals import announce, batch_progressed
+from grading.circuits import announce_long_outages
 from grading.claims import reap_expired_leases
 from grading.models import GradingJob, JobStatus
 from grading.runner import Runner, RunReport
 
 logger = logging.getLogger(__name__)
 
+# Set in a cluster's worker process once its standing runner runs (batches/worker.py).
+_wake_standing_runner = None
+
 
 def process_batch(batch_id: int, peers: int = 0) -> dict:
-    """Mark the batch processing, then grade claimable jobs until none is left.
+    """Mark the batch processing, then have this worker grade claimable jobs until none is left.
 
     The runner claims in priority order across all active batches, not only this
-    one: the task is a worker's signal to start claiming, not an assignment.
+    one: the task is a worker's signal to start claiming, not an assignment. In a
+    cluster's worker the standing runner (below) does the work: the task wakes it
+    and ends. Elsewhere (sync mode, a test) the task runs a runner itself.
     `peers` is how many other runners were sent out with this one
     (enqueue_processing): counted before they are seen live, so that the first
     to arrive takes only its share of each provider's cap.
@@ -37,6 +43,9 @@ def process_batch(batch_id: int, peers: int = 0) -> dict:
     if batch is None:
         return {"batch": batch_id, "skipped": "the batch no longer exists"}
     batch.mark_processing()
+    if _wake_standing_runner is not None:
+        _wake_standing_runner(peers)
+        return {"batch": batch_id, "woke": "this worker's standing runner"}
     report = run_jobs(peers_expected=peers)
     progress = update_batch_progress(batch_id)
     if report.work_left:
@@ -87,6 +96,7 @@ def recover_stalled_jobs(after_restart: bool = False) -> dict:
     that no longer exists, so every batch with runnable jobs is kicked.
     """
     reaped = reap_expired_leases()
+    announce_long_outages()
     finished = [
         batch_id for batch_id in _ended_active_batches() if JobBatch.objects.get(pk=batch_id).finalize()
     ]

@@ -54,6 +54,7 @@ def empty_database() -> None:
         "grading_paceclock",
         "grading_liverunner",
         "grading_callslot",
+        "grading_providercircuit",
         "batches_jobbatch",
         "django_q_ormq",
         "django_q_task",

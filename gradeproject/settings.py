@@ -211,6 +211,13 @@ ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate lim
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})
+# {"name": "dotted.path.ProviderClass"}: providers beside the built-in ones (plug-ins; the
+# fault benchmark registers one that crashes its worker on a marked document).
+EXTRA_PROVIDERS = env_json("EXTRA_PROVIDERS", {})
+# Provider health (grading/circuits.py): an open circuit is probed after a growing wait
+# capped at this; a batch whose provider stays down this long is paused, with a notification.
+PROVIDER_PROBE_MAX_S = env_float("PROVIDER_PROBE_MAX_S", 5.0, minimum=0.1)
+PROVIDER_OUTAGE_PAUSE_AFTER = env_duration("PROVIDER_OUTAGE_PAUSE_AFTER", "1h")
 
 # The processing engine (grading/runner.py). A claimed job's lease is renewed while
 # its worker lives; when the worker dies the lease runs out and the job is re-queued.

@@ -13,13 +13,15 @@ with it.
 """
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.utils.dateparse import parse_datetime
 
-from grading.models import Document, GradingJob, GradingResult, JobStatus
+from grading.models import Document, GradingJob, GradingResult, JobStatus, LiveRunner, ProviderCircuit
 from grading.serve_order import job_order_sql, order_sql
 from grading.statuses import CLAIMING_BATCH_STATES
 
@@ -31,6 +33,8 @@ def _tables() -> dict[str, str]:
         "job": connection.ops.quote_name(GradingJob._meta.db_table),
         "batch": connection.ops.quote_name(batch_model._meta.db_table),
         "document": connection.ops.quote_name(Document._meta.db_table),
+        "circuit": connection.ops.quote_name(ProviderCircuit._meta.db_table),
+        "runner": connection.ops.quote_name(LiveRunner._meta.db_table),
     }
 
 
@@ -60,25 +64,98 @@ def _datetime(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def lock_and_count_busy(lock_key: int) -> list[tuple[str, int | None, int, int | None]]:
-    """Take the claim lock, then count what is in flight: (provider, batch, jobs, the batch's concurrency).
+@dataclass
+class InFlight:
+    """What a claim reads first, under its lock: work in flight, open circuits, dead claimants."""
+
+    # (provider, batch, jobs, the batch's concurrency)
+    busy: list[tuple[str, int | None, int, int | None]]
+    # The soonest lease of a job in flight: one already past means a job to take over.
+    soonest_lease: datetime | None
+    # (provider, open_until, probe_by, probe_until) of circuits not closed
+    circuits: list[tuple[str, datetime, str, datetime | None]]
+    # Runners whose presence is older than the cut-off: they died.
+    dead: list[str]
+
+
+def lock_and_read(lock_key: int, stale_before: datetime) -> InFlight:
+    """Take the claim lock, then read what is in flight, the open circuits and the dead claimants.
 
     On PostgreSQL the lock is a transaction-scoped advisory lock, sent in the same
-    round trip as the count but as a statement of its own: under READ COMMITTED
-    each statement sees what was committed before it started, so the count sees
+    round trip as the reads but as a statement of its own: under READ COMMITTED
+    each statement sees what was committed before it started, so the reads see
     every claim committed before the lock was granted.
     """
-    count = (
-        f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_rule('j', 'concurrency')}) "
-        f"FROM {_tables()['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id"
-    )
+    tables = _tables()
+    statements = [
+        (
+            f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_rule('j', 'concurrency')}), "
+            f"MIN(j.lease_expires_at) FROM {tables['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id",
+            [JobStatus.PROCESSING],
+        ),
+        (
+            f"SELECT provider, open_until, probe_by, probe_until FROM {tables['circuit']} "
+            "WHERE open_until IS NOT NULL",
+            [],
+        ),
+        (f"SELECT claimant FROM {tables['runner']} WHERE seen_at < %s", [_datetime(stale_before)]),
+    ]
+    results = []
     with connection.cursor() as cursor:
         if _postgres():
-            cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {count}", [lock_key, JobStatus.PROCESSING])
-            cursor.nextset()
+            sql = "; ".join(["SELECT pg_advisory_xact_lock(%s)", *(sql for sql, _ in statements)])
+            cursor.execute(sql, [lock_key, *(p for _, params in statements for p in params)])
+            for _ in statements:
+                cursor.nextset()
+                results.append(cursor.fetchall())
         else:
-            cursor.execute(count, [JobStatus.PROCESSING])
-        return cursor.fetchall()
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                results.append(cursor.fetchall())
+    busy_rows, circuits, dead = results
+    leases = [read_datetime(row[4]) for row in busy_rows if row[4] is not None]
+    return InFlight(
+        busy=[row[:4] for row in busy_rows],
+        soonest_lease=min(leases) if leases else None,
+        circuits=[(p, read_datetime(u), by, read_datetime(pu)) for p, u, by, pu in circuits],
+        dead=[row[0] for row in dead],
+    )
+
+
+def read_datetime(value) -> datetime | None:
+    """A datetime as the backend returns it from raw SQL (SQLite: naive, or ISO text, in UTC)."""
+    if value is None:
+        return value
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def batch_statuses(batch_ids) -> dict[int, str]:
+    """The batches' statuses, read without a lock (the runner's look before a call starts)."""
+    sql = f"SELECT id, status FROM {_tables()['batch']} WHERE {_in_list('id', 'bigint')}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_list_param(sorted(batch_ids))])
+        return dict(cursor.fetchall())
+
+
+def lock_batches(batch_ids) -> dict[int, str]:
+    """The batches' statuses, read under a lock that a cancel (SELECT ... FOR UPDATE) waits for.
+
+    A job re-queued into its batch must not miss a cancel: the lock (FOR KEY
+    SHARE, which only FOR UPDATE conflicts with) makes a cancel that is under way
+    commit first, and then its status is what this reads; or this transaction
+    commits first, and then the cancel's UPDATE of queued jobs sees the job.
+    Rows are locked in id order, as every transaction that locks several
+    batches does. SQLite's IMMEDIATE transaction already holds the database.
+    """
+    ids = sorted({batch_id for batch_id in batch_ids if batch_id is not None})
+    if not ids:
+        return {}
+    lock = " ORDER BY id FOR KEY SHARE" if _postgres() else ""
+    sql = f"SELECT id, status FROM {_tables()['batch']} WHERE {_in_list('id', 'bigint')}{lock}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_list_param(ids)])
+        return dict(cursor.fetchall())
 
 
 CANDIDATE_COLUMNS = (
@@ -90,6 +167,8 @@ CANDIDATE_COLUMNS = (
     "model",
     "settings",
     "document_id",
+    "suspect",
+    "provider_retries",
     "document__text",
     "document__original_name",
     "document__extraction_error",
@@ -97,13 +176,15 @@ CANDIDATE_COLUMNS = (
 
 
 def candidates(
-    now: datetime, window: int, skip_jobs, skip_batches, skip_providers, only_batches=None
+    now: datetime, window: int, skip_jobs, skip_batches, skip_providers, only_batches=None, suspects: int = 0
 ) -> list[dict[str, Any]]:
     """Claimable jobs in claim order, locked (PostgreSQL: FOR UPDATE OF the job, SKIP LOCKED).
 
     Everything a provider thread needs comes back with them, so the claimed jobs
     need no second query. The settings stay JSON text, decoded once per snapshot
-    (claims.snapshot): the jobs of a batch share theirs.
+    (claims.snapshot): the jobs of a batch share theirs. Suspect jobs (taken over
+    from a dead claimant) come only as the first `suspects` rows, ahead of the
+    rest, from their own small partial index; the claim takes one alone.
     """
     tables = _tables()
     states = ", ".join(["%s"] * len(CLAIMING_BATCH_STATES))
@@ -128,31 +209,47 @@ def candidates(
     # ten thousand jobs queued. SQLite has no LATERAL and no row locks; its
     # IMMEDIATE transaction already holds the database.
     if _postgres():
-        chosen = (
-            f"SELECT q.id FROM ({batches}) b CROSS JOIN LATERAL ("
-            f"SELECT j.id, j.created_at FROM {tables['job']} j WHERE j.batch_id = b.id AND {runnable} "
-            f"ORDER BY {job_order_sql('j')} LIMIT %s FOR UPDATE SKIP LOCKED) q "
-            f"ORDER BY {order_sql('b', 'q')} LIMIT %s"
-        )
-        params = [*batch_params, *job_params, window, window]
+
+        def chosen_of(kind: str, limit_param: int) -> tuple[str, list]:
+            sql = (
+                f"SELECT q.id, q.suspect FROM ({batches}) b CROSS JOIN LATERAL ("
+                f"SELECT j.id, j.created_at, j.suspect FROM {tables['job']} j "
+                f"WHERE j.batch_id = b.id AND {runnable} AND {kind} "
+                f"ORDER BY {job_order_sql('j')} LIMIT %s FOR UPDATE SKIP LOCKED) q "
+                f"ORDER BY {order_sql('b', 'q')} LIMIT %s"
+            )
+            return sql, [*batch_params, *job_params, limit_param, limit_param]
+
     else:
-        chosen = (
-            f"SELECT j.id FROM {tables['job']} j JOIN ({batches}) b ON b.id = j.batch_id WHERE {runnable} "
-            f"ORDER BY {order_sql('b', 'j')} LIMIT %s"
-        )
-        params = [*batch_params, *job_params, window]
+
+        def chosen_of(kind: str, limit_param: int) -> tuple[str, list]:
+            sql = (
+                f"SELECT j.id, j.suspect FROM {tables['job']} j JOIN ({batches}) b ON b.id = j.batch_id "
+                f"WHERE {runnable} AND {kind} "
+                f"ORDER BY {order_sql('b', 'j')} LIMIT %s"
+            )
+            return sql, [*batch_params, *job_params, limit_param]
+
+    chosen, params = chosen_of("NOT j.suspect", window)
+    if suspects:
+        suspect_sql, suspect_params = chosen_of("j.suspect", suspects)
+        chosen = f"SELECT * FROM ({suspect_sql}) s UNION ALL SELECT * FROM ({chosen}) n"
+        params = [*suspect_params, *params]
     sql = (
         f"WITH chosen AS ({chosen}) "
         "SELECT j.id, j.batch_id, j.attempts, j.max_attempts, j.provider, j.model, j.settings, "
-        "j.document_id, d.text, d.original_name, d.extraction_error "
+        "j.document_id, j.suspect, j.provider_retries, d.text, d.original_name, d.extraction_error "
         f"FROM chosen JOIN {tables['job']} j ON j.id = chosen.id "
         f"JOIN {tables['batch']} b ON b.id = j.batch_id "
         f"JOIN {tables['document']} d ON d.id = j.document_id "
-        f"ORDER BY {order_sql('b', 'j')}"
+        f"ORDER BY chosen.suspect DESC, {order_sql('b', 'j')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+        return [
+            {**dict(zip(CANDIDATE_COLUMNS, row, strict=True)), "suspect": bool(row[8])}
+            for row in cursor.fetchall()
+        ]
 
 
 def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: datetime) -> int:
@@ -168,20 +265,25 @@ def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: dat
         return cursor.rowcount
 
 
-def finish(job_ids: list[int], token: str, values: dict[str, Any]) -> set[int]:
+def finish(
+    job_ids: list[int], token: str, values: dict[str, Any], add: dict[str, int] | None = None
+) -> set[int]:
     """Set the outcome columns of those jobs still processing under `token`; their ids.
 
+    `add` adds to counters (attempts -1: an attempt given back; provider_retries +1).
     The fence and the write are one statement: a job re-queued by the reaper or
     claimed again since (a new token) does not match and is left alone. Under
     READ COMMITTED a concurrent change is re-checked against the WHERE clause
     after its lock is released, so the fence holds then too.
     """
-    columns = ", ".join(f"{name} = %s" for name in values)
+    columns = [f"{name} = %s" for name in values]
+    columns += [f"{name} = CASE WHEN {name} + %s < 0 THEN 0 ELSE {name} + %s END" for name in add or {}]
     sql = (
-        f"UPDATE {_tables()['job']} SET {columns} "
+        f"UPDATE {_tables()['job']} SET {', '.join(columns)} "
         f"WHERE {_in_list('id', 'bigint')} AND status = %s AND claimed_by = %s RETURNING id"
     )
     params = [_datetime(value) if isinstance(value, datetime) else value for value in values.values()]
+    params += [delta for delta in (add or {}).values() for _ in range(2)]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, _list_param(job_ids), JobStatus.PROCESSING, token])
         return {row[0] for row in cursor.fetchall()}

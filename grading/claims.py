@@ -8,14 +8,20 @@ its lease ran out can never produce a second result or undo another worker's wor
   fresh claim token (claimed_by), in one UPDATE;
 - an outcome is recorded only if the job is still processing under the same attempt
   and token (the fence); otherwise it is discarded;
-- the reaper re-queues (or fails, after max_attempts) jobs whose lease ran out.
+- jobs whose claimant died (its presence went stale) or whose lease ran out are
+  taken over by the next claim, or by the reaper (take_over).
 
-Attempts are counted here, at claim time, not by django-q2: a job that kills its
-worker every time still ends failed after max_attempts.
+Attempts are counted here, at claim time, not by django-q2, and given back when the
+failure was not the job's: the provider's own failures (grading.circuits), a call
+that never started, a worker that died with other jobs in flight (those become
+"suspect" and are claimed alone, so that the one whose document kills its worker
+uses up its attempts and the others do not).
 """
 
 import json
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,10 +34,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from grading import claim_sql
+from grading import circuits, claim_sql
 from grading.limits import backoff_delay, provider_limits, rule
 from grading.models import CallSlot, GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
 from grading.providers import Grade
+from grading.statuses import BatchStatus
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,15 @@ PACING_HORIZON = timedelta(seconds=1)
 CLAIM_PASSES = 3
 REAP_LIMIT = 500
 STALE_CLOCK_AGE = timedelta(hours=1)
+# A runner refreshes its presence (LiveRunner) every second; one not seen for this
+# long died, and the next claim takes its jobs over and frees its call slots.
+RUNNER_STALE_S = 5
+# A document the provider fails on this many times while it answers others (its
+# circuit closed: not probes) ends failed; until then its failures use up no attempt.
+PROVIDER_RETRY_LIMIT = 20
+# Batch states into which a job may go back to the queue; in any other (cancelled,
+# finished) a job that would be re-queued is cancelled instead.
+REQUEUE_BATCH_STATES = frozenset({*BatchStatus.active(), BatchStatus.PAUSED})
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,11 @@ class Work:
     document_id: int | None = None
     # The batch's exemplars as (document id, Exemplar), attached by the runner's main thread.
     exemplars: tuple = field(default=(), repr=False)
+    # Taken over from a dead claimant: claimed alone (see take_over).
+    suspect: bool = False
+    # The one job sent to a provider whose circuit is open, to see whether it answers.
+    probe: bool = False
+    provider_retries: int = 0
 
     def start_delay(self) -> float:
         """Seconds still to wait before the call may start (stagger and request-rate pacing)."""
@@ -78,9 +99,19 @@ class Work:
         return paced - (time.monotonic() - self.claimed_monotonic)
 
 
+class Blame:
+    """Whose failure an attempt's was: only the job's uses up one of its attempts."""
+
+    JOB = "job"
+    # The provider failed (connection refused, timeout, 5xx, 429, overloaded): its circuit counts it.
+    PROVIDER = "provider"
+    # The call never started (the runner stopped, or the batch was cancelled first).
+    RUNNER = "runner"
+
+
 @dataclass
 class Outcome:
-    """What one attempt produced: a grade, or an error that is transient or not."""
+    """What one attempt produced: a grade, or an error that is transient or not, and whose it was."""
 
     work: Work
     grade: Grade | None = None
@@ -90,13 +121,21 @@ class Outcome:
     latency_ms: int = 0
     # The result row, built by the provider thread so the database thread only saves it.
     result: GradingResult | None = field(default=None, repr=False)
+    blame: str = Blame.JOB
+    # The provider answered (a grade, or a refusal that is the job's): it is up.
+    answered: bool = False
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
         result = GradingResult.from_grade(
             grade, job_id=work.job_id, provider=work.provider, model=work.model, latency_ms=latency_ms
         )
-        return cls(work, grade=grade, latency_ms=latency_ms, result=result)
+        return cls(work, grade=grade, latency_ms=latency_ms, result=result, answered=True)
+
+    @property
+    def counts(self) -> bool:
+        """Whether this attempt uses up one of the job's attempts."""
+        return self.blame == Blame.JOB
 
 
 @dataclass
@@ -105,6 +144,8 @@ class Recorded:
     failed: int = 0
     requeued: int = 0
     discarded: int = 0
+    # Jobs that would have gone back to the queue of a batch cancelled meanwhile.
+    cancelled: int = 0
     # Batches in which a job reached a final state: they may now be finished.
     touched_batches: set[int] = field(default_factory=set)
     # Batches whose job counts moved (any recorded outcome): for progress reports.
@@ -115,6 +156,7 @@ class Recorded:
         self.failed += other.failed
         self.requeued += other.requeued
         self.discarded += other.discarded
+        self.cancelled += other.cancelled
         self.touched_batches |= other.touched_batches
         self.moved_batches |= other.moved_batches
 
@@ -134,11 +176,15 @@ class Share:
     """
 
     room: dict[str, int] = field(default_factory=dict)
+    # Suspect jobs the claimant may take (each claimed alone): 1 when it holds none.
+    suspects: int = 1
     # Filled in by the claim: capped providers with claimable jobs beyond the room;
-    # and whether any limit (a cap or room, a batch's concurrency, pacing) held the
-    # claim back, so that more may be claimable as soon as work in flight ends.
+    # and whether any limit (a cap or room, a batch's concurrency, pacing, an open
+    # circuit) held the claim back, so that more may be claimable as soon as work
+    # in flight ends; and what taking over dead claimants' jobs did.
     short: set[str] = field(default_factory=set)
     limited: bool = False
+    recovered: "Recorded" = field(default_factory=lambda: Recorded())
 
 
 def claim_jobs(
@@ -170,12 +216,24 @@ def claim_jobs(
     lease = timedelta(seconds=lease_s or settings.JOB_LEASE_SECONDS)
     share = share or Share()
     with transaction.atomic():
-        budget = Budget.in_flight(now, share)
+        seen = claim_sql.lock_and_read(CLAIM_LOCK_KEY, now - timedelta(seconds=RUNNER_STALE_S))
+        if seen.dead or (seen.soonest_lease is not None and seen.soonest_lease < now):
+            # Recovery needs no schedule: the claim itself takes over what dead claimants held.
+            share.recovered.add(take_over(now, seen.dead))
+            seen = claim_sql.lock_and_read(CLAIM_LOCK_KEY, now - timedelta(seconds=RUNNER_STALE_S))
+        budget = Budget.in_flight(now, share, seen)
         picked: list[tuple[dict[str, Any], datetime]] = []
         for _ in range(CLAIM_PASSES):
             window = limit - len(picked)
-            rows = _candidates(budget, [row["id"] for row, _ in picked], window, scope)
+            suspects = share.suspects if not picked else 0
+            rows = _candidates(budget, [row["id"] for row, _ in picked], window, scope, suspects)
             budget.load_clocks(rows)
+            suspect = next((row for row in rows if row["suspect"]), None)
+            if suspect is not None and (start_at := budget.admit(suspect)) is not None:
+                # A suspect is claimed alone: if its document kills the worker, it is to blame.
+                picked = [(suspect, start_at)]
+                break
+            rows = [row for row in rows if not row["suspect"]]
             for row in rows:
                 start_at = budget.admit(row)
                 if start_at is not None:
@@ -194,12 +252,15 @@ def claim_jobs(
             now=now,
         )
         budget.save_clocks()
-    return [_work(row, start_at, token, now) for row, start_at in picked]
+        probes = budget.take_probes(token)
+    return [_work(row, start_at, token, now, row["id"] in probes) for row, start_at in picked]
 
 
-def _candidates(budget: "Budget", exclude: list[int], window: int, scope) -> list[dict[str, Any]]:
+def _candidates(
+    budget: "Budget", exclude: list[int], window: int, scope, suspects: int
+) -> list[dict[str, Any]]:
     return claim_sql.candidates(
-        budget.now, window, exclude, budget.blocked_batches, budget.blocked_providers, scope
+        budget.now, window, exclude, budget.blocked_batches, budget.blocked_providers, scope, suspects
     )
 
 
@@ -217,7 +278,7 @@ def snapshot(raw: str) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) -> Work:
+def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime, probe: bool = False) -> Work:
     raw = row["settings"] or "{}"
     job_settings = snapshot(raw)
     return Work(
@@ -237,6 +298,9 @@ def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime) ->
         claimed_at=now,
         start_at=start_at,
         document_id=row["document_id"],
+        suspect=row["suspect"],
+        probe=probe,
+        provider_retries=row["provider_retries"] or 0,
     )
 
 
@@ -253,13 +317,21 @@ class Budget:
         self.blocked_providers: set[str] = set()
         self.clocks: dict[str, datetime] = {}
         self.changed: set[str] = set()
+        # Providers whose circuit is open and due a probe: the job chosen as the probe, or None yet.
+        self.probing: dict[str, int | None] = {}
+        self.probe_timeouts: dict[str, float] = {}
 
     @classmethod
-    def in_flight(cls, now: datetime, share: Share) -> "Budget":
+    def in_flight(cls, now: datetime, share: Share, seen: claim_sql.InFlight) -> "Budget":
         budget = cls(now, share)
+        for provider, open_until, _probe_by, probe_until in seen.circuits:
+            if open_until > now or (probe_until is not None and probe_until > now):
+                budget.blocked_providers.add(provider)
+            else:
+                budget.probing[provider] = None
         # The processing set is small (bounded by the caps), and the job_lease_expiry
         # partial index covers exactly it.
-        for provider, batch_id, n, cap in claim_sql.lock_and_count_busy(CLAIM_LOCK_KEY):
+        for provider, batch_id, n, cap in seen.busy:
             budget.provider_busy[provider] += n
             budget.batch_busy[batch_id] += n
             if batch_id is not None and n >= rule({"concurrency": cap}, "concurrency"):
@@ -280,6 +352,11 @@ class Budget:
         provider, batch_id = row["provider"], row["batch_id"]
         if provider in self.blocked_providers or batch_id in self.blocked_batches:
             return None
+        probe = provider in self.probing
+        if probe and not circuits.lock_for_probe(provider):
+            # A recorder is changing the circuit right now: probe at the next claim.
+            self.blocked_providers.add(provider)
+            return None
         if not self._provider_room(provider):
             self.blocked_providers.add(provider)
             return None
@@ -297,7 +374,22 @@ class Budget:
         self.provider_busy[provider] += 1
         self.batch_busy[batch_id] += 1
         self.mine[provider] += 1
+        if probe:
+            # One job, and no other of this provider, until the probe answers.
+            self.probing[provider] = row["id"]
+            self.probe_timeouts[provider] = rule(_processing(row), "timeout_s")
+            self.blocked_providers.add(provider)
         return start_at
+
+    def take_probes(self, token: str) -> set[int]:
+        """Mark the probes claimed on their circuits; the probe jobs' ids."""
+        taken = set()
+        for provider, job_id in self.probing.items():
+            if job_id is not None:
+                until = self.now + timedelta(seconds=self.probe_timeouts[provider] + circuits.PROBE_MARGIN_S)
+                circuits.take_probe(provider, token, until)
+                taken.add(job_id)
+        return taken
 
     def _provider_room(self, provider: str) -> bool:
         cap = provider_limits(provider).max_concurrency
@@ -359,29 +451,56 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
     """Commit finished attempts: results, failures and retries, fenced by attempt and token.
 
     Outcomes that finished together are committed together (one transaction, a
-    few statements), but never held back for work still in flight.
+    few statements), but never held back for work still in flight. A job that
+    goes back to the queue is cancelled instead when its batch was cancelled
+    meanwhile: the batch rows are read under a lock a cancel waits for
+    (claim_sql.lock_batches), so a cancel committed before this transaction is
+    seen, and one committed after it sees the job queued and cancels it.
     """
     if not outcomes:
         return Recorded()
     now = now or timezone.now()
     recorded = Recorded()
-    groups: dict[tuple, list[Outcome]] = {}
-    for outcome in outcomes:
-        values = _ended_values(outcome, now)
-        groups.setdefault((outcome.work.token, tuple(values.items())), []).append(outcome)
     with transaction.atomic():
+        requeued = {o.work.batch_id for o in outcomes if _disposition(o) in (_RETRY, _AGAIN)}
+        statuses = claim_sql.lock_batches(requeued) if requeued else {}
+        stopped = {batch_id for batch_id, status in statuses.items() if status not in REQUEUE_BATCH_STATES}
+        groups: dict[tuple, list[Outcome]] = {}
+        for outcome in outcomes:
+            values, add = _ended_values(outcome, now, stopped)
+            key = (outcome.work.token, tuple(values.items()), tuple(add.items()))
+            groups.setdefault(key, []).append(outcome)
         results = []
-        for (token, values), group in groups.items():
-            owned = claim_sql.finish([outcome.work.job_id for outcome in group], token, dict(values))
+        tallies: dict[str, circuits.Tally] = {}
+        for (token, values, add), group in groups.items():
+            owned = claim_sql.finish(
+                [outcome.work.job_id for outcome in group], token, dict(values), dict(add)
+            )
             for outcome in group:
                 if outcome.work.job_id not in owned:
                     _discarded(outcome, recorded)
                     continue
-                _count(outcome, recorded)
+                _count(outcome, recorded, stopped)
+                _tally(outcome, tallies)
                 if outcome.grade is not None:
                     results.append(_result(outcome, now))
         claim_sql.insert_results(results)
+        circuits.record(tallies, now)
     return recorded
+
+
+def _tally(outcome: Outcome, tallies: dict[str, "circuits.Tally"]) -> None:
+    if not (outcome.answered or outcome.blame == Blame.PROVIDER):
+        return
+    tally = tallies.setdefault(outcome.work.provider, circuits.Tally())
+    if outcome.answered:
+        tally.answered += 1
+        return
+    tally.faults += 1
+    tally.reason = outcome.error
+    if outcome.retry_after:
+        tally.retry_after = max(tally.retry_after or 0, outcome.retry_after)
+    tally.probe_failed |= outcome.work.probe
 
 
 def _discarded(outcome: Outcome, recorded: Recorded) -> None:
@@ -393,7 +512,7 @@ def _discarded(outcome: Outcome, recorded: Recorded) -> None:
     )
 
 
-def _update_grouped(jobs: list[GradingJob]) -> None:
+def _update_grouped(jobs: list[GradingJob], fields: list[str]) -> None:
     """One UPDATE per set of identical new values rather than bulk_update's CASE per field.
 
     Jobs of one claim that complete together share every value, so a group of
@@ -401,26 +520,57 @@ def _update_grouped(jobs: list[GradingJob]) -> None:
     """
     groups: dict[tuple, list[int]] = {}
     for job in jobs:
-        values = tuple(getattr(job, name) for name in JOB_OUTCOME_FIELDS)
+        values = tuple(getattr(job, name) for name in fields)
         groups.setdefault(values, []).append(job.pk)
     for values, pks in groups.items():
-        claim_sql.set_outcome(pks, dict(zip(JOB_OUTCOME_FIELDS, values, strict=True)))
+        claim_sql.set_outcome(pks, dict(zip(fields, values, strict=True)))
 
 
-def _retried(outcome: Outcome) -> bool:
-    return outcome.grade is None and outcome.transient and outcome.work.attempt < outcome.work.max_attempts
+# What recording does with an outcome.
+_COMPLETED, _RETRY, _AGAIN, _FAILED = "completed", "retry", "again", "failed"
 
 
-def _ended_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
-    """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order)."""
+def _disposition(outcome: Outcome) -> str:
+    """completed; retry (the attempt counted); again (it did not); or failed."""
+    work = outcome.work
+    if outcome.grade is not None:
+        return _COMPLETED
+    if outcome.blame == Blame.RUNNER:
+        return _AGAIN
+    if outcome.blame == Blame.PROVIDER:
+        if not work.probe and work.provider_retries + 1 >= PROVIDER_RETRY_LIMIT:
+            return _FAILED
+        return _AGAIN
+    if outcome.transient and work.attempt < work.max_attempts:
+        return _RETRY
+    return _FAILED
+
+
+def _ended_values(
+    outcome: Outcome, now: datetime, stopped: set[int]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order), and what to add to its counters."""
     work = outcome.work
     elapsed_ms = max(int((now - work.claimed_at).total_seconds() * 1000), 0)
     values = dict.fromkeys(JOB_OUTCOME_FIELDS)
     values["last_error"] = ""
-    if outcome.grade is not None:
+    add: dict[str, int] = {}
+    disposition = _disposition(outcome)
+    processing = work.settings.get("processing")
+    if disposition == _AGAIN:
+        # Not the job's failure: the attempt is given back.
+        add["attempts"] = -1
+        if outcome.blame == Blame.PROVIDER and not work.probe:
+            add["provider_retries"] = 1
+    if disposition in (_RETRY, _AGAIN) and work.batch_id in stopped:
+        values.update(
+            status=JobStatus.CANCELLED,
+            completed_at=now,
+            last_error=f"Cancelled with its batch; the last attempt had failed: {outcome.error}",
+        )
+    elif disposition == _COMPLETED:
         values.update(status=JobStatus.COMPLETED, completed_at=now, duration_ms=elapsed_ms)
-    elif _retried(outcome):
-        processing = work.settings.get("processing")
+    elif disposition == _RETRY:
         delay = backoff_delay(
             work.attempt,
             rule(processing, "backoff_base_s"),
@@ -432,25 +582,46 @@ def _ended_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
             next_attempt_at=now + timedelta(seconds=delay),
             last_error=f"Attempt {work.attempt} of {work.max_attempts} failed: {outcome.error}",
         )
+    elif disposition == _AGAIN:
+        next_at = None
+        if outcome.blame == Blame.PROVIDER:
+            delay = backoff_delay(
+                min(work.provider_retries + 1, 6),
+                rule(processing, "backoff_base_s"),
+                rule(processing, "backoff_max_s"),
+                outcome.retry_after,
+            )
+            next_at = now + timedelta(seconds=delay)
+        values.update(
+            status=JobStatus.QUEUED,
+            next_attempt_at=next_at,
+            last_error=f"{outcome.error} (not counted as an attempt: it will be tried again)",
+        )
     else:
-        gave_up = f" (gave up after {work.attempt} attempts)" if outcome.transient else ""
+        if outcome.blame == Blame.PROVIDER:
+            gave_up = f" (the provider failed on this document {work.provider_retries + 1} times)"
+        else:
+            gave_up = f" (gave up after {work.attempt} attempts)" if outcome.transient else ""
         values.update(
             status=JobStatus.FAILED,
             completed_at=now,
             duration_ms=elapsed_ms,
             last_error=f"{outcome.error}{gave_up}",
         )
-    return values
+    return values, add
 
 
-def _count(outcome: Outcome, recorded: Recorded) -> None:
+def _count(outcome: Outcome, recorded: Recorded, stopped: set[int]) -> None:
     batch_id = outcome.work.batch_id
     if batch_id is not None:
         recorded.moved_batches.add(batch_id)
-    if _retried(outcome):
-        recorded.requeued += 1
-        return
-    if outcome.grade is not None:
+    disposition = _disposition(outcome)
+    if disposition in (_RETRY, _AGAIN):
+        if batch_id not in stopped:
+            recorded.requeued += 1
+            return
+        recorded.cancelled += 1
+    elif disposition == _COMPLETED:
         recorded.completed += 1
     else:
         recorded.failed += 1
@@ -462,6 +633,15 @@ def _result(outcome: Outcome, now: datetime) -> GradingResult:
     result = outcome.result or Outcome.graded(outcome.work, outcome.grade, outcome.latency_ms).result
     result.created_at = now
     return result
+
+
+def stopped_batches(batch_ids) -> set[int]:
+    """Those of the batches in which no job may start any more (cancelled, or gone)."""
+    ids = {batch_id for batch_id in batch_ids if batch_id is not None}
+    if not ids:
+        return set()
+    statuses = claim_sql.batch_statuses(ids)
+    return {batch_id for batch_id in ids if statuses.get(batch_id) not in REQUEUE_BATCH_STATES}
 
 
 # --- leases ---------------------------------------------------------------------
@@ -481,43 +661,115 @@ def renew_leases(work: list[Work], now: datetime | None = None, lease_s: int | N
 
 
 def reap_expired_leases(now: datetime | None = None) -> Recorded:
-    """Re-queue jobs whose worker died, or fail them once they used up their attempts.
+    """The reaper: take over the jobs of dead claimants and of leases that ran out.
 
-    The attempt was counted when the job was claimed, so a job whose document
-    crashes the worker every time ends failed after max_attempts instead of
-    looping forever. SKIP LOCKED: a row locked right now belongs to a worker
-    recording it, which is proof enough that it is alive.
+    Claims do the same as they go (claim_jobs); this is for when no runner claims.
     """
     now = now or timezone.now()
-    reaped = Recorded()
     with transaction.atomic():
-        expired = list(
-            GradingJob.objects.lease_expired(now)
-            .select_for_update(skip_locked=True)
-            .only("id", "batch_id", "attempts", "max_attempts", "settings", *JOB_OUTCOME_FIELDS)[:REAP_LIMIT]
+        dead = list(
+            LiveRunner.objects.filter(seen_at__lt=now - timedelta(seconds=RUNNER_STALE_S)).values_list(
+                "claimant", flat=True
+            )
         )
-        for job in expired:
-            _reap(job, now, reaped)
+        reaped = take_over(now, dead)
+        PaceClock.objects.filter(next_at__lt=now - STALE_CLOCK_AGE).delete()
+    return reaped
+
+
+REAP_FIELDS = [*JOB_OUTCOME_FIELDS, "attempts", "suspect"]
+
+
+def _claimant(token: str) -> str:
+    """The runner of a claim token ("<claimant>/<claim number>")."""
+    return token.rsplit("/", 1)[0]
+
+
+def take_over(now: datetime, dead: list[str]) -> Recorded:
+    """Re-queue the jobs of claimants that died (`dead`) and of leases that ran out; free their slots.
+
+    Which job killed a worker is unknown when it had several in flight, so blame
+    follows what is known. A claimant that held one job alone, or one suspect
+    job (a claimant takes at most one suspect at a time), is the victim of that
+    job: its attempt stays counted, and after max_attempts it ends failed. The
+    others held with it get their attempt back and become suspect: claimed alone
+    from then on, until they end. So a document that kills its worker every time
+    uses up its own attempts, and the jobs beside it finish.
+
+    Batch rows are locked (FOR KEY SHARE, in id order) before the jobs, as when
+    recording, so nothing goes back into the queue of a batch being cancelled.
+    SKIP LOCKED on the jobs: a row locked right now belongs to a worker
+    recording it, which is proof enough that it is alive.
+    """
+    reaped = Recorded()
+    lost = Q(lease_expires_at__lt=now)
+    for claimant in dead:
+        lost |= Q(claimed_by__startswith=f"{claimant}/")
+    taken = GradingJob.objects.processing().filter(lost)
+    batch_ids = set(taken.order_by().values_list("batch_id", flat=True).distinct())
+    statuses = claim_sql.lock_batches(batch_ids)
+    stopped = {batch_id for batch_id, status in statuses.items() if status not in REQUEUE_BATCH_STATES}
+    jobs = list(
+        taken.select_for_update(skip_locked=True).only(
+            "id", "batch_id", "attempts", "max_attempts", "settings", "claimed_by", *REAP_FIELDS
+        )[:REAP_LIMIT]
+    )
+    by_claimant: dict[str, list[GradingJob]] = {}
+    for job in jobs:
+        by_claimant.setdefault(_claimant(job.claimed_by), []).append(job)
+    for held in by_claimant.values():
+        suspects = [job for job in held if job.suspect]
+        blamed = suspects or (held if len(held) == 1 else [])
+        for job in held:
+            _reap(job, now, reaped, blamed=job in blamed, others=len(held) - 1, stopped=stopped)
             if job.batch_id is not None:
                 reaped.moved_batches.add(job.batch_id)
-        _update_grouped(expired)
-        PaceClock.objects.filter(next_at__lt=now - STALE_CLOCK_AGE).delete()
-    if expired:
+    _update_grouped(jobs, REAP_FIELDS)
+    if dead:
+        CallSlot.objects.filter(holder__in=dead).update(holder="", lease_expires_at=None)
+        circuits.release_probes(dead)
+        LiveRunner.objects.filter(
+            claimant__in=dead, seen_at__lt=now - timedelta(seconds=RUNNER_STALE_S)
+        ).delete()
+    if jobs or dead:
         logger.warning(
-            "Recovered %d job(s) whose worker stopped: %d re-queued, %d failed after their last attempt.",
-            len(expired),
+            "Took over %d job(s) of %d stopped runner(s) or expired leases: %d re-queued, %d failed, %d cancelled.",
+            len(jobs),
+            len(dead),
             reaped.requeued,
             reaped.failed,
+            reaped.cancelled,
         )
     return reaped
 
 
-def _reap(job: GradingJob, now: datetime, reaped: Recorded) -> None:
-    stopped = f"The worker grading attempt {job.attempts} of {job.max_attempts} stopped before it finished"
+def _reap(
+    job: GradingJob, now: datetime, reaped: Recorded, blamed: bool, others: int, stopped: set[int]
+) -> None:
+    stopped_msg = (
+        f"The worker grading attempt {job.attempts} of {job.max_attempts} stopped before it finished"
+    )
     job.lease_expires_at = None
+    if job.batch_id in stopped:
+        job.status, job.completed_at, job.next_attempt_at = JobStatus.CANCELLED, now, None
+        job.last_error = f"{stopped_msg}; its batch was cancelled meanwhile."
+        reaped.cancelled += 1
+        reaped.touched_batches.add(job.batch_id)
+        return
+    if not blamed:
+        # Not known to be the cause: the attempt is given back, and the job is claimed alone from now on.
+        job.attempts = max(job.attempts - 1, 0)
+        job.suspect = True
+        job.status, job.completed_at, job.next_attempt_at = JobStatus.QUEUED, None, None
+        job.last_error = (
+            f"{stopped_msg}, with {others} other job(s) in flight; it will be tried again alone "
+            "(this attempt does not count)."
+        )
+        reaped.requeued += 1
+        return
     if job.attempts >= job.max_attempts:
         job.status, job.completed_at, job.next_attempt_at = JobStatus.FAILED, now, None
-        job.last_error = f"{stopped}; gave up after {job.attempts} attempts."
+        job.last_error = f"{stopped_msg}; gave up after {job.attempts} attempts."
         reaped.failed += 1
         if job.batch_id is not None:
             reaped.touched_batches.add(job.batch_id)
@@ -526,13 +778,11 @@ def _reap(job: GradingJob, now: datetime, reaped: Recorded) -> None:
     delay = backoff_delay(job.attempts, rule(processing, "backoff_base_s"), rule(processing, "backoff_max_s"))
     job.status, job.completed_at = JobStatus.QUEUED, None
     job.next_attempt_at = now + timedelta(seconds=delay)
-    job.last_error = f"{stopped}; it will be tried again."
+    job.last_error = f"{stopped_msg}; it will be tried again."
     reaped.requeued += 1
 
 
 # --- live runners -----------------------------------------------------------------
-
-RUNNER_STALE_S = 30
 
 
 def runner_alive(claimant: str, now: datetime | None = None) -> None:
@@ -548,6 +798,58 @@ def runner_alive(claimant: str, now: datetime | None = None) -> None:
 
 def runner_gone(claimant: str) -> None:
     LiveRunner.objects.filter(claimant=claimant).delete()
+
+
+def work_waiting(now: datetime | None = None) -> bool:
+    """Anything for a runner to do: claimable jobs, or jobs of dead claimants or run-out leases to take over."""
+    now = now or timezone.now()
+    return (
+        GradingJob.objects.claimable(now).exists()
+        or GradingJob.objects.lease_expired(now).exists()
+        or LiveRunner.objects.filter(seen_at__lt=now - timedelta(seconds=RUNNER_STALE_S)).exists()
+    )
+
+
+def forget_dead_neighbours(now: datetime | None = None) -> int:
+    """Mark dead, at once, the runners of this host whose process no longer exists.
+
+    Called when a worker process starts: after a crash or a restart, its
+    predecessors' jobs are then taken over by the next claim instead of five
+    seconds later. Only processes known to be gone are marked (a pid in use,
+    even by another program, counts as alive); other hosts' runners are left
+    to their presence going stale.
+    """
+    now = now or timezone.now()
+    host = socket.gethostname()[:60]
+    gone = []
+    for claimant in LiveRunner.objects.filter(claimant__startswith=f"{host}:").values_list(
+        "claimant", flat=True
+    ):
+        try:
+            pid = int(claimant.rsplit(":", 2)[1])
+        except (IndexError, ValueError):
+            continue
+        if not _process_alive(pid):
+            gone.append(claimant)
+    if gone:
+        stale = now - timedelta(seconds=RUNNER_STALE_S + 1)
+        LiveRunner.objects.filter(claimant__in=gone).update(seen_at=stale)
+    return len(gone)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # A zombie (state Z) has died and waits for its parent to reap it.
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def live_runners(now: datetime | None = None) -> int:

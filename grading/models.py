@@ -200,6 +200,14 @@ class GradingJob(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=120, blank=True)
+    # Taken over from a claimant that died with other jobs in flight: which of
+    # them killed it is unknown, so the job is claimed alone until it ends
+    # (README, Processing: Recovery). Its attempt was given back.
+    suspect = models.BooleanField(default=False)
+    # Failures that were the provider's (connection refused, timeouts, 5xx, 429):
+    # they use up no attempt, but a document the provider fails on again and
+    # again while it answers others ends failed (grading.claims.PROVIDER_RETRY_LIMIT).
+    provider_retries = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -232,6 +240,12 @@ class GradingJob(models.Model):
                 fields=["batch", "created_at", "id"],
                 name="job_queued_in_batch",
                 condition=Q(status="queued"),
+            ),
+            # Suspect jobs (taken over from a dead claimant) are claimed first and alone.
+            models.Index(
+                fields=["batch", "created_at", "id"],
+                name="job_suspect_queued",
+                condition=Q(status="queued", suspect=True),
             ),
             # The lease reaper looks only at jobs being processed.
             models.Index(
@@ -591,3 +605,29 @@ class CallSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} slot {self.number}: {self.holder or 'free'}"
+
+
+class ProviderCircuit(models.Model):
+    """A provider's health as every worker sees it: closed (no row, or open_until null) or open.
+
+    Failures that are the provider's (connection refused, timeouts, 5xx, 429)
+    count here instead of against the jobs; after CIRCUIT_FAILURES of them in a
+    row, with no answer between, the circuit opens: no job of the provider is
+    claimed until open_until. Then one claim takes a single job, the probe
+    (probe_by is its claim token, probe_until when another may be tried); an
+    answer closes the circuit, another failure opens it again for longer
+    (grading.circuits). `since` is when the outage began, for the batches'
+    "waiting for provider" and the pause after PROVIDER_OUTAGE_PAUSE_AFTER.
+    """
+
+    provider = models.CharField(max_length=50, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    opens = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    probe_by = models.CharField(max_length=120, blank=True)
+    probe_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {'open' if self.open_until else 'closed'}"

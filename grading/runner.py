@@ -33,8 +33,10 @@ from django.db import DatabaseError
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from grading import circuits, wakeups
 from grading.claims import (
     RUNNER_STALE_S,
+    Blame,
     Outcome,
     Recorded,
     Share,
@@ -49,6 +51,7 @@ from grading.claims import (
     runner_alive,
     runner_gone,
     snapshot,
+    stopped_batches,
 )
 from grading.exemplars import ExemplarCache, for_document
 from grading.limits import provider_limits, rule
@@ -59,8 +62,11 @@ from grading.schema import SettingsError, validate_settings
 logger = logging.getLogger(__name__)
 
 ProviderLookup = Callable[[str], Provider]
-# A live runner refreshes its presence well within RUNNER_STALE_S.
-PRESENCE_EVERY_S = RUNNER_STALE_S / 3
+# A live runner refreshes its presence well within RUNNER_STALE_S: its death is
+# seen within seconds, and the next claim takes its jobs over.
+PRESENCE_EVERY_S = 1.0
+# How often a runner looks for a provider down longer than PROVIDER_OUTAGE_PAUSE_AFTER.
+OUTAGE_CHECK_S = 5.0
 # Jobs a runner keeps claimed and ready beyond its call slots, as a share of the
 # slots: a finished call is followed by the next at once, not after a round of
 # recording and claiming, a round trip that took a good share of every call
@@ -77,9 +83,13 @@ PEERS_EXPECTED_S = 2.0
 # half the jobs kept ready, so a ready job is always there when a call ends.
 RECORD_CHUNK = 16
 RECORD_WAIT_S = 0.05
-# Call slots are leased for much less than jobs: a dead runner's slots come free
-# within seconds, while its jobs wait out their longer lease before a retry.
+# Call slots are leased for much less than jobs, and a runner seen dead has its
+# slots freed by the next claim. A runner uses its slots only while its last
+# renewal is younger than SLOT_TRUST_S, well within RUNNER_STALE_S, so that a
+# runner stalled long enough to be taken for dead no longer calls on them.
 SLOT_LEASE_S = 10
+SLOT_TRUST_S = RUNNER_STALE_S * 0.6
+SLOT_RENEW_S = 1.0
 
 
 @dataclass
@@ -88,6 +98,7 @@ class RunReport:
     failed: int = 0
     requeued: int = 0
     discarded: int = 0
+    cancelled: int = 0
     claims: int = 0
     # True when the runner stopped for its time budget with work still claimable.
     work_left: bool = False
@@ -97,6 +108,7 @@ class RunReport:
         self.failed += recorded.failed
         self.requeued += recorded.requeued
         self.discarded += recorded.discarded
+        self.cancelled += recorded.cancelled
 
 
 def claimant_id() -> str:
@@ -200,6 +212,7 @@ class Runner:
         provider_lookup: ProviderLookup = get_provider,
         scope: list[int] | None = None,
         peers_expected: int = 0,
+        should_stop: Callable[[], bool] | None = None,
     ):
         self.threads = threads or settings.RUNNER_THREADS
         self.lease_s = lease_s or settings.JOB_LEASE_SECONDS
@@ -211,11 +224,23 @@ class Runner:
         self.progress_every_s = progress_every_s
         self.provider_lookup = provider_lookup
         self.scope = scope
+        # Asked from outside to stop (its worker process is ending): claim no more,
+        # start no call held ready, finish the calls in flight and record them.
+        self.should_stop = should_stop
+        self._stopping = False
+        # Batches of the jobs in hand in which no call may start any more (cancelled),
+        # looked up by the main thread every poll; the process-wide set that
+        # PostgreSQL's notifications fill (grading.wakeups) is read too.
+        self._stopped: frozenset[int] = frozenset()
+        self._next_stop_check = 0.0
+        self._next_outage_check = 0.0
         self.claimant = claimant_id()
         self.report = RunReport()
         # Claimed and not finished (calls in flight or ready), and finished but not yet recorded.
         self._in_flight: dict[int, Work] = {}
         self._finished: list[Outcome] = []
+        # Outcomes the database refused (it was away): tried again, and left to the caller at the end.
+        self.unrecorded: list[Outcome] = []
         self._finished_since = 0.0
         self._next_claim = 0.0
         # The last claim found less than it had room for: nothing more to claim for now.
@@ -265,6 +290,7 @@ class Runner:
             try:
                 # What the last calls produced is kept rather than left to the lease reaper.
                 self._collect(self._take_outcomes(wait=0))
+                self._release_unfinished()
                 if self._finished:
                     self._record()
             finally:
@@ -272,10 +298,26 @@ class Runner:
         self._report_progress(force=True)
         return self.report
 
+    def _release_unfinished(self) -> None:
+        """Jobs still in hand (calls that did not end in time) go back to the queue, attempt given back.
+
+        The claimant is leaving in good order: it is not dead, and none of them is to blame.
+        A call that still ends later is fenced off by its claim token.
+        """
+        for work in list(self._in_flight.values()):
+            self._finished.append(
+                Outcome(work, error="The runner stopped before the call ended.", blame=Blame.RUNNER)
+            )
+        self._in_flight.clear()
+
     def _leave(self) -> None:
         try:
             release_slots(self.claimant)
-            runner_gone(self.claimant)
+            if not self.unrecorded:
+                runner_gone(self.claimant)
+            # Otherwise its presence stays, and goes stale: until the outcomes are
+            # recorded (record_leftovers), its jobs are this claimant's, and then
+            # the next claim takes them over.
         except DatabaseError:
             # Leaving because the database failed: the row goes stale within RUNNER_STALE_S.
             logger.exception("Could not remove runner %s from the live runners.", self.claimant)
@@ -305,12 +347,28 @@ class Runner:
             time.sleep(pause)
 
     def _may_claim(self) -> bool:
+        if not self._stopping and self.should_stop is not None and self.should_stop():
+            self._stopping = True
+        if self._stopping:
+            return False
         return self._stop_claiming_at is None or time.monotonic() < self._stop_claiming_at
+
+    def may_start(self, work: Work) -> bool:
+        """Asked by a pool thread right before its call starts: not once the batch is cancelled."""
+        if self._stopping:
+            return False
+        batch_id = work.batch_id
+        return batch_id not in self._stopped and batch_id not in wakeups.stopped_batches
 
     def _wait_s(self) -> float:
         """How long to wait for an outcome before looking again."""
         now = time.monotonic()
-        wait = self._next_renewal - now
+        # Presence and slot renewals keep their pace even while no call ends for long
+        # (a provider that hangs): a runner that missed them would be taken for dead.
+        wait = min(self._next_renewal, self._next_presence, self._next_stop_check) - now
+        held = [slots.renew_at for slots in self._slots.values() if slots.held]
+        if held:
+            wait = min(wait, min(held) - now)
         if len(self._in_flight) < self.threads and self._may_claim():
             # Free threads: claim again soon, for jobs that were capped or paced.
             wait = min(wait, self._next_claim - now)
@@ -358,7 +416,10 @@ class Runner:
         self._claim_seq += 1
         self._next_claim = time.monotonic() + self.poll_s
         in_hand = self._in_hand()
-        share = Share(room={name: slots.room(in_hand[name]) for name, slots in self._slots.items()})
+        share = Share(
+            room={name: slots.room(in_hand[name]) for name, slots in self._slots.items()},
+            suspects=0 if any(item.suspect for item in self._in_flight.values()) else 1,
+        )
         work = claim_jobs(
             free,
             f"{self.claimant}/{self._claim_seq}",
@@ -366,6 +427,9 @@ class Runner:
             scope=self.scope,
             share=share,
         )
+        if share.recovered.moved_batches:
+            self._moved |= share.recovered.moved_batches
+            self._touched(share.recovered.touched_batches)
         self._short = share.short
         self._dry = len(work) < free and not share.limited
         for item in work:
@@ -396,7 +460,9 @@ class Runner:
         return len(self._finished) >= RECORD_CHUNK or time.monotonic() - self._finished_since >= RECORD_WAIT_S
 
     def _record(self) -> None:
-        outcomes, self._finished = self._finished, []
+        # Outcomes a failed round could not record are tried again first: the fence
+        # (attempt and claim token) makes recording them twice impossible.
+        outcomes, self._finished, self.unrecorded = self.unrecorded + self._finished, [], []
         recorded = Recorded()
         try:
             recorded = record_outcomes(outcomes)
@@ -405,12 +471,16 @@ class Runner:
             logger.exception(
                 "Recording %d outcomes together failed; recording them one by one.", len(outcomes)
             )
+            _reconnect_if_broken()
             for outcome in outcomes:
                 try:
                     recorded.add(record_outcomes([outcome]))
                 except DatabaseError:
-                    # Left processing: its lease runs out and the reaper re-queues it.
+                    # Kept, and tried again at the next round (or by whoever runs next in this
+                    # process); meanwhile the job stays processing under this claimant.
                     logger.exception("Could not record job %s.", outcome.work.job_id)
+                    _reconnect_if_broken()
+                    self.unrecorded.append(outcome)
         self.report.add(recorded)
         self._moved |= recorded.moved_batches
         self._touched(recorded.touched_batches)
@@ -427,6 +497,13 @@ class Runner:
             expected = 1 + self._peers_expected if now < self._peers_expected_until else 1
             self._runners = max(live_runners(), expected)
         self._hold_slots()
+        if now >= self._next_stop_check and self._in_flight:
+            # Jobs held ready must not start once their batch is cancelled.
+            self._next_stop_check = now + self.poll_s
+            self._stopped = frozenset(stopped_batches({work.batch_id for work in self._in_flight.values()}))
+        if now >= self._next_outage_check:
+            self._next_outage_check = now + OUTAGE_CHECK_S
+            circuits.announce_long_outages()
         if now >= self._next_renewal:
             self._next_renewal = now + self._renew_every
             renew_leases(list(self._in_flight.values()), lease_s=self.lease_s)
@@ -467,8 +544,9 @@ class Runner:
             # Slots still in use are given back once their calls end.
             lease_s = self._slot_lease_s
             held = hold_slots(self.claimant, name, slots.cap, max(target, slots.in_use), lease_s=lease_s)
-            # The lease counts from before the statement; stop using it well before it ends.
-            slots.update(held, target, now + lease_s * 0.8, time.monotonic(), lease_s / 3)
+            # The lease counts from before the statement; stop using it well before
+            # it ends, and before this runner could be taken for dead.
+            slots.update(held, target, now + min(lease_s * 0.8, SLOT_TRUST_S), time.monotonic(), SLOT_RENEW_S)
 
     def _report_progress(self, force: bool = False) -> None:
         """Tell the caller which batches moved; throttled, as each report costs a count query."""
@@ -522,28 +600,70 @@ class Runner:
             slots.close()
         for _ in self._pool:
             self._inbox.put(None)
+        # Calls in flight get a few seconds in all; what is still out then is released (run()).
+        deadline = time.monotonic() + 5
         for thread in self._pool:
-            thread.join(timeout=5)
+            thread.join(timeout=max(deadline - time.monotonic(), 0))
         self._pool = []
 
     def _serve(self) -> None:
         while (work := self._inbox.get()) is not None:
-            self._outbox.put(grade_work(work, self.provider_lookup, self._slots.get(work.provider)))
+            self._outbox.put(
+                grade_work(work, self.provider_lookup, self._slots.get(work.provider), self.may_start)
+            )
+
+
+def _reconnect_if_broken() -> None:
+    """After a database error: drop a connection that no longer works, so the next query opens a new one."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        try:
+            if connection.in_atomic_block:
+                continue
+            connection.close_if_unusable_or_obsolete()
+        except DatabaseError:
+            connection.close()
+
+
+def record_leftovers(outcomes: list[Outcome], claimant: str) -> Recorded:
+    """Record what a runner that failed on the database could not, then forget that runner.
+
+    For the runner's caller (the standing runner), once the database is back: the
+    outcomes are still fenced by their claim tokens, so a job taken over meanwhile
+    is left alone.
+    """
+    recorded = record_outcomes(outcomes) if outcomes else Recorded()
+    runner_gone(claimant)
+    return recorded
 
 
 def grade_work(
-    work: Work, provider_lookup: ProviderLookup = get_provider, slots: CallSlots | None = None
+    work: Work,
+    provider_lookup: ProviderLookup = get_provider,
+    slots: CallSlots | None = None,
+    may_start: Callable[[Work], bool] | None = None,
 ) -> Outcome:
-    """One attempt at one job, its call made in one of `slots`. Never raises: every failure becomes an outcome."""
+    """One attempt at one job, its call made in one of `slots`. Never raises: every failure becomes an outcome.
+
+    `may_start` is asked last thing before the call: a job of a batch cancelled
+    meanwhile never reaches the provider.
+    """
     delay = work.start_delay()
     if delay > 0:
         time.sleep(delay)
     try:
-        grade, latency_ms = _grade(work, provider_lookup, slots)
+        grade, latency_ms = _grade(work, provider_lookup, slots, may_start)
     except NotStarted as error:
-        return Outcome(work, error=str(error), transient=True)
+        return Outcome(work, error=str(error), transient=True, blame=Blame.RUNNER)
     except ProviderError as error:
-        return Outcome(work, error=str(error), transient=error.transient, retry_after=error.retry_after)
+        if error.transient:
+            # Connection refused, timeouts, 5xx, 429: the provider's failure, not the job's.
+            return Outcome(
+                work, error=str(error), transient=True, retry_after=error.retry_after, blame=Blame.PROVIDER
+            )
+        # The provider answered, and refused this job (a 4xx, a reply that cannot be repaired).
+        return Outcome(work, error=str(error), answered=error.status_code is not None or error.answered)
     except PermanentFailure as failure:
         return Outcome(work, error=str(failure))
     except Exception as error:
@@ -557,7 +677,9 @@ class PermanentFailure(Exception):
     """The job cannot succeed however often it is tried."""
 
 
-def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None) -> tuple[Grade, int]:
+def _grade(
+    work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None
+) -> tuple[Grade, int]:
     """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
     if work.unreadable:
         raise PermanentFailure(work.unreadable)
@@ -579,6 +701,8 @@ def _grade(work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None)
         exemplars=for_document(work.exemplars, work.document_id),
     )
     with slots.call() if slots is not None else nullcontext():
+        if may_start is not None and not may_start(work):
+            raise NotStarted("The call did not start: the batch was cancelled, or the runner is stopping.")
         started = time.monotonic()
         grade = provider.grade(request)
     latency_ms = int((time.monotonic() - started) * 1000)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import DomainError
 from grading.naming import MAX_PATTERN, pattern_problem
-from grading.providers import PROVIDERS, provider_class
+from grading.providers import PROVIDERS, available_providers, provider_class
 
 
 class _Strict(BaseModel):
@@ -117,8 +117,9 @@ class GradingSettings(_Strict):
     @field_validator("provider")
     @classmethod
     def provider_known(cls, provider: str) -> str:
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
+        known = available_providers()
+        if provider not in known:
+            raise ValueError(f"unknown provider {provider!r}; choose one of: {', '.join(known)}")
         return provider
 
     @field_validator("models")

@@ -295,6 +295,23 @@ def announce_finished(batch: JobBatch) -> list[Notification]:
     return fire(batch, finished_occurrences(batch, counts), counts)
 
 
+def announce_provider_outage(
+    batch: JobBatch, provider: str, reason: str, since: datetime
+) -> list[Notification]:
+    """The batch was paused because its provider stayed down: an error alert, once per outage."""
+    counts = batch.progress()
+    occurrence = Occurrence(
+        Event.ERROR_ALERT,
+        f"provider_outage@{since:%Y%m%dT%H%M%S.%f}",
+        f'Batch "{batch.name}" paused: the provider {provider} is down',
+        f"{provider} has failed every call since {since:%Y-%m-%d %H:%M} UTC ({reason[:300]}). "
+        f"The batch was paused; none of its jobs used up an attempt. Resume it once {provider} answers "
+        f"again. {_counts_sentence(counts)}",
+        {"reason": "provider_outage", "provider": provider, "since": since.isoformat()},
+    )
+    return fire(batch, [occurrence], counts)
+
+
 def check_progress(
     batch: JobBatch, counts: dict[str, int] | None = None, now: datetime | None = None
 ) -> list[Notification]:

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 
 import grading.runner
@@ -147,8 +146,10 @@ def test_a_call_does_not_start_on_a_lapsed_lease_until_the_slots_are_renewed():
     assert slots.in_use == 0
 
 
-@override_settings(OPENAI_MAX_CONCURRENCY=4)
 def test_a_runner_keeps_jobs_ready_beyond_its_slots_and_calls_within_them(owner, monkeypatch, settings):
+    # Through the settings fixture, not @override_settings: the two together leaked the
+    # decorator's value into every later test (the fixture restores what it saw last).
+    settings.OPENAI_MAX_CONCURRENCY = 4
     claims: list[tuple[dict, int]] = []
     claim = grading.runner.claim_jobs
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from grading.claims import claim_jobs, record_outcomes
+from grading.claims import PROVIDER_RETRY_LIMIT, claim_jobs, record_outcomes
 from grading.limits import backoff_delay
 from grading.models import GradingJob, JobStatus
 from grading.runner import grade_work
@@ -27,7 +27,7 @@ def attempt(now=None):
 
 
 @pytest.mark.parametrize("status", [500, 503, 408])
-def test_a_server_error_is_retried_later(owner, standin, status):
+def test_a_server_error_is_retried_later_without_using_up_an_attempt(owner, standin, status):
     started_batch(owner, jobs=1, settings=OPENAI)
     standin.configure(fail_with_status=status)
     now = timezone.now()
@@ -36,10 +36,12 @@ def test_a_server_error_is_retried_later(owner, standin, status):
 
     assert recorded.requeued == 1
     assert job.status == JobStatus.QUEUED
-    assert job.attempts == 1
+    # The provider's failure, not the job's: the attempt is given back.
+    assert job.attempts == 0
+    assert job.provider_retries == 1
     assert job.next_attempt_at >= now
     assert f"HTTP {status}" in job.last_error
-    assert job.last_error.startswith("Attempt 1 of 3 failed")
+    assert "not counted as an attempt" in job.last_error
 
 
 @pytest.mark.parametrize("status", [400, 401, 404])
@@ -113,20 +115,50 @@ def test_a_retry_after_given_as_a_date_is_honoured_too(owner, standin):
     assert job.next_attempt_at >= now + timedelta(seconds=19)
 
 
-def test_attempts_are_bounded_by_max_attempts(owner, standin):
-    batch = started_batch(owner, jobs=1, settings={**OPENAI, **processing(max_attempts=2)})
-    standin.configure(fail_with_status=500)
+def test_attempts_are_bounded_by_max_attempts(owner):
+    batch = started_batch(owner, jobs=1, settings=processing(max_attempts=2))
     now = timezone.now()
 
-    first, _ = attempt(now)
-    second, recorded = attempt(later(3600, now))
+    def broken(name):
+        raise RuntimeError("the grader's model file is missing")
+
+    record_outcomes([grade_work(claim_one("w/1", now=now), provider_lookup=broken)], now=now)
+    first = GradingJob.objects.get()
+    recorded = record_outcomes([grade_work(claim_one("w/2", now=later(3600, now)), provider_lookup=broken)])
+    second = GradingJob.objects.get()
 
     assert first.status == JobStatus.QUEUED
     assert second.status == JobStatus.FAILED
     assert second.attempts == 2
     assert "gave up after 2 attempts" in second.last_error
     assert recorded.touched_batches == {batch.pk}
-    assert standin.stats()["requests"] == 2
+
+
+def test_the_providers_failures_never_use_up_a_jobs_attempts(owner, standin):
+    started_batch(owner, jobs=1, settings={**OPENAI, **processing(max_attempts=2)})
+    standin.configure(fail_with_status=503)
+    now = timezone.now()
+
+    for hour in range(1, 6):
+        job, recorded = attempt(later(3600 * hour, now))
+        assert job.status == JobStatus.QUEUED
+        assert recorded.touched_batches == set()
+
+    assert job.attempts == 0
+    assert job.provider_retries == 5
+    assert standin.stats()["requests"] == 5
+
+
+def test_a_document_the_provider_fails_on_again_and_again_ends_failed(owner, standin):
+    started_batch(owner, jobs=1, settings=OPENAI)
+    GradingJob.objects.update(provider_retries=PROVIDER_RETRY_LIMIT - 1)
+    standin.configure(fail_with_status=500)
+
+    job, recorded = attempt()
+
+    assert recorded.failed == 1
+    assert job.status == JobStatus.FAILED
+    assert f"failed on this document {PROVIDER_RETRY_LIMIT} times" in job.last_error
 
 
 def test_a_job_that_succeeds_on_a_later_attempt_keeps_one_result_and_no_error(owner, standin):
@@ -140,7 +172,8 @@ def test_a_job_that_succeeds_on_a_later_attempt_keeps_one_result_and_no_error(ow
 
     assert recorded.completed == 1
     assert job.status == JobStatus.COMPLETED
-    assert job.attempts == 2
+    # The provider's 500 did not count.
+    assert job.attempts == 1
     assert job.last_error == ""
     assert job.result.provider == "openai"
     assert job.result.input_tokens > 0

@@ -61,8 +61,16 @@ class UnknownProvider(KeyError):
         return self.args[0] if self.args else ""
 
 
+def _registry() -> dict[str, str]:
+    """The built-in providers and the deployment's EXTRA_PROVIDERS (plug-ins)."""
+    from django.conf import settings
+
+    extra = getattr(settings, "EXTRA_PROVIDERS", None) or {}
+    return {**PROVIDERS, **extra} if extra else PROVIDERS
+
+
 def available_providers() -> list[str]:
-    return sorted(PROVIDERS)
+    return sorted(_registry())
 
 
 def get_provider(name: str) -> Provider:
@@ -79,7 +87,7 @@ def get_provider(name: str) -> Provider:
 def provider_class(name: str) -> type[Provider]:
     """The class registered as `name`, for what it states about itself; no instance is made."""
     try:
-        dotted = PROVIDERS[name]
+        dotted = _registry()[name]
     except KeyError:
         choices = ", ".join(available_providers())
         raise UnknownProvider(

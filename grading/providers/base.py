@@ -116,6 +116,9 @@ class ProviderError(Exception):
     """
 
     transient: bool = False
+    # The provider answered, and the answer is what failed (a reply that does not fit
+    # even after a repair); an HTTP status says so too. An answer means the provider is up.
+    answered: bool = False
 
     def __init__(
         self,

@@ -219,6 +219,9 @@ def prompt_criteria(settings: dict) -> list[dict]:
 class ReplyMismatch(PermanentProviderError):
     """A reply that does not fit the rubric: worth one repair before the job fails."""
 
+    # The provider answered: its circuit is closed, whatever the answer was worth.
+    answered = True
+
     def __init__(self, reason: str):
         super().__init__(f"The reply does not match the rubric: {reason}.")
         self.reason = reason
