@@ -30,7 +30,6 @@ import functools
 import json
 import math
 import re
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -72,6 +71,7 @@ from grading.providers.prompting import (
 )
 from grading.providers.remote import (
     LOOPBACK_KEY,
+    Clients,
     configured_prices,
     is_loopback,
     redacted,
@@ -93,8 +93,6 @@ TOOL_DESCRIPTION = (
 )
 # After the document, for models that choose their tools themselves (and harmless for the others).
 RECORD_REQUEST = f"Record your grade by calling the {TOOL_NAME} tool."
-# Large enough that a worker keeping dozens of calls in flight never waits for a socket.
-POOL_CONNECTIONS = 256
 # The tool-use system prompt the API adds when a request has tools (Anthropic's documented
 # figure is 313 to 346 tokens, depending on the tool choice; the larger is counted).
 TOOL_USE_PROMPT_TOKENS = 346
@@ -108,9 +106,6 @@ CACHE_READ_FACTOR = 0.1
 NEWER_TOKENIZER_FACTOR = 1.3
 # A dated snapshot (claude-haiku-4-5-20251001), `-latest`, or the 1M-context suffix: the family's model.
 _SNAPSHOT = re.compile(r"(-\d{8}|-latest|\[1m\])+$")
-
-_clients: dict[tuple[str, str], anthropic.Anthropic] = {}
-_clients_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -265,29 +260,25 @@ def connection() -> tuple[str, str]:
     return base_url, api_key
 
 
+def _new_client(base_url: str, api_key: str, limits) -> anthropic.Anthropic:
+    import anthropic
+
+    # The key and base URL are given, so the SDK reads neither from the
+    # environment nor from a credentials profile on disk.
+    return anthropic.Anthropic(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        http_client=anthropic.DefaultHttpxClient(limits=limits),
+    )
+
+
+_clients = Clients(_new_client)
+
+
 def client_for(base_url: str, api_key: str) -> anthropic.Anthropic:
     """One client per endpoint and key, so all threads share its connection pool."""
-    key = (base_url, api_key)
-    client = _clients.get(key)
-    if client is None:
-        import anthropic
-        import httpx2
-
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                pool = httpx2.Limits(
-                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-                )
-                # The key and base URL are given, so the SDK reads neither from the
-                # environment nor from a credentials profile on disk.
-                client = _clients[key] = anthropic.Anthropic(
-                    api_key=api_key,
-                    base_url=base_url,
-                    max_retries=0,
-                    http_client=anthropic.DefaultHttpxClient(limits=pool),
-                )
-    return client
+    return _clients.get(base_url, api_key)
 
 
 def tool_definition(criteria: list[dict]) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
@@ -74,6 +73,7 @@ from grading.providers.prompting import (
 from grading.providers.remote import (
     LOOPBACK_KEY,
     TRANSIENT_STATUSES,
+    Clients,
     is_loopback,
     retry_after_seconds,
     status_error,
@@ -127,8 +127,6 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SCHEMA_NAME = "rubric_grade"
 COMPLETIONS_PATH = "/chat/completions"
-# Large enough that a worker keeping dozens of calls in flight never waits for a socket.
-POOL_CONNECTIONS = 256
 
 # US dollars per million input and output tokens.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
@@ -139,9 +137,6 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "o4-mini": (1.10, 4.40),
 }
-
-_clients: dict[tuple[str, str], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
 
 
 def price_for(model: str) -> tuple[float, float]:
@@ -200,27 +195,23 @@ def tokenizer_for(model: str) -> Tokenizer:
     )
 
 
+def _new_client(base_url: str, api_key: str, limits) -> openai.OpenAI:
+    import openai
+
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(limits=limits),
+    )
+
+
+_clients = Clients(_new_client)
+
+
 def client_for(base_url: str, api_key: str) -> openai.OpenAI:
     """One client per endpoint and key, so all threads share its connection pool."""
-    key = (base_url, api_key)
-    client = _clients.get(key)
-    if client is None:
-        import httpx2
-        import openai
-
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                pool = httpx2.Limits(
-                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-                )
-                client = _clients[key] = openai.OpenAI(
-                    api_key=api_key,
-                    base_url=base_url,
-                    max_retries=0,
-                    http_client=openai.DefaultHttpxClient(limits=pool),
-                )
-    return client
+    return _clients.get(base_url, api_key)
 
 
 def connection() -> tuple[str, str]:

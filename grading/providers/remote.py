@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from grading.providers.base import PermanentProviderError, ProviderError, TransientProviderError
@@ -129,3 +132,35 @@ def configured_prices(raw: dict) -> dict[str, tuple[float, ...]]:
         except (ValueError, TypeError) as error:
             raise ValueError(PRICES_FORMAT) from error
     return prices
+
+
+# Large enough that a worker keeping dozens of calls in flight never waits for a socket.
+POOL_CONNECTIONS = 256
+
+
+class Clients:
+    """One SDK client per endpoint and key, made on first use and shared by every thread.
+
+    The threads share its connection pool; `make(base_url, api_key, limits)` builds one
+    (the SDK is imported there, never when a provider is only described).
+    """
+
+    def __init__(self, make: Callable[[str, str, Any], Any]):
+        self._make = make
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, base_url: str, api_key: str) -> Any:
+        key = (base_url, api_key)
+        client = self._clients.get(key)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    import httpx2
+
+                    limits = httpx2.Limits(
+                        max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+                    )
+                    client = self._clients[key] = self._make(base_url, api_key, limits)
+        return client
