@@ -164,6 +164,9 @@ class AgreementFigures(_Doc):
     exact = serializers.FloatField(allow_null=True, help_text="Share of pairs in the same bucket.")
     adjacent = serializers.FloatField(allow_null=True, help_text="Share within one bucket.")
     mean_abs_difference = serializers.FloatField(allow_null=True, help_text="Percentage points.")
+    too_few_pairs = serializers.BooleanField(
+        help_text="Fewer than 10 pairs: the figures move a lot with each one; read them with care."
+    )
 
 
 class ModelPair(AgreementFigures):

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 BUCKETS = 10
+# Below this many pairs an agreement figure is shown with a warning: one more pair can move it a lot.
+FEW_PAIRS = 10
 BUCKET_WIDTH = 100 / BUCKETS
 # Guards the bucket edges against binary rounding: 70 % computed as
 # 69.99999999999999 still belongs to the 70–80 % bucket.
@@ -70,8 +72,15 @@ class Agreement:
     adjacent: float | None  # share within one bucket of each other
     mean_abs_difference: float | None  # in percentage points, unbinned
 
+    @property
+    def too_few_pairs(self) -> bool:
+        """A kappa from a handful of pairs swings with each one: flag it rather than hide it."""
+        return 0 < self.pairs < FEW_PAIRS
+
     def as_dict(self, digits: int = 4) -> dict:
-        return {key: _round(value, digits) for key, value in asdict(self).items()}
+        figures = {key: _round(value, digits) for key, value in asdict(self).items()}
+        figures["too_few_pairs"] = self.too_few_pairs
+        return figures
 
 
 def agreement(cells: Mapping[tuple[int, int], int], abs_difference_sum: float = 0.0) -> Agreement:

@@ -91,4 +91,13 @@ def test_no_pairs_give_no_figures():
         "exact": None,
         "adjacent": None,
         "mean_abs_difference": None,
+        "too_few_pairs": False,
     }
+
+
+def test_a_kappa_from_a_handful_of_pairs_is_flagged_and_one_from_many_is_not():
+    few = agreement({(3, 3): 1, (4, 5): 1})
+    many = agreement({(3, 3): 6, (4, 5): 6})
+
+    assert few.pairs == 2 and few.as_dict()["too_few_pairs"] is True
+    assert many.pairs == 12 and many.as_dict()["too_few_pairs"] is False

@@ -182,3 +182,15 @@ def test_a_draft_shows_what_grading_will_take_before_it_starts(client, owner, ba
     assert "What grading will take" in client.get(f"/batches/{batch.pk}/documents").content.decode()
     set_status(batch, BatchStatus.PROCESSING, "queued")
     assert "What grading will take" not in client.get(f"/batches/{batch.pk}").content.decode()
+
+
+def test_agreement_from_a_single_review_is_flagged_as_too_few_pairs(client, owner):
+    from tests.analytics_support import MODEL_A, result_of, worked_batch
+
+    batch = worked_batch(owner)
+    result_of(batch, "d2.txt", MODEL_A).record_review(owner, 5)
+    client.force_login(owner)
+
+    page = client.get(f"/batches/{batch.pk}").content.decode()
+
+    assert "Only 1 pair: too few to trust these figures yet." in page
