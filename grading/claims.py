@@ -551,7 +551,10 @@ def _ended_values(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order), and what to add to its counters."""
     work = outcome.work
-    elapsed_ms = max(int((now - work.claimed_at).total_seconds() * 1000), 0)
+    # From when the call could start, not from the claim: a staggered or rate-paced job
+    # waits in hand first, and that wait is no part of grading it.
+    started = max(work.start_at, work.claimed_at)
+    elapsed_ms = max(int((now - started).total_seconds() * 1000), 0)
     values = dict.fromkeys(JOB_OUTCOME_FIELDS)
     values["last_error"] = ""
     add: dict[str, int] = {}
