@@ -91,6 +91,10 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         "started_at",
         "completed_at",
         "duration_ms",
+        # The engine's own bookkeeping: which jobs a dead worker held, how often the provider failed.
+        "suspect",
+        "provider_retries",
+        "removed_from",
     )
     inlines = [GradingResultInline]
     # A job goes only into a batch its editor may change, and grades only a document
