@@ -119,36 +119,49 @@ class TemplateExemplarsView(APIView):
         data = ExemplarInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        criteria = clean_grade(fields["score"], fields.get("criteria"), rubric_points(template))
-        with transaction.atomic():
-            document = self.document(request, fields)
-            exemplar = Exemplar.objects.create(
-                template=template,
-                document=document,
-                score=fields["score"],
-                criteria=criteria,
-                owner=request.user,
-            )
+        exemplar = add_template_exemplar(
+            request.user,
+            template,
+            fields["score"],
+            fields.get("criteria"),
+            upload=fields.get("file"),
+            document_id=fields.get("document"),
+        )
         return Response(ExemplarSerializer(exemplar).data, status=status.HTTP_201_CREATED)
 
-    def document(self, request, fields) -> Document:
-        if ("file" in fields) == ("document" in fields):
-            raise ValidationError({"file": ["Attach a file, or name a document, not both."]})
-        if "document" in fields:
-            return get_object_or_404(Document.objects.visible_to(request.user), pk=fields["document"])
-        try:
-            (upload,) = read_upload([fields["file"]])
-        except UploadRefused as refused:
-            raise ValidationError({"file": refused.problems})
-        except ValueError:
-            raise ValidationError({"file": ["Attach one document, not an archive of several."]})
-        document = store_document(request.user, upload.name, upload.data)
-        if document.extraction_error or not document.text.strip():
-            document.file.delete(save=False)
-            document.delete()
-            reason = document.extraction_error or "it holds no text"
-            raise ValidationError({"file": [f"{upload.name} cannot be used as an exemplar: {reason}."]})
-        return document
+
+def add_template_exemplar(user, template, score, criteria, upload=None, document_id=None) -> Exemplar:
+    """A document with the teacher's grade joins the template's exemplar set; for the API and the page.
+
+    Raises ValidationError naming the field (score, criteria, file) or Http404 for a document
+    the user may not view; nothing is stored then.
+    """
+    criteria = clean_grade(score, criteria, rubric_points(template))
+    with transaction.atomic():
+        document = exemplar_document(user, upload, document_id)
+        return Exemplar.objects.create(
+            template=template, document=document, score=score, criteria=criteria, owner=user
+        )
+
+
+def exemplar_document(user, upload, document_id) -> Document:
+    if (upload is None) == (document_id is None):
+        raise ValidationError({"file": ["Attach a file, or name a document, not both."]})
+    if document_id is not None:
+        return get_object_or_404(Document.objects.visible_to(user), pk=document_id)
+    try:
+        (read,) = read_upload([upload])
+    except UploadRefused as refused:
+        raise ValidationError({"file": refused.problems})
+    except ValueError:
+        raise ValidationError({"file": ["Attach one document, not an archive of several."]})
+    document = store_document(user, read.name, read.data, text=read.text, error=read.error)
+    if document.extraction_error or not document.text.strip():
+        document.file.delete(save=False)
+        document.delete()
+        reason = document.extraction_error or "it holds no text"
+        raise ValidationError({"file": [f"{read.name} cannot be used as an exemplar: {reason}."]})
+    return document
 
 
 class TemplateExemplarView(APIView):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views, views_inbox
+from batches import views, views_exemplars, views_inbox
 from batches.actions import ACTIONS
 
 app_name = "batches"
@@ -20,6 +20,12 @@ urlpatterns = [
     path("batches/<int:pk>/share", views.batch_share, name="share"),
     path("batches/<int:pk>/unshare", views.batch_unshare, name="unshare"),
     path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
+    path("templates/<int:pk>/exemplars", views_exemplars.template_exemplars, name="template-exemplars"),
+    path(
+        "templates/<int:pk>/exemplars/<int:eid>/remove",
+        views_exemplars.template_exemplar_remove,
+        name="template-exemplar-remove",
+    ),
     path("batches/<int:pk>/jobs/<int:job_id>", views.job_detail, name="job"),
     path("batches/<int:pk>/jobs/<int:job_id>/remove", views.job_remove, name="job-remove"),
     path("batches/<int:pk>/jobs/<int:job_id>/feedback.pdf", views.job_feedback, name="job-feedback"),

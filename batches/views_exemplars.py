@@ -1,0 +1,93 @@
+"""A template's exemplar set on the web: /templates/<id>/exemplars.
+
+The same rules as the API (batches/api_exemplars.py): anyone who may view the
+template sees its exemplars; adding and removing one needs change on it.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError
+
+from batches.api_exemplars import add_template_exemplar, rubric_points
+from core.permissions import can_change
+from templates_app.models import BatchTemplate
+
+
+def _template(request: HttpRequest, pk: int, change: bool = False) -> BatchTemplate:
+    template = get_object_or_404(BatchTemplate.objects.visible_to(request.user), pk=pk)
+    if change and not can_change(request.user, template):
+        raise PermissionDenied("You may view this template but not change its exemplars.")
+    return template
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def template_exemplars(request: HttpRequest, pk: int) -> HttpResponse:
+    template = _template(request, pk, change=request.method == "POST")
+    status = 200
+    if request.method == "POST":
+        try:
+            exemplar = add_template_exemplar(
+                request.user,
+                template,
+                _score(request.POST.get("score")),
+                _criteria(request.POST, template),
+                upload=request.FILES.get("file"),
+            )
+        except ValidationError as error:
+            for field, problems in error.detail.items():
+                for problem in problems if isinstance(problems, list) else [problems]:
+                    messages.error(request, f"Not added ({field}): {problem}")
+            status = 400
+        else:
+            messages.success(request, f"Added “{exemplar.document.original_name}” at {exemplar.score:g}.")
+            return redirect("batches:template-exemplars", pk=template.pk)
+    context = {
+        "template": template,
+        "exemplars": template.exemplars.select_related("document", "owner"),
+        "criteria": _rubric(template),
+        "can_change": can_change(request.user, template),
+    }
+    return render(request, "batches/template_exemplars.html", context, status=status)
+
+
+@login_required
+@require_POST
+def template_exemplar_remove(request: HttpRequest, pk: int, eid: int) -> HttpResponse:
+    template = _template(request, pk, change=True)
+    exemplar = get_object_or_404(template.exemplars, pk=eid)
+    exemplar.delete()
+    messages.success(request, f"Removed “{exemplar.document.original_name}” from the exemplars.")
+    return redirect("batches:template-exemplars", pk=template.pk)
+
+
+def _score(raw: str | None) -> float:
+    try:
+        score = float(raw or "")
+    except ValueError:
+        raise ValidationError({"score": ["Give the teacher's score as a number."]})
+    if score < 0:
+        raise ValidationError({"score": ["The score cannot be negative."]})
+    return score
+
+
+def _criteria(post, template: BatchTemplate) -> dict[str, float]:
+    """The criterion scores typed in (fields criterion_<key>); blank ones are left out."""
+    criteria = {}
+    for key in rubric_points(template):
+        raw = (post.get(f"criterion_{key}") or "").strip()
+        if raw:
+            try:
+                criteria[key] = float(raw)
+            except ValueError:
+                raise ValidationError({"criteria": [f"The score for “{key}” must be a number."]})
+    return criteria
+
+
+def _rubric(template: BatchTemplate) -> list[dict]:
+    settings = template.settings_layer()
+    return list((settings.get("rubric") or {}).get("criteria") or [])
