@@ -54,7 +54,8 @@ def process_batch(batch_id: int, peers: int = 0) -> dict:
     return {**progress, "graded": report.completed, "failed": report.failed, "requeued": report.requeued}
 
 
-# A runner hands its worker back about once a minute, carrying on in a fresh task at
+# Where a task runs the runner itself (no standing runner in its process), the
+# runner hands its worker back about once a minute, carrying on in a fresh task at
 # the back of the queue, so that the other tasks (heartbeat, notifications, archival)
 # are never starved by a long batch; the drain costs one call's latency a minute.
 HANDOFF_S = 60
