@@ -70,10 +70,9 @@ from grading.providers.prompting import (
     with_one_repair,
 )
 from grading.providers.remote import (
-    LOOPBACK_KEY,
     Clients,
     configured_prices,
-    is_loopback,
+    endpoint,
     redacted,
     shown_url,
     status_error,
@@ -249,15 +248,7 @@ def _decimal(value: float) -> Decimal:
 def connection() -> tuple[str, str]:
     """Endpoint and key from the deployment's settings, looked up per call, never kept."""
     base_url = django_settings.ANTHROPIC_BASE_URL or DEFAULT_BASE_URL
-    api_key = django_settings.ANTHROPIC_API_KEY
-    if not api_key:
-        if not is_loopback(base_url):
-            raise PermanentProviderError(
-                f"No API key is configured for {shown_url(base_url)}: "
-                "set ANTHROPIC_API_KEY in the environment."
-            )
-        api_key = LOOPBACK_KEY
-    return base_url, api_key
+    return endpoint(base_url, django_settings.ANTHROPIC_API_KEY, "ANTHROPIC_API_KEY")
 
 
 def _new_client(base_url: str, api_key: str, limits) -> anthropic.Anthropic:

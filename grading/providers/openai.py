@@ -74,6 +74,7 @@ from grading.providers.remote import (
     LOOPBACK_KEY,
     TRANSIENT_STATUSES,
     Clients,
+    endpoint,
     is_loopback,
     retry_after_seconds,
     status_error,
@@ -217,14 +218,7 @@ def client_for(base_url: str, api_key: str) -> openai.OpenAI:
 def connection() -> tuple[str, str]:
     """Endpoint and key from the deployment's settings, looked up per call, never kept."""
     base_url = django_settings.OPENAI_BASE_URL or DEFAULT_BASE_URL
-    api_key = django_settings.OPENAI_API_KEY
-    if not api_key:
-        if not is_loopback(base_url):
-            raise PermanentProviderError(
-                f"No API key is configured for {base_url}: set OPENAI_API_KEY in the environment."
-            )
-        api_key = LOOPBACK_KEY
-    return base_url, api_key
+    return endpoint(base_url, django_settings.OPENAI_API_KEY, "OPENAI_API_KEY")
 
 
 def completion_body(request: GradeRequest, criteria: list[dict]) -> dict:

@@ -51,6 +51,17 @@ def shown_url(base_url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+def endpoint(base_url: str, api_key: str, key_setting: str) -> tuple[str, str]:
+    """The endpoint and the key to send: a loopback server (Ollama, vLLM, llama.cpp) needs none."""
+    if api_key:
+        return base_url, api_key
+    if not is_loopback(base_url):
+        raise PermanentProviderError(
+            f"No API key is configured for {shown_url(base_url)}: set {key_setting} in the environment."
+        )
+    return base_url, LOOPBACK_KEY
+
+
 def redacted(text: str, secret: str | None) -> str:
     """The text with the secret taken out, should an endpoint or a library ever echo it."""
     if not secret or secret == LOOPBACK_KEY:
