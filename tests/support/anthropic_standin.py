@@ -47,6 +47,7 @@ from tests.support.llm_standin import (
     RecordedRequest,
     StandinHandler,
     graded_reply,
+    leaver,
     spoil,
 )
 
@@ -273,15 +274,20 @@ class AnthropicStandin:
     def handle_message(self, handler: MessagesHandler, body: dict | None) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         record, verdict, delay = self._admit(headers, body)
+        handler.leaving = leave = leaver(self._lock, self._counters_out, self._changed)
         status = 500
         try:
             status = self._respond(handler, headers, body, verdict, delay)
         finally:
+            handler.leaving = None
+            leave()
             with self._lock:
-                self._counters.in_flight -= 1
                 record.finished_at = time.time()
                 record.status = status
                 self._changed.notify_all()
+
+    def _counters_out(self) -> None:
+        self._counters.in_flight -= 1
 
     def _admit(self, headers: dict, body: dict | None) -> tuple[RecordedRequest, str, float]:
         now = time.time()

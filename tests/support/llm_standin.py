@@ -174,8 +174,14 @@ class StandinHandler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
+    # Called once, just before a reply is written: the provider's slot is free from then
+    # on, so a client that sends its next call the moment this reply arrives is within the cap.
+    leaving: Callable[[], None] | None = None
+
     def send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
+        if self.leaving is not None:
+            self.leaving()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -187,6 +193,23 @@ class StandinHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout passed); a real server would not notice either.
             self.close_connection = True
+
+
+def leaver(
+    lock: threading.Lock, count_out: Callable[[], None], changed: threading.Condition
+) -> Callable[[], None]:
+    """Counts one admitted request out of flight (under the lock), once however often it is called."""
+    left = False
+
+    def leave() -> None:
+        nonlocal left
+        with lock:
+            if not left:
+                left = True
+                count_out()
+                changed.notify_all()
+
+    return leave
 
 
 def error_body(message: str, kind: str, code: str | None = None) -> dict:
@@ -300,15 +323,20 @@ class LLMStandin:
     def handle_completion(self, handler: StandinHandler, body: dict | None) -> None:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         record, verdict, delay = self._admit(headers, body)
+        handler.leaving = leave = leaver(self._lock, self._counters_out, self._changed)
         status = 500
         try:
             status = self._respond(handler, body, verdict, delay)
         finally:
+            handler.leaving = None
+            leave()
             with self._lock:
-                self._counters.in_flight -= 1
                 record.finished_at = time.time()
                 record.status = status
                 self._changed.notify_all()
+
+    def _counters_out(self) -> None:
+        self._counters.in_flight -= 1
 
     def _admit(self, headers: dict, body: dict | None) -> tuple[RecordedRequest, str, float]:
         """Count the request in, and decide now (under the lock) how it will be answered."""
