@@ -202,12 +202,15 @@ SPECTACULAR_SETTINGS = {
 # here, once; the providers (grading/providers/) read them from django.conf.settings.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
-OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=1)
+# 0: not known; learnt from the provider's 429s (grading.learnt_limits).
+OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=0)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
+OPENAI_TPM = env_int("OPENAI_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=1)
+ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
+ANTHROPIC_TPM = env_int("ANTHROPIC_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})

@@ -34,10 +34,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from grading import circuits, claim_sql
+from grading import circuits, claim_sql, learnt_limits
 from grading.limits import backoff_delay, provider_limits, rule
 from grading.models import CallSlot, GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
-from grading.providers import Grade
+from grading.providers import Grade, Quota
 from grading.statuses import BatchStatus
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class Work:
     # The one job sent to a provider whose circuit is open, to see whether it answers.
     probe: bool = False
     provider_retries: int = 0
+    # Tokens the claim reserved for the call in the provider's token budget (0: none kept).
+    estimated_tokens: int = 0
 
     def start_delay(self) -> float:
         """Seconds still to wait before the call may start (stagger and request-rate pacing)."""
@@ -124,13 +126,17 @@ class Outcome:
     blame: str = Blame.JOB
     # The provider answered (a grade, or a refusal that is the job's): it is up.
     answered: bool = False
+    # The provider said it has too much to do (429, 529 overloaded): fewer calls at once.
+    refused: bool = False
+    # What the reply's rate-limit headers said is left.
+    quota: Quota | None = field(default=None, repr=False)
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
         result = GradingResult.from_grade(
             grade, job_id=work.job_id, provider=work.provider, model=work.model, latency_ms=latency_ms
         )
-        return cls(work, grade=grade, latency_ms=latency_ms, result=result, answered=True)
+        return cls(work, grade=grade, latency_ms=latency_ms, result=result, answered=True, quota=grade.quota)
 
     @property
     def counts(self) -> bool:
@@ -176,6 +182,10 @@ class Share:
     """
 
     room: dict[str, int] = field(default_factory=dict)
+    # The same for batches: jobs of each batch the claimant may take, from the batch's call
+    # slots (a batch's `concurrency` counts calls, as a provider's cap does). A batch
+    # without room here is held to its rule by its jobs in processing.
+    batch_room: dict[int, int] = field(default_factory=dict)
     # Suspect jobs the claimant may take (each claimed alone): 1 when it holds none.
     suspects: int = 1
     # Filled in by the claim: capped providers with claimable jobs beyond the room;
@@ -183,6 +193,9 @@ class Share:
     # circuit) held the claim back, so that more may be claimable as soon as work
     # in flight ends; and what taking over dead claimants' jobs did.
     short: set[str] = field(default_factory=set)
+    # Batches with claimable jobs beyond their room, and the `concurrency` of every batch seen.
+    short_batches: set[int] = field(default_factory=set)
+    batch_caps: dict[int, int] = field(default_factory=dict)
     limited: bool = False
     recovered: "Recorded" = field(default_factory=lambda: Recorded())
 
@@ -228,6 +241,7 @@ def claim_jobs(
             suspects = share.suspects if not picked else 0
             rows = _candidates(budget, [row["id"] for row, _ in picked], window, scope, suspects)
             budget.load_clocks(rows)
+            budget.load_allowances(rows)
             suspect = next((row for row in rows if row["suspect"]), None)
             if suspect is not None and (start_at := budget.admit(suspect)) is not None:
                 # A suspect is claimed alone: if its document kills the worker, it is to blame.
@@ -252,8 +266,12 @@ def claim_jobs(
             now=now,
         )
         budget.save_clocks()
+        learnt_limits.save(budget.allowances)
         probes = budget.take_probes(token)
-    return [_work(row, start_at, token, now, row["id"] in probes) for row, start_at in picked]
+    return [
+        _work(row, start_at, token, now, row["id"] in probes, budget.estimates.get(row["id"], 0))
+        for row, start_at in picked
+    ]
 
 
 def _candidates(
@@ -278,7 +296,9 @@ def snapshot(raw: str) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime, probe: bool = False) -> Work:
+def _work(
+    row: dict[str, Any], start_at: datetime, token: str, now: datetime, probe: bool = False, tokens: int = 0
+) -> Work:
     raw = row["settings"] or "{}"
     job_settings = snapshot(raw)
     return Work(
@@ -301,6 +321,7 @@ def _work(row: dict[str, Any], start_at: datetime, token: str, now: datetime, pr
         suspect=row["suspect"],
         probe=probe,
         provider_retries=row["provider_retries"] or 0,
+        estimated_tokens=tokens,
     )
 
 
@@ -320,6 +341,10 @@ class Budget:
         # Providers whose circuit is open and due a probe: the job chosen as the probe, or None yet.
         self.probing: dict[str, int | None] = {}
         self.probe_timeouts: dict[str, float] = {}
+        self.mine_in_batch: Counter[int] = Counter()
+        # Request and token buckets of the providers seen (learnt_limits), and what each job took.
+        self.allowances: dict[str, learnt_limits.Allowance] = {}
+        self.estimates: dict[int, int] = {}
 
     @classmethod
     def in_flight(cls, now: datetime, share: Share, seen: claim_sql.InFlight) -> "Budget":
@@ -334,8 +359,14 @@ class Budget:
         for provider, batch_id, n, cap in seen.busy:
             budget.provider_busy[provider] += n
             budget.batch_busy[batch_id] += n
-            if batch_id is not None and n >= rule({"concurrency": cap}, "concurrency"):
+            if (
+                batch_id is not None
+                and batch_id not in share.batch_room
+                and n >= rule({"concurrency": cap}, "concurrency")
+            ):
                 budget.blocked_batches.add(batch_id)
+                share.short_batches.add(batch_id)
+                share.batch_caps[batch_id] = rule({"concurrency": cap}, "concurrency")
         for provider, n in budget.provider_busy.items():
             cap = provider_limits(provider).max_concurrency
             if cap is not None and n >= cap and provider not in share.room:
@@ -346,6 +377,43 @@ class Budget:
         keys = {key for row in rows for key, _ in self._pacing(row)} - set(self.clocks)
         if keys:
             self.clocks.update(PaceClock.objects.filter(key__in=keys).values_list("key", "next_at"))
+
+    def load_allowances(self, rows: list[dict[str, Any]]) -> None:
+        providers = {row["provider"] for row in rows} - set(self.allowances) - self.blocked_providers
+        if providers:
+            self.allowances.update(learnt_limits.allowances(providers, self.now))
+
+    def _spend(self, row: dict[str, Any]) -> bool:
+        """Take the call's request and tokens from the provider's buckets, if it keeps any."""
+        allowance = self.allowances.get(row["provider"])
+        if allowance is None:
+            return True
+        tokens = 0
+        if allowance.counts_tokens:
+            raw = row["settings"] or "{}"
+            tokens = learnt_limits.estimated_tokens(
+                row["provider"], row["model"], snapshot(raw), raw, row["document__text"]
+            )
+        if not allowance.spend(tokens):
+            return False
+        if tokens:
+            self.estimates[row["id"]] = tokens
+        return True
+
+    def _batch_room(self, row: dict[str, Any]) -> bool:
+        batch_id = row["batch_id"]
+        concurrency = rule(_processing(row), "concurrency")
+        if batch_id is None:
+            return True
+        self.share.batch_caps[batch_id] = concurrency
+        room = self.share.batch_room.get(batch_id)
+        if room is None:
+            fits = self.batch_busy[batch_id] < concurrency
+        else:
+            fits = self.mine_in_batch[batch_id] < room
+        if not fits:
+            self.share.short_batches.add(batch_id)
+        return fits
 
     def admit(self, row: dict[str, Any]) -> datetime | None:
         """The job's start time if it may be claimed now, or None (and why is remembered)."""
@@ -360,7 +428,7 @@ class Budget:
         if not self._provider_room(provider):
             self.blocked_providers.add(provider)
             return None
-        if self.batch_busy[batch_id] >= rule(_processing(row), "concurrency"):
+        if not self._batch_room(row):
             self.blocked_batches.add(batch_id)
             return None
         pacing = self._pacing(row)
@@ -368,12 +436,17 @@ class Budget:
         if start_at > self.now + PACING_HORIZON:
             self._block_paced(row, pacing)
             return None
+        if not self._spend(row):
+            # The provider's requests or tokens for this minute are spent: none of its jobs until they refill.
+            self.blocked_providers.add(provider)
+            return None
         for key, interval in pacing:
             self.clocks[key] = start_at + interval
             self.changed.add(key)
         self.provider_busy[provider] += 1
         self.batch_busy[batch_id] += 1
         self.mine[provider] += 1
+        self.mine_in_batch[batch_id] += 1
         if probe:
             # One job, and no other of this provider, until the probe answers.
             self.probing[provider] = row["id"]
@@ -472,6 +545,7 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
             groups.setdefault(key, []).append(outcome)
         results = []
         tallies: dict[str, circuits.Tally] = {}
+        learnt: dict[str, learnt_limits.Tally] = {}
         for (token, values, add), group in groups.items():
             owned = claim_sql.finish(
                 [outcome.work.job_id for outcome in group], token, dict(values), dict(add)
@@ -482,11 +556,32 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
                     continue
                 _count(outcome, recorded, stopped)
                 _tally(outcome, tallies)
+                _learn(outcome, learnt)
                 if outcome.grade is not None:
                     results.append(_result(outcome, now))
         claim_sql.insert_results(results)
         circuits.record(tallies, now)
+        learnt_limits.record({p: t for p, t in learnt.items() if learnt_limits.learns(p)}, now)
     return recorded
+
+
+def _learn(outcome: Outcome, learnt: dict[str, "learnt_limits.Tally"]) -> None:
+    """What the outcome teaches about the provider's limits: refusals, answers, tokens, headers."""
+    work = outcome.work
+    tally = learnt.setdefault(work.provider, learnt_limits.Tally())
+    tally.saw(outcome.quota)
+    if outcome.refused:
+        tally.refused += 1
+    elif outcome.answered:
+        tally.answered += 1
+    if outcome.grade is not None:
+        used = outcome.grade.input_tokens + outcome.grade.output_tokens
+        tally.tokens_back += work.estimated_tokens - used if used else 0
+    elif outcome.blame in (Blame.PROVIDER, Blame.RUNNER):
+        # Refused, failed before an answer, or never started: the reservation was not used.
+        tally.tokens_back += work.estimated_tokens
+        if outcome.blame == Blame.RUNNER:
+            tally.requests_back += 1
 
 
 def _tally(outcome: Outcome, tallies: dict[str, "circuits.Tally"]) -> None:
@@ -677,7 +772,16 @@ def reap_expired_leases(now: datetime | None = None) -> Recorded:
         )
         reaped = take_over(now, dead)
         PaceClock.objects.filter(next_at__lt=now - STALE_CLOCK_AGE).delete()
+        _forget_finished_batch_slots()
     return reaped
+
+
+def _forget_finished_batch_slots() -> None:
+    """Free call slots of batches with nothing left to run (a batch's slots are made per batch)."""
+    unfinished = GradingJob.objects.unfinished().order_by().values_list("batch_id", flat=True).distinct()
+    keys = {f"batch:{batch_id}" for batch_id in unfinished}
+    free = CallSlot.objects.filter(provider__startswith="batch:", holder="")
+    free.exclude(provider__in=keys).delete()
 
 
 REAP_FIELDS = [*JOB_OUTCOME_FIELDS, "attempts", "suspect"]

@@ -631,3 +631,34 @@ class ProviderCircuit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {'open' if self.open_until else 'closed'}"
+
+
+class ProviderLimitState(models.Model):
+    """What a provider's replies taught about its limits, as every worker sees them.
+
+    Concurrency (AIMD, grading.learnt_limits): `concurrency` is the calls in flight the
+    provider is given now, cut when it answers 429 or 529 overloaded and grown again after
+    runs of answers; `wall` is how many calls were in flight when it last refused. Requests
+    and tokens: buckets that mirror the provider's per-minute limits (`*_limit`, from its
+    rate-limit headers or the configured TPM), holding what was left at `*_at` and refilling
+    at a minute's limit per minute; claims spend from them, recorded replies true them up.
+    Written in the claim and record transactions, like the call slots and the circuits.
+    """
+
+    provider = models.CharField(max_length=50, primary_key=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    wall = models.PositiveIntegerField(null=True, blank=True)
+    successes = models.PositiveIntegerField(default=0)
+    cut_at = models.DateTimeField(null=True, blank=True)
+    refusals = models.PositiveIntegerField(default=0)
+    requests_limit = models.PositiveIntegerField(null=True, blank=True)
+    requests_left = models.FloatField(null=True, blank=True)
+    requests_at = models.DateTimeField(null=True, blank=True)
+    requests_reset_at = models.DateTimeField(null=True, blank=True)
+    tokens_limit = models.PositiveIntegerField(null=True, blank=True)
+    tokens_left = models.FloatField(null=True, blank=True)
+    tokens_at = models.DateTimeField(null=True, blank=True)
+    tokens_reset_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.concurrency or 'configured'} at once"

@@ -33,7 +33,7 @@ from django.db import DatabaseError
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from grading import circuits, wakeups
+from grading import circuits, learnt_limits, wakeups
 from grading.claims import (
     RUNNER_STALE_S,
     Blame,
@@ -128,6 +128,10 @@ class CallSlots:
         self.cap = cap
         self.held = 0
         self.in_use = 0
+        # Calls the provider refused (429, 529) since the slots were last counted: each says
+        # one call too many was in flight, so one slot fewer is used until the database's
+        # learnt cap (grading.learnt_limits), cut meanwhile, is read again.
+        self.refusals = 0
         self._good_until = 0.0
         self._closed = False
         self._changed = threading.Condition()
@@ -155,6 +159,7 @@ class CallSlots:
     def update(self, held: int, target: int, good_until: float, now: float, renew_every: float) -> None:
         with self._changed:
             self.held, self._good_until = held, good_until
+            self.refusals = 0
             self._changed.notify_all()
         self.renew_at = now + renew_every
         self.next_try = now + SLOT_RETRY_S if held != target else now
@@ -163,6 +168,10 @@ class CallSlots:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    def refused(self) -> None:
+        with self._changed:
+            self.refusals = min(self.refusals + 1, max(self.held - 1, 0))
 
     @contextmanager
     def call(self) -> Iterator[None]:
@@ -181,7 +190,8 @@ class CallSlots:
                 self._changed.notify()
 
     def _free(self) -> bool:
-        return not self._closed and self.in_use < self.held and time.monotonic() < self._good_until
+        usable = self.held - self.refusals
+        return not self._closed and self.in_use < usable and time.monotonic() < self._good_until
 
 
 class NotStarted(Exception):
@@ -263,10 +273,14 @@ class Runner:
         # Call slots of each capped provider (grading.claims.hold_slots), and the
         # capped providers the last claim found more jobs of than it had room for.
         self._slots = {
-            name: CallSlots(name, cap)
+            name: CallSlots(name, provider_limits(name).max_concurrency or learnt_limits.UNKNOWN_START)
             for name in available_providers()
-            if (cap := provider_limits(name).max_concurrency) is not None
+            if provider_limits(name).max_concurrency is not None or learnt_limits.learns(name)
         }
+        # A batch's `concurrency` is kept the same way, by call slots of its own ("batch:<id>"),
+        # made for the batches of the jobs in hand and those the last claim found short of room.
+        self._batch_slots: dict[int, CallSlots] = {}
+        self._short_batches: set[int] = set()
         # Until the first claim says otherwise, every capped provider may have work:
         # asking for slots at once saves the first claim a round with no room.
         self._short: set[str] = set(self._slots)
@@ -366,7 +380,7 @@ class Runner:
         # Presence and slot renewals keep their pace even while no call ends for long
         # (a provider that hangs): a runner that missed them would be taken for dead.
         wait = min(self._next_renewal, self._next_presence, self._next_stop_check) - now
-        held = [slots.renew_at for slots in self._slots.values() if slots.held]
+        held = [slots.renew_at for _, slots, _ in self._all_slots() if slots.held]
         if held:
             wait = min(wait, min(held) - now)
         if len(self._in_flight) < self.threads and self._may_claim():
@@ -389,8 +403,10 @@ class Runner:
             return True
         if self._dry:
             return False
-        in_hand = self._in_hand()
+        in_hand, in_batch = self._in_hand(), self._in_batch()
         if any(slots.claim_due(in_hand[name]) for name, slots in self._slots.items()):
+            return True
+        if any(slots.claim_due(in_batch[batch_id]) for batch_id, slots in self._batch_slots.items()):
             return True
         # Providers without a cap keep no jobs ready; a few threads wait for a round.
         return free >= math.ceil(self.threads / 4) and any(
@@ -416,8 +432,14 @@ class Runner:
         self._claim_seq += 1
         self._next_claim = time.monotonic() + self.poll_s
         in_hand = self._in_hand()
+        in_batch = self._in_batch()
         share = Share(
             room={name: slots.room(in_hand[name]) for name, slots in self._slots.items()},
+            batch_room={
+                batch_id: slots.room(in_batch[batch_id])
+                for batch_id, slots in self._batch_slots.items()
+                if slots.held or in_batch[batch_id]
+            },
             suspects=0 if any(item.suspect for item in self._in_flight.values()) else 1,
         )
         work = claim_jobs(
@@ -431,6 +453,13 @@ class Runner:
             self._moved |= share.recovered.moved_batches
             self._touched(share.recovered.touched_batches)
         self._short = share.short
+        self._short_batches = share.short_batches
+        for batch_id, concurrency in share.batch_caps.items():
+            slots = self._batch_slots.get(batch_id)
+            if slots is None:
+                self._batch_slots[batch_id] = CallSlots(batch_slot_key(batch_id), concurrency)
+            else:
+                slots.cap = concurrency
         self._dry = len(work) < free and not share.limited
         for item in work:
             item = self._with_exemplars(item)
@@ -496,6 +525,9 @@ class Runner:
             self._next_census = now + 0.25
             expected = 1 + self._peers_expected if now < self._peers_expected_until else 1
             self._runners = max(live_runners(), expected)
+            # The learnt caps: cut after a 429 by whichever runner recorded it, grown after answers.
+            for name, cap in learnt_limits.caps(list(self._slots)).items():
+                self._slots[name].cap = cap
         self._hold_slots()
         if now >= self._next_stop_check and self._in_flight:
             # Jobs held ready must not start once their batch is cancelled.
@@ -517,27 +549,33 @@ class Runner:
     def _in_hand(self) -> Counter[str]:
         return Counter(item.provider for item in self._in_flight.values())
 
-    def _slot_targets(self) -> dict[str, int]:
-        """Slots to hold per capped provider: a fair share of the cap while there is work for it."""
-        in_hand = self._in_hand()
-        return {
-            name: min(-(-slots.cap // self._runners), self.threads)
-            if in_hand[name] or name in self._short
-            else 0
-            for name, slots in self._slots.items()
-        }
+    def _in_batch(self) -> Counter[int]:
+        return Counter(item.batch_id for item in self._in_flight.values())
+
+    def _all_slots(self) -> Iterator[tuple[str, CallSlots, int]]:
+        """Every call-slot set, with the key it is held under and how many jobs in hand need it."""
+        in_hand, in_batch = self._in_hand(), self._in_batch()
+        for name, slots in self._slots.items():
+            yield name, slots, (in_hand[name] or name in self._short)
+        for batch_id, slots in self._batch_slots.items():
+            yield batch_slot_key(batch_id), slots, (in_batch[batch_id] or batch_id in self._short_batches)
+
+    def _slot_targets(self) -> list[tuple[str, CallSlots, int]]:
+        """Slots to hold per capped provider and batch: a fair share of the cap while there is work for it."""
+        return [
+            (key, slots, min(-(-slots.cap // self._runners), self.threads) if wanted else 0)
+            for key, slots, wanted in self._all_slots()
+        ]
 
     def _slots_wanted(self) -> bool:
-        """True when a capped provider has work waiting for slots this runner may ask for now."""
+        """True when a capped provider or batch has work waiting for slots this runner may ask for now."""
         now = time.monotonic()
         return any(
-            target > self._slots[name].held and self._slots[name].due(target, now)
-            for name, target in self._slot_targets().items()
+            target > slots.held and slots.due(target, now) for _, slots, target in self._slot_targets()
         )
 
     def _hold_slots(self) -> None:
-        for name, target in self._slot_targets().items():
-            slots = self._slots[name]
+        for name, slots, target in self._slot_targets():
             now = time.monotonic()
             if not slots.due(target, now):
                 continue
@@ -547,6 +585,11 @@ class Runner:
             # The lease counts from before the statement; stop using it well before
             # it ends, and before this runner could be taken for dead.
             slots.update(held, target, now + min(lease_s * 0.8, SLOT_TRUST_S), time.monotonic(), SLOT_RENEW_S)
+        for batch_id in [
+            key for key, slots in self._batch_slots.items() if not slots.held and not slots.in_use
+        ]:
+            if batch_id not in self._short_batches and not self._in_batch()[batch_id]:
+                del self._batch_slots[batch_id]
 
     def _report_progress(self, force: bool = False) -> None:
         """Tell the caller which batches moved; throttled, as each report costs a count query."""
@@ -596,7 +639,7 @@ class Runner:
             self._pool.append(thread)
 
     def _stop_pool(self) -> None:
-        for slots in self._slots.values():
+        for _, slots, _ in self._all_slots():
             slots.close()
         for _ in self._pool:
             self._inbox.put(None)
@@ -609,8 +652,19 @@ class Runner:
     def _serve(self) -> None:
         while (work := self._inbox.get()) is not None:
             self._outbox.put(
-                grade_work(work, self.provider_lookup, self._slots.get(work.provider), self.may_start)
+                grade_work(
+                    work,
+                    self.provider_lookup,
+                    self._slots.get(work.provider),
+                    self.may_start,
+                    self._batch_slots.get(work.batch_id),
+                )
             )
+
+
+def batch_slot_key(batch_id: int) -> str:
+    """The name a batch's call slots are held under, beside the providers' (grading.claims.hold_slots)."""
+    return f"batch:{batch_id}"
 
 
 def _reconnect_if_broken() -> None:
@@ -643,8 +697,11 @@ def grade_work(
     provider_lookup: ProviderLookup = get_provider,
     slots: CallSlots | None = None,
     may_start: Callable[[Work], bool] | None = None,
+    batch_slots: CallSlots | None = None,
 ) -> Outcome:
-    """One attempt at one job, its call made in one of `slots`. Never raises: every failure becomes an outcome.
+    """One attempt at one job, its call made in one of `slots` (and of its batch's `batch_slots`).
+
+    Never raises: every failure becomes an outcome.
 
     `may_start` is asked last thing before the call: a job of a batch cancelled
     meanwhile never reaches the provider.
@@ -653,17 +710,30 @@ def grade_work(
     if delay > 0:
         time.sleep(delay)
     try:
-        grade, latency_ms = _grade(work, provider_lookup, slots, may_start)
+        grade, latency_ms = _grade(work, provider_lookup, slots, may_start, batch_slots)
     except NotStarted as error:
         return Outcome(work, error=str(error), transient=True, blame=Blame.RUNNER)
     except ProviderError as error:
         if error.transient:
+            if error.rate_limited and slots is not None:
+                slots.refused()
             # Connection refused, timeouts, 5xx, 429: the provider's failure, not the job's.
             return Outcome(
-                work, error=str(error), transient=True, retry_after=error.retry_after, blame=Blame.PROVIDER
+                work,
+                error=str(error),
+                transient=True,
+                retry_after=error.retry_after,
+                blame=Blame.PROVIDER,
+                refused=error.rate_limited,
+                quota=error.quota,
             )
         # The provider answered, and refused this job (a 4xx, a reply that cannot be repaired).
-        return Outcome(work, error=str(error), answered=error.status_code is not None or error.answered)
+        return Outcome(
+            work,
+            error=str(error),
+            answered=error.status_code is not None or error.answered,
+            quota=error.quota,
+        )
     except PermanentFailure as failure:
         return Outcome(work, error=str(failure))
     except Exception as error:
@@ -678,7 +748,7 @@ class PermanentFailure(Exception):
 
 
 def _grade(
-    work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None
+    work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None, batch_slots=None
 ) -> tuple[Grade, int]:
     """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
     if work.unreadable:
@@ -700,7 +770,12 @@ def _grade(
         timeout_s=rule(work.settings.get("processing"), "timeout_s"),
         exemplars=for_document(work.exemplars, work.document_id),
     )
-    with slots.call() if slots is not None else nullcontext():
+    # The batch's slot first, then the provider's: always in that order, so no two calls
+    # each hold the slot the other waits for.
+    with (
+        batch_slots.call() if batch_slots is not None else nullcontext(),
+        slots.call() if slots is not None else nullcontext(),
+    ):
         if may_start is not None and not may_start(work):
             raise NotStarted("The call did not start: the batch was cancelled, or the runner is stopping.")
         started = time.monotonic()

@@ -21,6 +21,7 @@ from grading.providers.base import (
     Provider,
     ProviderError,
     ProviderLimits,
+    Quota,
     Tokenizer,
     TransientProviderError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderLimits",
+    "Quota",
     "Tokenizer",
     "TransientProviderError",
     "UnknownProvider",

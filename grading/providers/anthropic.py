@@ -46,6 +46,7 @@ from grading.providers.base import (
     Provider,
     ProviderError,
     ProviderLimits,
+    Quota,
     Tokenizer,
     TransientProviderError,
     criteria_of,
@@ -73,6 +74,7 @@ from grading.providers.remote import (
     Clients,
     configured_prices,
     endpoint,
+    quota_from_headers,
     redacted,
     shown_url,
     status_error,
@@ -459,9 +461,13 @@ class AnthropicProvider(Provider):
     @classmethod
     def limits(cls) -> ProviderLimits:
         return ProviderLimits(
-            django_settings.ANTHROPIC_MAX_CONCURRENCY,
+            django_settings.ANTHROPIC_MAX_CONCURRENCY or None,
             django_settings.ANTHROPIC_RPM or None,
-            source="settings ANTHROPIC_MAX_CONCURRENCY and ANTHROPIC_RPM (0: no request-rate limit)",
+            source=(
+                "settings ANTHROPIC_MAX_CONCURRENCY (0: learnt from the provider), ANTHROPIC_RPM and "
+                "ANTHROPIC_TPM (0: no request or token rate configured)"
+            ),
+            tokens_per_minute=django_settings.ANTHROPIC_TPM,
         )
 
     @classmethod
@@ -506,15 +512,23 @@ class AnthropicProvider(Provider):
             prices_for(request.model)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
-        return with_one_repair(
-            lambda body: self._send(base_url, api_key, body, request.timeout_s),
+        quotas: list[Quota | None] = []
+        grade = with_one_repair(
+            lambda body: self._send(base_url, api_key, body, request.timeout_s, quotas),
             message_body(request, criteria),
             lambda replies: build_grade(request, replies, criteria),
             functools.partial(repair_body, room=reply_room(request.model)),
         )
+        grade.quota = quotas[-1]
+        return grade
+
+    @classmethod
+    def max_output_tokens(cls, settings: dict[str, Any], model: str) -> int:
+        thinking = THINKING_ALLOWANCE if claude_model(model).thinks else 0
+        return reply_token_budget(prompt_criteria(settings), settings) + thinking
 
     @staticmethod
-    def _send(base_url: str, api_key: str, body: dict, timeout_s: float) -> dict:
+    def _send(base_url: str, api_key: str, body: dict, timeout_s: float, quotas: list) -> dict:
         import anthropic
         import httpx2
 
@@ -530,4 +544,6 @@ class AnthropicProvider(Provider):
             )
         except anthropic.AnthropicError as error:
             raise translate(error, base_url, api_key) from error
+        # The rate-limit headers come with every reply: what is left is learnt without another request.
+        quotas.append(quota_from_headers(response.headers))
         return message_json(response)

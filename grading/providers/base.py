@@ -27,6 +27,8 @@ REPLY_PRIMING_TOKENS = 3
 # score and two or three sentences of feedback, and a paragraph overall.
 OUTPUT_TOKENS_PER_CRITERION = 90
 OUTPUT_TOKENS_OVERALL = 160
+# Too many requests, and Anthropic's overloaded: the provider asks for fewer calls at once.
+RATE_LIMITED_STATUSES = frozenset({429, 529})
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Grade:
     cost: Decimal = Decimal(0)
     raw: dict = field(default_factory=dict)
     model: str = ""
+    # The rate-limit headers of the last reply (grading.learnt_limits keeps them per provider).
+    quota: Quota | None = field(default=None, repr=False)
 
     def as_criteria_json(self) -> list[dict]:
         return [asdict(criterion) for criterion in self.criteria]
@@ -89,6 +93,24 @@ class ProviderLimits:
     max_concurrency: int | None = None
     requests_per_minute: int | None = None
     source: str = field(default="", compare=False)
+    # Tokens (input and output) per minute across all workers; 0: none configured.
+    tokens_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What a provider's rate-limit headers say is left: requests and tokens, each with its
+    per-minute limit and the seconds until it is whole again. None where a header is absent."""
+
+    requests_limit: int | None = None
+    requests_remaining: int | None = None
+    requests_reset_s: float | None = None
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_s: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.requests_remaining is not None or self.tokens_remaining is not None
 
 
 @dataclass(frozen=True)
@@ -126,10 +148,17 @@ class ProviderError(Exception):
         *,
         retry_after: float | None = None,
         status_code: int | None = None,
+        quota: Quota | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.status_code = status_code
+        self.quota = quota
+
+    @property
+    def rate_limited(self) -> bool:
+        """The provider said it has too much to do (429, or 529 overloaded): fewer calls at once."""
+        return self.status_code in RATE_LIMITED_STATUSES
 
 
 class TransientProviderError(ProviderError):
@@ -203,6 +232,11 @@ class Provider(ABC):
     def prompt_overhead_tokens(cls, settings: dict[str, Any], tokenizer: Tokenizer) -> int:
         """Tokens each call sends besides the document (instructions, rubric, reply schema)."""
         return 0
+
+    @classmethod
+    def max_output_tokens(cls, settings: dict[str, Any], model: str) -> int:
+        """The most output one call may ask for: what a token budget reserves before the reply."""
+        return cls.output_tokens_guess(settings)[0]
 
     @classmethod
     def output_tokens_guess(cls, settings: dict[str, Any]) -> tuple[int, str]:

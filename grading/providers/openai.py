@@ -31,6 +31,7 @@ from grading.providers.base import (
     Provider,
     ProviderError,
     ProviderLimits,
+    Quota,
     Tokenizer,
     TransientProviderError,
     criteria_of,
@@ -76,6 +77,7 @@ from grading.providers.remote import (
     Clients,
     endpoint,
     is_loopback,
+    quota_from_headers,
     retry_after_seconds,
     status_error,
 )
@@ -343,9 +345,13 @@ class OpenAIProvider(Provider):
     @classmethod
     def limits(cls) -> ProviderLimits:
         return ProviderLimits(
-            django_settings.OPENAI_MAX_CONCURRENCY,
+            django_settings.OPENAI_MAX_CONCURRENCY or None,
             django_settings.OPENAI_RPM or None,
-            source="settings OPENAI_MAX_CONCURRENCY and OPENAI_RPM (0: no request-rate limit)",
+            source=(
+                "settings OPENAI_MAX_CONCURRENCY (0: learnt from the provider), OPENAI_RPM and "
+                "OPENAI_TPM (0: no request or token rate configured)"
+            ),
+            tokens_per_minute=django_settings.OPENAI_TPM,
         )
 
     @classmethod
@@ -379,15 +385,22 @@ class OpenAIProvider(Provider):
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
         body = completion_body(request, criteria)
-        return with_one_repair(
-            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s),
+        quotas: list[Quota | None] = []
+        grade = with_one_repair(
+            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s, quotas),
             body,
             lambda responses: build_grade(request, responses, criteria),
             repair_body,
         )
+        grade.quota = quotas[-1]
+        return grade
+
+    @classmethod
+    def max_output_tokens(cls, settings: dict[str, Any], model: str) -> int:
+        return reply_token_budget(prompt_criteria(settings), settings)
 
     @staticmethod
-    def _complete(base_url: str, api_key: str, body: dict, timeout_s: float) -> dict:
+    def _complete(base_url: str, api_key: str, body: dict, timeout_s: float, quotas: list) -> dict:
         import httpx2
         import openai
 
@@ -407,6 +420,8 @@ class OpenAIProvider(Provider):
             )
         except openai.OpenAIError as error:
             raise translate(error, base_url) from error
+        # The rate-limit headers come with every reply: what is left is learnt without another request.
+        quotas.append(quota_from_headers(response.headers))
         return completion_json(response)
 
 

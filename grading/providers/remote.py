@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from grading.providers.base import PermanentProviderError, ProviderError, TransientProviderError
+from grading.providers.base import PermanentProviderError, ProviderError, Quota, TransientProviderError
 
 # Placeholder for local servers (Ollama, vLLM, llama.cpp, a stand-in) that ignore the key but need a header.
 LOOPBACK_KEY = "no-key-needed-on-loopback"
@@ -93,6 +95,73 @@ def retry_after_seconds(headers) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+# OpenAI's rate-limit headers: x-ratelimit-{limit,remaining,reset}-{requests,tokens}; resets are
+# durations ("1s", "6m0s", "250ms"). Anthropic's: anthropic-ratelimit-{requests,tokens,
+# input-tokens,output-tokens}-{limit,remaining,reset}; resets are RFC 3339 times. Each is read
+# wherever it is present, so a gateway that sends either family is understood.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration_seconds(value: str | None) -> float | None:
+    """Seconds of a reset duration ("1s", "6m0s", "250ms", "1h2m3.5s", or a plain number), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        return None
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def moment_seconds(value: str | None) -> float | None:
+    """Seconds from now until an RFC 3339 moment (a reset time), never negative; None if unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _int_header(headers, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return max(0, int(float(value))) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def quota_from_headers(headers) -> Quota | None:
+    """What the reply's rate-limit headers say is left (OpenAI's or Anthropic's); None without any."""
+    if headers is None:
+        return None
+    found: dict[str, object] = {}
+    for kind in ("requests", "tokens"):
+        # Anthropic's "tokens" is the most restrictive of its token limits; without it, input tokens.
+        names = [kind] if kind == "requests" else ["tokens", "input-tokens"]
+        for name in names:
+            remaining = _int_header(headers, f"anthropic-ratelimit-{name}-remaining")
+            if remaining is not None:
+                found[f"{kind}_remaining"] = remaining
+                found[f"{kind}_limit"] = _int_header(headers, f"anthropic-ratelimit-{name}-limit")
+                found[f"{kind}_reset_s"] = moment_seconds(headers.get(f"anthropic-ratelimit-{name}-reset"))
+                break
+        remaining = _int_header(headers, f"x-ratelimit-remaining-{kind}")
+        if remaining is not None and f"{kind}_remaining" not in found:
+            found[f"{kind}_remaining"] = remaining
+            found[f"{kind}_limit"] = _int_header(headers, f"x-ratelimit-limit-{kind}")
+            found[f"{kind}_reset_s"] = duration_seconds(headers.get(f"x-ratelimit-reset-{kind}"))
+    return Quota(**found) if found else None
+
+
 def status_error(
     status: int,
     message: str,
@@ -109,16 +178,21 @@ def status_error(
     """
     busy = {429: "is rate limiting requests", **(busy or {})}
     wait = retry_after_seconds(headers)
+    quota = quota_from_headers(headers)
     if status in busy:
         hint = f" Retry after {round(wait, 1):g} seconds." if wait is not None else ""
         return TransientProviderError(
             f"The provider {busy[status]} (HTTP {status}): {message}.{hint}",
             retry_after=wait,
             status_code=status,
+            quota=quota,
         )
     if status >= 500 or status in TRANSIENT_STATUSES:
         return TransientProviderError(
-            f"The provider failed with HTTP {status}: {message}.", retry_after=wait, status_code=status
+            f"The provider failed with HTTP {status}: {message}.",
+            retry_after=wait,
+            status_code=status,
+            quota=quota,
         )
     reason = {**STATUS_REASONS, **(reasons or {})}.get(status, "refused the request")
     return PermanentProviderError(f"The provider {reason} (HTTP {status}): {message}.", status_code=status)

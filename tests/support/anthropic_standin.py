@@ -13,8 +13,10 @@ It checks requests the way the API does where the provider could get them wrong:
 turn before, a forced tool that exists; and, for the models named in `forced_tool_refused`
 and `sampling_refused`, a forced tool choice or a temperature is a 400, as on the newest
 Claude models. Its misbehaviour is configurable: latency, 429 with Retry-After, 529
-overloaded, random 500s, a concurrency cap, a required key (401 otherwise), forced statuses
-and malformed replies (`malformed_times` spoils only the first few). It records every request.
+overloaded, random 500s, a concurrency cap, requests and tokens per minute (announced in the
+`anthropic-ratelimit-*` headers, 429 past them: tests/support/rate_limits.py), a required key
+(401 otherwise), forced statuses and malformed replies (`malformed_times` spoils only the
+first few). It records every request.
 
 Run it as a process:
 
@@ -50,6 +52,7 @@ from tests.support.llm_standin import (
     leaver,
     spoil,
 )
+from tests.support.rate_limits import RateLimits, request_tokens
 
 MESSAGES_PATH = "/v1/messages"
 # The ways the Chat Completions stand-in spoils a reply's content, which apply to a tool's input alike.
@@ -107,6 +110,9 @@ class AnthropicConfig:
     # A cached prefix shorter than this is not cached (the API's minimum depends on the model).
     cache_min_tokens: int = 0
     cache_ttl_s: float = 300.0
+    # Per-minute limits (0: none), announced in the anthropic-ratelimit-* headers and answered 429 past them.
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -127,6 +133,9 @@ class Counters:
     rate_limited: int = 0
     overloaded: int = 0
     over_cap: int = 0
+    # 429s for the per-minute limits (requests or tokens), also counted in rate_limited.
+    over_rate: int = 0
+    tokens_used: int = 0
     unauthorized: int = 0
     forced_failures: int = 0
     invalid: int = 0
@@ -197,6 +206,7 @@ class AnthropicStandin:
         self._replies_go.set()
         self._rng = random.Random(self.config.seed)
         self._counters = Counters()
+        self.limits = RateLimits.of(self.config)
         # Cached prefixes by digest of (model, prefix): when each was last written or read.
         self._cache: dict[str, float] = {}
         self.requests: list[RecordedRequest] = []
@@ -236,6 +246,7 @@ class AnthropicStandin:
             self.config.update(options)
             if "seed" in options:
                 self._rng = random.Random(self.config.seed)
+            self.limits = self.limits.reconfigured(self.config, options)
 
     def reset(self) -> None:
         with self._lock:
@@ -243,6 +254,7 @@ class AnthropicStandin:
             self.requests = []
             self._cache = {}
             self._rng = random.Random(self.config.seed)
+            self.limits = RateLimits.of(self.config)
 
     def stats(self, include_bodies: bool = False) -> dict:
         with self._lock:
@@ -277,7 +289,7 @@ class AnthropicStandin:
         handler.leaving = leave = leaver(self._lock, self._counters_out, self._changed)
         status = 500
         try:
-            status = self._respond(handler, headers, body, verdict, delay)
+            status = self._respond(handler, headers, record, verdict, delay)
         finally:
             handler.leaving = None
             leave()
@@ -300,18 +312,23 @@ class AnthropicStandin:
             model = str((body or {}).get("model", ""))
             counters.models[model] = counters.models.get(model, 0) + 1
             self.requests.append(record)
-            verdict = self._verdict(counters, config, headers)
+            record.reserved = request_tokens(body, "max_tokens")
+            verdict = self._verdict(counters, config, headers, record.reserved)
             delay = config.latency_s + self._rng.random() * config.latency_jitter_s
             self._changed.notify_all()
         return record, verdict, delay
 
-    def _verdict(self, counters: Counters, config: AnthropicConfig, headers: dict) -> str:
+    def _verdict(self, counters: Counters, config: AnthropicConfig, headers: dict, tokens: int) -> str:
         if config.api_key and sent_key(headers) != config.api_key:
             counters.unauthorized += 1
             return "unauthorized"
         if config.max_concurrency and counters.in_flight > config.max_concurrency:
             counters.over_cap += 1
             return "rate_limited"
+        if self.limits.active and not self.limits.admit(tokens):
+            counters.rate_limited += 1
+            counters.over_rate += 1
+            return "over_rate"
         if config.fail_with_status:
             counters.forced_failures += 1
             return "forced"
@@ -331,12 +348,18 @@ class AnthropicStandin:
         return "ok"
 
     def _respond(
-        self, handler: MessagesHandler, headers: dict, body: dict | None, kind: str, delay: float
+        self, handler: MessagesHandler, headers: dict, record: RecordedRequest, kind: str, delay: float
     ) -> int:
+        body = record.body
         if kind == "unauthorized":
             return self._fail(handler, 401)
+        if kind == "over_rate":
+            wait = f"{max(self.limits.retry_after(record.reserved), 0.001):g}"
+            return self._fail(handler, 429, {"retry-after": wait, **self.limits.anthropic_headers()})
         if kind == "rate_limited":
-            return self._fail(handler, 429, {"retry-after": self._retry_after()})
+            return self._fail(
+                handler, 429, {"retry-after": self._retry_after(), **self.limits.anthropic_headers()}
+            )
         if kind == "overloaded":
             return self._fail(handler, 529)
         if kind == "forced":
@@ -352,7 +375,12 @@ class AnthropicStandin:
         if kind == "server_error":
             return self._fail(handler, 500)
         malformed = self.config.malformed if kind == "malformed" else False
-        handler.send_json(200, self.message(body, malformed))
+        reply = self.message(body, malformed)
+        used = sum(value for value in reply["usage"].values() if isinstance(value, int))
+        self.limits.settle(record.reserved, used)
+        with self._lock:
+            self._counters.tokens_used += used
+        handler.send_json(200, reply, self.limits.anthropic_headers())
         return 200
 
     def _retry_after(self) -> str:
@@ -563,6 +591,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, dest="latency_s")
+    parser.add_argument("--requests-per-minute", type=int, default=0)
+    parser.add_argument("--tokens-per-minute", type=int, default=0)
     parser.add_argument("--latency-jitter", type=float, default=0.0, dest="latency_jitter_s")
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)

@@ -2,8 +2,10 @@
 
 Tests and benchmarks point the `openai` provider at it to exercise the whole path (SDK, sockets,
 pooling, JSON schema) without the network. Its misbehaviour is configurable: latency, random
-500s, 429s with Retry-After, a concurrency cap, forced statuses and malformed replies. It
-records every request so tests can assert on what was sent and how many ran at once.
+500s, 429s with Retry-After, a concurrency cap, requests and tokens per minute (announced in
+OpenAI's `x-ratelimit-*` headers, 429 past them: tests/support/rate_limits.py), forced statuses
+and malformed replies. It records every request so tests can assert on what was sent and how
+many ran at once.
 
 Run it as a process for benchmarks with worker processes:
 
@@ -30,6 +32,8 @@ from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.rate_limits import RateLimits, request_tokens
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 MALFORMED_MODES = (
@@ -71,6 +75,9 @@ class StandinConfig:
     malformed: bool | str = False
     # Spoil only the first this many replies (0: every one), then answer well: a model that slips once.
     malformed_times: int = 0
+    # Per-minute limits (0: none), announced in the x-ratelimit-* headers and answered 429 past them.
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -94,6 +101,8 @@ class RecordedRequest:
     received_at: float
     finished_at: float | None = None
     status: int | None = None
+    # Tokens the request reserved against a tokens-per-minute limit on arrival.
+    reserved: int = 0
 
 
 @dataclass
@@ -102,6 +111,9 @@ class Counters:
     completions: int = 0
     server_errors: int = 0
     rate_limited: int = 0
+    # 429s for the per-minute limits (requests or tokens), also counted in rate_limited.
+    over_rate: int = 0
+    tokens_used: int = 0
     over_cap: int = 0
     forced_failures: int = 0
     malformed: int = 0
@@ -241,6 +253,7 @@ class LLMStandin:
         self._replies_go.set()
         self._rng = random.Random(self.config.seed)
         self._counters = Counters()
+        self.limits = RateLimits.of(self.config)
         self.requests: list[RecordedRequest] = []
         self._server: StandinServer | None = None
         self._thread: threading.Thread | None = None
@@ -280,6 +293,7 @@ class LLMStandin:
             self.config.update(options)
             if "seed" in options:
                 self._rng = random.Random(self.config.seed)
+            self.limits = self.limits.reconfigured(self.config, options)
 
     def reset(self) -> None:
         with self._lock:
@@ -287,6 +301,7 @@ class LLMStandin:
             self._counters = Counters(in_flight=in_flight)
             self.requests = []
             self._rng = random.Random(self.config.seed)
+            self.limits = RateLimits.of(self.config)
 
     def stats(self, include_bodies: bool = False) -> dict:
         with self._lock:
@@ -326,7 +341,7 @@ class LLMStandin:
         handler.leaving = leave = leaver(self._lock, self._counters_out, self._changed)
         status = 500
         try:
-            status = self._respond(handler, body, verdict, delay)
+            status = self._respond(handler, record, verdict, delay)
         finally:
             handler.leaving = None
             leave()
@@ -352,17 +367,22 @@ class LLMStandin:
             model = str((body or {}).get("model", ""))
             counters.models[model] = counters.models.get(model, 0) + 1
             self.requests.append(record)
-            verdict = self._verdict(counters, config)
+            record.reserved = request_tokens(body, "max_completion_tokens")
+            verdict = self._verdict(counters, config, record.reserved)
             delay = config.latency_s + self._rng.random() * config.latency_jitter_s
             self._changed.notify_all()
         return record, verdict, delay
 
-    def _verdict(self, counters: Counters, config: StandinConfig) -> str:
+    def _verdict(self, counters: Counters, config: StandinConfig, tokens: int) -> str:
         if config.max_concurrency and counters.in_flight > config.max_concurrency:
             counters.concurrency_violations += 1
             if config.over_cap == "reject":
                 counters.over_cap += 1
                 return "over_cap"
+        if self.limits.active and not self.limits.admit(tokens):
+            counters.rate_limited += 1
+            counters.over_rate += 1
+            return "over_rate"
         if config.fail_with_status:
             counters.forced_failures += 1
             return "forced"
@@ -380,7 +400,10 @@ class LLMStandin:
         counters.completions += 1
         return "ok"
 
-    def _respond(self, handler: StandinHandler, body: dict | None, kind: str, delay: float) -> int:
+    def _respond(self, handler: StandinHandler, record: RecordedRequest, kind: str, delay: float) -> int:
+        body = record.body
+        if kind == "over_rate":
+            return self._rate_limit(handler, self.limits.retry_after(record.reserved))
         if kind in ("over_cap", "rate_limited"):
             return self._rate_limit(handler)
         if kind == "forced":
@@ -393,17 +416,23 @@ class LLMStandin:
         if not isinstance(body, dict) or not body.get("messages"):
             return self._fail(handler, 400)
         malformed = self.config.malformed if kind == "malformed" else False
-        handler.send_json(200, completion(body, malformed))
+        reply = completion(body, malformed)
+        used = reply["usage"]["total_tokens"]
+        self.limits.settle(record.reserved, used)
+        with self._lock:
+            self._counters.tokens_used += used
+        handler.send_json(200, reply, self.limits.openai_headers())
         return 200
 
-    def _rate_limit(self, handler: StandinHandler) -> int:
-        seconds = self.config.retry_after_s
+    def _rate_limit(self, handler: StandinHandler, wait: float | None = None) -> int:
+        seconds = self.config.retry_after_s if wait is None else max(wait, 0.001)
         if self.config.retry_after_http_date:
             value = email.utils.formatdate(time.time() + seconds, usegmt=True)
         else:
             value = f"{seconds:g}"
         message, kind, code = FAILURE_MESSAGES[429]
-        handler.send_json(429, error_body(message, kind, code), {"Retry-After": value})
+        headers = {"Retry-After": value, **self.limits.openai_headers()}
+        handler.send_json(429, error_body(message, kind, code), headers)
         return 429
 
     def _fail(self, handler: StandinHandler, status: int) -> int:
@@ -537,6 +566,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate-limit-rate", type=float, default=0.0)
     parser.add_argument("--retry-after", type=float, default=1.0, dest="retry_after_s")
     parser.add_argument("--max-concurrency", type=int, default=0)
+    parser.add_argument("--requests-per-minute", type=int, default=0)
+    parser.add_argument("--tokens-per-minute", type=int, default=0)
     parser.add_argument("--over-cap", choices=("reject", "record"), default="reject")
     parser.add_argument("--fail-with-status", type=int, default=None)
     parser.add_argument("--malformed", choices=MALFORMED_MODES[2:], default=False)

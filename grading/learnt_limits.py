@@ -1,0 +1,313 @@
+"""Limits learnt from the provider: how many calls at once it takes, and what its headers say is left.
+
+Concurrency (AIMD). A remote provider's calls in flight are bounded by its call slots
+(grading.claims.hold_slots); how many slots there are is its configured cap until the
+provider says otherwise. A 429 or 529 overloaded cuts the number (multiplicative decrease,
+×DECREASE of the calls in flight when it came, at most once per CUT_WINDOW_S: the calls
+already in flight when it came are refused too and say nothing new); runs of answers grow it
+again by one, up to the configured cap. A provider with no configured cap starts at
+UNKNOWN_START and grows by one per answer (doubling per round of calls, as TCP's slow start)
+until it first refuses. How many calls were in flight when it last refused is kept (`wall`):
+below it the number grows back quickly (one per quarter round), at it only after
+PROBE_ROUNDS rounds of answers, and a refusal at the wall again steps back by one instead of
+cutting a third. So a provider that accepts 32 at once, configured with 128, settles at 32
+with a refused probe every few seconds instead of a saw-tooth between 22 and 32; one whose
+capacity really drops (refusals well below the wall) is cut at once.
+
+Rate limits. Requests and tokens per minute are buckets that mirror the provider's: what was
+left at a moment and the per-minute limit, refilled at the limit per minute. A claim spends
+one request and the job's estimated tokens (document, prompt and the most output it may ask
+for) and takes no job the bucket cannot pay for, so calls slow down before the wall instead
+of meeting it; the recorded reply trues the tokens up with its usage and, when it carries
+rate-limit headers, replaces the figures with the provider's own. A configured TPM
+(ProviderLimits.tokens_per_minute) is a bucket from the start; headers alone start one.
+
+Everything is keyed by the provider name a job carries and lives in one row per provider
+(ProviderLimitState), written in the transactions that claim and record, so every worker on
+every node sees the same figures.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from django.db import connection
+
+from grading.limits import provider_limits
+from grading.models import CallSlot, ProviderLimitState
+from grading.providers import Quota, UnknownProvider, provider_class
+
+# How much of the calls in flight a refusal leaves (multiplicative decrease).
+DECREASE = 0.7
+# A refusal within this long of the last cut cuts nothing more.
+CUT_WINDOW_S = 1.0
+# Calls at once for a remote provider with no configured cap, before any refusal.
+UNKNOWN_START = 8
+# The most calls at once learnt for a provider with no configured cap.
+LEARNT_MAX = 512
+# A refusal at or above this share of the wall is the wall again: step back by one.
+NEAR_WALL = 0.9
+# Rounds of answers at the wall before one more call at once is tried.
+PROBE_ROUNDS = 8
+SECONDS_PER_MINUTE = 60.0
+
+
+def learns(provider: str) -> bool:
+    """Whether the provider's limits are learnt: a remote one (an offline grader has none to learn)."""
+    try:
+        return not provider_class(provider).offline
+    except UnknownProvider:
+        return False
+
+
+def effective_cap(state: ProviderLimitState | None, configured: int | None) -> int:
+    """The calls at once the provider is given now: learnt, within the configured cap."""
+    if state is None or state.concurrency is None:
+        return configured or UNKNOWN_START
+    return max(1, min(state.concurrency, configured or LEARNT_MAX))
+
+
+def caps(providers) -> dict[str, int]:
+    """The effective cap of each of these providers (see effective_cap)."""
+    states = {state.provider: state for state in ProviderLimitState.objects.filter(provider__in=providers)}
+    return {
+        name: effective_cap(states.get(name), provider_limits(name).max_concurrency) for name in providers
+    }
+
+
+# --- what a round of recording tells -------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """One provider's outcomes in a round of recording, for its learnt limits."""
+
+    answered: int = 0
+    refused: int = 0
+    # Estimated tokens given back: reserved at claim time and not used (estimate − usage).
+    tokens_back: float = 0.0
+    # Requests given back: calls that never started.
+    requests_back: int = 0
+    # The reply's quota that leaves least, of the round.
+    quota: Quota | None = None
+    quotas: list[Quota] = field(default_factory=list)
+
+    def saw(self, quota: Quota | None) -> None:
+        if quota:
+            self.quotas.append(quota)
+
+
+def record(tallies: dict[str, Tally], now: datetime) -> None:
+    """In the transaction that records outcomes: AIMD, token true-ups and the headers' figures."""
+    for provider in sorted(tallies):
+        tally = tallies[provider]
+        state = _locked(provider)
+        if tally.refused or tally.answered:
+            _concurrency(state, tally, now)
+        _true_up(state, tally)
+        _headers(state, tally.quotas, now)
+        state.save()
+
+
+def _locked(provider: str) -> ProviderLimitState:
+    state, _ = ProviderLimitState.objects.get_or_create(provider=provider)
+    if connection.vendor == "postgresql":
+        # Claims and other recorders change the same row; rows are always locked in name order.
+        state = ProviderLimitState.objects.select_for_update().get(provider=provider)
+    return state
+
+
+def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None:
+    configured = provider_limits(state.provider).max_concurrency
+    current = effective_cap(state, configured)
+    if tally.refused:
+        state.refusals += tally.refused
+        if state.cut_at is not None and now - state.cut_at < timedelta(seconds=CUT_WINDOW_S):
+            return
+        level = min(current, max(_slots_held(state.provider), 1))
+        if state.wall is not None and level >= state.wall * NEAR_WALL:
+            state.concurrency = max(1, level - 1)
+        else:
+            state.concurrency = max(1, math.floor(level * DECREASE))
+        state.wall, state.cut_at, state.successes = level, now, 0
+        return
+    state.successes += tally.answered
+    ceiling = configured or LEARNT_MAX
+    if current >= ceiling:
+        state.successes = 0
+        return
+    grown = current
+    while state.successes >= (run := _run_to_grow(state, grown)) and grown < ceiling:
+        state.successes -= run
+        grown += 1
+    if grown != current:
+        state.concurrency = grown
+        if state.wall is not None and grown >= state.wall:
+            # The provider took the wall's number at once for a long run: its limit moved up.
+            state.wall = grown + 1
+
+
+def _run_to_grow(state: ProviderLimitState, current: int) -> int:
+    """Answers in a row after which one more call at once is tried."""
+    if state.wall is None:
+        return 1  # never refused: slow start, doubling per round
+    if current < state.wall - 1:
+        return max(1, current // 4)  # back to what it took before, quickly
+    return PROBE_ROUNDS * current
+
+
+def _slots_held(provider: str) -> int:
+    return CallSlot.objects.filter(provider=provider).exclude(holder="").count()
+
+
+def _true_up(state: ProviderLimitState, tally: Tally) -> None:
+    if state.tokens_left is not None and tally.tokens_back:
+        state.tokens_left = _within(state.tokens_left + tally.tokens_back, state.tokens_limit)
+    if state.requests_left is not None and tally.requests_back:
+        state.requests_left = _within(state.requests_left + tally.requests_back, state.requests_limit)
+
+
+def _within(value: float, limit: int | None) -> float:
+    return min(value, limit) if limit else value
+
+
+def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> None:
+    """The provider's own figures replace the mirror's: the reply that leaves least in the round."""
+    for kind in ("requests", "tokens"):
+        seen = [quota for quota in quotas if getattr(quota, f"{kind}_remaining") is not None]
+        if not seen:
+            continue
+        quota = min(seen, key=lambda item: getattr(item, f"{kind}_remaining"))
+        limit = getattr(quota, f"{kind}_limit")
+        reset_s = getattr(quota, f"{kind}_reset_s")
+        setattr(state, f"{kind}_left", float(getattr(quota, f"{kind}_remaining")))
+        setattr(state, f"{kind}_at", now)
+        if limit:
+            setattr(state, f"{kind}_limit", limit)
+        setattr(state, f"{kind}_reset_at", now + timedelta(seconds=reset_s) if reset_s is not None else None)
+
+
+# --- what a claim may spend --------------------------------------------------------------
+
+
+class Allowance:
+    """One provider's request and token buckets during a claim: spend, or say no."""
+
+    def __init__(self, state: ProviderLimitState, configured_tpm: int, now: datetime):
+        self.state = state
+        self.now = now
+        if configured_tpm and (not state.tokens_limit or configured_tpm < state.tokens_limit):
+            state.tokens_limit = configured_tpm
+        if state.tokens_limit and state.tokens_left is None:
+            # A configured budget starts whole, as the provider's does.
+            state.tokens_left, state.tokens_at = float(state.tokens_limit), now
+        self.changed = False
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self.state.tokens_left is not None
+
+    def spend(self, tokens: int) -> bool:
+        """Take one request and `tokens` if both buckets have them; False (and nothing taken) if not."""
+        requests = self._left("requests")
+        token_left = self._left("tokens")
+        if not _affords(requests, 1, self.state.requests_limit):
+            return False
+        if not _affords(token_left, tokens, self.state.tokens_limit):
+            return False
+        if requests is not None:
+            self.state.requests_left, self.state.requests_at = requests - 1, self.now
+        if token_left is not None:
+            self.state.tokens_left, self.state.tokens_at = token_left - tokens, self.now
+        self.changed = True
+        return True
+
+    def _left(self, kind: str) -> float | None:
+        """What the bucket holds now: what was left, refilled since at the limit per minute."""
+        left = getattr(self.state, f"{kind}_left")
+        if left is None:
+            return None
+        limit = getattr(self.state, f"{kind}_limit")
+        at = getattr(self.state, f"{kind}_at") or self.now
+        reset_at = getattr(self.state, f"{kind}_reset_at")
+        if limit:
+            refill = max((self.now - at).total_seconds(), 0) * limit / SECONDS_PER_MINUTE
+            return min(float(limit), left + refill)
+        if reset_at is not None and self.now >= reset_at:
+            # No limit stated: whole again at the reset, and unknown until the next reply says.
+            setattr(self.state, f"{kind}_left", None)
+            return None
+        return left
+
+
+def _affords(left: float | None, need: float, limit: int | None) -> bool:
+    if left is None:
+        return True
+    # A call larger than the whole limit goes when the bucket is full, rather than never.
+    return left >= need or (limit is not None and left >= limit)
+
+
+def allowances(providers, now: datetime) -> dict[str, Allowance]:
+    """The buckets of these providers, locked for the claim (in name order, as recorders lock them)."""
+    rows = ProviderLimitState.objects.filter(provider__in=sorted(providers)).order_by("provider")
+    if connection.vendor == "postgresql":
+        rows = rows.select_for_update()
+    states = {state.provider: state for state in rows}
+    found = {}
+    for name in sorted(providers):
+        tpm = provider_limits(name).tokens_per_minute
+        state = states.get(name)
+        if state is None and tpm:
+            state = ProviderLimitState(provider=name)
+        if state is not None:
+            found[name] = Allowance(state, tpm, now)
+    return found
+
+
+def save(found: dict[str, Allowance]) -> None:
+    for allowance in found.values():
+        if allowance.changed:
+            allowance.state.save()
+
+
+# --- estimates --------------------------------------------------------------------------
+
+
+def estimated_tokens(
+    provider: str, model: str, settings: dict[str, Any], settings_key: str, text: str
+) -> int:
+    """A call's tokens before it is made: the document, the prompt and the most output it may ask for."""
+    return _document_tokens(provider, model, text) + _fixed_tokens(provider, model, settings_key, settings)
+
+
+@lru_cache(maxsize=4096)
+def _document_tokens(provider: str, model: str, text: str) -> int:
+    return provider_class(provider).tokenizer(model).count(text or "")
+
+
+def _fixed_tokens(provider: str, model: str, settings_key: str, settings: dict[str, Any]) -> int:
+    return _fixed_tokens_cached(provider, model, settings_key, _Settings(settings))
+
+
+class _Settings:
+    """A settings snapshot carried into the cache without being hashed (its key stands for it)."""
+
+    def __init__(self, value: dict[str, Any]):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Settings)
+
+
+@lru_cache(maxsize=512)
+def _fixed_tokens_cached(provider: str, model: str, settings_key: str, settings: _Settings) -> int:
+    described = provider_class(provider)
+    tokenizer = described.tokenizer(model)
+    return described.prompt_overhead_tokens(settings.value, tokenizer) + described.max_output_tokens(
+        settings.value, model
+    )
