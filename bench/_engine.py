@@ -55,6 +55,7 @@ def empty_database() -> None:
         "grading_liverunner",
         "grading_callslot",
         "grading_providercircuit",
+        "grading_providerlimitstate",
         "batches_jobbatch",
         "django_q_ormq",
         "django_q_task",
@@ -148,10 +149,10 @@ def wait_until_queue_empty(timeout: float) -> None:
 
 
 @contextmanager
-def standin_process(*args: str):
-    """The loopback Chat Completions stand-in as its own process; yields its base URL."""
+def standin_process(*args: str, module: str = "tests.support.llm_standin"):
+    """A loopback stand-in (Chat Completions, or `module`'s) as its own process; yields its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.llm_standin", "--port", "0", *args],
+        [sys.executable, "-m", module, "--port", "0", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -175,11 +176,11 @@ def standin_stats(url: str) -> dict:
     import json
     from urllib.request import urlopen
 
-    with urlopen(url.removesuffix("/v1") + "/stats") as response:
+    with urlopen(url.removesuffix("/v1").rstrip("/") + "/stats") as response:
         return json.load(response)
 
 
 def reset_standin(url: str) -> None:
     from urllib.request import Request, urlopen
 
-    urlopen(Request(url.removesuffix("/v1") + "/reset", data=b"{}", method="POST")).close()
+    urlopen(Request(url.removesuffix("/v1").rstrip("/") + "/reset", data=b"{}", method="POST")).close()

@@ -266,6 +266,7 @@ class AnthropicStandin:
         if include_bodies:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
+        stats["limits"] = self.limits.remaining()
         return stats
 
     def hold_replies(self) -> None:

@@ -314,6 +314,7 @@ class LLMStandin:
         if include_bodies:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
+        stats["limits"] = self.limits.remaining()
         return stats
 
     def hold_replies(self) -> None:

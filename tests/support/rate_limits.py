@@ -107,6 +107,14 @@ class RateLimits:
                 waits.append(self.tokens.seconds_until(tokens))
             return max(waits)
 
+    def remaining(self) -> dict[str, int | None]:
+        """What is left now of each limit (None: no such limit)."""
+        with self._lock:
+            return {
+                "requests": self.requests.remaining() if self.requests is not None else None,
+                "tokens": self.tokens.remaining() if self.tokens is not None else None,
+            }
+
     def openai_headers(self) -> dict[str, str]:
         headers = {}
         with self._lock:

@@ -1,0 +1,131 @@
+"""A provider's calls at once are learnt: cut when it answers 429 or 529, grown again after answers."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from grading import learnt_limits
+from grading.claims import Blame, Outcome, claim_jobs, hold_slots, record_outcomes
+from grading.models import GradingJob, JobStatus, ProviderLimitState
+from grading.runner import Runner
+from tests.support.engine import OPENAI, processing, started_batch
+from tests.support.llm_standin import LLMStandin
+
+pytestmark = pytest.mark.django_db
+
+QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0, concurrency=50)}
+
+
+def refused(work) -> Outcome:
+    return Outcome(
+        work,
+        error="The provider is rate limiting requests (HTTP 429).",
+        transient=True,
+        blame=Blame.PROVIDER,
+        refused=True,
+    )
+
+
+def answered(work) -> Outcome:
+    return Outcome(work, error="The provider rejected the request as invalid (HTTP 400).", answered=True)
+
+
+def state() -> ProviderLimitState:
+    return ProviderLimitState.objects.get(provider="openai")
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=20)
+def test_a_429_cuts_the_providers_calls_at_once_to_a_share_of_those_in_flight(owner):
+    started_batch(owner, jobs=3, settings=QUICK)
+    hold_slots("runner-a", "openai", cap=20, want=10)
+    works = claim_jobs(3, "runner-a/1")
+
+    record_outcomes([refused(work) for work in works])
+
+    assert state().concurrency == 7  # 10 in flight × 0.7
+    assert state().wall == 10
+    assert learnt_limits.caps(["openai"]) == {"openai": 7}
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=20)
+def test_refusals_soon_after_a_cut_cut_nothing_more(owner):
+    started_batch(owner, jobs=2, settings=QUICK)
+    hold_slots("runner-a", "openai", cap=20, want=10)
+    now = timezone.now()
+    first, second = claim_jobs(2, "runner-a/1", now=now)
+
+    record_outcomes([refused(first)], now=now)
+    record_outcomes([refused(second)], now=now + timedelta(seconds=0.5))
+
+    assert state().concurrency == 7
+    assert state().refusals == 2
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=64)
+def test_answers_grow_the_calls_at_once_back_quickly_below_the_wall_and_slowly_past_it(owner, monkeypatch):
+    monkeypatch.setattr(learnt_limits, "PROBE_ROUNDS", 2)
+    ProviderLimitState.objects.create(provider="openai", concurrency=7, wall=10)
+    started_batch(owner, jobs=40, settings=QUICK)
+    works = claim_jobs(40, "runner-a/1")
+
+    # Below the wall, one more after each quarter round of answers: 7 → 8 → 9.
+    record_outcomes([answered(work) for work in works[:4]])
+    assert state().concurrency == 9
+    # Next to the wall, one more only after PROBE_ROUNDS rounds of answers (2 × 9).
+    record_outcomes([answered(work) for work in works[4:21]])
+    assert state().concurrency == 9
+    record_outcomes([answered(work) for work in works[21:]])
+    # Taken at the wall for a long run: the provider's limit moved up.
+    assert (state().concurrency, state().wall) == (10, 11)
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=20)
+def test_a_refusal_at_the_wall_again_steps_back_by_one_instead_of_cutting(owner):
+    ProviderLimitState.objects.create(provider="openai", concurrency=10, wall=10)
+    started_batch(owner, jobs=1, settings=QUICK)
+    hold_slots("runner-a", "openai", cap=20, want=10)
+
+    record_outcomes([refused(work) for work in claim_jobs(1, "runner-a/1")])
+
+    assert (state().concurrency, state().wall) == (9, 10)
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=8)
+def test_the_learnt_number_never_passes_the_configured_cap(owner):
+    ProviderLimitState.objects.create(provider="openai", concurrency=7)
+    started_batch(owner, jobs=30, settings=QUICK)
+
+    record_outcomes([answered(work) for work in claim_jobs(30, "runner-a/1")])
+
+    assert learnt_limits.caps(["openai"]) == {"openai": 8}
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=0)
+def test_a_provider_without_a_configured_cap_starts_small_and_doubles_until_it_refuses(owner):
+    started_batch(owner, jobs=8, settings=QUICK)
+    assert learnt_limits.caps(["openai"]) == {"openai": learnt_limits.UNKNOWN_START}
+
+    record_outcomes([answered(work) for work in claim_jobs(8, "runner-a/1")])
+
+    assert learnt_limits.caps(["openai"]) == {"openai": 2 * learnt_limits.UNKNOWN_START}
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=64)
+def test_a_runner_against_a_provider_taking_fewer_calls_than_configured_learns_its_limit(owner, settings):
+    """The stand-in takes 4 at once and answers 429 above; the settings say 64."""
+    with LLMStandin(latency_s=0.1, max_concurrency=4, retry_after_s=0.05) as standin:
+        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = standin.url, ""
+        started_batch(owner, jobs=40, settings={**QUICK, **processing(max_attempts=1, concurrency=50)})
+
+        report = Runner(threads=16, poll_s=0.05, linger_s=5).run()
+
+        stats = standin.stats()
+    assert report.completed == 40
+    assert stats["over_cap"] > 0
+    assert state().concurrency < 64
+    assert state().refusals == stats["over_cap"]
+    # The 429s used up none of the jobs' single attempts.
+    assert set(GradingJob.objects.values_list("status", flat=True)) == {JobStatus.COMPLETED}
+    assert set(GradingJob.objects.values_list("attempts", flat=True)) == {1}
