@@ -74,9 +74,9 @@ def test_answers_grow_the_calls_at_once_back_quickly_below_the_wall_and_slowly_p
     record_outcomes([answered(work) for work in works[:4]])
     assert state().concurrency == 9
     # Next to the wall, one more only after PROBE_ROUNDS rounds of answers (2 × 9).
-    record_outcomes([answered(work) for work in works[4:21]])
+    record_outcomes([answered(work) for work in works[4:20]])
     assert state().concurrency == 9
-    record_outcomes([answered(work) for work in works[21:]])
+    record_outcomes([answered(work) for work in works[20:]])
     # Taken at the wall for a long run: the provider's limit moved up.
     assert (state().concurrency, state().wall) == (10, 11)
 
