@@ -174,7 +174,14 @@ def _within(value: float, limit: int | None) -> float:
 
 
 def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> None:
-    """The provider's own figures replace the mirror's: the reply that leaves least in the round."""
+    """The provider's own figures correct the mirror's: the reply that leaves least in the round.
+
+    A reply says what was left when it was sent, before the calls claimed since reached the
+    provider; the mirror has spent those already. So the lower of the two is kept: the
+    provider's figure when others share its limit, the mirror's when calls are on their way.
+    Both reserve a call's output ceiling and give back what it did not use once it is
+    answered, so the mirror does not drift below the provider's for long.
+    """
     for kind in ("requests", "tokens"):
         seen = [quota for quota in quotas if getattr(quota, f"{kind}_remaining") is not None]
         if not seen:
@@ -182,7 +189,9 @@ def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> N
         quota = min(seen, key=lambda item: getattr(item, f"{kind}_remaining"))
         limit = getattr(quota, f"{kind}_limit")
         reset_s = getattr(quota, f"{kind}_reset_s")
-        setattr(state, f"{kind}_left", float(getattr(quota, f"{kind}_remaining")))
+        left = float(getattr(quota, f"{kind}_remaining"))
+        mirrored = Allowance.projected(state, kind, now)
+        setattr(state, f"{kind}_left", left if mirrored is None else min(left, mirrored))
         setattr(state, f"{kind}_at", now)
         if limit:
             setattr(state, f"{kind}_limit", limit)
@@ -225,19 +234,25 @@ class Allowance:
         return True
 
     def _left(self, kind: str) -> float | None:
-        """What the bucket holds now: what was left, refilled since at the limit per minute."""
-        left = getattr(self.state, f"{kind}_left")
+        left = self.projected(self.state, kind, self.now)
+        if left is None:
+            setattr(self.state, f"{kind}_left", None)
+        return left
+
+    @staticmethod
+    def projected(state: ProviderLimitState, kind: str, now: datetime) -> float | None:
+        """What the bucket holds at `now`: what was left, refilled since at the limit per minute."""
+        left = getattr(state, f"{kind}_left")
         if left is None:
             return None
-        limit = getattr(self.state, f"{kind}_limit")
-        at = getattr(self.state, f"{kind}_at") or self.now
-        reset_at = getattr(self.state, f"{kind}_reset_at")
+        limit = getattr(state, f"{kind}_limit")
+        at = getattr(state, f"{kind}_at") or now
+        reset_at = getattr(state, f"{kind}_reset_at")
         if limit:
-            refill = max((self.now - at).total_seconds(), 0) * limit / SECONDS_PER_MINUTE
+            refill = max((now - at).total_seconds(), 0) * limit / SECONDS_PER_MINUTE
             return min(float(limit), left + refill)
-        if reset_at is not None and self.now >= reset_at:
+        if reset_at is not None and now >= reset_at:
             # No limit stated: whole again at the reset, and unknown until the next reply says.
-            setattr(self.state, f"{kind}_left", None)
             return None
         return left
 
