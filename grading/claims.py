@@ -130,6 +130,9 @@ class Outcome:
     refused: bool = False
     # What the reply's rate-limit headers said is left.
     quota: Quota | None = field(default=None, repr=False)
+    # The call took the last of its runner's slots for the provider: the cap was what bound it,
+    # so its answer says the provider took that many at once (grading.learnt_limits grows on these).
+    crowded: bool = False
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
@@ -572,7 +575,7 @@ def _learn(outcome: Outcome, learnt: dict[str, "learnt_limits.Tally"]) -> None:
     tally.saw(outcome.quota)
     if outcome.refused:
         tally.refused += 1
-    elif outcome.answered:
+    elif outcome.answered and outcome.crowded:
         tally.answered += 1
     if outcome.grade is not None:
         used = outcome.grade.input_tokens + outcome.grade.output_tokens

@@ -42,7 +42,7 @@ from grading.providers import Quota, UnknownProvider, provider_class
 # How much of the calls in flight a refusal leaves (multiplicative decrease).
 DECREASE = 0.7
 # A refusal within this long of the last cut cuts nothing more.
-CUT_WINDOW_S = 1.0
+CUT_WINDOW_S = 0.5
 # Calls at once for a remote provider with no configured cap, before any refusal.
 UNKNOWN_START = 8
 # The most calls at once learnt for a provider with no configured cap.
@@ -84,6 +84,7 @@ def caps(providers) -> dict[str, int]:
 class Tally:
     """One provider's outcomes in a round of recording, for its learnt limits."""
 
+    # Answers to calls made while every slot was in use: only these show the cap was enough.
     answered: int = 0
     refused: int = 0
     # Estimated tokens given back: reserved at claim time and not used (estimate − usage).
@@ -126,11 +127,13 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
         state.refusals += tally.refused
         if state.cut_at is not None and now - state.cut_at < timedelta(seconds=CUT_WINDOW_S):
             return
-        level = min(current, max(_slots_held(state.provider), 1))
+        level = max(min(current, _slots_held(state.provider)), 1)
+        cut = max(1, math.floor(level * DECREASE))
         if state.wall is not None and level >= state.wall * NEAR_WALL:
-            state.concurrency = max(1, level - 1)
+            # The known wall again: one step back for each call refused, never more than a cut.
+            state.concurrency = max(cut, level - tally.refused)
         else:
-            state.concurrency = max(1, math.floor(level * DECREASE))
+            state.concurrency = cut
         state.wall, state.cut_at, state.successes = level, now, 0
         return
     state.successes += tally.answered

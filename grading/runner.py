@@ -128,10 +128,10 @@ class CallSlots:
         self.cap = cap
         self.held = 0
         self.in_use = 0
-        # Calls the provider refused (429, 529) since the slots were last counted: each says
-        # one call too many was in flight, so one slot fewer is used until the database's
-        # learnt cap (grading.learnt_limits), cut meanwhile, is read again.
-        self.refusals = 0
+        # After a refusal (429, 529): the most slots this runner uses. Each refusal says one
+        # call too many was in flight, so one slot fewer is used at once (and given back),
+        # until the database's learnt cap (grading.learnt_limits), cut meanwhile, is read again.
+        self.ceiling: int | None = None
         self._good_until = 0.0
         self._closed = False
         self._changed = threading.Condition()
@@ -159,7 +159,6 @@ class CallSlots:
     def update(self, held: int, target: int, good_until: float, now: float, renew_every: float) -> None:
         with self._changed:
             self.held, self._good_until = held, good_until
-            self.refusals = 0
             self._changed.notify_all()
         self.renew_at = now + renew_every
         self.next_try = now + SLOT_RETRY_S if held != target else now
@@ -171,10 +170,22 @@ class CallSlots:
 
     def refused(self) -> None:
         with self._changed:
-            self.refusals = min(self.refusals + 1, max(self.held - 1, 0))
+            self.ceiling = max(min(self.ceiling or self.held, self.held) - 1, 1)
+            self.next_try = 0.0
+
+    def learnt(self, cap: int) -> None:
+        """The learnt cap read from the database: a change covers the refusals counted so far."""
+        with self._changed:
+            if cap != self.cap:
+                self.cap, self.ceiling = cap, None
+
+    def target(self, share: int) -> int:
+        """Slots to hold: the fair share, within the ceiling refusals set since the cap last changed."""
+        return share if self.ceiling is None else min(share, self.ceiling)
 
     @contextmanager
-    def call(self) -> Iterator[None]:
+    def call(self) -> Iterator[bool]:
+        """Wait for a free slot and hold it for the call; says whether the call took the last one."""
         with self._changed:
             while not self._free():
                 if self._closed:
@@ -182,15 +193,16 @@ class CallSlots:
                 # The lease can lapse while waiting; look again now and then.
                 self._changed.wait(timeout=0.5)
             self.in_use += 1
+            crowded = self.in_use >= self.held
         try:
-            yield
+            yield crowded
         finally:
             with self._changed:
                 self.in_use -= 1
                 self._changed.notify()
 
     def _free(self) -> bool:
-        usable = self.held - self.refusals
+        usable = self.held if self.ceiling is None else min(self.held, self.ceiling)
         return not self._closed and self.in_use < usable and time.monotonic() < self._good_until
 
 
@@ -527,7 +539,7 @@ class Runner:
             self._runners = max(live_runners(), expected)
             # The learnt caps: cut after a 429 by whichever runner recorded it, grown after answers.
             for name, cap in learnt_limits.caps(list(self._slots)).items():
-                self._slots[name].cap = cap
+                self._slots[name].learnt(cap)
         self._hold_slots()
         if now >= self._next_stop_check and self._in_flight:
             # Jobs held ready must not start once their batch is cancelled.
@@ -563,7 +575,7 @@ class Runner:
     def _slot_targets(self) -> list[tuple[str, CallSlots, int]]:
         """Slots to hold per capped provider and batch: a fair share of the cap while there is work for it."""
         return [
-            (key, slots, min(-(-slots.cap // self._runners), self.threads) if wanted else 0)
+            (key, slots, slots.target(min(-(-slots.cap // self._runners), self.threads)) if wanted else 0)
             for key, slots, wanted in self._all_slots()
         ]
 
@@ -710,7 +722,7 @@ def grade_work(
     if delay > 0:
         time.sleep(delay)
     try:
-        grade, latency_ms = _grade(work, provider_lookup, slots, may_start, batch_slots)
+        grade, latency_ms, crowded = _grade(work, provider_lookup, slots, may_start, batch_slots)
     except NotStarted as error:
         return Outcome(work, error=str(error), transient=True, blame=Blame.RUNNER)
     except ProviderError as error:
@@ -740,7 +752,9 @@ def grade_work(
         # A bug or an unexpected library error: worth another attempt, bounded by max_attempts.
         logger.exception("Grading job %s failed unexpectedly.", work.job_id)
         return Outcome(work, error=f"Unexpected error: {type(error).__name__}: {error}", transient=True)
-    return Outcome.graded(work, grade, latency_ms=latency_ms)
+    outcome = Outcome.graded(work, grade, latency_ms=latency_ms)
+    outcome.crowded = crowded
+    return outcome
 
 
 class PermanentFailure(Exception):
@@ -749,7 +763,7 @@ class PermanentFailure(Exception):
 
 def _grade(
     work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None, batch_slots=None
-) -> tuple[Grade, int]:
+) -> tuple[Grade, int, bool]:
     """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
     if work.unreadable:
         raise PermanentFailure(work.unreadable)
@@ -774,7 +788,7 @@ def _grade(
     # each hold the slot the other waits for.
     with (
         batch_slots.call() if batch_slots is not None else nullcontext(),
-        slots.call() if slots is not None else nullcontext(),
+        slots.call() if slots is not None else nullcontext(False) as crowded,
     ):
         if may_start is not None and not may_start(work):
             raise NotStarted("The call did not start: the batch was cancelled, or the runner is stopping.")
@@ -782,7 +796,7 @@ def _grade(
         grade = provider.grade(request)
     latency_ms = int((time.monotonic() - started) * 1000)
     _check(grade)
-    return grade, latency_ms
+    return grade, latency_ms, crowded
 
 
 def _validated_rubric(job_settings: dict) -> dict:

@@ -28,8 +28,11 @@ def refused(work) -> Outcome:
     )
 
 
-def answered(work) -> Outcome:
-    return Outcome(work, error="The provider rejected the request as invalid (HTTP 400).", answered=True)
+def answered(work, crowded: bool = True) -> Outcome:
+    """An answer to a call made while every slot of its runner was in use (`crowded`)."""
+    return Outcome(
+        work, error="The provider rejected the request as invalid (HTTP 400).", answered=True, crowded=crowded
+    )
 
 
 def state() -> ProviderLimitState:
@@ -57,7 +60,7 @@ def test_refusals_soon_after_a_cut_cut_nothing_more(owner):
     first, second = claim_jobs(2, "runner-a/1", now=now)
 
     record_outcomes([refused(first)], now=now)
-    record_outcomes([refused(second)], now=now + timedelta(seconds=0.5))
+    record_outcomes([refused(second)], now=now + timedelta(seconds=0.3))
 
     assert state().concurrency == 7
     assert state().refusals == 2
@@ -90,6 +93,16 @@ def test_a_refusal_at_the_wall_again_steps_back_by_one_instead_of_cutting(owner)
     record_outcomes([refused(work) for work in claim_jobs(1, "runner-a/1")])
 
     assert (state().concurrency, state().wall) == (9, 10)
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=20)
+def test_answers_to_calls_that_left_slots_free_grow_nothing(owner):
+    ProviderLimitState.objects.create(provider="openai", concurrency=7)
+    started_batch(owner, jobs=10, settings=QUICK)
+
+    record_outcomes([answered(work, crowded=False) for work in claim_jobs(10, "runner-a/1")])
+
+    assert state().concurrency == 7
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=8)
