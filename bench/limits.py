@@ -145,7 +145,7 @@ def token_limit(owner) -> None:
             batch.start_batch()
             wait_until_finished(batch, timeout=600)
             elapsed = time.monotonic() - started
-    stats = standin_stats(url)
+        stats = standin_stats(url)
     used = stats["tokens_used"]
     # What the limit allows in that time: a minute's tokens per minute, plus what was left at the start.
     allowed = tpm * elapsed / 60 + left
@@ -201,11 +201,11 @@ def two_providers(owner) -> None:
         )
         with running_cluster(**env):
             _, elapsed, warm = run_batch(owner, jobs, "two providers", compare, [fast, slow])
-    for name, url, latency, provider_cap, warm_stats in (
-        ("openai", fast, LATENCY, cap, warm[0]),
-        ("anthropic", slow, slow_latency, slow_cap, warm[1]),
+        measured = [standin_stats(fast), standin_stats(slow)]
+    for name, stats, latency, provider_cap, warm_stats in (
+        ("openai", measured[0], LATENCY, cap, warm[0]),
+        ("anthropic", measured[1], slow_latency, slow_cap, warm[1]),
     ):
-        stats = standin_stats(url)
         stamps = stats["timestamps"]
         busy = max(stamps) - min(stamps) + latency
         print_line(

@@ -91,19 +91,23 @@ class Tally:
     tokens_back: float = 0.0
     # Requests given back: calls that never started.
     requests_back: int = 0
-    # The reply's quota that leaves least, of the round.
-    quota: Quota | None = None
+    # What the replies' rate-limit headers said is left.
     quotas: list[Quota] = field(default_factory=list)
 
     def saw(self, quota: Quota | None) -> None:
         if quota:
             self.quotas.append(quota)
 
+    def __bool__(self) -> bool:
+        return bool(self.answered or self.refused or self.tokens_back or self.requests_back or self.quotas)
+
 
 def record(tallies: dict[str, Tally], now: datetime) -> None:
     """In the transaction that records outcomes: AIMD, token true-ups and the headers' figures."""
     for provider in sorted(tallies):
         tally = tallies[provider]
+        if not tally:
+            continue  # nothing learnt: the row is not touched
         state = _locked(provider)
         if tally.refused or tally.answered:
             _concurrency(state, tally, now)

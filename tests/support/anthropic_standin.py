@@ -263,6 +263,7 @@ class AnthropicStandin:
     def _stats(self, include_bodies: bool = False) -> dict:
         stats = asdict(self._counters)
         stats["models"] = dict(self._counters.models)
+        stats["timestamps"] = [item.received_at for item in self.requests]
         if include_bodies:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
