@@ -79,6 +79,7 @@ def test_a_429_carries_the_headers_and_says_it_is_a_rate_limit():
 
     assert isinstance(error, TransientProviderError)
     assert error.rate_limited and error.quota.requests_remaining == 0
+    assert status_error(529, "Overloaded", {}, busy={529: "is overloaded"}).rate_limited
     assert not isinstance(status_error(400, "Bad", {}), TransientProviderError)
     assert not status_error(500, "Oops", {}).rate_limited
     assert isinstance(status_error(401, "No", {}), PermanentProviderError)
