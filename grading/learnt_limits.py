@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 
 from grading.limits import provider_limits
 from grading.models import CallSlot, ProviderLimitState
@@ -235,9 +236,10 @@ class Allowance:
             return False
         if requests is not None:
             self.state.requests_left, self.state.requests_at = requests - 1, self.now
+            self.changed = True
         if token_left is not None:
             self.state.tokens_left, self.state.tokens_at = token_left - tokens, self.now
-        self.changed = True
+            self.changed = True
         return True
 
     def _left(self, kind: str) -> float | None:
@@ -273,25 +275,40 @@ def _affords(left: float | None, need: float, limit: int | None) -> bool:
 
 def allowances(providers, now: datetime) -> dict[str, Allowance]:
     """The buckets of these providers, locked for the claim (in name order, as recorders lock them)."""
-    rows = ProviderLimitState.objects.filter(provider__in=sorted(providers)).order_by("provider")
+    budgets = {name: provider_limits(name).tokens_per_minute for name in providers}
+    kept = Q(requests_left__isnull=False) | Q(tokens_left__isnull=False)
+    counted = Q(provider__in=[name for name, tpm in budgets.items() if tpm]) | kept
+    rows = ProviderLimitState.objects.filter(counted, provider__in=sorted(providers)).order_by("provider")
     if connection.vendor == "postgresql":
         rows = rows.select_for_update()
     states = {state.provider: state for state in rows}
     found = {}
     for name in sorted(providers):
-        tpm = provider_limits(name).tokens_per_minute
         state = states.get(name)
-        if state is None and tpm:
+        if state is None and budgets[name]:
             state = ProviderLimitState(provider=name)
         if state is not None:
-            found[name] = Allowance(state, tpm, now)
+            found[name] = Allowance(state, budgets[name], now)
     return found
 
 
+BUCKET_FIELDS = [
+    f"{kind}_{part}" for kind in ("requests", "tokens") for part in ("limit", "left", "at", "reset_at")
+]
+
+
 def save(found: dict[str, Allowance]) -> None:
+    """Write what the claim spent: only the buckets (the row is locked; a new one may race a recorder's)."""
     for allowance in found.values():
-        if allowance.changed:
-            allowance.state.save()
+        if not allowance.changed:
+            continue
+        state = allowance.state
+        if state._state.adding:
+            ProviderLimitState.objects.bulk_create(
+                [state], update_conflicts=True, unique_fields=["provider"], update_fields=BUCKET_FIELDS
+            )
+        else:
+            state.save(update_fields=BUCKET_FIELDS)
 
 
 # --- estimates --------------------------------------------------------------------------
