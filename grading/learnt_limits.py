@@ -2,17 +2,20 @@
 
 Concurrency (AIMD). A remote provider's calls in flight are bounded by its call slots
 (grading.claims.hold_slots); how many slots there are is its configured cap until the
-provider says otherwise. A 429 or 529 overloaded cuts the number (multiplicative decrease,
-×DECREASE of the calls in flight when it came, at most once per CUT_WINDOW_S: the calls
-already in flight when it came are refused too and say nothing new); runs of answers grow it
-again by one, up to the configured cap. A provider with no configured cap starts at
-UNKNOWN_START and grows by one per answer (doubling per round of calls, as TCP's slow start)
-until it first refuses. How many calls were in flight when it last refused is kept (`wall`):
-below it the number grows back quickly (one per quarter round), at it only after
-PROBE_ROUNDS rounds of answers, and a refusal at the wall again steps back by one instead of
-cutting a third. So a provider that accepts 32 at once, configured with 128, settles at 32
-with a refused probe every few seconds instead of a saw-tooth between 22 and 32; one whose
-capacity really drops (refusals well below the wall) is cut at once.
+provider says otherwise. A 429 or 529 overloaded cuts the number, at most once per
+CUT_WINDOW_S (the calls already in flight when it came are refused too and say nothing new):
+to the calls the provider took — those holding its slots less those it refused in the round —
+and by DECREASE (×0.7) at most, the multiplicative cut an overloaded provider, refusing them
+all, gets. A refusal from a concurrency cap says how many calls were too many; cutting a
+third every time (plain AIMD) kept a provider that takes 32 at once between 22 and 32, at
+0.86 of its throughput. Runs of answers grow the number again by one, up to the configured
+cap, counting only answers to calls that took their runner's last slot (a cap nobody
+reaches proves nothing). A provider with no configured cap starts at UNKNOWN_START and grows
+by one per answer (doubling per round of calls, as TCP's slow start) until it first refuses.
+How many calls were in flight when it last refused is kept (`wall`): below it the number
+grows back quickly (one per quarter round), at it only after PROBE_ROUNDS rounds of answers,
+so a provider that accepts 32 at once, configured with 128, settles at 32 with a refused
+probe every few seconds.
 
 Rate limits. Requests and tokens per minute are buckets that mirror the provider's: what was
 left at a moment and the per-minute limit, refilled at the limit per minute. A claim spends
@@ -48,8 +51,6 @@ CUT_WINDOW_S = 0.5
 UNKNOWN_START = 8
 # The most calls at once learnt for a provider with no configured cap.
 LEARNT_MAX = 512
-# A refusal at or above this share of the wall is the wall again: step back by one.
-NEAR_WALL = 0.9
 # Rounds of answers at the wall before one more call at once is tried.
 PROBE_ROUNDS = 8
 SECONDS_PER_MINUTE = 60.0
@@ -132,13 +133,11 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
         state.refusals += tally.refused
         if state.cut_at is not None and now - state.cut_at < timedelta(seconds=CUT_WINDOW_S):
             return
+        # The calls in flight when the provider refused: those holding its slots. The refused
+        # ones say how many too many there were, so the cut is to those it took; but never
+        # by more than the multiplicative cut, since an overloaded provider refuses them all.
         level = max(min(current, _slots_held(state.provider)), 1)
-        cut = max(1, math.floor(level * DECREASE))
-        if state.wall is not None and level >= state.wall * NEAR_WALL:
-            # The known wall again: one step back for each call refused, never more than a cut.
-            state.concurrency = max(cut, level - tally.refused)
-        else:
-            state.concurrency = cut
+        state.concurrency = max(1, math.floor(level * DECREASE), level - tally.refused)
         state.wall, state.cut_at, state.successes = level, now, 0
         return
     state.successes += tally.answered

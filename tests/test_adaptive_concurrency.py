@@ -47,7 +47,8 @@ def test_a_429_cuts_the_providers_calls_at_once_to_a_share_of_those_in_flight(ow
 
     record_outcomes([refused(work) for work in works])
 
-    assert state().concurrency == 7  # 10 in flight × 0.7
+    # 10 in flight, 3 refused: 7 taken, which is also the most a cut takes off (× 0.7).
+    assert state().concurrency == 7
     assert state().wall == 10
     assert learnt_limits.caps(["openai"]) == {"openai": 7}
 
@@ -62,7 +63,7 @@ def test_refusals_soon_after_a_cut_cut_nothing_more(owner):
     record_outcomes([refused(first)], now=now)
     record_outcomes([refused(second)], now=now + timedelta(seconds=0.3))
 
-    assert state().concurrency == 7
+    assert state().concurrency == 9
     assert state().refusals == 2
 
 
@@ -85,14 +86,17 @@ def test_answers_grow_the_calls_at_once_back_quickly_below_the_wall_and_slowly_p
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
-def test_a_refusal_at_the_wall_again_steps_back_by_one_instead_of_cutting(owner):
-    ProviderLimitState.objects.create(provider="openai", concurrency=10, wall=10)
-    started_batch(owner, jobs=1, settings=QUICK)
+def test_one_refused_call_of_many_steps_back_by_one_and_a_storm_cuts_a_third_at_most(owner):
+    started_batch(owner, jobs=12, settings=QUICK)
     hold_slots("runner-a", "openai", cap=20, want=10)
+    now = timezone.now()
+    works = claim_jobs(12, "runner-a/1", now=now)
 
-    record_outcomes([refused(work) for work in claim_jobs(1, "runner-a/1")])
-
+    record_outcomes([refused(works[0])], now=now)
     assert (state().concurrency, state().wall) == (9, 10)
+
+    record_outcomes([refused(work) for work in works[1:]], now=now + timedelta(seconds=1))
+    assert state().concurrency == 6  # 9 in flight, 11 refused: × 0.7
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
