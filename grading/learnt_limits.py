@@ -131,14 +131,17 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
     current = effective_cap(state, configured)
     if tally.refused:
         state.refusals += tally.refused
-        if state.cut_at is not None and now - state.cut_at < timedelta(seconds=CUT_WINDOW_S):
-            return
-        # The calls in flight when the provider refused: those holding its slots. The refused
-        # ones say how many too many there were, so the cut is to those it took; but never
-        # by more than the multiplicative cut, since an overloaded provider refuses them all.
-        level = max(min(current, _slots_held(state.provider)), 1)
-        state.concurrency = max(1, math.floor(level * DECREASE), level - tally.refused)
-        state.wall, state.cut_at, state.successes = level, now, 0
+        if state.cut_at is None or now - state.cut_at >= timedelta(seconds=CUT_WINDOW_S):
+            # A new refusal event. The runner of a refused call gives its slot back at once,
+            # so the calls in flight when it came were the slots held now and the refused ones.
+            level = min(current, _slots_held(state.provider) + tally.refused)
+            state.wall, state.cut_at, state.cut_refusals, state.successes = max(level, 1), now, 0, 0
+        # The refusals of one event say how many calls were too many: the cut is to those the
+        # provider took. It is never by more than the multiplicative one (an overloaded
+        # provider refuses them all), and calls refused later in the event only cut further.
+        state.cut_refusals += tally.refused
+        took = state.wall - state.cut_refusals
+        state.concurrency = min(current, max(1, math.floor(state.wall * DECREASE), took))
         return
     state.successes += tally.answered
     ceiling = configured or LEARNT_MAX

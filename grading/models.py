@@ -650,6 +650,8 @@ class ProviderLimitState(models.Model):
     wall = models.PositiveIntegerField(null=True, blank=True)
     successes = models.PositiveIntegerField(default=0)
     cut_at = models.DateTimeField(null=True, blank=True)
+    # Calls refused since cut_at (one refusal event), and in all.
+    cut_refusals = models.PositiveIntegerField(default=0)
     refusals = models.PositiveIntegerField(default=0)
     requests_limit = models.PositiveIntegerField(null=True, blank=True)
     requests_left = models.FloatField(null=True, blank=True)

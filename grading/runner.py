@@ -193,7 +193,7 @@ class CallSlots:
                 # The lease can lapse while waiting; look again now and then.
                 self._changed.wait(timeout=0.5)
             self.in_use += 1
-            crowded = self.in_use >= self.held
+            crowded = self.in_use >= self._usable()
         try:
             yield crowded
         finally:
@@ -202,8 +202,10 @@ class CallSlots:
                 self._changed.notify()
 
     def _free(self) -> bool:
-        usable = self.held if self.ceiling is None else min(self.held, self.ceiling)
-        return not self._closed and self.in_use < usable and time.monotonic() < self._good_until
+        return not self._closed and self.in_use < self._usable() and time.monotonic() < self._good_until
+
+    def _usable(self) -> int:
+        return self.held if self.ceiling is None else min(self.held, self.ceiling)
 
 
 class NotStarted(Exception):

@@ -40,31 +40,33 @@ def state() -> ProviderLimitState:
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
-def test_a_429_cuts_the_providers_calls_at_once_to_a_share_of_those_in_flight(owner):
+def test_a_429_cuts_the_providers_calls_at_once_to_those_it_took(owner):
     started_batch(owner, jobs=3, settings=QUICK)
     hold_slots("runner-a", "openai", cap=20, want=10)
     works = claim_jobs(3, "runner-a/1")
 
     record_outcomes([refused(work) for work in works])
 
-    # 10 in flight, 3 refused: 7 taken, which is also the most a cut takes off (× 0.7).
-    assert state().concurrency == 7
-    assert state().wall == 10
-    assert learnt_limits.caps(["openai"]) == {"openai": 7}
+    # The runner gave the refused calls' slots back: 13 were in flight, the provider took 10.
+    assert state().concurrency == 10
+    assert state().wall == 13
+    assert learnt_limits.caps(["openai"]) == {"openai": 10}
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
-def test_refusals_soon_after_a_cut_cut_nothing_more(owner):
-    started_batch(owner, jobs=2, settings=QUICK)
+def test_refusals_soon_after_a_cut_belong_to_it_and_never_cut_more_than_a_third(owner):
+    started_batch(owner, jobs=6, settings=QUICK)
     hold_slots("runner-a", "openai", cap=20, want=10)
     now = timezone.now()
-    first, second = claim_jobs(2, "runner-a/1", now=now)
+    works = claim_jobs(6, "runner-a/1", now=now)
 
-    record_outcomes([refused(first)], now=now)
-    record_outcomes([refused(second)], now=now + timedelta(seconds=0.3))
-
-    assert state().concurrency == 9
-    assert state().refusals == 2
+    record_outcomes([refused(works[0])], now=now)
+    assert (state().concurrency, state().wall) == (10, 11)
+    record_outcomes([refused(works[1])], now=now + timedelta(seconds=0.3))
+    assert (state().concurrency, state().wall) == (9, 11)
+    record_outcomes([refused(work) for work in works[2:]], now=now + timedelta(seconds=0.4))
+    assert state().concurrency == 7  # 11 × 0.7, not 11 − 6
+    assert state().refusals == 6
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=64)
@@ -93,10 +95,10 @@ def test_one_refused_call_of_many_steps_back_by_one_and_a_storm_cuts_a_third_at_
     works = claim_jobs(12, "runner-a/1", now=now)
 
     record_outcomes([refused(works[0])], now=now)
-    assert (state().concurrency, state().wall) == (9, 10)
+    assert (state().concurrency, state().wall) == (10, 11)
 
     record_outcomes([refused(work) for work in works[1:]], now=now + timedelta(seconds=1))
-    assert state().concurrency == 6  # 9 in flight, 11 refused: × 0.7
+    assert state().concurrency == 7  # 10 in flight, 11 refused: × 0.7
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
