@@ -2,20 +2,19 @@
 
 Concurrency (AIMD). A remote provider's calls in flight are bounded by its call slots
 (grading.claims.hold_slots); how many slots there are is its configured cap until the
-provider says otherwise. A 429 or 529 overloaded cuts the number, at most once per
-CUT_WINDOW_S (the calls already in flight when it came are refused too and say nothing new):
-to the calls the provider took — those holding its slots less those it refused in the round —
-and by DECREASE (×0.7) at most, the multiplicative cut an overloaded provider, refusing them
-all, gets. A refusal from a concurrency cap says how many calls were too many; cutting a
-third every time (plain AIMD) kept a provider that takes 32 at once between 22 and 32, at
-0.86 of its throughput. Runs of answers grow the number again by one, up to the configured
-cap, counting only answers to calls that took their runner's last slot (a cap nobody
-reaches proves nothing). A provider with no configured cap starts at UNKNOWN_START and grows
-by one per answer (doubling per round of calls, as TCP's slow start) until it first refuses.
-How many calls were in flight when it last refused is kept (`wall`): below it the number
-grows back quickly (one per quarter round), at it only after PROBE_ROUNDS rounds of answers,
-so a provider that accepts 32 at once, configured with 128, settles at 32 with a refused
-probe every few seconds.
+provider says otherwise. A 429 or 529 overloaded cuts the number. The refusals of one event
+(CUT_WINDOW_S from its first: calls already in flight are refused too) say how many calls
+were too many, so the cut is to the calls the provider took — those in flight when it
+refused, less the refused — and by DECREASE (×0.7) at most, the multiplicative cut an
+overloaded provider, refusing them all, gets. Cutting a third on every refusal (plain AIMD)
+kept a provider that takes 32 at once between 22 and 32. Runs of answers grow the number
+again by one, up to the configured cap, counting only answers to calls that took their
+runner's last slot (a cap nobody reaches proves nothing). A provider with no configured cap
+starts at UNKNOWN_START and grows by one per answer (doubling per round of calls, as TCP's
+slow start) until it first refuses. How many calls were in flight at the last refusal is kept
+(`wall`): below it the number grows back quickly (one per quarter round), at it only after
+PROBE_ROUNDS rounds of answers, so a provider that accepts 32 at once, configured with 128,
+settles at 32 with a refused probe every few seconds.
 
 Rate limits. Requests and tokens per minute are buckets that mirror the provider's: what was
 left at a moment and the per-minute limit, refilled at the limit per minute. A claim spends
