@@ -44,6 +44,8 @@ from grading.providers import Quota, UnknownProvider, provider_class
 
 # How much of the calls in flight a refusal leaves (multiplicative decrease).
 DECREASE = 0.7
+# The same for the first refusal of a provider: its cap, configured or grown, was a guess.
+FIRST_DECREASE = 0.5
 # A refusal within this long of the last cut cuts nothing more.
 CUT_WINDOW_S = 0.5
 # Calls at once for a remote provider with no configured cap, before any refusal.
@@ -134,13 +136,17 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
             # A new refusal event. The runner of a refused call gives its slot back at once,
             # so the calls in flight when it came were the slots held now and the refused ones.
             level = min(current, _slots_held(state.provider) + tally.refused)
+            state.wall_first = state.wall is None
             state.wall, state.cut_at, state.cut_refusals, state.successes = max(level, 1), now, 0, 0
         # The refusals of one event say how many calls were too many: the cut is to those the
         # provider took. It is never by more than the multiplicative one (an overloaded
         # provider refuses them all), and calls refused later in the event only cut further.
         state.cut_refusals += tally.refused
         took = state.wall - state.cut_refusals
-        state.concurrency = min(current, max(1, math.floor(state.wall * DECREASE), took))
+        # The first refusal ends a cap never confirmed (a guess, or slow start's doubling,
+        # which overshoots by up to twice): it may halve, as TCP does when slow start ends.
+        decrease = FIRST_DECREASE if state.wall_first else DECREASE
+        state.concurrency = min(current, max(1, math.floor(state.wall * decrease), took))
         return
     state.successes += tally.answered
     ceiling = configured or LEARNT_MAX

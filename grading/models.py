@@ -650,8 +650,10 @@ class ProviderLimitState(models.Model):
     wall = models.PositiveIntegerField(null=True, blank=True)
     successes = models.PositiveIntegerField(default=0)
     cut_at = models.DateTimeField(null=True, blank=True)
-    # Calls refused since cut_at (one refusal event), and in all.
+    # Calls refused since cut_at (one refusal event), and in all; whether the event is the
+    # provider's first (the wall it set is the first one known).
     cut_refusals = models.PositiveIntegerField(default=0)
+    wall_first = models.BooleanField(default=False)
     refusals = models.PositiveIntegerField(default=0)
     requests_limit = models.PositiveIntegerField(null=True, blank=True)
     requests_left = models.FloatField(null=True, blank=True)

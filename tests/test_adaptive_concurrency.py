@@ -55,6 +55,7 @@ def test_a_429_cuts_the_providers_calls_at_once_to_those_it_took(owner):
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
 def test_refusals_soon_after_a_cut_belong_to_it_and_never_cut_more_than_a_third(owner):
+    ProviderLimitState.objects.create(provider="openai", concurrency=20, wall=21)
     started_batch(owner, jobs=6, settings=QUICK)
     hold_slots("runner-a", "openai", cap=20, want=10)
     now = timezone.now()
@@ -89,6 +90,7 @@ def test_answers_grow_the_calls_at_once_back_quickly_below_the_wall_and_slowly_p
 
 @override_settings(OPENAI_MAX_CONCURRENCY=20)
 def test_one_refused_call_of_many_steps_back_by_one_and_a_storm_cuts_a_third_at_most(owner):
+    """The second event: the first one of a provider may halve its guessed cap (below)."""
     started_batch(owner, jobs=12, settings=QUICK)
     hold_slots("runner-a", "openai", cap=20, want=10)
     now = timezone.now()
@@ -119,6 +121,19 @@ def test_the_learnt_number_never_passes_the_configured_cap(owner):
     record_outcomes([answered(work) for work in claim_jobs(30, "runner-a/1")])
 
     assert learnt_limits.caps(["openai"]) == {"openai": 8}
+
+
+@override_settings(OPENAI_MAX_CONCURRENCY=128)
+def test_the_first_refusals_of_a_provider_may_halve_a_cap_that_was_only_guessed(owner):
+    started_batch(owner, jobs=40, settings=QUICK)
+    # The runner gave back the slots of the 40 refused calls: 64 were in flight.
+    hold_slots("runner-a", "openai", cap=128, want=24)
+    works = claim_jobs(40, "runner-a/1")
+
+    # 64 in flight, 40 refused: the provider took 24, but a cut is to half at most.
+    record_outcomes([refused(work) for work in works])
+
+    assert (state().concurrency, state().wall) == (32, 64)
 
 
 @override_settings(OPENAI_MAX_CONCURRENCY=0)
