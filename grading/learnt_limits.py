@@ -55,6 +55,8 @@ LEARNT_MAX = 512
 # Rounds of answers at the wall before one more call at once is tried.
 PROBE_ROUNDS = 8
 SECONDS_PER_MINUTE = 60.0
+# How far (in seconds of the limit's refill) the mirror may stay below a reply's figure.
+HEADER_SLACK_S = 1.0
 
 
 def learns(provider: str) -> bool:
@@ -191,26 +193,41 @@ def _within(value: float, limit: int | None) -> float:
 def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> None:
     """The provider's own figures correct the mirror's: the reply that leaves least in the round.
 
-    A reply says what was left when it was sent, before the calls claimed since reached the
-    provider; the mirror has spent those already. So the lower of the two is kept: the
-    provider's figure when others share its limit, the mirror's when calls are on their way.
-    Both reserve a call's output ceiling and give back what it did not use once it is
-    answered, so the mirror does not drift below the provider's for long.
+    A reply says what was left when it was sent (refilled since), before the calls claimed
+    since reached the provider; the mirror has spent those already. So the lower of the two
+    is kept — the provider's figure when others share its limit, the mirror's when calls are
+    on their way — but the mirror never stays more than HEADER_SLACK_S of the limit below
+    the provider's figure, or an estimate that ran high would leave its burst unspent.
     """
     for kind in ("requests", "tokens"):
         seen = [quota for quota in quotas if getattr(quota, f"{kind}_remaining") is not None]
         if not seen:
             continue
-        quota = min(seen, key=lambda item: getattr(item, f"{kind}_remaining"))
+        quota = min(seen, key=lambda item: _left_now(item, kind, now))
         limit = getattr(quota, f"{kind}_limit")
         reset_s = getattr(quota, f"{kind}_reset_s")
-        left = float(getattr(quota, f"{kind}_remaining"))
+        left = _left_now(quota, kind, now)
         mirrored = Allowance.projected(state, kind, now)
-        setattr(state, f"{kind}_left", left if mirrored is None else min(left, mirrored))
+        if mirrored is not None:
+            # Never above the provider's figure, and never further below it than a second of
+            # its limit: the mirror's estimates run high, and left alone it would keep the
+            # provider's whole burst unspent.
+            floor = left - (limit or 0) / SECONDS_PER_MINUTE * HEADER_SLACK_S
+            left = min(left, max(mirrored, floor))
+        setattr(state, f"{kind}_left", left)
         setattr(state, f"{kind}_at", now)
         if limit:
             setattr(state, f"{kind}_limit", limit)
         setattr(state, f"{kind}_reset_at", now + timedelta(seconds=reset_s) if reset_s is not None else None)
+
+
+def _left_now(quota: Quota, kind: str, now: datetime) -> float:
+    """What a reply said was left, refilled since it came (a round is recorded up to 50 ms later)."""
+    left = float(getattr(quota, f"{kind}_remaining"))
+    limit = getattr(quota, f"{kind}_limit")
+    if limit and quota.seen_at is not None:
+        left = min(float(limit), left + max(now.timestamp() - quota.seen_at, 0) * limit / SECONDS_PER_MINUTE)
+    return left
 
 
 # --- what a claim may spend --------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_headers_with_few_requests_left_stop_claims_before_the_provider_refuses(
         settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = standin.url, ""
         started_batch(owner, jobs=1, settings=QUICK)
         Runner(threads=4, poll_s=0.05, linger_s=0).run()
-        assert state().requests_left == 3
+        assert 3 <= state().requests_left < 3.1
         batch = started_batch(owner, jobs=6, settings=QUICK)
 
         Runner(threads=4, poll_s=0.05, linger_s=0, budget_s=1.5).run()

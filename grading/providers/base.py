@@ -108,6 +108,8 @@ class Quota:
     tokens_limit: int | None = None
     tokens_remaining: int | None = None
     tokens_reset_s: float | None = None
+    # When the reply came (epoch seconds): what is left has refilled since.
+    seen_at: float | None = field(default=None, compare=False)
 
     def __bool__(self) -> bool:
         return self.requests_remaining is not None or self.tokens_remaining is not None

@@ -159,7 +159,7 @@ def quota_from_headers(headers) -> Quota | None:
             found[f"{kind}_remaining"] = remaining
             found[f"{kind}_limit"] = _int_header(headers, f"x-ratelimit-limit-{kind}")
             found[f"{kind}_reset_s"] = duration_seconds(headers.get(f"x-ratelimit-reset-{kind}"))
-    return Quota(**found) if found else None
+    return Quota(**found, seen_at=time.time()) if found else None
 
 
 def status_error(

@@ -254,7 +254,7 @@ class AnthropicStandin:
             self.requests = []
             self._cache = {}
             self._rng = random.Random(self.config.seed)
-            self.limits = RateLimits.of(self.config)
+            # The per-minute limits are the provider's, not counters: what is spent stays spent.
 
     def stats(self, include_bodies: bool = False) -> dict:
         with self._lock:
