@@ -146,9 +146,9 @@ def test_a_provider_without_a_configured_cap_starts_small_and_doubles_until_it_r
     assert learnt_limits.caps(["openai"]) == {"openai": 2 * learnt_limits.UNKNOWN_START}
 
 
-@override_settings(OPENAI_MAX_CONCURRENCY=64)
 def test_a_runner_against_a_provider_taking_fewer_calls_than_configured_learns_its_limit(owner, settings):
     """The stand-in takes 4 at once and answers 429 above; the settings say 64."""
+    settings.OPENAI_MAX_CONCURRENCY = 64
     with LLMStandin(latency_s=0.1, max_concurrency=4, retry_after_s=0.05) as standin:
         settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = standin.url, ""
         started_batch(owner, jobs=40, settings={**QUICK, **processing(max_attempts=1, concurrency=50)})

@@ -1,7 +1,6 @@
 """A batch's `concurrency` bounds its calls in flight, not the jobs its runners keep ready."""
 
 import pytest
-from django.test import override_settings
 
 from grading.claims import Share, claim_jobs
 from grading.models import GradingResult
@@ -12,8 +11,8 @@ from tests.support.llm_standin import LLMStandin
 pytestmark = pytest.mark.django_db
 
 
-@override_settings(OPENAI_MAX_CONCURRENCY=16)
 def test_a_batch_keeps_as_many_calls_in_flight_as_its_rule_says_and_never_more(owner, settings):
+    settings.OPENAI_MAX_CONCURRENCY = 16
     with LLMStandin(latency_s=0.15, max_concurrency=16, over_cap="record") as standin:
         settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = standin.url, ""
         started_batch(owner, jobs=40, settings={**OPENAI, **processing(concurrency=6)})

@@ -131,8 +131,8 @@ def test_a_token_limit_announced_in_headers_is_kept_from_the_next_claim_on(owner
     assert left - 100 <= state().tokens_left <= left
 
 
-@override_settings(OPENAI_TPM=100_000)
 def test_a_configured_token_budget_is_spent_at_claim_and_trued_up_with_the_replys_usage(owner, settings):
+    settings.OPENAI_TPM = 100_000
     with LLMStandin() as standin:
         settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = standin.url, ""
         started_batch(owner, jobs=1, settings=QUICK)
