@@ -196,8 +196,8 @@ def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> N
     A reply says what was left when it was sent (refilled since), before the calls claimed
     since reached the provider; the mirror has spent those already. So the lower of the two
     is kept — the provider's figure when others share its limit, the mirror's when calls are
-    on their way — but the mirror never stays more than HEADER_SLACK_S of the limit below
-    the provider's figure, or an estimate that ran high would leave its burst unspent.
+    on their way — but the token mirror never stays more than HEADER_SLACK_S of the limit
+    below the provider's figure, or estimates that ran high would leave its burst unspent.
     """
     for kind in ("requests", "tokens"):
         seen = [quota for quota in quotas if getattr(quota, f"{kind}_remaining") is not None]
@@ -208,12 +208,14 @@ def _headers(state: ProviderLimitState, quotas: list[Quota], now: datetime) -> N
         reset_s = getattr(quota, f"{kind}_reset_s")
         left = _left_now(quota, kind, now)
         mirrored = Allowance.projected(state, kind, now)
-        if mirrored is not None:
+        if mirrored is not None and kind == "tokens":
             # Never above the provider's figure, and never further below it than a second of
-            # its limit: the mirror's estimates run high, and left alone it would keep the
-            # provider's whole burst unspent.
+            # its limit: the mirror's token estimates run high, and left alone it would keep
+            # the provider's whole burst unspent. (Requests are counted exactly: the lower.)
             floor = left - (limit or 0) / SECONDS_PER_MINUTE * HEADER_SLACK_S
             left = min(left, max(mirrored, floor))
+        elif mirrored is not None:
+            left = min(left, mirrored)
         setattr(state, f"{kind}_left", left)
         setattr(state, f"{kind}_at", now)
         if limit:

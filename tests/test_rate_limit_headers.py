@@ -112,7 +112,8 @@ def test_headers_with_few_requests_left_stop_claims_before_the_provider_refuses(
         Runner(threads=4, poll_s=0.05, linger_s=0, budget_s=1.5).run()
 
         stats = standin.stats()
-    assert stats["rate_limited"] == 0
+        statuses = [(round(r.received_at % 100, 2), r.status) for r in standin.requests]
+    assert stats["rate_limited"] == 0, statuses
     assert stats["completions"] == 4
     jobs = GradingJob.objects.in_batch(batch)
     assert jobs.filter(status=JobStatus.COMPLETED).count() == 3
