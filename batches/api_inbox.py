@@ -76,6 +76,30 @@ class BatchReferenceField(serializers.Field):
         return value.pk
 
 
+def seen_targets(user, rules: list[AssignmentRule]) -> dict[str, set[int]]:
+    """Which of others' rules' target batches and templates the user may view: two queries for a page."""
+    others = [rule for rule in rules if rule.owner_id != user.pk]
+    batches = [rule.target_batch_id for rule in others if rule.target_batch_id]
+    templates = [rule.template_id for rule in others if rule.template_id]
+    return {
+        "batches": set(JobBatch.objects.visible_to(user).filter(pk__in=batches).values_list("pk", flat=True))
+        if batches
+        else set(),
+        "templates": set(
+            BatchTemplate.objects.visible_to(user).filter(pk__in=templates).values_list("pk", flat=True)
+        )
+        if templates
+        else set(),
+    }
+
+
+class AssignmentRuleListSerializer(serializers.ListSerializer):
+    def to_representation(self, data) -> list[dict[str, Any]]:
+        rules = list(data.all() if hasattr(data, "all") else data)
+        self.child.context["seen_targets"] = seen_targets(self.context["request"].user, rules)
+        return super().to_representation(rules)
+
+
 class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     position = serializers.IntegerField(
@@ -119,6 +143,7 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
 
     class Meta:
         model = AssignmentRule
+        list_serializer_class = AssignmentRuleListSerializer
         fields = [
             "id",
             "name",
@@ -154,15 +179,10 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
         # A rule shared with you names where it sends; what you may not see yourself is left unnamed.
         user = self.context["request"].user
         if rule.owner_id != user.pk:
-            if (
-                rule.target_batch_id
-                and not JobBatch.objects.visible_to(user).filter(pk=rule.target_batch_id).exists()
-            ):
+            seen = self.context.get("seen_targets") or seen_targets(user, [rule])
+            if rule.target_batch_id and rule.target_batch_id not in seen["batches"]:
                 data["target_batch_name"] = None
-            if (
-                rule.template_id
-                and not BatchTemplate.objects.visible_to(user).filter(pk=rule.template_id).exists()
-            ):
+            if rule.template_id and rule.template_id not in seen["templates"]:
                 data["template_slug"] = None
         return data
 

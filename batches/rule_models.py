@@ -84,9 +84,9 @@ class AssignmentRuleQuerySet(models.QuerySet):
         """
         if not is_signed_in(uploader):
             return self.none()
-        mine = Q(owner=uploader)
-        reachable = mine | Q(pk__in=accessible_ids(self.model, uploader, Level.VIEW))
-        theirs_last = Case(When(mine, then=Value(0)), default=Value(1))
+        # accessible_ids holds the uploader's own rules too (one UNION, no OR over the table).
+        reachable = Q(pk__in=accessible_ids(self.model, uploader, Level.VIEW))
+        theirs_last = Case(When(owner=uploader, then=Value(0)), default=Value(1))
         return (
             self.filter(reachable, is_active=True)
             .alias(theirs=theirs_last)

@@ -294,3 +294,22 @@ def test_a_superusers_upload_runs_only_their_own_and_shared_rules(people, shared
 def test_an_inactive_shared_rule_does_not_run(people, shared_rule):
     AssignmentRule.objects.filter(pk=shared_rule.pk).update(is_active=False)
     assert post_inbox(people[VIEWER], text_file("essay.txt")).json()["documents"][0]["outcome"] == "inbox"
+
+
+def test_listing_shared_rules_costs_the_same_queries_however_many_there_are(people):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    olivia, vera = people[OWNER], people[VIEWER]
+    client = client_for(vera)
+
+    def queries_for_listing(count: int) -> int:
+        for i in range(count):
+            hers = make_batch(olivia, jobs=0, name=f"Batch {i}")
+            share(rule(olivia, f"Rule {i}", 10 + i, target_batch=hers), vera, Level.VIEW)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/assignment-rules").status_code == 200
+        return len(captured.captured_queries)
+
+    few, many = queries_for_listing(2), queries_for_listing(6)
+    assert few == many
