@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from batches.models import AssignmentRule
+from batches.models import AssignmentRule, JobBatch
 from core.permissions import Level, level_held_by, level_of, share
 from tests.conftest import make_batch, prebuilt
 from tests.inbox_support import rule
@@ -188,3 +188,31 @@ def test_staff_see_rules_shared_with_them_in_the_admin_but_may_not_share_them(cl
     assert [item.pk for item in listed] == [theirs.pk]
     assert client.get(f"/admin/batches/assignmentrule/{theirs.pk}/change/").status_code == 200
     assert client.get(f"/admin/batches/assignmentrule/{theirs.pk}/permissions/").status_code == 403
+
+
+def test_the_admin_lists_only_the_batches_a_rule_made_that_the_reader_may_see(
+    client, settings, tmp_path, staff_admin, colleague
+):
+    from tests.api_support import client_for
+    from tests.inbox_support import text_file
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    mine = rule(
+        staff_admin, "Sam's essays", 1, extensions=[".txt"], template=prebuilt(), batch_name="Colins {date}"
+    )
+    share(mine, colleague, Level.VIEW)
+    made = client_for(colleague).post("/api/inbox", {"files": [text_file("essay.txt")]}, format="multipart")
+    colins = JobBatch.objects.get(pk=made.json()["documents"][0]["batch"]["id"])
+    assert colins.owner == colleague
+
+    # Staff who may read the made-batches table in the admin see there only the batches they may view.
+    from django.contrib.auth.models import Permission
+
+    staff_admin.user_permissions.add(Permission.objects.get(codename="view_rulebatch"))
+    own = client_for(staff_admin).post("/api/inbox", {"files": [text_file("mine.txt")]}, format="multipart")
+    sams = JobBatch.objects.get(pk=own.json()["documents"][0]["batch"]["id"])
+    client.force_login(staff_admin)
+    page = client.get(f"/admin/batches/assignmentrule/{mine.pk}/change/").content.decode()
+    assert "batches made by the rule" in page.lower()
+    assert f"/admin/batches/jobbatch/{sams.pk}/" in page
+    assert f"/admin/batches/jobbatch/{colins.pk}/" not in page
