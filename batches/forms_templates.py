@@ -148,46 +148,61 @@ OP = re.compile(
 )
 
 
-def apply_op(rows: list[dict[str, Any]], op: str) -> tuple[list[dict[str, Any]], str] | None:
-    """The rows with one button's change applied, and a sentence saying what changed; None for an unknown op."""
+@dataclass
+class RowsChange:
+    """What a row button did: the rows after it, a sentence for the page, the field to take the focus."""
+
+    rows: list[dict[str, Any]]
+    said: str
+    focus: str | None = None
+
+
+def apply_op(rows: list[dict[str, Any]], op: str) -> RowsChange | None:
+    """The rows with one button's change applied; None for a button the editor does not have."""
     match = OP.match(op)
     if not match:
         return None
     name, numbers = match.group(1), [int(n) for n in match.group(2).split(":")[1:]]
     rows = [{**row, "levels": list(row["levels"])} for row in rows]
     if name == "add-criterion":
+        if len(rows) >= MAX_CRITERIA_ROWS:
+            return RowsChange(rows, f"The editor takes at most {MAX_CRITERIA_ROWS} criterion rows.")
         rows.append(blank_criterion())
-        return rows, f"Added criterion {len(rows)}."
+        return RowsChange(rows, f"Added criterion {len(rows)}.", criterion_name(len(rows) - 1, "name"))
     if not numbers or not 0 <= numbers[0] < len(rows):
         return None
     index = numbers[0]
     levels = rows[index]["levels"]
     if name == "add-level":
+        if len(levels) >= MAX_LEVEL_ROWS:
+            return RowsChange(rows, f"The editor takes at most {MAX_LEVEL_ROWS} level rows per criterion.")
         levels.append(blank_level())
-        return rows, f"Added level {len(levels)} to criterion {index + 1}."
-    if name in ("remove-criterion", "up", "down"):
-        if name == "remove-criterion":
-            rows.pop(index)
-            return rows, f"Removed criterion {index + 1}."
-        return _move(rows, index, -1 if name == "up" else 1, f"Criterion {index + 1}")
+        said = f"Added level {len(levels)} to criterion {index + 1}."
+        return RowsChange(rows, said, level_name(index, len(levels) - 1, "label"))
+    if name == "remove-criterion":
+        rows.pop(index)
+        return RowsChange(rows, f"Removed criterion {index + 1}.")
+    if name in ("up", "down"):
+        target, said = _move(rows, index, -1 if name == "up" else 1, f"Criterion {index + 1}")
+        return RowsChange(rows, said, criterion_name(target, "name"))
     if len(numbers) != 2 or not 0 <= numbers[1] < len(levels):
         return None
     level = numbers[1]
     if name == "remove-level":
         levels.pop(level)
-        return rows, f"Removed level {level + 1} of criterion {index + 1}."
-    moved = _move(
-        levels, level, -1 if name == "level-up" else 1, f"Level {level + 1} of criterion {index + 1}"
-    )
-    return rows, moved[1]
+        return RowsChange(rows, f"Removed level {level + 1} of criterion {index + 1}.")
+    step = -1 if name == "level-up" else 1
+    target, said = _move(levels, level, step, f"Level {level + 1} of criterion {index + 1}")
+    return RowsChange(rows, said, level_name(index, target, "label"))
 
 
-def _move(items: list, index: int, step: int, what: str) -> tuple[list, str]:
+def _move(items: list, index: int, step: int, what: str) -> tuple[int, str]:
+    """Swap an item with its neighbour in place; its place after, and a sentence."""
     target = index + step
     if not 0 <= target < len(items):
-        return items, f"{what} is already {'first' if step < 0 else 'last'}."
+        return index, f"{what} is already {'first' if step < 0 else 'last'}."
     items[index], items[target] = items[target], items[index]
-    return items, f"{what} moved {'up' if step < 0 else 'down'}: it is now number {target + 1}."
+    return target, f"{what} moved {'up' if step < 0 else 'down'}: it is now number {target + 1}."
 
 
 def rows_as_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -357,17 +372,20 @@ class TemplateForm(forms.Form):
         Unbound, so a half-typed row is not flagged before the teacher saves.
         None for a button the editor does not have.
         """
-        changed = apply_op(rows_of_post(data), op)
-        if changed is None:
+        change = apply_op(rows_of_post(data), op)
+        if change is None:
             return None
-        rows, said = changed
         typed = {}
         for name, base_field in cls.base_fields.items():
             if isinstance(base_field, forms.BooleanField):
                 typed[name] = name in data
             elif name != "criteria_count":
                 typed[name] = data.get(name, "")
-        return cls(rows=rows, initial=typed), said
+        form = cls(rows=change.rows, initial=typed)
+        if change.focus in form.fields:
+            # Without a script the page reloads: the changed row's field takes the focus, and the view.
+            form.fields[change.focus].widget.attrs["autofocus"] = True
+        return form, change.said
 
     def criterion_rows(self) -> list[CriterionRow]:
         rows = []

@@ -202,10 +202,22 @@ def batch_save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(JobBatch.objects.visible_to(request.user).select_related("template"), pk=pk)
     try:
         template = save_template(request, batch.as_template())
-    except (SettingsError, ValidationError) as exc:
+    except SettingsError as exc:
         messages.error(request, f"Not saved as a template: the batch's settings are not valid ({exc}).")
+        return redirect("batches:detail", pk=batch.pk)
+    except ValidationError as exc:
+        messages.error(request, f"Not saved as a template: {_sentence(exc.detail)}")
         return redirect("batches:detail", pk=batch.pk)
     messages.success(
         request, f"Saved the settings of “{batch.name}” as your template “{template.name}”. Change it here."
     )
     return redirect("batches:template-edit", pk=template.pk)
+
+
+def _sentence(detail) -> str:
+    """The serializer's errors as one line: "default_settings: rubric.criteria: …"."""
+    if isinstance(detail, dict):
+        return "; ".join(f"{field}: {_sentence(problems)}" for field, problems in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_sentence(problem) for problem in detail)
+    return str(detail)

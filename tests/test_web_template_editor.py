@@ -271,6 +271,32 @@ def test_add_and_remove_buttons_post_back_with_the_rows_changed_and_the_rest_kep
     assert template.name == "Lab reports"  # nothing saved until "Save template"
 
 
+def test_without_a_script_the_row_a_button_changed_takes_the_focus(client, owner, template):
+    client.force_login(owner)
+    data = editor(client, f"/templates/{template.pk}")
+
+    added = client.post(f"/templates/{template.pk}", {**data, "op": "add-criterion"}).content.decode()
+    moved = client.post(f"/templates/{template.pk}", {**data, "op": "down:0"}).content.decode()
+
+    assert '<input type="text" name="criterion-4-name" maxlength="200" autofocus' in added
+    assert '<input type="text" name="criterion-1-name" value="Method" maxlength="200" autofocus' in moved
+
+
+def test_a_batch_made_from_the_template_after_a_save_grades_with_the_new_rubric(client, owner, template):
+    client.force_login(owner)
+    data = {**editor(client, f"/templates/{template.pk}"), "criterion-1-points": "25", "op": "save"}
+    client.post(f"/templates/{template.pk}", data)
+
+    batch = make_batch(owner, BatchTemplate.objects.get(pk=template.pk), jobs=1)
+
+    rubric = batch.validated_settings().rubric
+    assert [(c.key, c.points) for c in rubric.criteria] == [
+        ("method", 10),
+        ("results", 25),
+        ("discussion", 15),
+    ]
+
+
 def test_blank_rows_are_left_out(client, owner, template):
     client.force_login(owner)
     data = editor(client, f"/templates/{template.pk}")
@@ -355,6 +381,20 @@ def test_a_viewer_sees_the_template_read_only_cannot_save_it_and_can_copy_it(
     template.refresh_from_db()
     assert template.name == "Lab reports"
     assert copied.status_code == 302 and BatchTemplate.objects.filter(owner=colleague).count() == 1
+
+
+def test_a_public_template_of_another_teacher_is_read_only_to_everyone_else(
+    client, owner, stranger, template
+):
+    template.is_public = True
+    template.save()
+    client.force_login(stranger)
+
+    shown = client.get(f"/templates/{template.pk}")
+    refused = client.post(f"/templates/{template.pk}", {"op": "save"})
+
+    assert shown.status_code == 200 and "but not change it" in shown.content.decode()
+    assert refused.status_code == 403
 
 
 def test_a_change_holder_edits_the_template(client, owner, colleague, template):
