@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from templates_app.models import BatchTemplate
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import browser_tab, sign_in
 from tests.browser.test_pages_fit_and_are_accessible import axe_violations
 from tests.conftest import prebuilt
 
@@ -107,3 +107,39 @@ def test_removing_and_reordering_levels_in_place_saves_them_in_the_order_shown(w
     copy.refresh_from_db()
     labels = [level["label"] for level in copy.default_settings["rubric"]["criteria"][0]["levels"]]
     assert labels == ["Developing", "Excellent", "Weak"]
+
+
+def test_without_javascript_the_row_buttons_post_back_and_the_teacher_saves_the_same_way(
+    chromium, live_server, owner
+):
+    copy = prebuilt("business-report").copy_for(owner)
+    rows = len(copy.default_settings["rubric"]["criteria"])
+    with browser_tab(chromium, live_server.url, java_script_enabled=False) as web:
+        sign_in(web, "olivia", "pw-olivia")
+        web.goto(f"/templates/{copy.pk}")
+        web.locator("#id_name").fill("Business reports, second year")
+
+        web.get_by_role("button", name="Add criterion").click()
+        expect(web.get_by_role("status").filter(has_text="Added criterion")).to_have_text(
+            f"Added criterion {rows + 2}."
+        )
+        expect(web.locator("#id_name")).to_have_value("Business reports, second year")
+        added = criterion(web, rows + 2)
+        expect(added.get_by_label("Name")).to_be_focused()
+        added.get_by_label("Name").fill("Audience")
+        added.get_by_label("Points").fill("5")
+        added.get_by_role("button", name=f"Move up criterion {rows + 2}").click()
+        expect(criterion(web, rows + 1).get_by_label("Name")).to_have_value("Audience")
+        criterion(web, rows + 1).get_by_role("button", name=f"Add level to criterion {rows + 1}").click()
+        level = criterion(web, rows + 1).locator("[data-level]").first
+        expect(level.get_by_label("Label")).to_be_focused()
+        level.get_by_label("Label").fill("Spot on")
+        level.get_by_label("Score").fill("5")
+        web.get_by_role("button", name="Save template", exact=True).click()
+
+        expect(web.get_by_role("status").filter(has_text="Saved the template")).to_be_visible()
+    copy.refresh_from_db()
+    assert copy.name == "Business reports, second year"
+    last = copy.default_settings["rubric"]["criteria"][-1]
+    assert (last["name"], last["points"], last["levels"][0]["label"]) == ("Audience", 5, "Spot on")
+    assert len(copy.default_settings["rubric"]["criteria"]) == rows + 1
