@@ -257,7 +257,7 @@ class CriterionRow:
 
 
 class TemplateForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, label="Template name")
     slug = forms.SlugField(
         max_length=100,
         required=False,
