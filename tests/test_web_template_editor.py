@@ -524,3 +524,26 @@ def test_a_stranger_cannot_save_a_batch_they_cannot_see_as_a_template(client, ow
     assert response.status_code == 404
     assert not BatchTemplate.objects.filter(owner=stranger).exists()
     assert JobBatch.objects.filter(pk=batch.pk).exists()
+
+
+def test_more_criteria_or_levels_than_the_schema_allows_are_refused_on_the_rubric_and_the_criterion(
+    client, owner, template
+):
+    client.force_login(owner)
+    shown = editor(client, f"/templates/{template.pk}")
+    many_criteria = {**shown, "criteria_count": "21", "op": "save"}
+    for index in range(3, 21):
+        many_criteria.update({f"criterion-{index}-name": f"Extra {index}", f"criterion-{index}-points": "1"})
+    many_levels = {**shown, "criterion-1-levels": "11", "op": "save"}
+    for level in range(11):
+        many_levels.update(
+            {f"criterion-1-level-{level}-label": f"L{level}", f"criterion-1-level-{level}-points": "1"}
+        )
+
+    criteria_refused = client.post(f"/templates/{template.pk}", many_criteria)
+    levels_refused = client.post(f"/templates/{template.pk}", many_levels)
+
+    assert criteria_refused.status_code == levels_refused.status_code == 400
+    assert "at most 20 items" in errors_on(criteria_refused, "criteria_count")[0]
+    assert "at most 10 items" in errors_on(levels_refused, "criterion-1-levels")[0]
+    assert 'id="id_criterion-1-levels_error"' in levels_refused.content.decode()
