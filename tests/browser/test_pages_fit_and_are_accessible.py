@@ -116,6 +116,8 @@ def desk(owner, colleague, essay_template, tasks_inline):
         owner=owner,
         reason="No rule matched.",
     )
+    # The editor with the longest pre-built rubric, copied: five criteria of four levels each.
+    own_template = essay_template.copy_for(owner, name="Week 5 essays — the department's rubric, adapted")
     return {
         "list": "/batches",
         "batch": f"/batches/{graded.pk}",
@@ -126,6 +128,9 @@ def desk(owner, colleague, essay_template, tasks_inline):
         "account": "/account",
         "documents": f"/batches/{draft.pk}/documents",
         "delete": f"/batches/{graded.pk}/delete",
+        "templates": "/templates",
+        "template-editor": f"/templates/{own_template.pk}",
+        "template-prebuilt": f"/templates/{prebuilt('research-paper').pk}",
         "not-found": "/batches/999999",
         "inbox": "/inbox",
         "rules": "/rules",
@@ -186,7 +191,7 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
     sign_in(web, "olivia", "pw-olivia")
     for width, names in (
         (1280, list(desk)),
-        (390, ["list", "batch", "job", "new", "inbox", "rules", "rule", "queue"]),
+        (390, ["list", "batch", "job", "new", "template-editor", "inbox", "rules", "rule", "queue"]),
     ):
         web.set_viewport_size({"width": width, "height": 900})
         for name in names:
