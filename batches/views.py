@@ -266,6 +266,7 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
     query, query_refused = _queue_query(request)
     entries = entries_for(batch)
     jobs = _jobs_page(entries, query, request.GET.get("page"))
+    several = len(comparison_columns(entries)) > 1
     return {
         "batch": batch,
         "row": row,
@@ -273,11 +274,12 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         "query": query,
         "query_refused": query_refused,
         "filters": FILTERS,
-        "orderings": ORDERINGS,
+        # Sorting by spread means something only when several models graded the documents.
+        "orderings": ORDERINGS if several else {k: v for k, v in ORDERINGS.items() if "spread" not in k},
         "low_confidence_rule": LOW_CONFIDENCE_RULE,
         # What the live poll asks for: the same filters, sort and page.
         "live_query": query.querystring(page=jobs.number if jobs.number > 1 else None),
-        "several_models": len(comparison_columns(entries)) > 1,
+        "several_models": several,
         "settings": settings,
         "settings_error": settings_error,
         # Only a draft can still be fixed before it runs; a started batch shows its failures.
@@ -306,6 +308,8 @@ def _detail_page(
 ) -> HttpResponse:
     """The batch's page; a sharing form refused is shown again in its card, with its errors."""
     context = _detail_context(request, batch)
+    if context["query_refused"] and status == 200:
+        status = 400
     row = context["row"]
     context["estimate"] = _estimate(batch, row)
     if batch.started_at or row.done:
