@@ -149,6 +149,10 @@ class Entry:
     def low_confidence(self) -> bool:
         return bool(self.reasons)
 
+    @property
+    def wide_spread(self) -> bool:
+        return self.spread is not None and self.spread > SPREAD_THRESHOLD
+
     def matches(self, query: QueueQuery) -> bool:
         return all(MATCHERS[name](self) for name in query.show)
 
@@ -169,7 +173,7 @@ def low_confidence_reasons(entry: Entry, calibration: Mapping[str, Any] | None) 
     if not entry.graded or entry.ai_percent is None:
         return []
     reasons = []
-    if entry.spread is not None and entry.spread > SPREAD_THRESHOLD:
+    if entry.wide_spread:
         reasons.append(f"models differ by {entry.spread:.0f} %")
     qwk = _uncertain_calibration(entry, calibration)
     if qwk is not False:
