@@ -308,14 +308,14 @@ class Neighbours:
     count: int
 
 
-def neighbours(batch, query: QueueQuery, job_id: int) -> Neighbours:
-    """The jobs before and after this one in the queue.
+def neighbours(entries: Iterable[Entry], query: QueueQuery, job_id: int) -> Neighbours:
+    """The jobs before and after this one in the queue, from the batch's entries (`entries_for`).
 
     The job itself need not match (a job just reviewed has left "not
     reviewed"): its neighbours are then the matching jobs nearest to where it
     stands in the order.
     """
-    everything = ordered(entries_for(batch), query.ordering)
+    everything = ordered(entries, query.ordering)
     index = next((i for i, entry in enumerate(everything) if entry.job_id == job_id), None)
     matching = [entry.matches(query) for entry in everything]
     count = sum(matching)
@@ -325,10 +325,6 @@ def neighbours(batch, query: QueueQuery, job_id: int) -> Neighbours:
     after = [e.job_id for e, hit in zip(everything[index + 1 :], matching[index + 1 :], strict=True) if hit]
     position = len(before) + 1 if matching[index] else None
     return Neighbours(before[-1] if before else None, after[0] if after else None, position, count)
-
-
-def entry_of(batch, job_id: int) -> Entry | None:
-    return next((entry for entry in entries_for(batch) if entry.job_id == job_id), None)
 
 
 # --- the comparison matrix ----------------------------------------------------------------

@@ -628,7 +628,7 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
             return redirect(_job_url(batch, job.pk, query))
         if form.is_valid():
             # Where "next" is, taken before the review moves the job in a sort by score.
-            around = neighbours(batch, query, job.pk)
+            around = neighbours(entries_for(batch), query, job.pk)
             try:
                 result.record_review(request.user, **form.review())
             except ReviewError as exc:
@@ -637,7 +637,8 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
                 return _onward(
                     request, batch, query, around, "Review saved. The AI's grade is kept beside it."
                 )
-    entry = next((item for item in entries_for(batch) if item.job_id == job.pk), None)
+    entries = entries_for(batch)
+    entry = next((item for item in entries if item.job_id == job.pk), None)
     context = {
         "batch": batch,
         "job": job,
@@ -650,7 +651,7 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         "queue_qs": query.querystring(),
         "reasons": entry.reasons if entry else [],
         "spread": entry.spread if entry else None,
-        **_neighbours(batch, job, query),
+        **_neighbours(entries, job, query),
     }
     bad = query_refused or (form is not None and form.errors)
     return render(request, "batches/job.html", context, status=400 if bad else 200)
@@ -669,9 +670,9 @@ def _onward(request: HttpRequest, batch: JobBatch, query: QueueQuery, around: Ne
     return redirect(reverse("batches:detail", args=[batch.pk]) + query.querystring() + "#batch-jobs")
 
 
-def _neighbours(batch: JobBatch, job: GradingJob, query: QueueQuery) -> dict[str, Any]:
+def _neighbours(entries: list[Entry], job: GradingJob, query: QueueQuery) -> dict[str, Any]:
     """The previous and next jobs in the review queue's filter and order, and the job's place in it."""
-    around = neighbours(batch, query, job.pk)
+    around = neighbours(entries, query, job.pk)
     ids = [pk for pk in (around.previous_id, around.next_id) if pk is not None]
     found = (
         GradingJob.objects.filter(pk__in=ids).select_related("document").only("pk", "document__original_name")
@@ -699,7 +700,7 @@ def review_accept(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     if result is None:
         messages.error(request, "This job has no grade to accept yet.")
         return redirect(_job_url(batch, job.pk, query))
-    around = neighbours(batch, query, job.pk)
+    around = neighbours(entries_for(batch), query, job.pk)
     try:
         result.accept_ai_grade(request.user)
     except ReviewError as exc:
