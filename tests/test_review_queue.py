@@ -261,3 +261,15 @@ def test_a_bad_filter_on_the_job_page_is_named_and_accepting_with_it_stores_noth
     response = client.post(f"/batches/{batch.pk}/jobs/{job.pk}/review/accept?show=nope")
     assert response.status_code == 400
     assert GradingResult.objects.get(job=job).reviewed_score is None
+
+
+def test_a_job_that_has_left_the_filter_keeps_its_place_between_its_neighbours(client, owner, compared):
+    batch, jobs = compared
+    job = jobs[("bravo.txt", "openai")]
+    GradingResult.objects.get(job=job).accept_ai_grade(owner)
+    client.force_login(owner)
+    html = client.get(f"/batches/{batch.pk}/jobs/{job.pk}?show=not_reviewed").content.decode()
+    assert "Not in this list of 5 · Not reviewed" in html
+    assert f'/jobs/{jobs[("bravo.txt", "builtin")].pk}?show=not_reviewed" rel="prev"' in html
+    assert f'/jobs/{jobs[("charlie.txt", "builtin")].pk}?show=not_reviewed" rel="next"' in html
+    assert "Accept the AI grade" not in html
