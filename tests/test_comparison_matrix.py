@@ -71,10 +71,12 @@ def test_the_batch_page_links_to_the_matrix_and_shows_the_spread_only_with_sever
     client.force_login(owner)
     html = client.get(f"/batches/{batch.pk}").content.decode()
     assert f'href="/batches/{batch.pk}/compare"' in html
-    assert '<th scope="col" class="num">Models differ</th>' in html
+    assert '<option value="-spread">Models differ most first</option>' in html
+    assert "· models differ by 4 %" in html  # charlie's spread, under the threshold
     single = make_batch(owner, jobs=1, name="One model")
     html = client.get(f"/batches/{single.pk}").content.decode()
-    assert "/compare" not in html and "Models differ" not in html
+    assert "/compare" not in html
+    assert "Models differ most first" not in html and "· models differ by" not in html
     page = client.get(f"/batches/{single.pk}/compare").content.decode()
     assert "This batch has one model: there is nothing to compare." in page
 
