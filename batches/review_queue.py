@@ -94,14 +94,16 @@ class QueueQuery:
                 continue
             if part not in FILTERS:
                 raise QueueRefused(
-                    "show", f"“{part}” is not a filter of jobs; choose from {', '.join(FILTERS)}."
+                    "show", f"“{part[:40]}” is not a filter of jobs; choose from {', '.join(FILTERS)}."
                 )
             if part not in show:
                 show.append(part)
         ordering = (params.get("ordering") or "").strip()
         if ordering not in ORDERINGS:
             choices = ", ".join(key for key in ORDERINGS if key)
-            raise QueueRefused("ordering", f"“{ordering}” is not a way to sort jobs; choose from {choices}.")
+            raise QueueRefused(
+                "ordering", f"“{ordering[:40]}” is not a way to sort jobs; choose from {choices}."
+            )
         return cls(tuple(sorted(show, key=list(FILTERS).index)), ordering)
 
     @property
@@ -356,7 +358,7 @@ def comparison(batch, ordering: str = "") -> tuple[list[str], list[MatrixRow]]:
     if ordering not in MATRIX_ORDERINGS:
         choices = ", ".join(key for key in MATRIX_ORDERINGS if key)
         raise QueueRefused(
-            "ordering", f"“{ordering}” is not a way to sort the matrix; choose from {choices}."
+            "ordering", f"“{ordering[:40]}” is not a way to sort the matrix; choose from {choices}."
         )
     entries = entries_for(batch)
     columns = comparison_columns(entries)
