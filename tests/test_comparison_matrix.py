@@ -44,6 +44,8 @@ def test_a_wide_spread_is_marked_with_a_symbol_and_words_not_colour_alone(client
     assert '<span class="flag flag-warning">differ</span>' in bravo
     charlie = html[html.index('<th scope="row">charlie.txt</th>') :].split("</tr>")[0]
     assert "4 points" in charlie and "differ" not in charlie
+    alpha = html[html.index('<th scope="row">alpha.txt</th>') :].split("</tr>")[0]
+    assert "1 point</td>" in alpha
 
 
 def test_the_matrix_sorts_by_spread_either_way_with_single_grades_last(client, owner, compared):
