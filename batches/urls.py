@@ -55,6 +55,8 @@ urlpatterns = [
     path("queue", views_inbox.queue_page, name="queue"),
     path("queue/live", views_inbox.queue_live, name="queue-live"),
     path("batches/<int:pk>/jobs/<int:job_id>/restore", views.job_restore, name="job-restore"),
+    path("batches/<int:pk>/jobs/<int:job_id>/review/accept", views.review_accept, name="review-accept"),
+    path("batches/<int:pk>/compare", views.batch_compare, name="compare"),
     path("batches/<int:pk>/jobs/<int:job_id>/review/withdraw", views.review_withdraw, name="review-withdraw"),
     # One URL per batch action (batches/actions.py), named after it: batches:start, …
     *[
