@@ -52,15 +52,16 @@ READ_GROUP_PARAMETER = OpenApiParameter(
         responses={200: NotificationSerializer(many=True), **LIST_ERRORS},
     ),
     retrieve=extend_schema(responses={200: NotificationSerializer, **READ_ERRORS}),
+    # A bad `group` or `batch` is a 400 here too, as on the list.
     read=extend_schema(
         request=None,
         parameters=[READ_GROUP_PARAMETER],
-        responses={200: NotificationSerializer, **READ_ERRORS},
+        responses={200: NotificationSerializer, **LIST_ERRORS},
     ),
     read_all=extend_schema(
         request=None,
         parameters=[BATCH_PARAMETER],
-        responses={200: inline_serializer("MarkedRead", {"marked_read": IntegerField()}), **READ_ERRORS},
+        responses={200: inline_serializer("MarkedRead", {"marked_read": IntegerField()}), **LIST_ERRORS},
     ),
 )
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
