@@ -585,7 +585,9 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "settings_form": settings_form,
         "editable": editable,
         "provider_problems": (
-            _initial_problems(settings_form, BatchSettingsForm, batch=batch) if settings_form is not None else []
+            _initial_problems(settings_form, BatchSettingsForm, batch=batch)
+            if settings_form is not None
+            else []
         ),
     }
     status = 400 if part is not None and forms[part].errors else 200
