@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
@@ -169,3 +171,19 @@ def test_the_api_refuses_a_bad_grouping_or_batch_with_a_sentence(owner, essays, 
     assert response.status_code == 400
     assert sentence in str(response.json())
     assert field in str(response.json())
+
+
+def test_the_grouped_page_costs_the_same_queries_for_two_batches_or_six(client, owner, essays, reports):
+    client.force_login(owner)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/notifications").status_code == 200
+        return len(captured)
+
+    two = queries()
+    for index in range(4):
+        batch = make_batch(owner, jobs=1, name=f"Batch {index}")
+        notice(batch, owner, f"Batch {index} is 50 % done", 8)
+        notice(batch, owner, f"Batch {index} finished", 2, event=Event.BATCH_FINISHED)
+    assert queries() == two
