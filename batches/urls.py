@@ -12,6 +12,11 @@ urlpatterns = [
     path("batches/new/template", views.template_preview, name="template-preview"),
     path("batches/new/provider-check", views.new_batch_provider_check, name="new-provider-check"),
     path("batches/new/scratch", views_inbox.batch_new_scratch, name="new-scratch"),
+    path(
+        "batches/new/scratch/provider-check",
+        views_inbox.scratch_provider_check,
+        name="new-scratch-provider-check",
+    ),
     path("batches/<int:pk>", views.batch_detail, name="detail"),
     path("batches/<int:pk>/live", views.batch_live, name="live"),
     path("batches/<int:pk>/documents", views.batch_documents, name="documents"),

@@ -111,3 +111,24 @@ def test_a_template_the_user_may_not_see_is_not_checked(client, owner, stranger)
 
     assert answer.status_code == 200
     assert FLAG not in answer.content.decode()
+
+
+def test_a_batch_from_scratch_flags_its_provider_and_model_as_they_are_typed(client, owner, no_openai_key):
+    client.force_login(owner)
+    page = client.get("/batches/new/scratch").content.decode()
+    assert "/batches/new/scratch/provider-check" in page and FLAG not in page
+
+    answer = html.unescape(
+        client.get(
+            "/batches/new/scratch/provider-check", {"provider": "openai", "model": "gpt-4o-mini"}
+        ).content.decode()
+    )
+    assert FLAG in answer and "OPENAI_API_KEY" in answer
+    left_in = html.unescape(
+        client.get(
+            "/batches/new/scratch/provider-check", {"provider": "openai", "model": "builtin-v1"}
+        ).content.decode()
+    )
+    assert "“builtin-v1” is the builtin grader's model" in left_in
+    fine = client.get("/batches/new/scratch/provider-check", {"provider": "builtin", "model": "builtin-v1"})
+    assert FLAG not in fine.content.decode()
