@@ -17,6 +17,7 @@ from batches.forms import DeadlineField, ProviderChoiceField, TagsField
 from batches.models import BatchStatus, JobBatch
 from batches.rule_models import AssignmentRule, DocumentKind, NamePatternKind
 from batches.rules import clean_extensions
+from grading.schema import target_problems
 from templates_app.models import BatchTemplate
 
 KB = 1024
@@ -286,6 +287,13 @@ class ScratchBatchForm(forms.Form):
         return {
             name: self.cleaned_data[name] for name in ("name", "description", "priority", "tags", "deadline")
         }
+
+    def provider_problems(self) -> list[str]:
+        """Why the provider and model typed so far could not grade here (the start's own check), for the page."""
+        self.is_valid()  # cleans each field; the rubric's rows need not be filled in yet
+        if "provider" in self.errors or "model" in self.errors:
+            return []
+        return target_problems([(self.cleaned_data["provider"], self.cleaned_data["model"])])
 
     def add_settings_errors(self, errors: dict[str, list[str]]) -> None:
         for path, messages in errors.items():

@@ -32,6 +32,7 @@ from batches.export import feedback_filename, job_feedback_sheet
 from batches.feedback import render_pdf
 from batches.forms import (
     LIST_ORDERS,
+    PROVIDER_FIELDS,
     BatchDetailsForm,
     BatchSettingsForm,
     NewBatchForm,
@@ -217,8 +218,42 @@ def batch_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
             return redirect("batches:documents", pk=batch.pk)
     status = 400 if form.is_bound and form.errors else 200
-    context = {"form": form, "preview": _preview_template(request, form)}
+    context = {
+        "form": form,
+        "preview": _preview_template(request, form),
+        "provider_problems": _initial_problems(form, NewBatchForm, user=request.user),
+    }
     return render(request, "batches/new.html", context, status=status)
+
+
+def _initial_problems(form, form_class, **kwargs) -> list[str]:
+    """The provider check of what the page shows: the posted choice, or the form's starting values."""
+    if form.is_bound:
+        return form.provider_problems()
+    data = {}
+    for name in ("template", *PROVIDER_FIELDS.values()):
+        if name in form.fields and (value := form[name].value()) is not None:
+            value = getattr(value, "pk", value)
+            data[name] = ", ".join(value) if isinstance(value, list | tuple) else value
+    return form_class(data, **kwargs).provider_problems()
+
+
+@login_required
+@require_GET
+def new_batch_provider_check(request: HttpRequest) -> HttpResponse:
+    """Whether the template, provider and models chosen so far can grade here; htmx asks as they change."""
+    form = NewBatchForm(request.GET, user=request.user)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})
+
+
+@login_required
+@require_GET
+def edit_provider_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same check on a batch's settings form, for those who may change the batch."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    form = BatchSettingsForm(request.GET, batch=batch)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})
 
 
 def _new_batch_initial(request: HttpRequest) -> dict[str, Any]:
@@ -590,11 +625,17 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Saved the {part} of “{batch.name}”.")
             return redirect("batches:detail", pk=batch.pk)
+    settings_form = forms.get("settings")
     context = {
         "batch": batch,
         "details": forms["details"],
-        "settings_form": forms.get("settings"),
+        "settings_form": settings_form,
         "editable": editable,
+        "provider_problems": (
+            _initial_problems(settings_form, BatchSettingsForm, batch=batch)
+            if settings_form is not None
+            else []
+        ),
     }
     status = 400 if part is not None and forms[part].errors else 200
     return render(request, "batches/edit.html", context, status=status)

@@ -354,4 +354,18 @@ def batch_new_scratch(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
             return redirect("batches:documents", pk=batch.pk)
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "batches/scratch.html", {"form": form}, status=status)
+    shown = (
+        form
+        if form.is_bound
+        else ScratchBatchForm({name: form[name].value() for name in ("provider", "model")})
+    )
+    context = {"form": form, "provider_problems": shown.provider_problems()}
+    return render(request, "batches/scratch.html", context, status=status)
+
+
+@login_required
+@require_GET
+def scratch_provider_check(request: HttpRequest) -> HttpResponse:
+    """Whether the provider and model typed so far can grade here; htmx asks as they change."""
+    form = ScratchBatchForm(request.GET)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})

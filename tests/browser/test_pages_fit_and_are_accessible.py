@@ -77,6 +77,19 @@ def desk(owner, colleague, essay_template, tasks_inline):
     )
     set_status(late, BatchStatus.FAILED)
     share_for_viewing(late, owner)
+    # A batch's notices come grouped: the finish heads the milestones before it.
+    for minutes, mark in ((40, 25), (30, 50), (20, 75)):
+        Notification.objects.create(
+            event=Event.PROGRESS_MILESTONE,
+            key=str(mark),
+            batch=graded,
+            channel=Channel.IN_APP,
+            recipient=owner,
+            title=f"“{graded.name}” is {mark} % done",
+            body=f"{mark} % of its jobs have ended.",
+            created_at=now - timedelta(minutes=minutes),
+            read_at=now if mark == 25 else None,
+        )
     Notification.objects.create(
         event=Event.BATCH_FINISHED,
         key="done",
@@ -85,6 +98,15 @@ def desk(owner, colleague, essay_template, tasks_inline):
         recipient=owner,
         title=f"“{graded.name}” finished",
         body="4 of 4 jobs completed.",
+    )
+    Notification.objects.create(
+        event=Event.DEADLINE_WARNING,
+        key="at_risk",
+        batch=draft,
+        channel=Channel.IN_APP,
+        recipient=owner,
+        title=f"“{draft.name}” is due in 30 minutes",
+        body="2 jobs are not graded yet.",
     )
     job = GradingJob.objects.in_batch(graded).get(document__original_name="strong_essay.txt")
     queued = make_batch(
@@ -123,6 +145,9 @@ def desk(owner, colleague, essay_template, tasks_inline):
         "batch": f"/batches/{graded.pk}",
         "job": f"/batches/{graded.pk}/jobs/{job.pk}",
         "new": "/batches/new",
+        "scratch": "/batches/new/scratch",
+        "remove-job": f"/batches/{graded.pk}/jobs/{job.pk}/remove",
+        "cancel": f"/batches/{paused.pk}/cancel",
         "edit": f"/batches/{paused.pk}/edit",
         "notifications": "/notifications",
         "account": "/account",
@@ -199,3 +224,22 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
             expect(web.locator("main h1")).to_be_visible()
             found += [f"{name} at {width}px: {violation}" for violation in axe_violations(web)]
     assert not found, "\n".join(found)
+
+
+def test_the_notifications_grouped_per_batch_fit_and_pass_axe_when_unfolded(web, owner, desk, artifacts):
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto(desk["notifications"])
+    history = web.locator("details.notice-history")
+    expect(history).to_have_count(1)
+    history.locator("summary").click()
+    # The three milestones made here, and what grading the batch sent on its own.
+    expect(history.locator("li").first).to_be_visible()
+    problems = []
+    for width in SHOT_WIDTHS:
+        web.set_viewport_size({"width": width, "height": 900})
+        found = overflow(web)
+        if found["page"] > 0 or found["tables"]:
+            problems.append(f"unfolded notifications at {width}px: {found}")
+        problems += [f"unfolded notifications at {width}px: {v}" for v in axe_violations(web)]
+        web.screenshot(path=str(artifacts / f"notifications-unfolded-{width}.png"), full_page=True)
+    assert not problems, "\n".join(problems)
