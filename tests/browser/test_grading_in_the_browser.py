@@ -104,12 +104,13 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     # Download the export and read the gradebook in it.
     web.get_by_role("link", name=batch.name).click()
     with web.expect_download() as download:
-        web.get_by_role("link", name="Download results (ZIP)").click()
+        web.get_by_role("button", name="Download results (ZIP)").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert re.fullmatch(r"week-5-essays-\d{8}T\d{6}Z\.zip", saved.name)
     with zipfile.ZipFile(saved) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode("utf-8-sig"))))
+        assert any(name.startswith("feedback/") for name in archive.namelist())
     assert len(rows) == 3
     assert sorted(row["file_name"] for row in rows) == sorted(ESSAYS)
     reviewed = next(row for row in rows if row["file_name"] == "strong_essay.txt")
