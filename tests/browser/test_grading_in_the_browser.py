@@ -55,7 +55,7 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     expect(preview).to_contain_text("Thesis and argument")
     web.get_by_label("Name").fill("Week 5 essays")
     web.get_by_label("Priority").fill("7")
-    web.get_by_label("Tags").fill("english, week-5")
+    web.get_by_label("Tags", exact=True).fill("english, week-5")
     web.get_by_role("button", name="Create batch and add documents").click()
 
     # Step 2: a refused upload explains itself; three essays dropped onto the zone go in.
@@ -150,11 +150,11 @@ def test_a_grader_filters_the_list(web, owner, essay_template):
     expect(rows).to_have_count(3)
 
     web.get_by_label("Draft", exact=True).check()
-    web.get_by_label("Tags").fill("history")
+    web.get_by_label("Tags", exact=True).fill("history")
     web.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_text(["History drafts"])
     expect(web.get_by_label("Draft", exact=True)).to_be_checked()
-    expect(web.get_by_label("Tags")).to_have_value("history")
+    expect(web.get_by_label("Tags", exact=True)).to_have_value("history")
 
     web.get_by_label("Draft", exact=True).uncheck()
     web.get_by_label("Lowest priority", exact=True).fill("5")
