@@ -304,3 +304,30 @@ def test_a_running_batch_is_not_deleted_in_bulk(signed_in, owner):
     assert messages_of(response)[0] == "Deleted 0 of 1 batch."
     assert "Running set: cannot delete a batch while jobs are queued or in flight" in messages_of(response)[1]
     assert JobBatch.objects.filter(pk=running.pk).exists()
+
+
+def test_deleting_all_matching_asks_first_about_exactly_the_batches_it_found(signed_in, owner):
+    tagged = [make_batch(owner, name=f"Old draft {i}", jobs=0, tags=["old"]) for i in range(22)]
+    kept = make_batch(owner, name="Current draft", jobs=0)
+    response = signed_in.post(URL, {"action": "delete", "matching": "on", "query": "tags=old"})
+    page = response.content.decode()
+    assert "Delete 22 batches?" in page
+    assert all(f'<input type="hidden" name="batch" value="{batch.pk}">' in page for batch in tagged)
+    assert "Current draft" not in page
+    # The answer names the batches found when asking, not whatever matches by then.
+    late = make_batch(owner, name="Old draft, made meanwhile", jobs=0, tags=["old"])
+    data = {"action": "delete", "confirmed": "on", "query": "tags=old", "batch": [b.pk for b in tagged]}
+    response = signed_in.post(URL, data, follow=True)
+    assert messages_of(response) == ["Deleted 22 batches."]
+    assert set(JobBatch.objects.values_list("pk", flat=True)) == {kept.pk, late.pk}
+
+
+def test_more_batches_than_one_request_may_reach_is_refused_whole(signed_in, owner, monkeypatch):
+    monkeypatch.setattr("batches.views_bulk.MAX_IDS", 2)
+    batches = [
+        set_status(make_batch(owner, name=f"Essay set {i}", jobs=0), BatchStatus.COMPLETED) for i in range(3)
+    ]
+    response = signed_in.post(URL, {"action": "archive", "matching": "on", "query": ""})
+    assert response.status_code == 400
+    assert "At most 2 batches at a time: narrow the filters, or tick fewer." in response.content.decode()
+    assert set(statuses(*batches)) == {BatchStatus.COMPLETED}

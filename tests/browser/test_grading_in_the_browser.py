@@ -111,6 +111,15 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     with zipfile.ZipFile(saved) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode("utf-8-sig"))))
         assert any(name.startswith("feedback/") for name in archive.namelist())
+    # The same export without the students' feedback sheets, for a quicker download.
+    web.get_by_label("Leave out the feedback sheets").check()
+    with web.expect_download() as download:
+        web.get_by_role("button", name="Download results (ZIP)").click()
+    without = tmp_path / f"without-{download.value.suggested_filename}"
+    download.value.save_as(without)
+    with zipfile.ZipFile(without) as archive:
+        assert "gradebook.csv" in archive.namelist()
+        assert not [name for name in archive.namelist() if name.startswith("feedback/")]
     assert len(rows) == 3
     assert sorted(row["file_name"] for row in rows) == sorted(ESSAYS)
     reviewed = next(row for row in rows if row["file_name"] == "strong_essay.txt")
