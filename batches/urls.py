@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views, views_bulk, views_exemplars, views_inbox
+from batches import views, views_bulk, views_exemplars, views_inbox, views_templates
 from batches.actions import ACTIONS
 
 app_name = "batches"
@@ -21,6 +21,17 @@ urlpatterns = [
     path("batches/<int:pk>/share", views.batch_share, name="share"),
     path("batches/<int:pk>/unshare", views.batch_unshare, name="unshare"),
     path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
+    # The template editor (batches/views_templates.py).
+    path("templates", views_templates.template_list, name="templates"),
+    path("templates/new", views_templates.template_new, name="template-new"),
+    path("templates/<int:pk>", views_templates.template_edit, name="template-edit"),
+    path("templates/<int:pk>/copy", views_templates.template_copy, name="template-copy"),
+    path("templates/<int:pk>/delete", views_templates.template_delete, name="template-delete"),
+    path(
+        "batches/<int:pk>/save-as-template",
+        views_templates.batch_save_as_template,
+        name="save-as-template",
+    ),
     path("templates/<int:pk>/exemplars", views_exemplars.template_exemplars, name="template-exemplars"),
     path(
         "templates/<int:pk>/exemplars/<int:eid>/remove",
@@ -40,6 +51,8 @@ urlpatterns = [
     path("rules/<int:pk>/edit", views_inbox.rule_edit, name="rule-edit"),
     path("rules/<int:pk>/delete", views_inbox.rule_delete, name="rule-delete"),
     path("rules/<int:pk>/move", views_inbox.rule_move, name="rule-move"),
+    path("rules/<int:pk>/share", views_inbox.rule_share, name="rule-share"),
+    path("rules/<int:pk>/unshare", views_inbox.rule_unshare, name="rule-unshare"),
     path("queue", views_inbox.queue_page, name="queue"),
     path("queue/live", views_inbox.queue_live, name="queue-live"),
     path("batches/<int:pk>/jobs/<int:job_id>/restore", views.job_restore, name="job-restore"),

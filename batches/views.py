@@ -311,6 +311,9 @@ def _detail_page(
             sharing=permissions.permissions_of(batch),
             share_form=share_form or ShareForm(),
             levels=permissions.Level.choices,
+            share_url=reverse("batches:share", args=[batch.pk]),
+            unshare_url=reverse("batches:unshare", args=[batch.pk]),
+            shared_noun="batch",
         )
     return render(request, "batches/detail.html", context, status=status)
 
