@@ -16,7 +16,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from batches.actions import ACTIONS, BatchAction
-from batches.bulk import OPERATIONS, run_bulk
+from batches.bulk import EDIT_NEEDS, OPERATIONS, run_bulk
 from batches.filters import BatchFilter, unless_archived_asked
 from batches.models import JobBatch
 from batches.review_queue import FILTERS, ORDERINGS, QueueQuery, QueueRefused, queue
@@ -49,7 +49,7 @@ class BulkOperationSerializer(StrictSerializerMixin, serializers.Serializer):
     tags = TagsField(required=False, help_text="For add_tags and remove_tags.")
 
     def validate(self, data: dict) -> dict:
-        needs = {"set_priority": "priority", "add_tags": "tags", "remove_tags": "tags"}.get(data["action"])
+        needs = EDIT_NEEDS.get(data["action"])
         if needs and needs not in data:
             raise ValidationError({needs: [f"Required for {data['action']}."]})
         data["batch_ids"] = list(dict.fromkeys(data["batch_ids"]))

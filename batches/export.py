@@ -595,13 +595,19 @@ class _WriteThrough(io.RawIOBase):
         return data
 
 
-def stream_zip(batch, now: datetime | None = None, basis: str = "final") -> Iterator[bytes]:
-    """The export ZIP: README.txt, batch.json, gradebook.csv, jobs/<name>/ for every job, then feedback/."""
+def stream_zip(
+    batch, now: datetime | None = None, basis: str = "final", feedback: bool = True
+) -> Iterator[bytes]:
+    """The export ZIP: README.txt, batch.json, gradebook.csv, jobs/<name>/ for every job, then feedback/.
+
+    Without `feedback` the sheets are left out: the rest of the archive is the
+    same, and its README.txt says so.
+    """
     now = now or timezone.now()
     sink = _WriteThrough()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         writer = _EntryWriter(archive, now)
-        writer.write("README.txt", readme(batch, now).encode())
+        writer.write("README.txt", readme(batch, now, feedback).encode())
         yield sink.drain()
         writer.write("batch.json", _json(batch_document(batch, now), indent=2))
         yield sink.drain()
@@ -618,7 +624,7 @@ def stream_zip(batch, now: datetime | None = None, basis: str = "final") -> Iter
             if sink.pending >= CHUNK_BYTES:
                 yield sink.drain()
         # One sheet made, written and let go at a time; a PDF is already compressed.
-        for path, sheet in feedback_sheets(batch):
+        for path, sheet in feedback_sheets(batch) if feedback else ():
             writer.write(path, render_pdf(sheet), compress=False)
             if sink.pending >= CHUNK_BYTES:
                 yield sink.drain()
@@ -762,7 +768,7 @@ def result_document(job: GradingJob) -> dict[str, Any] | None:
     }
 
 
-def readme(batch, now: datetime) -> str:
+def readme(batch, now: datetime, feedback: bool = True) -> str:
     return f"""Export of the batch "{batch.name}" (id {batch.pk}), made {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC.
 
 README.txt      this file
@@ -786,7 +792,7 @@ feedback/<student>_<student id>.pdf
                 final score, each criterion with its level, feedback and quoted
                 evidence, and the reviewer's comments, for the student to read
 feedback/unmatched/<file name>-<document id>.pdf
-                the same for each graded document no student is known for
+                the same for each graded document no student is known for{_sheets_note(feedback)}
 
 Scores. A reviewer's score never replaces the AI's: both are kept, and the
 final score is the reviewer's where one was recorded, the AI's otherwise.
@@ -800,6 +806,12 @@ with =, +, -, @, a tab or a carriage return is prefixed with an apostrophe so
 that no spreadsheet runs it as a formula. The CSV is UTF-8 with a byte order
 mark (so that spreadsheet programs read accents right) and CRLF line ends.
 """
+
+
+def _sheets_note(feedback: bool) -> str:
+    if feedback:
+        return ""
+    return "\n                (left out of this export, as asked: feedback=0)"
 
 
 def _calibration_note(batch) -> str:

@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
+from batches.actions import ACTIONS
+from batches.bulk import EDIT_LABELS, EDIT_NEEDS, OPERATIONS
 from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
@@ -158,6 +160,72 @@ class PageBatchFilter(BatchFilter):
     @property
     def is_filtered(self) -> bool:
         return self.is_bound and self.is_valid() and any(self.form.cleaned_data.values())
+
+
+class BatchIdsField(forms.Field):
+    """Batch ids from repeated fields (`batch=3&batch=7`): whole numbers, each once, in the order given."""
+
+    widget = forms.MultipleHiddenInput
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> list[int]:
+        ids = []
+        for item in value or []:
+            text = str(item).strip()
+            if not (text.isascii() and text.isdigit() and 0 < int(text) < 2**63):
+                raise forms.ValidationError("Batch ids must be whole numbers.")
+            ids.append(int(text))
+        return list(dict.fromkeys(ids))
+
+
+# What the list's bulk bar offers: every batch action of the table, then the edits.
+BULK_CHOICES = [
+    *((action.name, action.label) for action in ACTIONS),
+    *((name, label) for name, label in EDIT_LABELS.items() if name in OPERATIONS),
+]
+
+
+class BulkForm(forms.Form):
+    """The list's bulk bar: an action over the ticked rows, the whole page, or every batch the filters match."""
+
+    action = forms.ChoiceField(
+        choices=BULK_CHOICES,
+        error_messages={"required": "Choose what to do with the selected batches."},
+    )
+    batch = BatchIdsField()
+    # The ids of the rows on the page, sent with "Select all on this page".
+    page_batch = BatchIdsField()
+    whole_page = forms.BooleanField(required=False)
+    # Every batch the filters in `query` match, on every page.
+    matching = forms.BooleanField(required=False)
+    query = forms.CharField(required=False, max_length=4000)
+    priority = forms.IntegerField(
+        required=False, min_value=1, max_value=10, error_messages={"invalid": "Give a priority from 1 to 10."}
+    )
+    tags = TagsField(label="Tags")
+    confirmed = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        needs = EDIT_NEEDS.get(data.get("action"))
+        if needs and not data.get(needs) and needs not in self.errors:
+            what = "a priority from 1 to 10" if needs == "priority" else "one or more tags"
+            self.add_error(needs, f"Give {what} for “{dict(BULK_CHOICES)[data['action']]}”.")
+        return data
+
+    def params(self) -> dict[str, Any]:
+        """What the bulk operation needs besides the action and the batches."""
+        needs = EDIT_NEEDS.get(self.cleaned_data["action"])
+        return {needs: self.cleaned_data[needs]} if needs else {}
+
+    def chosen_ids(self) -> list[int]:
+        """The rows ticked, and the page's rows when "Select all on this page" is ticked."""
+        data = self.cleaned_data
+        ids = data["batch"] + (data["page_batch"] if data["whole_page"] else [])
+        return list(dict.fromkeys(ids))
 
 
 class SettingsErrorsMixin:

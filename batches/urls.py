@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views, views_exemplars, views_inbox, views_templates
+from batches import views, views_bulk, views_exemplars, views_inbox, views_templates
 from batches.actions import ACTIONS
 
 app_name = "batches"
@@ -8,6 +8,7 @@ app_name = "batches"
 urlpatterns = [
     path("batches", views.batch_list, name="list"),
     path("batches/live", views.batch_list_live, name="list-live"),
+    path("batches/bulk", views_bulk.batch_bulk, name="bulk"),
     path("batches/new", views.batch_new, name="new"),
     path("batches/new/template", views.template_preview, name="template-preview"),
     path("batches/new/provider-check", views.new_batch_provider_check, name="new-provider-check"),

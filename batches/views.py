@@ -5,6 +5,7 @@ check what the user may change (a 403 page that says why), call the batch's
 methods and render. A refused transition becomes a message on the page.
 """
 
+from collections.abc import Iterable
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -15,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import slug_re
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -31,10 +32,12 @@ from batches.exceptions import InvalidTransition
 from batches.export import feedback_filename, job_feedback_sheet
 from batches.feedback import render_pdf
 from batches.forms import (
+    BULK_CHOICES,
     LIST_ORDERS,
     PROVIDER_FIELDS,
     BatchDetailsForm,
     BatchSettingsForm,
+    BulkForm,
     NewBatchForm,
     PageBatchFilter,
     ReviewForm,
@@ -167,10 +170,27 @@ def _jobs_page(entries: list[Entry], query: QueueQuery, number: Any):
 @login_required
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    filters = PageBatchFilter(request.GET or None, queryset=_visible_batches(request))
+    return list_page(request, request.GET)
+
+
+def list_page(
+    request: HttpRequest,
+    params: QueryDict,
+    bulk: BulkForm | None = None,
+    selected: Iterable[int] = (),
+    status: int = 200,
+) -> HttpResponse:
+    """The list for these filters (`params`, the page's query), with its bulk bar.
+
+    The bulk view (views_bulk.py) draws it again with the bar's errors and the
+    rows that were ticked still ticked.
+    """
+    filters = PageBatchFilter(params or None, queryset=_visible_batches(request))
     batches = filters.filtered().with_progress()
-    page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(batches, PAGE_SIZE)
+    page = paginator.get_page(params.get("page"))
     rows = attach_places(request.user, rows_for(request.user, list(page.object_list)))
+    query = params.urlencode()
     context = {
         "filters": filters,
         "page": page,
@@ -178,8 +198,15 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         "live_ids": [row.batch.pk for row in rows if row.live],
         "has_any": bool(rows) or _visible_batches(request).exists(),
         "orders": LIST_ORDERS,
+        "list_url": reverse("batches:list") + (f"?{query}" if query else ""),
+        "query": query,
+        "bulk": bulk or BulkForm(),
+        "bulk_choices": BULK_CHOICES,
+        "selected": set(selected),
+        # "Select all matching" only acts on filters that were applied.
+        "matching_count": paginator.count if not (filters.is_bound and filters.form.errors) else None,
     }
-    return render(request, "batches/list.html", context)
+    return render(request, "batches/list.html", context, status=status)
 
 
 @login_required_live
