@@ -3,6 +3,12 @@
 Adding a provider is one module with a Provider subclass, which states its own limits,
 prices, token counting and prompt overhead (see base.Provider), plus one entry in PROVIDERS.
 
+A name a batch grades with is a connection (connections.py): `openai`, `anthropic` and `builtin`,
+and each connection the deployment's PROVIDERS setting declares, such as `local` of kind openai.
+The class registered for a declared connection is its kind's class bound to it (a subclass named
+after the connection), so whatever asks `provider_class(name)` for limits, prices, tokens or
+problems gets that connection's, and nothing outside this package tells connections apart.
+
 Importing this package stays cheap: an SDK (OpenAI's, Anthropic's) is loaded only by a process
 that grades with it; reading a provider's description imports its module but not the SDK.
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 import threading
 from importlib import import_module
 
+from grading.providers import connections
 from grading.providers.base import (
     CriterionGrade,
     Exemplar,
@@ -39,6 +46,7 @@ __all__ = [
     "TransientProviderError",
     "UnknownProvider",
     "available_providers",
+    "connection_of",
     "get_provider",
     "provider_class",
 ]
@@ -49,9 +57,10 @@ PROVIDERS = {
     "openai": "grading.providers.openai.OpenAIProvider",
 }
 
-_instances: dict[str, Provider] = {}
-# Classes by dotted path: limits are looked up on every claimed job, so the import is done once.
-_classes: dict[str, type[Provider]] = {}
+# Instances and classes by (name, dotted path): a name's kind may change when the settings do.
+_instances: dict[tuple[str, str], Provider] = {}
+# Limits are looked up on every claimed job, so the import (and the binding) is done once.
+_classes: dict[tuple[str, str], type[Provider]] = {}
 _lock = threading.Lock()
 
 
@@ -62,30 +71,44 @@ class UnknownProvider(KeyError):
 
 
 def _registry() -> dict[str, str]:
-    """The built-in providers and the deployment's EXTRA_PROVIDERS (plug-ins)."""
+    """Names and their classes: the built-in providers, EXTRA_PROVIDERS (plug-ins) and PROVIDERS' connections."""
     from django.conf import settings
 
     extra = getattr(settings, "EXTRA_PROVIDERS", None) or {}
-    return {**PROVIDERS, **extra} if extra else PROVIDERS
+    declared = {name: PROVIDERS[conn.kind] for name, conn in connections.configured().items()}
+    return {**PROVIDERS, **extra, **declared}
 
 
 def available_providers() -> list[str]:
+    """Every name a batch may grade with: the built-in providers, plug-ins and connections."""
     return sorted(_registry())
+
+
+def connection_of(name: str) -> connections.Connection | None:
+    """The connection `name` grades through; None for a plug-in or a name no longer known."""
+    return connections.get(name)
 
 
 def get_provider(name: str) -> Provider:
     """The shared provider instance for `name`; providers are thread-safe, so one suffices."""
-    provider = _instances.get(name)
+    cls = provider_class(name)
+    key = (name, f"{cls.__module__}.{cls.__qualname__}")
+    provider = _instances.get(key)
     if provider is not None:
         return provider
     with _lock:
-        if name not in _instances:
-            _instances[name] = provider_class(name)()
-        return _instances[name]
+        if key not in _instances:
+            _instances[key] = cls()
+        return _instances[key]
 
 
 def provider_class(name: str) -> type[Provider]:
-    """The class registered as `name`, for what it states about itself; no instance is made."""
+    """The class registered as `name`, for what it states about itself; no instance is made.
+
+    A connection other than its kind's own (`local` of kind openai) gets its kind's class bound
+    to it: a subclass whose `name` is the connection's, which the class reads its endpoint,
+    key, limits and prices by.
+    """
     try:
         dotted = _registry()[name]
     except KeyError:
@@ -93,8 +116,11 @@ def provider_class(name: str) -> type[Provider]:
         raise UnknownProvider(
             f"There is no grading provider named “{name}”; choose one of: {choices}."
         ) from None
-    cls = _classes.get(dotted)
+    cls = _classes.get((name, dotted))
     if cls is None:
         module_name, class_name = dotted.rsplit(".", 1)
-        cls = _classes[dotted] = getattr(import_module(module_name), class_name)
+        cls = getattr(import_module(module_name), class_name)
+        if dotted in PROVIDERS.values() and cls.name != name:
+            cls = type(f"{class_name}[{name}]", (cls,), {"name": name, "__module__": cls.__module__})
+        _classes[(name, dotted)] = cls
     return cls
