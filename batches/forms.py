@@ -16,7 +16,7 @@ from django.utils.text import format_lazy
 from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
-from grading.providers import available_providers
+from grading.providers.readiness import connections_readiness
 from grading.schema import GradingSettings, Processing
 from templates_app.models import BatchTemplate
 
@@ -181,11 +181,25 @@ class SettingsErrorsMixin:
                     self.add_error(None, f"{path}: {message}")
 
 
+def provider_choices() -> list[tuple[str, str]]:
+    """Every connection by name, read when a form is made: one that is not ready says so."""
+    return [
+        (item.name, item.name if item.ready else f"{item.name} (not ready)")
+        for item in connections_readiness()
+    ]
+
+
 class ProviderChoiceField(forms.ChoiceField):
+    """The connection to grade with; the list under it (batches/_connections.html) says what each is."""
+
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("choices", [(name, name) for name in available_providers()])
+        kwargs.setdefault("choices", provider_choices)
         super().__init__(**kwargs)
+
+    def connections(self) -> list:
+        """Each connection with its kind, endpoint and whether it is ready (never its key)."""
+        return connections_readiness()
 
 
 class NewBatchForm(SettingsErrorsMixin, forms.Form):
@@ -207,7 +221,7 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
     )
 
@@ -290,7 +304,7 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each new document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
     )
     temperature = forms.FloatField(min_value=0, max_value=2, required=False)
