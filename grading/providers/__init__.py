@@ -47,6 +47,8 @@ __all__ = [
     "UnknownProvider",
     "available_providers",
     "connection_of",
+    "connection_label",
+    "kind_of",
     "get_provider",
     "provider_class",
 ]
@@ -87,6 +89,20 @@ def available_providers() -> list[str]:
 def connection_of(name: str) -> connections.Connection | None:
     """The connection `name` grades through; None for a plug-in or a name no longer known."""
     return connections.get(name)
+
+
+def kind_of(name: str) -> str:
+    """What `name` is, for showing beside it: a connection's kind, `plug-in`, or "" when unknown."""
+    connection = connections.get(name)
+    if connection is not None:
+        return connection.kind
+    return "plug-in" if name in _registry() else ""
+
+
+def connection_label(name: str) -> str:
+    """The connection's name with its kind where the name does not say it: `local (openai)`."""
+    kind = kind_of(name)
+    return f"{name} ({kind})" if kind and kind != name else name
 
 
 def get_provider(name: str) -> Provider:
