@@ -48,9 +48,17 @@ class Readiness:
         return self.problem is None
 
 
-def connections_readiness(check: bool = False) -> list[Readiness]:
+class Connections(list[Readiness]):
+    """The connections in order; a page opens their list when one of them is not ready."""
+
+    @property
+    def all_ready(self) -> bool:
+        return all(item.ready for item in self)
+
+
+def connections_readiness(check: bool = False) -> Connections:
     """Every name a batch may grade with, in order, with whether it is ready."""
-    return [readiness(name, check) for name in available_providers()]
+    return Connections(readiness(name, check) for name in available_providers())
 
 
 def readiness(name: str, check: bool = False) -> Readiness:
