@@ -11,10 +11,12 @@ from django_q.conf import Conf
 
 from batches.models import BatchStatus
 from grading.models import GradingJob
+from grading.providers import GradeRequest, PermanentProviderError, TransientProviderError, get_provider
 from tests.api_support import client_for
 from tests.conftest import make_batch
 from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.llm_standin import LLMStandin
+from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY
 
 # Two keys, each in its own variable: the gateway's is accepted, Claude's is not (a 401, whose
 # error is recorded as the job's last error).
@@ -118,3 +120,38 @@ def test_the_keys_appear_in_no_api_answer_page_admin_page_log_record_export_or_r
 
     assert caplog.records, "the grading left no log record to look through"
     assert {where: keys for where, keys in found.items() if keys} == {}
+
+
+def grade_through(name: str):
+    request = GradeRequest(
+        text=STRONG_ESSAY,
+        rubric=ACADEMIC_ESSAY_RUBRIC,
+        settings=ESSAY_SETTINGS,
+        model="gpt-4o-mini",
+        timeout_s=5.0,
+    )
+    return get_provider(name).grade(request)
+
+
+def test_an_endpoint_that_cannot_be_reached_is_named_without_the_credentials_in_its_url(settings):
+    settings.PROVIDERS = {"proxy": {"kind": "openai", "base_url": "http://grader:hunter2@127.0.0.1:9/v1"}}
+
+    with pytest.raises(TransientProviderError) as failed:
+        grade_through("proxy")
+
+    assert "Could not connect to http://127.0.0.1:9/v1" in str(failed.value)
+    assert "hunter2" not in str(failed.value)
+
+
+def test_a_refused_key_is_named_by_its_variable_and_never_shown(settings, monkeypatch):
+    monkeypatch.setenv("GATEWAY_KEY", GATEWAY_KEY)
+    with LLMStandin(fail_with_status=401) as gateway:
+        settings.PROVIDERS = {
+            "gateway": {"kind": "openai", "base_url": gateway.url, "key_env": "GATEWAY_KEY"}
+        }
+
+        with pytest.raises(PermanentProviderError) as failed:
+            grade_through("gateway")
+
+    assert "rejected the API key set in GATEWAY_KEY (HTTP 401)" in str(failed.value)
+    assert not leaks(str(failed.value))

@@ -76,7 +76,9 @@ from grading.providers.remote import (
     TRANSIENT_STATUSES,
     Clients,
     is_loopback,
+    redacted,
     retry_after_seconds,
+    shown_url,
     status_error,
 )
 from grading.providers.remote import configured_prices as configured_price_rows
@@ -262,21 +264,32 @@ def api_message(error: openai.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
-def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
-    """The SDK's exception as ours, with a sentence fit to show as the job's last error."""
+def translate(
+    error: openai.OpenAIError, base_url: str, api_key: str = "", key_env: str = ""
+) -> ProviderError:
+    """The SDK's exception as ours, with a sentence fit to show as the job's last error.
+
+    The endpoint is shown without credentials, and the key is taken out of whatever the
+    server or the client said, should either echo it; a 401 names the key's variable.
+    """
     import openai
 
+    where = shown_url(base_url)
     if isinstance(error, openai.APITimeoutError):
-        return TransientProviderError(f"The request to {base_url} timed out.")
+        return TransientProviderError(f"The request to {where} timed out.")
     if isinstance(error, openai.APIConnectionError):
-        return TransientProviderError(f"Could not connect to {base_url}: {error.__cause__ or error}.")
+        cause = redacted(str(error.__cause__ or error), api_key)
+        return TransientProviderError(f"Could not connect to {where}: {cause}.")
     if isinstance(error, openai.APIStatusError):
-        return translate_status(error)
-    return PermanentProviderError(f"The OpenAI client failed: {error}.")
+        return translate_status(error, api_key, key_env)
+    return PermanentProviderError(f"The OpenAI client failed: {redacted(str(error), api_key)}.")
 
 
-def translate_status(error: openai.APIStatusError) -> ProviderError:
-    return status_error(error.status_code, api_message(error), error.response.headers)
+def translate_status(error: openai.APIStatusError, api_key: str = "", key_env: str = "") -> ProviderError:
+    reasons = {401: f"rejected the API key set in {key_env}"} if key_env else None
+    return status_error(
+        error.status_code, redacted(api_message(error), api_key), error.response.headers, reasons=reasons
+    )
 
 
 def parse_reply(response: dict, criteria: list[dict], text: str):
@@ -377,21 +390,23 @@ class OpenAIProvider(Provider):
         require_text(request)
         criteria = criteria_of(request.rubric)
         check_keys(criteria)
-        base_url, api_key = self.connection().endpoint()
+        bound = self.connection()
+        base_url, api_key = bound.endpoint()
+        key_env = bound.key_env
         try:
             self.price_for(request.model)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
         body = completion_body(request, criteria)
         return with_one_repair(
-            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s),
+            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s, key_env),
             body,
             lambda responses: build_grade(request, responses, criteria, type(self)),
             repair_body,
         )
 
     @staticmethod
-    def _complete(base_url: str, api_key: str, body: dict, timeout_s: float) -> dict:
+    def _complete(base_url: str, api_key: str, body: dict, timeout_s: float, key_env: str = "") -> dict:
         import httpx2
         import openai
 
@@ -410,7 +425,7 @@ class OpenAIProvider(Provider):
                 options={"timeout": timeout_s},
             )
         except openai.OpenAIError as error:
-            raise translate(error, base_url) from error
+            raise translate(error, base_url, api_key, key_env) from error
         return completion_json(response)
 
 
