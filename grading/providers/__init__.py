@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from importlib import import_module
+from typing import Any
 
 from grading.providers import connections
 from grading.providers.base import (
@@ -72,12 +73,22 @@ class UnknownProvider(KeyError):
         return self.args[0] if self.args else ""
 
 
+# The declared connections' names and classes, and the connections they were made from: the
+# registry is read on every claimed job, and the connections change only with the settings.
+_declared: tuple[Any, dict[str, str]] = (None, {})
+
+
 def _registry() -> dict[str, str]:
     """Names and their classes: the built-in providers, EXTRA_PROVIDERS (plug-ins) and PROVIDERS' connections."""
+    global _declared
     from django.conf import settings
 
     extra = getattr(settings, "EXTRA_PROVIDERS", None) or {}
-    declared = {name: PROVIDERS[conn.kind] for name, conn in connections.configured().items()}
+    configured = connections.configured()
+    made_from, declared = _declared
+    if configured is not made_from:
+        declared = {name: PROVIDERS[conn.kind] for name, conn in configured.items()}
+        _declared = (configured, declared)
     return {**PROVIDERS, **extra, **declared}
 
 
