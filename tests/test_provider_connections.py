@@ -14,7 +14,7 @@ from batches.analytics import batch_analytics
 from batches.models import BatchStatus
 from grading import estimate
 from grading.limits import provider_limits
-from grading.models import GradingResult
+from grading.models import GradingJob, GradingResult
 from grading.providers import available_providers, connection_label, get_provider, provider_class
 from grading.schema import split_target
 from tests.conftest import make_batch
@@ -213,3 +213,17 @@ def test_a_comparison_across_three_connections_grades_each_through_its_own_and_a
     assert all(pair["documents"] == 3 and pair["exact"] is not None for pair in comparison)
     kinds = {row["provider"]: row["kind"] for row in batch_analytics(batch)["by_model"]}
     assert kinds == {"claude": "anthropic", "local": "openai", "openai": "openai"}
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_each_job_with_its_connection_and_kind(admin_user, client, owner, settings):
+    settings.PROVIDERS = {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}
+    batch = make_batch(owner, jobs=1)
+    GradingJob.objects.filter(batch=batch).update(provider="local", model="llama3")
+    client.force_login(admin_user)
+
+    listing = client.get("/admin/grading/gradingjob/").content.decode()
+    inline = client.get(f"/admin/batches/jobbatch/{batch.pk}/change/").content.decode()
+
+    assert "local (openai)" in listing
+    assert "local (openai)" in inline
