@@ -54,6 +54,7 @@ def manage_check(**env: str) -> subprocess.CompletedProcess:
         ('{"azure": {"kind": "openai", "prices": {"gpt-4o": [2.5]}}}', "“azure” has prices"),
         ('{"azure": {"kind": "openai", "timeout": 3}}', "“azure” has an unknown field “timeout”"),
         ('{"Azure EU": {"kind": "openai"}}', "the connection “Azure EU” needs a name"),
+        ('{"builtin": {"kind": "openai"}}', "the connection “builtin” takes the offline grader's name"),
     ],
 )
 def test_a_bad_providers_value_stops_start_up_with_one_sentence_naming_the_connection_and_field(

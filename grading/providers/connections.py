@@ -142,6 +142,8 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
         raise refuse(
             "needs a name of lower-case letters, digits, - and _, starting with a letter (50 at most)"
         )
+    if name == "builtin":
+        raise refuse("takes the offline grader's name, which is always there: choose another name")
     if not isinstance(entry, dict):
         raise refuse("must be a JSON object with at least a kind")
     if "key" in entry or "api_key" in entry:
