@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views, views_exemplars, views_inbox
+from batches import views, views_exemplars, views_inbox, views_templates
 from batches.actions import ACTIONS
 
 app_name = "batches"
@@ -20,6 +20,17 @@ urlpatterns = [
     path("batches/<int:pk>/share", views.batch_share, name="share"),
     path("batches/<int:pk>/unshare", views.batch_unshare, name="unshare"),
     path("batches/<int:pk>/calibrate", views.batch_calibrate, name="calibrate"),
+    # The template editor (batches/views_templates.py).
+    path("templates", views_templates.template_list, name="templates"),
+    path("templates/new", views_templates.template_new, name="template-new"),
+    path("templates/<int:pk>", views_templates.template_edit, name="template-edit"),
+    path("templates/<int:pk>/copy", views_templates.template_copy, name="template-copy"),
+    path("templates/<int:pk>/delete", views_templates.template_delete, name="template-delete"),
+    path(
+        "batches/<int:pk>/save-as-template",
+        views_templates.batch_save_as_template,
+        name="save-as-template",
+    ),
     path("templates/<int:pk>/exemplars", views_exemplars.template_exemplars, name="template-exemplars"),
     path(
         "templates/<int:pk>/exemplars/<int:eid>/remove",

@@ -95,6 +95,8 @@ def desk(owner, colleague, essay_template, tasks_inline, settings):
         body="4 of 4 jobs completed.",
     )
     job = GradingJob.objects.in_batch(graded).get(document__original_name="strong_essay.txt")
+    # The editor with the longest pre-built rubric, copied: five criteria of four levels each.
+    own_template = essay_template.copy_for(owner, name="Week 5 essays — the department's rubric, adapted")
     return {
         "list": "/batches",
         "batch": f"/batches/{graded.pk}",
@@ -106,6 +108,9 @@ def desk(owner, colleague, essay_template, tasks_inline, settings):
         "account": "/account",
         "documents": f"/batches/{draft.pk}/documents",
         "delete": f"/batches/{graded.pk}/delete",
+        "templates": "/templates",
+        "template-editor": f"/templates/{own_template.pk}",
+        "template-prebuilt": f"/templates/{prebuilt('research-paper').pk}",
         "not-found": "/batches/999999",
     }
 
@@ -160,7 +165,10 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
     web.goto("/accounts/login/")
     found = [f"sign-in: {violation}" for violation in axe_violations(web)]
     sign_in(web, "olivia", "pw-olivia")
-    for width, names in ((1280, list(desk)), (390, ["list", "batch", "job", "new", "scratch"])):
+    for width, names in (
+        (1280, list(desk)),
+        (390, ["list", "batch", "job", "new", "scratch", "template-editor"]),
+    ):
         web.set_viewport_size({"width": width, "height": 900})
         for name in names:
             web.goto(desk[name])
