@@ -60,10 +60,10 @@ PROVIDERS = {
     "openai": "grading.providers.openai.OpenAIProvider",
 }
 
-# Instances and classes by (name, dotted path): a name's kind may change when the settings do.
-_instances: dict[tuple[str, str], Provider] = {}
-# Limits are looked up on every claimed job, so the import (and the binding) is done once.
+# Classes by (name, dotted path), as a name's kind may change with the settings, and one instance
+# per class. Limits are looked up on every claimed job, so the import (and the binding) is done once.
 _classes: dict[tuple[str, str], type[Provider]] = {}
+_instances: dict[type[Provider], Provider] = {}
 _lock = threading.Lock()
 
 
@@ -119,14 +119,13 @@ def connection_label(name: str) -> str:
 def get_provider(name: str) -> Provider:
     """The shared provider instance for `name`; providers are thread-safe, so one suffices."""
     cls = provider_class(name)
-    key = (name, f"{cls.__module__}.{cls.__qualname__}")
-    provider = _instances.get(key)
+    provider = _instances.get(cls)
     if provider is not None:
         return provider
     with _lock:
-        if key not in _instances:
-            _instances[key] = cls()
-        return _instances[key]
+        if cls not in _instances:
+            _instances[cls] = cls()
+        return _instances[cls]
 
 
 def provider_class(name: str) -> type[Provider]:
