@@ -162,7 +162,11 @@ def test_the_estimate_prices_each_connection_with_its_own_prices_and_names_its_k
 @pytest.fixture
 def three_endpoints(settings, monkeypatch):
     """Two Chat Completions stand-ins (the openai connection and `local`) and a Messages stand-in."""
-    with LLMStandin() as hosted, LLMStandin() as local, AnthropicStandin(api_key="sk-ant-standin") as claude:
+    with (
+        LLMStandin() as hosted,
+        LLMStandin(latency_s=0.05) as local,
+        AnthropicStandin(api_key="sk-ant-standin") as claude,
+    ):
         settings.OPENAI_BASE_URL = hosted.url
         settings.OPENAI_API_KEY = "sk-hosted"
         settings.ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -190,7 +194,7 @@ def test_a_comparison_across_three_connections_grades_each_through_its_own_and_a
 ):
     hosted, local, claude = three_endpoints
     monkeypatch.setattr(Conf, "SYNC", True)
-    batch = make_batch(owner, jobs=3, settings=COMPARISON)
+    batch = make_batch(owner, jobs=4, settings=COMPARISON)
 
     with django_capture_on_commit_callbacks(execute=True):
         batch.start_batch()
@@ -198,20 +202,22 @@ def test_a_comparison_across_three_connections_grades_each_through_its_own_and_a
     batch.refresh_from_db()
     assert batch.status == BatchStatus.COMPLETED
     graded = sorted(GradingResult.objects.filter(job__batch=batch).values_list("provider", "model"))
-    assert graded == [("claude", HAIKU)] * 3 + [("local", "llama3")] * 3 + [("openai", "gpt-4o-mini")] * 3
+    assert graded == [("claude", HAIKU)] * 4 + [("local", "llama3")] * 4 + [("openai", "gpt-4o-mini")] * 4
     # Each endpoint received its own model's calls and no other's, with its own key.
-    assert hosted.stats()["models"] == {"gpt-4o-mini": 3}
-    assert local.stats()["models"] == {"llama3": 3}
-    assert claude.stats()["models"] == {HAIKU: 3}
+    assert hosted.stats()["models"] == {"gpt-4o-mini": 4}
+    assert local.stats()["models"] == {"llama3": 4}
+    assert claude.stats()["models"] == {HAIKU: 4}
     assert {request.headers.get("authorization") for request in hosted.requests} == {"Bearer sk-hosted"}
     assert "Bearer sk-hosted" not in {request.headers.get("authorization") for request in local.requests}
+    # The local connection's own cap (2), not the batch's concurrency (8), bounded its calls.
+    assert local.stats()["peak_concurrency"] <= 2
     comparison = batch_analytics(batch)["model_comparison"]
     assert sorted(tuple(pair["models"]) for pair in comparison) == [
         (f"claude:{HAIKU}", "local:llama3"),
         (f"claude:{HAIKU}", "openai:gpt-4o-mini"),
         ("local:llama3", "openai:gpt-4o-mini"),
     ]
-    assert all(pair["documents"] == 3 and pair["exact"] is not None for pair in comparison)
+    assert all(pair["documents"] == 4 and pair["exact"] is not None for pair in comparison)
     kinds = {row["provider"]: row["kind"] for row in batch_analytics(batch)["by_model"]}
     assert kinds == {"claude": "anthropic", "local": "openai", "openai": "openai"}
 
