@@ -16,8 +16,9 @@ from django.utils.text import format_lazy
 from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
+from grading.merge import merge_into
 from grading.providers.readiness import connections_readiness
-from grading.schema import GradingSettings, Processing
+from grading.schema import GradingSettings, Processing, SettingsError, validate_settings
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -189,6 +190,45 @@ def provider_choices() -> list[tuple[str, str]]:
     ]
 
 
+# The fields that say who grades: a choice among them is checked as it is made.
+PROVIDER_FIELDS = {"provider": "provider", "model": "model", "models": "compare_models"}
+
+
+class ProviderCheckMixin:
+    """Why the provider and models chosen so far could not grade on this server, for the page to flag.
+
+    The form is bound to what the page holds now (htmx sends it as the choice
+    changes); the check asks the same question as the start (GradingSettings.problems),
+    so a choice flagged here is one the start would refuse. A choice that does not
+    validate yet is left to the form's own errors on saving.
+    """
+
+    def settings_chosen(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def provider_problems(self) -> list[str]:
+        self.is_valid()  # runs the fields' cleaning; other fields' errors do not matter here
+        if any(name in self.errors for name in PROVIDER_FIELDS.values()):
+            return []
+        chosen = self.settings_chosen()
+        if chosen is None:
+            return []
+        try:
+            return validate_settings(chosen).problems()
+        except SettingsError:
+            return []
+
+    def _chosen_overrides(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """`settings` with the provider, model and models as chosen (blank: the template's)."""
+        for path, name in PROVIDER_FIELDS.items():
+            value = self.cleaned_data.get(name)
+            if value in (None, "", []):
+                _discard(settings, path)
+            else:
+                _put(settings, path, value)
+        return settings
+
+
 class ProviderChoiceField(forms.ChoiceField):
     """The connection to grade with; the list under it (batches/_connections.html) says what each is."""
 
@@ -202,7 +242,7 @@ class ProviderChoiceField(forms.ChoiceField):
         return connections_readiness()
 
 
-class NewBatchForm(SettingsErrorsMixin, forms.Form):
+class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
     settings_fields = {"provider": "provider", "models": "compare_models", "model": "model"}
 
     template = forms.ModelChoiceField(
@@ -248,6 +288,12 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
             settings["models"] = data["compare_models"]
         return settings
 
+    def settings_chosen(self) -> dict[str, Any] | None:
+        template = self.cleaned_data.get("template")
+        if template is None:
+            return None
+        return merge_into(template.settings_layer(), self._chosen_overrides({}))
+
     def batch_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
         fields = ("name", "template", "description", "priority", "tags", "deadline")
@@ -285,7 +331,7 @@ EDITABLE_SETTINGS = {
 }
 
 
-class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
+class BatchSettingsForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
     """The grading settings of a draft or paused batch.
 
     Shown with the effective values (the template's, or the schema's default
@@ -339,6 +385,10 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
 
     def changes(self) -> dict[str, Any]:
         return {"settings": self.overrides()}
+
+    def settings_chosen(self) -> dict[str, Any]:
+        template_layer = self.batch.template.settings_layer() if self.batch.template_id else {}
+        return merge_into(template_layer, self._chosen_overrides(_copy(self.batch.settings)))
 
     def overrides(self) -> dict[str, Any]:
         """The batch's settings overrides with this form's values applied (blank: the template's)."""

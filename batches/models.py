@@ -904,4 +904,10 @@ class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
 
 
 # Assignment rules and the inbox live in their own module; imported here so that Django finds them.
-from batches.rule_models import AssignmentRule, InboxItem, RuleBatch  # noqa: E402, F401
+from batches.rule_models import (  # noqa: E402, F401
+    AssignmentRule,
+    AssignmentRuleGroupObjectPermission,
+    AssignmentRuleUserObjectPermission,
+    InboxItem,
+    RuleBatch,
+)

@@ -149,8 +149,13 @@ class GradingSettings(_Strict):
 
     def problems(self) -> list[str]:
         """Why the providers cannot grade with these settings on this server (no key, another provider's model)."""
-        found = (provider_class(provider).problem(model) for provider, model in self.grading_targets())
-        return list(dict.fromkeys(problem for problem in found if problem))
+        return target_problems(self.grading_targets())
+
+
+def target_problems(targets) -> list[str]:
+    """Why these (provider, model) pairs cannot grade on this server, each sentence once."""
+    found = (provider_class(provider).problem(model) for provider, model in targets)
+    return list(dict.fromkeys(problem for problem in found if problem))
 
 
 def split_target(entry: str, provider: str) -> tuple[str, str]:

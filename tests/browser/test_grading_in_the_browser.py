@@ -97,8 +97,12 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     expect(web.locator("#id_score_error")).to_contain_text("between 0 and 100")
     web.get_by_label("Total score").fill("88")
     web.get_by_label("Comment").fill("Checked by hand: the evidence is stronger than the AI thought.")
+    reviewed_page = web.url
     web.get_by_role("button", name="Save review").click()
+    # Saving moves on to the next job (or, after the last, back to the batch's jobs), saying so.
     expect(web.get_by_role("status").first).to_contain_text("Review saved")
+    assert web.url != reviewed_page
+    web.goto(reviewed_page)
     expect(web.locator(".score-reviewed")).to_contain_text("88 / 100")
 
     # Download the export and read the gradebook in it.
