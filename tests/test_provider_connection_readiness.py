@@ -85,7 +85,7 @@ def test_a_connection_of_kind_anthropic_refuses_a_model_that_is_not_claude(owner
     response = start(owner, batch)
 
     assert response.status_code == 409
-    assert "the claude connection cannot grade with it" in response.json()["detail"]
+    assert "the claude provider cannot grade with it" in response.json()["detail"]
 
 
 # --- GET /api/providers -----------------------------------------------------------------------------

@@ -457,7 +457,7 @@ class AnthropicProvider(Provider):
     def problem(cls, model: str) -> str | None:
         if not is_claude(model or ""):
             return (
-                f"“{model}” is not a Claude model, so the {cls.name} connection cannot grade with it: "
+                f"“{model}” is not a Claude model, so the {cls.name} provider cannot grade with it: "
                 "choose a model such as claude-haiku-4-5."
             )
         return cls.connection().problem()

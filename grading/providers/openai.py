@@ -356,7 +356,7 @@ class OpenAIProvider(Provider):
     def problem(cls, model: str) -> str | None:
         if not model or model.startswith("builtin"):
             return (
-                f"“{model}” is the builtin grader's model, not one the {cls.name} connection serves: "
+                f"“{model}” is the builtin grader's model, not one the {cls.name} provider serves: "
                 "choose a model such as gpt-4o-mini."
             )
         return cls.connection().problem()
