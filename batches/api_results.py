@@ -105,7 +105,11 @@ class Timeline(_Doc):
 
 
 class ModelFigures(_Doc):
-    provider = serializers.CharField(allow_null=True)
+    provider = serializers.CharField(allow_null=True, help_text="The connection the jobs graded through.")
+    kind = serializers.CharField(
+        allow_null=True,
+        help_text="The connection's kind (openai, anthropic, builtin, plug-in); null if unknown.",
+    )
     model = serializers.CharField(allow_null=True)
     jobs = serializers.IntegerField()
     by_status = serializers.DictField(
@@ -202,7 +206,11 @@ class Analytics(_Doc):
 
 
 class ModelEstimate(_Doc):
-    provider = serializers.CharField()
+    provider = serializers.CharField(help_text="The connection the jobs grade through.")
+    kind = serializers.CharField(
+        allow_null=True,
+        help_text="The connection's kind (openai, anthropic, builtin, plug-in); null if unknown.",
+    )
     model = serializers.CharField()
     jobs = serializers.IntegerField()
     provider_calls = serializers.IntegerField(help_text="One per job when nothing needs a retry.")

@@ -38,6 +38,7 @@ from django.utils.text import slugify
 from batches.analytics import batch_analytics
 from batches.feedback import CriterionFeedback, DocumentFeedback, FeedbackSheet, render_pdf
 from grading.models import GradingJob, GradingResult, JobStatus
+from grading.providers import kind_of
 
 CHUNK_BYTES = 64 * 1024
 ROWS_PER_QUERY = 500
@@ -156,7 +157,7 @@ def document_grade(results: list[GradingResult], basis: str = "final") -> Docume
         max_score=max(result.max_score for result in counted or results),
         criteria={key: fmean(scores) for key, scores in criteria.items()},
         reviewed=bool(reviewed),
-        graded_by=sorted({result.model for result in results}),
+        graded_by=sorted({f"{result.provider}:{result.model}" for result in results}),
         comments=[result.review_comment for result in reviewed if result.review_comment],
         feedback=list(dict.fromkeys(result.feedback for result in counted or results if result.feedback)),
     )
@@ -704,6 +705,7 @@ def job_summary(job: GradingJob) -> dict[str, Any]:
         "name": job.name,
         "status": job.status,
         "provider": job.provider,
+        "provider_kind": kind_of(job.provider),
         "model": job.model,
         "overrides": job.overrides,
         "attempts": job.attempts,
@@ -742,6 +744,7 @@ def result_document(job: GradingJob) -> dict[str, Any] | None:
     result = job.result
     return {
         "provider": result.provider,
+        "provider_kind": kind_of(result.provider),
         "model": result.model,
         "score": result.score,
         "max_score": result.max_score,
@@ -778,7 +781,7 @@ gradebook.csv   one row per document, for a spreadsheet: document_id, file_name,
                 student_id, student_name, final_score (or reviewed_score or
                 calibrated_score, as asked), max_score, percent, one column per
                 rubric criterion (headed "Name (points)"), reviewed (yes/no),
-                graded_by (the models), status ("graded", or the jobs' statuses
+                graded_by (connection:model of each grade), status ("graded", or the jobs' statuses
                 when no job produced a grade), feedback (the AI's overall
                 feedback) and review_comment
 jobs/<job name>-<job id>/summary.json

@@ -19,7 +19,7 @@ from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
 from grading.merge import merge_into
-from grading.providers import available_providers
+from grading.providers.readiness import connections_readiness
 from grading.schema import GradingSettings, Processing, SettingsError, validate_settings
 from templates_app.models import BatchTemplate
 
@@ -250,6 +250,14 @@ class SettingsErrorsMixin:
                     self.add_error(None, f"{path}: {message}")
 
 
+def provider_choices() -> list[tuple[str, str]]:
+    """Every connection by name, read when a form is made: one that is not ready says so."""
+    return [
+        (item.name, item.name if item.ready else f"{item.name} (not ready)")
+        for item in connections_readiness()
+    ]
+
+
 # The fields that say who grades: a choice among them is checked as it is made.
 PROVIDER_FIELDS = {"provider": "provider", "model": "model", "models": "compare_models"}
 
@@ -290,10 +298,16 @@ class ProviderCheckMixin:
 
 
 class ProviderChoiceField(forms.ChoiceField):
+    """The connection to grade with; the list under it (batches/_connections.html) says what each is."""
+
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("choices", [(name, name) for name in available_providers()])
+        kwargs.setdefault("choices", provider_choices)
         super().__init__(**kwargs)
+
+    def connections(self) -> list:
+        """Each connection with its kind, endpoint and whether it is ready (never its key)."""
+        return connections_readiness()
 
 
 class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
@@ -315,7 +329,7 @@ class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
     )
 
@@ -404,7 +418,7 @@ class BatchSettingsForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each new document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
     )
     temperature = forms.FloatField(min_value=0, max_value=2, required=False)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import DomainError
 from grading.naming import MAX_PATTERN, pattern_problem
-from grading.providers import PROVIDERS, available_providers, provider_class
+from grading.providers import available_providers, provider_class
 
 
 class _Strict(BaseModel):
@@ -159,9 +159,9 @@ def target_problems(targets) -> list[str]:
 
 
 def split_target(entry: str, provider: str) -> tuple[str, str]:
-    """A `models` entry as (provider, model): `provider:model` names a registered provider, else `provider`'s model."""
+    """A `models` entry as (provider, model): `name:model` names a provider or connection, else `provider`'s model."""
     prefix, colon, model = entry.partition(":")
-    if colon and prefix in PROVIDERS:
+    if colon and prefix in available_providers():
         return prefix, model
     return provider, entry
 

@@ -445,6 +445,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "DELETE inbox-item": Expect(PERSONAL(204), own_inbox_pk, prepare=with_inboxes),
     # the queue: everyone's, showing only what they may view
     "GET queue": Expect(SIGNED_IN(), no_kwargs, prepare=running, check=queue_rows),
+    # the deployment's provider connections: the same for everyone signed in
+    "GET providers": Expect(SIGNED_IN(), no_kwargs),
     # the API itself
     "GET api-root": Expect(SIGNED_IN(), no_kwargs),
     "GET api-schema": Expect(ANYONE(), no_kwargs),

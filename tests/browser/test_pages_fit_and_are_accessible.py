@@ -36,9 +36,19 @@ WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
-def desk(owner, colleague, essay_template, tasks_inline):
+def desk(owner, colleague, essay_template, tasks_inline, settings):
     """A grader's list after a day's work; returns the pages to look at."""
     now = timezone.now()
+    # Connections as a school has them: a hosted gateway whose key is not set here (so it is
+    # listed as not ready, with its sentence), and a model on the school's own server.
+    settings.PROVIDERS = {
+        "district-azure-gateway": {
+            "kind": "openai",
+            "base_url": "https://district-gateway.openai.azure.example.com/openai/deployments/v1",
+            "key_env": "DISTRICT_AZURE_OPENAI_KEY",
+        },
+        "local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"},
+    }
     graded = make_batch(
         owner,
         essay_template,
@@ -216,7 +226,10 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
     sign_in(web, "olivia", "pw-olivia")
     for width, names in (
         (1280, list(desk)),
-        (390, ["list", "batch", "job", "new", "template-editor", "inbox", "rules", "rule", "queue"]),
+        (
+            390,
+            ["list", "batch", "job", "new", "scratch", "template-editor", "inbox", "rules", "rule", "queue"],
+        ),
     ):
         web.set_viewport_size({"width": width, "height": 900})
         for name in names:
