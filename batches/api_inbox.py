@@ -335,7 +335,7 @@ class InboxView(GenericAPIView):
 
     @extend_schema(
         summary="Your inbox: documents no rule took, waiting to be assigned",
-        responses={200: InboxItemSerializer(many=True), 401: LIST_ERRORS[401], 404: LIST_ERRORS[404]},
+        responses={200: InboxItemSerializer(many=True), **LIST_ERRORS},
     )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
