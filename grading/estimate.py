@@ -20,7 +20,12 @@ module only counts. Each model's figures name the method used:
 
 Cost uses the provider's prices (Provider.price_for and cost_of; the openai
 provider's table is overridable with MODEL_PRICES, the builtin grader costs
-nothing). A provider no longer registered (a name from an old snapshot) is
+nothing). Prompt caching: where the provider caches a repeated prefix
+(cache_min_tokens) and the shared prompt is at least that long, every call but
+the first of each group is assumed to read the shared prompt from the cache, at
+the provider's cached input price; the prompt is arranged so that it can
+(grading/providers/prompting.py), but a cache that expires between calls (five
+minutes or more without a call) costs its full price again. A provider no longer registered (a name from an old snapshot) is
 counted as characters / 4 with no prompt and is not priced.
 """
 
@@ -221,17 +226,34 @@ def output_tokens_per_call(group: Group) -> tuple[int, str]:
     return (group.described or Provider).output_tokens_guess(group.settings)
 
 
+def cached_prompt_tokens(group: Group) -> tuple[int, str]:
+    """Input tokens expected from the prompt cache, and the assumption behind the figure."""
+    minimum = group.described.cache_min_tokens if group.described else None
+    if minimum is None:
+        return 0, "no prompt caching"
+    overhead = prompt_overhead_tokens(group)
+    if overhead < minimum:
+        return 0, f"the shared prompt ({overhead} tokens) is shorter than the {minimum} tokens a cache needs"
+    return (
+        max(group.jobs - 1, 0) * overhead,
+        "the shared prompt read from the cache on every call but the first, at the cached input price",
+    )
+
+
 def _group_figures(group: Group) -> dict[str, Any]:
     output_each, output_method = output_tokens_per_call(group)
     input_tokens = group.document_tokens + group.jobs * prompt_overhead_tokens(group)
     output_tokens = group.jobs * output_each
+    cached_tokens, cache_method = cached_prompt_tokens(group)
     if group.described is None:
         price_in, price_out, priced, cost = 0.0, 0.0, False, Decimal(0)
+        price_cached = 0.0
         price_method = f"{unknown(group.provider)}: not priced"
     else:
         price_in, price_out = group.described.price_for(group.model)
+        price_cached = group.described.cached_input_price(group.model)
         priced = group.described.is_priced(group.model)
-        cost = group.described.cost_of(group.model, input_tokens, output_tokens)
+        cost = group.described.cost_of(group.model, input_tokens, output_tokens, cached_tokens)
         price_method = group.described.price_method(group.model)
     return {
         "provider": group.provider,
@@ -240,12 +262,14 @@ def _group_figures(group: Group) -> dict[str, Any]:
         "provider_calls": group.jobs,
         "max_provider_calls": group.max_calls,
         "input_tokens": input_tokens,
+        "cached_input_tokens": cached_tokens,
         "output_tokens": output_tokens,
         "cost": _dollars(cost),
-        "price_per_million_tokens": {"input": price_in, "output": price_out},
+        "price_per_million_tokens": {"input": price_in, "cached_input": price_cached, "output": price_out},
         "priced": priced,
         "input_method": group.tokenizer.method,
         "output_method": output_method,
+        "cache_method": cache_method,
         "price_method": price_method,
     }
 

@@ -469,13 +469,21 @@ class AnthropicProvider(Provider):
         prices = prices_for(model)
         return (prices.input, prices.output) if prices else (0.0, 0.0)
 
+    # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
+    cache_min_tokens = 1024
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        prices = prices_for(model)
+        return prices.cache_read if prices else 0.0
+
     @classmethod
     def price_method(cls, model: str) -> str:
         if not cls.is_priced(model):
             return "no price known for this model: set MODEL_PRICES"
         return (
-            "the anthropic provider's price table (MODEL_PRICES overrides it), at the full input price: "
-            "the rubric prompt's cached reads cost less, and the recorded cost counts them so"
+            "the anthropic provider's price table (MODEL_PRICES overrides it); the shared prompt is "
+            "priced as a cache read after the first call, and the recorded cost counts cache writes too"
         )
 
     @classmethod

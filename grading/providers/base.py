@@ -189,10 +189,25 @@ class Provider(ABC):
         return "the provider's stated price" if cls.is_priced(model) else "no price known for this model"
 
     @classmethod
-    def cost_of(cls, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    def cost_of(cls, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+        """Dollars for a call; `cached_tokens` of the input were read from the prompt cache."""
         price_in, price_out = cls.price_for(model)
-        cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
+        cached = min(max(cached_tokens, 0), input_tokens)
+        cost = (
+            (input_tokens - cached) * Decimal(str(price_in))
+            + cached * Decimal(str(cls.cached_input_price(model)))
+            + output_tokens * Decimal(str(price_out))
+        ) / MILLION
         return cost.quantize(COST_QUANTUM)
+
+    # Providers that cache a repeated prompt prefix read it from the cache only when the prefix
+    # is at least this long (OpenAI's and Anthropic's smallest cacheable prompt); None: no caching.
+    cache_min_tokens: int | None = None
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        """US dollars per million input tokens read from the prompt cache; the full price without caching."""
+        return cls.price_for(model)[0]
 
     @classmethod
     def tokenizer(cls, model: str) -> Tokenizer:

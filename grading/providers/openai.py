@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     import openai
 
 __all__ = [
+    "DEFAULT_CACHED_PRICES",
     "DEFAULT_PRICES",
     "DOCUMENT_HEADING_TOKENS",
     "EXEMPLAR_MAX_CHARS",
@@ -106,6 +107,7 @@ __all__ = [
     "completion_body",
     "configured_prices",
     "connection",
+    "cached_price_for",
     "cost_of",
     "criterion_points",
     "criterion_schema",
@@ -138,6 +140,18 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "o4-mini": (1.10, 4.40),
 }
+# US dollars per million input tokens read from the prompt cache: OpenAI caches a repeated
+# prompt prefix of 1,024 tokens or more by itself and bills those tokens at this rate.
+DEFAULT_CACHED_PRICES: dict[str, float] = {
+    "gpt-4o-mini": 0.075,
+    "gpt-4o": 1.25,
+    "gpt-4.1": 0.50,
+    "gpt-4.1-mini": 0.10,
+    "gpt-4.1-nano": 0.025,
+    "o4-mini": 0.275,
+}
+# OpenAI's smallest prompt prefix it caches.
+CACHE_MIN_TOKENS = 1024
 
 
 def price_for(model: str) -> tuple[float, float]:
@@ -149,13 +163,32 @@ def price_for(model: str) -> tuple[float, float]:
     return prices[family] if family else (0.0, 0.0)
 
 
+def cached_price_for(model: str) -> float:
+    """The price per million cached input tokens: MODEL_PRICES' fourth figure (cache reads) when
+    it names the model with four, else the table's; a model priced without one pays full price."""
+    configured = configured_price_rows(django_settings.MODEL_PRICES)
+    family = _family(model, {**DEFAULT_PRICES, **configured})
+    row = configured.get(family) if family else None
+    if row is not None:
+        return row[3] if len(row) == 4 else row[0]
+    if family in DEFAULT_CACHED_PRICES:
+        return DEFAULT_CACHED_PRICES[family]
+    return price_for(model)[0]
+
+
+def _family(model: str, prices: dict) -> str | None:
+    if model in prices:
+        return model
+    return max((name for name in prices if model.startswith(name)), key=len, default=None)
+
+
 def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
     """The MODEL_PRICES setting (parsed from JSON at start-up), checked model by model: input and output prices."""
     return {name: (row[0], row[1]) for name, row in configured_price_rows(raw).items()}
 
 
-def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    return OpenAIProvider.cost_of(model, input_tokens, output_tokens)
+def cost_of(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+    return OpenAIProvider.cost_of(model, input_tokens, output_tokens, cached_tokens)
 
 
 @lru_cache(maxsize=1)
@@ -352,6 +385,12 @@ class OpenAIProvider(Provider):
     def price_for(cls, model: str) -> tuple[float, float]:
         return price_for(model)
 
+    cache_min_tokens = CACHE_MIN_TOKENS
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        return cached_price_for(model)
+
     @classmethod
     def price_method(cls, model: str) -> str:
         if not cls.is_priced(model):
@@ -416,6 +455,7 @@ def build_grade(request: GradeRequest, responses: list[dict], criteria: list[dic
     graded, feedback = parse_reply(response, criteria, request.text)
     usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in responses]
     input_tokens = sum(token_count(usage.get("prompt_tokens")) for usage in usages)
+    cached_tokens = sum(cached_token_count(usage) for usage in usages)
     output_tokens = sum(token_count(usage.get("completion_tokens")) for usage in usages)
     return Grade(
         score=sum(item.score for item in graded),
@@ -424,7 +464,13 @@ def build_grade(request: GradeRequest, responses: list[dict], criteria: list[dic
         feedback=feedback,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cost=cost_of(request.model, input_tokens, output_tokens),
+        cost=cost_of(request.model, input_tokens, output_tokens, cached_tokens),
         raw=response,
         model=str(response.get("model") or request.model),
     )
+
+
+def cached_token_count(usage: dict) -> int:
+    """The prompt tokens read from OpenAI's prompt cache (`prompt_tokens_details.cached_tokens`)."""
+    details = usage.get("prompt_tokens_details")
+    return token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0

@@ -71,6 +71,10 @@ class StandinConfig:
     malformed: bool | str = False
     # Spoil only the first this many replies (0: every one), then answer well: a model that slips once.
     malformed_times: int = 0
+    # Prompt caching as OpenAI does it: a prompt prefix (the system message) this long or longer,
+    # seen before from the same model within cache_ttl_s, is reported as cached tokens.
+    cache_min_tokens: int = 1024
+    cache_ttl_s: float = 300.0
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -108,6 +112,7 @@ class Counters:
     in_flight: int = 0
     peak_concurrency: int = 0
     concurrency_violations: int = 0
+    cached_tokens: int = 0
     first_request_at: float | None = None
     last_request_at: float | None = None
     models: dict[str, int] = field(default_factory=dict)
@@ -242,6 +247,8 @@ class LLMStandin:
         self._rng = random.Random(self.config.seed)
         self._counters = Counters()
         self.requests: list[RecordedRequest] = []
+        # Prompt prefixes seen, by model and prefix hash: when each was last used.
+        self._cache: dict[str, float] = {}
         self._server: StandinServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -286,6 +293,7 @@ class LLMStandin:
             in_flight = self._counters.in_flight
             self._counters = Counters(in_flight=in_flight)
             self.requests = []
+            self._cache = {}
             self._rng = random.Random(self.config.seed)
 
     def stats(self, include_bodies: bool = False) -> dict:
@@ -393,8 +401,31 @@ class LLMStandin:
         if not isinstance(body, dict) or not body.get("messages"):
             return self._fail(handler, 400)
         malformed = self.config.malformed if kind == "malformed" else False
-        handler.send_json(200, completion(body, malformed))
+        reply = completion(body, malformed)
+        reply["usage"]["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens(body)}
+        handler.send_json(200, reply)
         return 200
+
+    def cached_tokens(self, body: dict) -> int:
+        """The tokens of the request's prefix read from the cache: none the first time it is seen.
+
+        As OpenAI reports them: the whole prefix once it is at least cache_min_tokens long,
+        in steps of 128 tokens.
+        """
+        prefix = prompt_prefix(body)
+        tokens = len(prefix) // 4
+        if not prefix or tokens < max(self.config.cache_min_tokens, 1):
+            return 0
+        key = hashlib.sha256(f"{body.get('model')}\0{prefix}".encode()).hexdigest()
+        now = time.time()
+        with self._lock:
+            seen = self._cache.get(key)
+            self._cache[key] = now
+            if seen is None or now - seen > self.config.cache_ttl_s:
+                return 0
+            cached = tokens - tokens % 128 if tokens >= 128 else tokens
+            self._counters.cached_tokens += cached
+            return cached
 
     def _rate_limit(self, handler: StandinHandler) -> int:
         seconds = self.config.retry_after_s
@@ -447,6 +478,16 @@ def completion(body: dict, malformed: bool | str = False) -> dict:
         ],
         "usage": usage,
     }
+
+
+def prompt_prefix(body: dict) -> str:
+    """The messages before the first user message: what every job of a batch shares."""
+    prefix = []
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            break
+        prefix.append(str(message.get("content", "")))
+    return "\n".join(prefix)
 
 
 def document_text(body: dict) -> str:
