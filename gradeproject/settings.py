@@ -208,6 +208,12 @@ ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or "https://api.anthropic.com
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=1)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
+# Whether the endpoint offers the provider's batch API (economy delivery at half price): the
+# providers' own endpoints do; local servers (Ollama, vLLM, llama.cpp) mostly do not.
+OPENAI_BATCH_API = env_bool("OPENAI_BATCH_API", OPENAI_BASE_URL.startswith("https://api.openai.com"))
+ANTHROPIC_BATCH_API = env_bool(
+    "ANTHROPIC_BATCH_API", ANTHROPIC_BASE_URL.startswith("https://api.anthropic.com")
+)
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})

@@ -40,6 +40,7 @@ from typing import Any
 from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import Length
 
+from grading import economy
 from grading.models import Document, GradingJob, GradingResult, JobStatus
 from grading.providers import Provider, Tokenizer, UnknownProvider, provider_class
 from grading.providers.base import (  # the figures' constants, importable from here as before
@@ -101,6 +102,7 @@ def estimate_batch(batch) -> dict[str, Any]:
     _count_document_tokens(jobs, groups)
     _measure_output(jobs, groups)
     models = [_group_figures(group) for group in groups.values() if group.jobs]
+    delivery = _delivery(batch, groups, models)
     spent = GradingResult.objects.filter(job__batch_id=batch.pk).aggregate(
         input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
     )
@@ -113,6 +115,7 @@ def estimate_batch(batch) -> dict[str, Any]:
         "output_tokens": sum(item["output_tokens"] for item in models),
         "cost": _dollars(sum((Decimal(str(item["cost"])) for item in models), Decimal(0))),
         "currency": "USD",
+        "delivery": delivery,
         "by_model": models,
         "spent_so_far": {
             "input_tokens": spent["input_tokens"] or 0,
@@ -272,6 +275,39 @@ def _group_figures(group: Group) -> dict[str, Any]:
         "cache_method": cache_method,
         "price_method": price_method,
     }
+
+
+def _delivery(batch, groups: dict[tuple, Group], models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both prices (real-time, and economy through the providers' batch APIs) and which one applies, and why.
+
+    Each model's row gets its own figures; the batch's are their sums. A provider without a
+    batch API costs the same either way. The figures price what the decision would be now.
+    """
+    settings = batch.effective_settings()
+    rule = settings_processing(settings).get("delivery") or "auto"
+    deadline = getattr(batch, "deadline", None)
+    chosen: list[economy.Decision] = []
+    for group, row in zip((g for g in groups.values() if g.jobs), models, strict=True):
+        decision = economy.decide(rule, group.provider, deadline)
+        cost = Decimal(str(row["cost"]))
+        economy_cost = cost * economy.discount(group.provider) if _has_batch_api(group) else cost
+        row["economy_cost"] = _dollars(economy_cost)
+        row["delivery"] = {"chosen": decision.delivery, "reason": decision.reason}
+        chosen.append(decision)
+    realtime_cost = sum((Decimal(str(row["cost"])) for row in models), Decimal(0))
+    economy_cost = sum((Decimal(str(row["economy_cost"])) for row in models), Decimal(0))
+    picked = {decision.delivery for decision in chosen}
+    return {
+        "rule": rule,
+        "chosen": picked.pop() if len(picked) == 1 else ("mixed" if picked else "realtime"),
+        "reasons": list(dict.fromkeys(decision.reason for decision in chosen)),
+        "realtime_cost": _dollars(realtime_cost),
+        "economy_cost": _dollars(economy_cost),
+    }
+
+
+def _has_batch_api(group: Group) -> bool:
+    return group.described is not None and economy.has_batch_api(group.provider)
 
 
 def _dollars(value: Decimal) -> float:

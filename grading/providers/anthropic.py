@@ -30,12 +30,14 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 
+from grading.providers.anthropic_batches import AnthropicBatches
 from grading.providers.base import (
     CHARS_PER_TOKEN,
     COST_QUANTUM,
@@ -438,7 +440,7 @@ def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]
     )
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(AnthropicBatches, Provider):
     name = "anthropic"
     offline = False
     needs_key = True  # except on a loopback endpoint (a stand-in, a local proxy): see connection()
@@ -468,6 +470,24 @@ class AnthropicProvider(Provider):
     def price_for(cls, model: str) -> tuple[float, float]:
         prices = prices_for(model)
         return (prices.input, prices.output) if prices else (0.0, 0.0)
+
+    # What the batch API (anthropic_batches) borrows of the real-time path.
+    request_body = staticmethod(message_body)
+
+    @staticmethod
+    def read_reply(request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria)
+
+    @staticmethod
+    def sdk_call(use: Callable[[anthropic.Anthropic], Any]) -> Any:
+        """One use of the SDK client for the configured endpoint, its errors as ours (never the key)."""
+        import anthropic
+
+        base_url, api_key = connection()
+        try:
+            return use(client_for(base_url, api_key))
+        except anthropic.AnthropicError as error:
+            raise translate(error, base_url, api_key) from error
 
     # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
     cache_min_tokens = 1024

@@ -36,6 +36,7 @@ from grading.providers.base import (
     criteria_of,
     require_text,
 )
+from grading.providers.openai_batches import OpenAIBatches
 
 # The prompt, the reply schema and the reading of a reply are shared with the other AI
 # providers (prompting.py); they stay importable from here under their old names.
@@ -289,6 +290,14 @@ def api_message(error: openai.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
+def api_message_of(body: Any) -> str:
+    """The message of an error body ({"error": {"message": …}}), as a batch's error file carries it."""
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"]).rstrip(".")
+    return detail.rstrip(".") if isinstance(detail, str) else ""
+
+
 def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
     """The SDK's exception as ours, with a sentence fit to show as the job's last error."""
     import openai
@@ -355,7 +364,7 @@ def repair_body(body: dict, response: dict, problem: ReplyMismatch) -> dict:
     return {**body, "messages": messages}
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(OpenAIBatches, Provider):
     name = "openai"
     offline = False
     needs_key = True  # except on a loopback endpoint (Ollama, vLLM, llama.cpp): see connection()
@@ -386,6 +395,25 @@ class OpenAIProvider(Provider):
         return price_for(model)
 
     cache_min_tokens = CACHE_MIN_TOKENS
+
+    # What the batch API (openai_batches) borrows of the real-time path.
+    request_body = staticmethod(completion_body)
+    error_message = staticmethod(api_message_of)
+
+    @staticmethod
+    def read_reply(request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria)
+
+    @staticmethod
+    def sdk_call(use: Callable[[openai.OpenAI], Any]) -> Any:
+        """One use of the SDK client for the configured endpoint, its errors as ours."""
+        import openai
+
+        base_url, api_key = connection()
+        try:
+            return use(client_for(base_url, api_key))
+        except openai.OpenAIError as error:
+            raise translate(error, base_url) from error
 
     @classmethod
     def cached_input_price(cls, model: str) -> float:

@@ -27,9 +27,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.batch_standin import BatchBook, BatchTiming, batch_options
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 MALFORMED_MODES = (
@@ -145,6 +148,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         if url.path == "/stats":
             bodies = parse_qs(url.query).get("bodies") == ["1"]
             self.send_json(200, self.server.standin.stats(include_bodies=bodies))
+        elif url.path.startswith(("/v1/batches", "/v1/files/")):
+            self.server.standin.batch_api.get(self, url.path)
         elif url.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": []})
         else:
@@ -152,8 +157,13 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        if path == "/v1/files":
+            self.server.standin.batch_api.upload(self)
+            return
         body = self.read_json()
-        if path == COMPLETIONS_PATH:
+        if path.startswith("/v1/batches"):
+            self.server.standin.batch_api.post(self, path, body)
+        elif path == COMPLETIONS_PATH:
             self.server.standin.handle_completion(self, body)
         elif path == "/config":
             self.reconfigure(body)
@@ -171,9 +181,19 @@ class StandinHandler(BaseHTTPRequestHandler):
             return
         self.send_json(200, asdict(self.server.standin.config))
 
-    def read_json(self) -> dict | None:
+    def read_raw(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def send_bytes(self, status: int, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_json(self) -> dict | None:
+        raw = self.read_raw()
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -237,7 +257,11 @@ class LLMStandin:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options) -> None:
         self.host, self.port = host, port
         self.config = StandinConfig()
+        options, timing = batch_options(options)
         self.config.update(options)
+        self.batch_timing = BatchTiming()
+        self.batch_timing.update(timing)
+        self.batch_api = OpenAIBatchAPI(self)
         self._lock = threading.Lock()
         # Notified under the lock whenever a completion is admitted or finishes.
         self._changed = threading.Condition(self._lock)
@@ -283,8 +307,10 @@ class LLMStandin:
         return f"http://{self.host}:{self.port}/v1"
 
     def configure(self, **options) -> None:
+        options, timing = batch_options(options)
         with self._lock:
             self.config.update(options)
+            self.batch_timing.update(timing)
             if "seed" in options:
                 self._rng = random.Random(self.config.seed)
 
@@ -307,6 +333,9 @@ class LLMStandin:
         if include_bodies:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
+        stats["batches_created"] = self.batch_api.book.created
+        stats["batch_cancels"] = self.batch_api.book.cancels
+        stats["files_uploaded"] = len(self.batch_api.book.files)
         return stats
 
     def hold_replies(self) -> None:
@@ -442,6 +471,157 @@ class LLMStandin:
         message, kind, code = FAILURE_MESSAGES.get(status, default)
         handler.send_json(status, error_body(message, kind, code))
         return status
+
+
+def batch_reply(standin: LLMStandin, body: dict) -> dict:
+    """A Chat Completion for one request of a provider batch, cached tokens counted as in real time."""
+    reply = completion(body)
+    reply["usage"]["prompt_tokens_details"] = {"cached_tokens": standin.cached_tokens(body)}
+    return reply
+
+
+class OpenAIBatchAPI:
+    """OpenAI's Files and Batches endpoints for the Chat Completions stand-in (see batch_standin)."""
+
+    def __init__(self, standin: LLMStandin):
+        self.standin = standin
+        self.book = BatchBook(lambda body: batch_reply(standin, body))
+        self._files_lock = threading.Lock()
+
+    def upload(self, handler: StandinHandler) -> None:
+        raw = handler.read_raw()
+        message = BytesParser().parsebytes(
+            f"Content-Type: {handler.headers.get('Content-Type')}\r\n\r\n".encode() + raw
+        )
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.get_payload()}
+        if "file" not in parts or parts.get("purpose") is None:
+            handler.send_json(
+                400, error_body("A file and its purpose are required.", "invalid_request_error")
+            )
+            return
+        data = parts["file"].get_payload(decode=True)
+        file_id = self.book.add_file(data)
+        handler.send_json(
+            200,
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": parts["file"].get_filename() or "batch.jsonl",
+                "purpose": parts["purpose"].get_payload(decode=True).decode(),
+                "status": "processed",
+            },
+        )
+
+    def post(self, handler: StandinHandler, path: str, body: dict | None) -> None:
+        if path == "/v1/batches":
+            self.create(handler, body or {})
+            return
+        batch = self.book.get(path.removeprefix("/v1/batches/").removesuffix("/cancel"))
+        if batch is None or not path.endswith("/cancel"):
+            handler.send_json(404, error_body(f"No batch at {path}.", "invalid_request_error"))
+            return
+        self.book.cancel(batch)
+        handler.send_json(200, self.describe(batch))
+
+    def create(self, handler: StandinHandler, body: dict) -> None:
+        data = self.book.files.get(str(body.get("input_file_id")))
+        if data is None:
+            handler.send_json(404, error_body("No such input file.", "invalid_request_error"))
+            return
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        requests = [(str(line["custom_id"]), line["body"]) for line in lines]
+        batch = self.book.create(
+            requests,
+            self.standin.batch_timing,
+            "batch",
+            metadata=body.get("metadata") or {},
+            input_file_id=body["input_file_id"],
+        )
+        handler.send_json(200, self.describe(batch))
+
+    def get(self, handler: StandinHandler, path: str) -> None:
+        if path == "/v1/batches":
+            batches = sorted(self.book.batches.values(), key=lambda item: item.created_at, reverse=True)
+            data = [self.describe(batch) for batch in batches]
+            handler.send_json(200, {"object": "list", "data": data, "has_more": False})
+            return
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            data = self.book.files.get(path.removeprefix("/v1/files/").removesuffix("/content"))
+            if data is None:
+                handler.send_json(404, error_body("No such file.", "invalid_request_error"))
+            else:
+                handler.send_bytes(200, data)
+            return
+        batch = self.book.get(path.removeprefix("/v1/batches/"))
+        if batch is None:
+            handler.send_json(404, error_body(f"No batch at {path}.", "invalid_request_error"))
+            return
+        handler.send_json(200, self.describe(batch))
+
+    def describe(self, batch) -> dict:
+        now = time.time()
+        outcomes = self.book.outcomes(batch, now)
+        ended = all(outcome != "pending" for outcome in outcomes)
+        with self._files_lock:
+            if ended and not batch.files_written:
+                self._write_files(batch, outcomes)
+        if not ended:
+            status = "cancelling" if batch.cancelled_at else "in_progress"
+        elif batch.cancelled_at:
+            status = "cancelled"
+        elif "expired" in outcomes:
+            status = "expired"
+        else:
+            status = "completed"
+        return {
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": COMPLETIONS_PATH,
+            "errors": None,
+            "input_file_id": batch.input_file_id,
+            "completion_window": "24h",
+            "status": status,
+            "output_file_id": batch.output_file_id or None,
+            "error_file_id": batch.error_file_id or None,
+            "created_at": int(batch.created_at),
+            "expires_at": int(batch.window_ends_at),
+            "cancelled_at": int(batch.cancelled_at) if batch.cancelled_at and ended else None,
+            "request_counts": {
+                "total": len(outcomes),
+                "completed": outcomes.count("succeeded"),
+                "failed": outcomes.count("errored") + outcomes.count("expired") + outcomes.count("cancelled"),
+            },
+            "metadata": batch.metadata,
+        }
+
+    def _write_files(self, batch, outcomes: list[str]) -> None:
+        """The output file (succeeded requests) and the error file (the rest), once the batch has ended."""
+        output, errors = [], []
+        for index, ((custom_id, _), outcome) in enumerate(zip(batch.requests, outcomes, strict=True)):
+            line: dict = {"id": f"batch_req_{index}", "custom_id": custom_id, "response": None, "error": None}
+            if outcome == "succeeded":
+                reply = self.book.reply(batch, index)
+                line["response"] = {"status_code": 200, "request_id": f"req_{index}", "body": reply}
+                output.append(line)
+                continue
+            if outcome == "errored":
+                body = error_body("The server had an error processing the request.", "server_error")
+                line["response"] = {"status_code": 500, "request_id": f"req_{index}", "body": body}
+            else:
+                code = "batch_expired" if outcome == "expired" else "batch_cancelled"
+                line["error"] = {"code": code, "message": f"This request was not run: {outcome}."}
+            errors.append(line)
+        if output:
+            batch.output_file_id = self.book.add_file(_jsonl(output))
+        if errors:
+            batch.error_file_id = self.book.add_file(_jsonl(errors))
+        batch.files_written = True
+
+
+def _jsonl(lines: list[dict]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def completion(body: dict, malformed: bool | str = False) -> dict:
