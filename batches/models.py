@@ -18,7 +18,7 @@ from batches.signals import announce, batch_finished, batch_paused_for_provider
 # Student is defined beside its matching rules and registered with this app's models here.
 from batches.students import Student, copy_students, identify_students  # noqa: F401
 from core.permissions import Level, filter_accessible
-from grading import circuits, economy, wakeups
+from grading import circuits, economy, economy_engine, wakeups
 from grading.merge import merge_into
 from grading.models import Document, GradingJob
 from grading.progress import Progress
@@ -565,6 +565,8 @@ class JobBatch(models.Model):
             batch.save(update_fields=["status", "completed_at"])
             # Runners holding its jobs ready hear of it as it commits, and start none of them.
             wakeups.announce_stopped(batch.pk)
+            # Its open provider batches are cancelled once this commits; what they finished is kept.
+            transaction.on_commit(lambda: economy_engine.cancel_open(batch.pk))
             announce(batch_finished, batch)
         self._refresh_from(batch)
         return self

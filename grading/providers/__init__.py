@@ -13,6 +13,7 @@ import threading
 from importlib import import_module
 
 from grading.providers.base import (
+    BatchItem,
     CriterionGrade,
     Exemplar,
     Grade,
@@ -21,12 +22,14 @@ from grading.providers.base import (
     Provider,
     ProviderError,
     ProviderLimits,
+    RemoteBatch,
     Tokenizer,
     TransientProviderError,
 )
 
 __all__ = [
     "PROVIDERS",
+    "BatchItem",
     "CriterionGrade",
     "Exemplar",
     "Grade",
@@ -35,6 +38,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderLimits",
+    "RemoteBatch",
     "Tokenizer",
     "TransientProviderError",
     "UnknownProvider",
