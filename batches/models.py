@@ -261,6 +261,10 @@ class JobBatch(models.Model):
         )
         return outages[provider].as_dict() if provider else None
 
+    def economy_submissions(self) -> list[dict[str, Any]]:
+        """Its economy submissions: per provider batch, requests submitted and finished, and when expected."""
+        return economy_engine.progress([self.pk]).get(self.pk, [])
+
     def progress(self) -> dict[str, int]:
         """Progress.as_dict() of the batch's jobs, in one aggregate query."""
         return GradingJob.objects.in_batch(self).progress()

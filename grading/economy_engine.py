@@ -228,14 +228,19 @@ def reconcile(report: TickReport, now: datetime | None = None) -> None:
     now = now or timezone.now()
     abandoned = ProviderBatch.objects.filter(status=ProviderBatch.Status.PREPARING, preparing_until__lt=now)
     for submission in list(abandoned):
-        # Taken by one reconciler only: the lease moves on, conditionally.
-        taken = ProviderBatch.objects.filter(
+        if take_abandoned(submission, now):
+            _reconcile_one(submission, report)
+
+
+def take_abandoned(submission: ProviderBatch, now: datetime) -> bool:
+    """Whether this reconciler takes the submission: one only, by moving its lease on from what it read."""
+    return bool(
+        ProviderBatch.objects.filter(
             pk=submission.pk,
             status=ProviderBatch.Status.PREPARING,
             preparing_until=submission.preparing_until,
         ).update(preparing_until=now + PREPARE_LEASE)
-        if taken:
-            _reconcile_one(submission, report)
+    )
 
 
 def _reconcile_one(submission: ProviderBatch, report: TickReport) -> None:

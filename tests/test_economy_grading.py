@@ -9,6 +9,7 @@ from batches.tasks import run_economy
 from grading.economy_engine import TickReport, poll, record_results, submit_due, tick
 from grading.models import GradingJob, GradingResult, JobStatus, ProviderBatch
 from grading.providers import get_provider
+from tests.api_support import client_for
 from tests.support.economy import economy_batch, ended, run_until_settled, wait_for_provider
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +125,23 @@ def test_a_provider_batch_holds_no_more_requests_than_the_provider_takes(owner, 
     assert [len(item.jobs) for item in ProviderBatch.objects.order_by("id")] == [2, 2, 1]
     job_ids = [job_id for item in ProviderBatch.objects.all() for job_id in item.job_ids]
     assert len(job_ids) == len(set(job_ids)) == 5  # a job belongs to one provider batch
+
+
+def test_the_api_and_the_batch_page_show_each_provider_batch_and_its_expected_completion(
+    client, owner, stranger, batch_api
+):
+    batch = economy_batch(owner, jobs=3)
+    tick()
+    client.force_login(owner)
+
+    body = client_for(owner).get(f"/api/batches/{batch.pk}").json()
+    [listed] = [
+        item for item in client_for(owner).get("/api/batches").json()["results"] if item["id"] == batch.pk
+    ]
+    page = client.get(f"/batches/{batch.pk}").content.decode()
+
+    [shown] = body["provider_batches"]
+    assert shown["submitted"] == 3 and shown["status"] == "submitted" and shown["expected_by"]
+    assert listed["provider_batches"] == body["provider_batches"]
+    assert "Economy delivery: provider batches" in page and "of 3 finished" in page
+    assert client_for(stranger).get(f"/api/batches/{batch.pk}").status_code == 404

@@ -335,7 +335,8 @@ class LLMStandin:
         stats["config"] = asdict(self.config)
         stats["batches_created"] = self.batch_api.book.created
         stats["batch_cancels"] = self.batch_api.book.cancels
-        stats["files_uploaded"] = len(self.batch_api.book.files)
+        stats["files_uploaded"] = self.batch_api.uploads
+        stats["batch_steps_arrived"] = dict(self.batch_api.arrived)
         return stats
 
     def hold_replies(self) -> None:
@@ -487,9 +488,28 @@ class OpenAIBatchAPI:
         self.standin = standin
         self.book = BatchBook(lambda body: batch_reply(standin, body))
         self._files_lock = threading.Lock()
+        # Steps a test may hold ("upload", "create", "content"): a request that arrives waits, counted
+        # in `arrived`, until released; what it does then is done even if its client has gone.
+        self._go = {step: threading.Event() for step in ("upload", "create", "content")}
+        for event in self._go.values():
+            event.set()
+        self.arrived = dict.fromkeys(self._go, 0)
+        self.uploads = 0
+
+    def hold(self, step: str) -> None:
+        self._go[step].clear()
+
+    def release(self, step: str) -> None:
+        self._go[step].set()
+
+    def _arrive(self, step: str) -> None:
+        with self._files_lock:
+            self.arrived[step] += 1
+        self._go[step].wait(timeout=HOLD_LIMIT_S)
 
     def upload(self, handler: StandinHandler) -> None:
         raw = handler.read_raw()
+        self._arrive("upload")
         message = BytesParser().parsebytes(
             f"Content-Type: {handler.headers.get('Content-Type')}\r\n\r\n".encode() + raw
         )
@@ -501,6 +521,8 @@ class OpenAIBatchAPI:
             return
         data = parts["file"].get_payload(decode=True)
         file_id = self.book.add_file(data)
+        with self._files_lock:
+            self.uploads += 1
         handler.send_json(
             200,
             {
@@ -526,6 +548,7 @@ class OpenAIBatchAPI:
         handler.send_json(200, self.describe(batch))
 
     def create(self, handler: StandinHandler, body: dict) -> None:
+        self._arrive("create")
         data = self.book.files.get(str(body.get("input_file_id")))
         if data is None:
             handler.send_json(404, error_body("No such input file.", "invalid_request_error"))
@@ -548,6 +571,7 @@ class OpenAIBatchAPI:
             handler.send_json(200, {"object": "list", "data": data, "has_more": False})
             return
         if path.startswith("/v1/files/") and path.endswith("/content"):
+            self._arrive("content")
             data = self.book.files.get(path.removeprefix("/v1/files/").removesuffix("/content"))
             if data is None:
                 handler.send_json(404, error_body("No such file.", "invalid_request_error"))

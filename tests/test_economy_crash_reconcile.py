@@ -1,0 +1,209 @@
+"""A submitter that dies between the upload and the create does not submit a provider batch twice.
+
+The submission is recorded before anything is sent; a reconcile finds what reached the
+provider (by the marker sent as the batch's metadata, or the uploaded file it recorded)
+and finishes it, or sends it when nothing arrived. The first tests interrupt the submit
+step in this process; the last ones SIGKILL a real process running it (PostgreSQL, which
+another process can share with the tests).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from batches.models import BatchStatus
+from grading import economy_engine
+from grading.economy_engine import TickReport, reconcile, take_abandoned
+from grading.models import GradingJob, GradingResult, JobStatus, ProviderBatch
+from grading.providers import get_provider
+from tests.support.cluster import BASE_DIR, database_url, wait_for
+from tests.support.economy import economy_batch, run_until_settled
+
+
+@pytest.fixture
+def batch_api(settings, standin):
+    settings.OPENAI_BATCH_API = True
+    return standin
+
+
+class Died(BaseException):
+    """The submitter's process ending where it stands (nothing catches it)."""
+
+
+def abandon(submission: ProviderBatch) -> None:
+    """Let the submission's lease run out, as when its submitter died."""
+    ProviderBatch.objects.filter(pk=submission.pk).update(
+        preparing_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def interrupted_submission(monkeypatch, where: str) -> ProviderBatch:
+    """Run the submit step until `where` ("after_upload" or "after_create"), then stop it dead."""
+    provider = type(get_provider("openai"))
+    if where == "after_upload":
+
+        def create(self, input_file_id, marker):
+            raise Died()
+
+        monkeypatch.setattr(provider, "create_batch_from_file", create)
+    else:
+        monkeypatch.setattr(economy_engine, "_submitted", lambda *args: (_ for _ in ()).throw(Died()))
+    with pytest.raises(Died):
+        economy_engine.submit_due(TickReport())
+    monkeypatch.undo()
+    return ProviderBatch.objects.get()
+
+
+@pytest.mark.django_db
+def test_a_batch_uploaded_but_never_created_is_created_from_its_file(owner, batch_api, monkeypatch):
+    batch = economy_batch(owner, jobs=3)
+    submission = interrupted_submission(monkeypatch, "after_upload")
+    assert submission.status == "preparing" and submission.input_file_id and not submission.external_id
+
+    reconcile(TickReport())  # the lease has not run out: the submitter may still be at work
+    assert ProviderBatch.objects.get().status == "preparing"
+    abandon(submission)
+    report = TickReport()
+    reconcile(report)
+
+    assert report.reconciled == 1
+    assert ProviderBatch.objects.get().status == "submitted"
+    run_until_settled()
+    stats = batch_api.stats()
+    assert (stats["files_uploaded"], stats["batches_created"]) == (1, 1)
+    assert GradingResult.objects.filter(job__batch=batch).count() == 3
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED
+
+
+@pytest.mark.django_db
+def test_a_batch_created_but_never_recorded_is_found_by_its_marker(owner, batch_api, monkeypatch):
+    batch = economy_batch(owner, jobs=3)
+    submission = interrupted_submission(monkeypatch, "after_create")
+    assert submission.status == "preparing"
+    assert batch_api.stats()["batches_created"] == 1
+
+    abandon(submission)
+    run_until_settled()
+
+    stats = batch_api.stats()
+    assert (stats["files_uploaded"], stats["batches_created"]) == (1, 1)
+    assert ProviderBatch.objects.get().external_id
+    assert GradingResult.objects.filter(job__batch=batch).count() == 3
+
+
+@pytest.mark.django_db
+def test_of_two_reconcilers_only_one_takes_an_abandoned_submission(owner, batch_api, monkeypatch):
+    economy_batch(owner, jobs=2)
+    abandon(interrupted_submission(monkeypatch, "after_upload"))
+    seen_by_both = ProviderBatch.objects.get()
+
+    assert take_abandoned(seen_by_both, timezone.now()) is True
+    assert take_abandoned(seen_by_both, timezone.now()) is False
+    reconcile(TickReport())  # its lease is the first reconciler's now
+
+    assert ProviderBatch.objects.get().status == "preparing"
+    assert batch_api.stats()["batches_created"] == 0
+
+
+# --- a real process, killed ------------------------------------------------------------------
+
+SUBMITTER = """
+import django
+django.setup()
+from grading.economy_engine import TickReport, submit_due
+submit_due(TickReport())
+"""
+
+
+def start_submitter(standin) -> subprocess.Popen:
+    connections.close_all()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "gradeproject.settings",
+        "OPENAI_BASE_URL": standin.url,
+        "OPENAI_API_KEY": "",
+        "OPENAI_BATCH_API": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-c", SUBMITTER], cwd=BASE_DIR, env=env, start_new_session=True)
+
+
+def kill(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("step", ["upload", "create"])
+def test_a_submitter_killed_during_the_upload_or_the_create_submits_the_batch_once(owner, batch_api, step):
+    batch = economy_batch(owner, jobs=4)
+    batch_api.batch_api.hold(step)
+    process = start_submitter(batch_api)
+    try:
+        wait_for(lambda: batch_api.batch_api.arrived[step] == 1, timeout=60, what=f"the {step} request")
+        kill(process)
+    finally:
+        if process.poll() is None:
+            kill(process)
+    # The provider goes on with what it received although the client is gone.
+    batch_api.batch_api.release(step)
+    submission = ProviderBatch.objects.get()
+    assert submission.status == "preparing"
+    assert set(GradingJob.objects.in_batch(batch).values_list("status", flat=True)) == {JobStatus.PROCESSING}
+
+    abandon(submission)
+    run_until_settled()
+
+    stats = batch_api.stats()
+    assert stats["batches_created"] == 1
+    assert GradingResult.objects.filter(job__batch=batch).count() == 4
+    assert GradingJob.objects.in_batch(batch).filter(status=JobStatus.COMPLETED).count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_poller_killed_mid_download_leaves_each_result_to_be_recorded_once(owner, batch_api):
+    batch = economy_batch(owner, jobs=4)
+    economy_engine.tick()
+    wait_for(
+        lambda: get_provider("openai").poll_batch(ProviderBatch.objects.get().external_id).ended, timeout=30
+    )
+    batch_api.batch_api.hold("content")
+    poller = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SUBMITTER.replace("submit_due(TickReport())", "from grading.economy_engine import tick; tick()"),
+        ],
+        cwd=BASE_DIR,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "gradeproject.settings",
+            "OPENAI_BASE_URL": batch_api.url,
+            "OPENAI_API_KEY": "",
+            "OPENAI_BATCH_API": "1",
+        },
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: batch_api.batch_api.arrived["content"] >= 1, timeout=60, what="the download")
+        kill(poller)
+    finally:
+        if poller.poll() is None:
+            kill(poller)
+    batch_api.batch_api.release("content")
+
+    run_until_settled()
+
+    assert GradingResult.objects.filter(job__batch=batch).count() == 4
+    assert batch_api.stats()["batches_created"] == 1
