@@ -162,3 +162,32 @@ def test_batches_made_before_economy_delivery_keep_real_time(owner):
     chosen.refresh_from_db()
     assert old.settings["processing"] == {"auto_start": True, "delivery": "realtime"}
     assert chosen.settings["processing"] == {"delivery": "economy"}
+
+
+def test_a_templates_processing_rules_set_the_delivery_of_its_batches(owner):
+    api = client_for(owner)
+    template = api.post(
+        "/api/batch-templates",
+        {
+            "name": "Cheap essays",
+            "category": "academic",
+            "default_settings": {"rubric": {"criteria": [{"key": "ideas", "name": "Ideas", "points": 10}]}},
+            "processing_rules": {"delivery": "realtime"},
+        },
+        format="json",
+    )
+    refused = api.post(
+        "/api/batch-templates",
+        {
+            "name": "Odd",
+            "category": "academic",
+            "default_settings": {"rubric": {"criteria": [{"key": "ideas", "name": "Ideas", "points": 10}]}},
+            "processing_rules": {"delivery": "tomorrow"},
+        },
+        format="json",
+    )
+    batch = api.post("/api/batches", {"name": "From it", "template": "cheap-essays"}, format="json")
+
+    assert template.status_code == 201, template.json()
+    assert refused.status_code == 400
+    assert batch.json()["effective_settings"]["processing"]["delivery"] == "realtime"
