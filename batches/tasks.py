@@ -115,6 +115,8 @@ def run_economy() -> dict:
     runners for batches whose economy jobs became real-time jobs (the deadline drew near).
     """
     report = economy_engine.tick()
+    for batch in JobBatch.objects.filter(pk__in=report.submitted_batches):
+        batch.mark_processing()
     for batch_id in report.recorded.moved_batches:
         announce_progress(batch_id)
     finished = [

@@ -94,4 +94,4 @@ def _hours(span: timedelta) -> str:
 
 
 def _percent(share: Decimal) -> str:
-    return f"{share * 100:g} %"
+    return f"{float(share) * 100:g} %"

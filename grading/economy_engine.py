@@ -60,6 +60,8 @@ class TickReport:
     reconciled: int = 0
     submitted: int = 0
     submitted_jobs: int = 0
+    # Batches that had jobs submitted in this round: they are being graded now.
+    submitted_batches: set[int] = field(default_factory=set)
     polled: int = 0
     cancelled: int = 0
     recorded: Recorded = field(default_factory=Recorded)
@@ -191,6 +193,8 @@ def _send(submission: ProviderBatch, provider: Provider, report: TickReport) -> 
     _submitted(submission, remote, provider)
     report.submitted += 1
     report.submitted_jobs += len(requests)
+    if submission.batch_id is not None:
+        report.submitted_batches.add(submission.batch_id)
 
 
 def _uploaded(submission: ProviderBatch, file_id: str) -> None:
