@@ -53,6 +53,8 @@ PREPARE_LEASE = timedelta(minutes=10)
 # gone for good leaves them to the reaper.
 HOLD_BEYOND_WINDOW = timedelta(hours=12)
 TOKEN_PREFIX = "economy"
+# Outcomes recorded per transaction: a provider batch may hold 50,000 results.
+RECORD_CHUNK = 500
 
 
 @dataclass
@@ -314,7 +316,9 @@ def record_results(submission: ProviderBatch, provider: Provider) -> Recorded:
             outcomes.append(
                 Outcome(work, error="The provider batch ended without a result for it.", blame=Blame.RUNNER)
             )
-    recorded = record_outcomes(outcomes)
+    recorded = Recorded()
+    for start in range(0, len(outcomes), RECORD_CHUNK):
+        recorded.add(record_outcomes(outcomes[start : start + RECORD_CHUNK]))
     ProviderBatch.objects.filter(pk=submission.pk, status__in=ProviderBatch.Status.open()).update(
         status=ProviderBatch.Status.ENDED,
         ended_at=timezone.now(),

@@ -145,3 +145,20 @@ def test_the_api_and_the_batch_page_show_each_provider_batch_and_its_expected_co
     assert listed["provider_batches"] == body["provider_batches"]
     assert "Economy delivery: provider batches" in page and "of 3 finished" in page
     assert client_for(stranger).get(f"/api/batches/{batch.pk}").status_code == 404
+
+
+def test_an_anthropic_batch_is_graded_through_message_batches(owner, settings):
+    from tests.support.anthropic_standin import AnthropicStandin
+
+    with AnthropicStandin() as server:
+        settings.ANTHROPIC_BASE_URL = server.url
+        settings.ANTHROPIC_API_KEY = ""
+        settings.ANTHROPIC_BATCH_API = True
+        batch = economy_batch(owner, jobs=3, settings={"provider": "anthropic", "model": "claude-haiku-4-5"})
+
+        run_until_settled()
+
+        batch.refresh_from_db()
+        assert batch.status == BatchStatus.COMPLETED
+        assert server.stats()["batches_created"] == 1 and server.stats()["messages"] == 0
+        assert GradingResult.objects.filter(job__batch=batch, provider="anthropic").count() == 3
