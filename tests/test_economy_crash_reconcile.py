@@ -156,6 +156,8 @@ def test_a_submitter_killed_during_the_upload_or_the_create_submits_the_batch_on
             kill(process)
     # The provider goes on with what it received although the client is gone.
     batch_api.batch_api.release(step)
+    done = {"upload": "files_uploaded", "create": "batches_created"}[step]
+    wait_for(lambda: batch_api.stats()[done] == 1, timeout=30, what=f"the held {step} to finish")
     submission = ProviderBatch.objects.get()
     assert submission.status == "preparing"
     assert set(GradingJob.objects.in_batch(batch).values_list("status", flat=True)) == {JobStatus.PROCESSING}
