@@ -3,10 +3,12 @@
 The submission is recorded before anything is sent; a reconcile finds what reached the
 provider (by the marker sent as the batch's metadata, or the uploaded file it recorded)
 and finishes it, or sends it when nothing arrived. The first tests interrupt the submit
-step in this process; the last ones SIGKILL a real process running it (PostgreSQL, which
-another process can share with the tests).
+step in this process; the last ones SIGKILL a real process running it, or running the poller
+in the middle of a download.
 """
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,15 +16,14 @@ import sys
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from batches.models import BatchStatus
 from grading import economy_engine
 from grading.economy_engine import TickReport, reconcile, take_abandoned
-from grading.models import GradingJob, GradingResult, JobStatus, ProviderBatch
+from grading.models import GradingResult, ProviderBatch
 from grading.providers import get_provider
-from tests.support.cluster import BASE_DIR, database_url, wait_for
+from tests.support.cluster import BASE_DIR, wait_for
 from tests.support.economy import economy_batch, run_until_settled
 
 
@@ -113,99 +114,92 @@ def test_of_two_reconcilers_only_one_takes_an_abandoned_submission(owner, batch_
 
 
 # --- a real process, killed ------------------------------------------------------------------
-
-SUBMITTER = """
-import django
-django.setup()
-from grading.economy_engine import TickReport, submit_due
-submit_due(TickReport())
-"""
+#
+# The steps run in processes of their own (tests/support/economy_process.py) on a database
+# file they share, so any backend runs these; the test process holds only the stand-in.
 
 
-def start_submitter(standin) -> subprocess.Popen:
-    connections.close_all()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "gradeproject.settings",
-        "OPENAI_BASE_URL": standin.url,
-        "OPENAI_API_KEY": "",
-        "OPENAI_BATCH_API": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen([sys.executable, "-c", SUBMITTER], cwd=BASE_DIR, env=env, start_new_session=True)
+class Processes:
+    """The economy engine's steps as processes on one SQLite file, against the stand-in."""
 
-
-def kill(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("step", ["upload", "create"])
-def test_a_submitter_killed_during_the_upload_or_the_create_submits_the_batch_once(owner, batch_api, step):
-    batch = economy_batch(owner, jobs=4)
-    batch_api.batch_api.hold(step)
-    process = start_submitter(batch_api)
-    try:
-        wait_for(lambda: batch_api.batch_api.arrived[step] == 1, timeout=60, what=f"the {step} request")
-        kill(process)
-    finally:
-        if process.poll() is None:
-            kill(process)
-    # The provider goes on with what it received although the client is gone.
-    batch_api.batch_api.release(step)
-    done = {"upload": "files_uploaded", "create": "batches_created"}[step]
-    wait_for(lambda: batch_api.stats()[done] == 1, timeout=30, what=f"the held {step} to finish")
-    submission = ProviderBatch.objects.get()
-    assert submission.status == "preparing"
-    assert set(GradingJob.objects.in_batch(batch).values_list("status", flat=True)) == {JobStatus.PROCESSING}
-
-    abandon(submission)
-    run_until_settled()
-
-    stats = batch_api.stats()
-    assert stats["batches_created"] == 1
-    assert GradingResult.objects.filter(job__batch=batch).count() == 4
-    assert GradingJob.objects.in_batch(batch).filter(status=JobStatus.COMPLETED).count() == 4
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_poller_killed_mid_download_leaves_each_result_to_be_recorded_once(owner, batch_api):
-    batch = economy_batch(owner, jobs=4)
-    economy_engine.tick()
-    wait_for(
-        lambda: get_provider("openai").poll_batch(ProviderBatch.objects.get().external_id).ended, timeout=30
-    )
-    batch_api.batch_api.hold("content")
-    poller = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SUBMITTER.replace("submit_due(TickReport())", "from grading.economy_engine import tick; tick()"),
-        ],
-        cwd=BASE_DIR,
-        env={
+    def __init__(self, standin, database: str):
+        self.env = {
             **os.environ,
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": f"sqlite:///{database}",
             "DJANGO_SETTINGS_MODULE": "gradeproject.settings",
-            "OPENAI_BASE_URL": batch_api.url,
+            "OPENAI_BASE_URL": standin.url,
             "OPENAI_API_KEY": "",
             "OPENAI_BATCH_API": "1",
-        },
-        start_new_session=True,
-    )
+            "LOG_LEVEL": "WARNING",
+        }
+
+    def run(self, *step: str) -> str:
+        finished = subprocess.run(
+            [sys.executable, "-m", "tests.support.economy_process", *step],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        return finished.stdout
+
+    def start(self, step: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.economy_process", step],
+            cwd=BASE_DIR,
+            env=self.env,
+            start_new_session=True,
+        )
+
+    def settle(self) -> dict:
+        return json.loads(self.run("settle").strip().splitlines()[-1])
+
+
+def kill_when(process: subprocess.Popen, arrived) -> None:
+    """SIGKILL the process once the stand-in holds its request (the process waits for the reply)."""
     try:
-        wait_for(lambda: batch_api.batch_api.arrived["content"] >= 1, timeout=60, what="the download")
-        kill(poller)
+        wait_for(arrived, timeout=60, what="the held request")
     finally:
-        if poller.poll() is None:
-            kill(poller)
-    batch_api.batch_api.release("content")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
-    run_until_settled()
 
-    assert GradingResult.objects.filter(job__batch=batch).count() == 4
-    assert batch_api.stats()["batches_created"] == 1
+@pytest.fixture
+def processes(standin, tmp_path):
+    steps = Processes(standin, str(tmp_path / "economy.sqlite3"))
+    steps.run("setup", "4")
+    return steps
+
+
+@pytest.mark.parametrize("step", ["upload", "create"])
+def test_a_submitter_killed_during_the_upload_or_the_create_submits_the_batch_once(standin, processes, step):
+    api = standin.batch_api
+    api.hold(step)
+    kill_when(processes.start("submit"), lambda: api.arrived[step] == 1)
+    # The provider goes on with what it received although the client is gone.
+    api.release(step)
+    done = {"upload": "files_uploaded", "create": "batches_created"}[step]
+    wait_for(lambda: standin.stats()[done] == 1, timeout=30, what=f"the held {step} to finish")
+
+    counts = processes.settle()
+
+    assert standin.stats()["batches_created"] == 1
+    assert counts["completed"] == counts["results"] == counts["jobs_with_a_result"] == counts["jobs"] == 4
+    assert counts["provider_batches"] == ["ended"]
+
+
+def test_a_poller_killed_mid_download_leaves_each_result_to_be_recorded_once(standin, processes):
+    api = standin.batch_api
+    processes.run("submit")
+    wait_for(lambda: all(api.book.ended(batch) for batch in api.book.batches.values()), timeout=30)
+    api.hold("content")
+    kill_when(processes.start("poll"), lambda: api.arrived["content"] >= 1)
+    api.release("content")
+
+    counts = processes.settle()
+
+    assert standin.stats()["batches_created"] == 1
+    assert counts["completed"] == counts["results"] == counts["jobs_with_a_result"] == 4
