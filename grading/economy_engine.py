@@ -188,15 +188,30 @@ def _send(submission: ProviderBatch, provider: Provider, report: TickReport) -> 
             requests, submission.marker, lambda file_id: _uploaded(submission, file_id)
         )
     except ProviderError as error:
-        # Left preparing: the reconcile finds out what reached the provider, after the lease.
         report.errors.append(f"Submitting {submission} failed: {error}")
-        ProviderBatch.objects.filter(pk=submission.pk).update(last_error=str(error))
+        if error.transient:
+            # Left preparing: the reconcile finds out what reached the provider, after the lease.
+            ProviderBatch.objects.filter(pk=submission.pk).update(last_error=str(error))
+        else:
+            _refused(submission, works, error, report)
         return
     _submitted(submission, remote, provider)
     report.submitted += 1
     report.submitted_jobs += len(requests)
     if submission.batch_id is not None:
         report.submitted_batches.add(submission.batch_id)
+
+
+def _refused(submission: ProviderBatch, works: list[Work], error: ProviderError, report: TickReport) -> None:
+    """The provider refused the submission (a bad key, a request it will never take): its jobs
+    fail as a refused call's would, and the submission ends failed."""
+    report.recorded.add(record_outcomes([Outcome(work, error=str(error), answered=True) for work in works]))
+    ProviderBatch.objects.filter(pk=submission.pk).update(
+        status=ProviderBatch.Status.FAILED,
+        last_error=str(error),
+        ended_at=timezone.now(),
+        preparing_until=None,
+    )
 
 
 def _uploaded(submission: ProviderBatch, file_id: str) -> None:

@@ -162,3 +162,48 @@ def test_an_anthropic_batch_is_graded_through_message_batches(owner, settings):
         assert batch.status == BatchStatus.COMPLETED
         assert server.stats()["batches_created"] == 1 and server.stats()["messages"] == 0
         assert GradingResult.objects.filter(job__batch=batch, provider="anthropic").count() == 3
+
+
+def test_a_submission_the_provider_refuses_fails_its_jobs_with_the_reason(owner, batch_api, monkeypatch):
+    from grading.providers import PermanentProviderError
+
+    def refuse(self, requests, marker, on_upload):
+        raise PermanentProviderError(
+            "The provider rejected the API key (HTTP 401): Incorrect API key provided."
+        )
+
+    monkeypatch.setattr(type(get_provider("openai")), "submit_batch", refuse)
+    batch = economy_batch(owner, jobs=2)
+
+    report = run_economy()
+
+    assert report["failed"] == 2 and "HTTP 401" in report["errors"][0]
+    assert ProviderBatch.objects.get().status == "failed"
+    jobs = GradingJob.objects.in_batch(batch)
+    assert set(jobs.values_list("status", flat=True)) == {JobStatus.FAILED}
+    assert "HTTP 401" in jobs.first().last_error
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.FAILED
+
+
+def test_a_provider_that_cannot_be_reached_leaves_the_submission_to_the_reconcile(
+    owner, batch_api, monkeypatch
+):
+    from grading.providers import TransientProviderError
+
+    def unreachable(self, requests, marker, on_upload):
+        raise TransientProviderError("Could not connect to the provider.")
+
+    monkeypatch.setattr(type(get_provider("openai")), "submit_batch", unreachable)
+    batch = economy_batch(owner, jobs=2)
+
+    run_economy()
+    monkeypatch.undo()
+    submission = ProviderBatch.objects.get()
+    assert submission.status == "preparing" and "Could not connect" in submission.last_error
+    ProviderBatch.objects.update(preparing_until=submission.created_at)  # its lease has run out
+
+    run_until_settled()
+
+    assert GradingResult.objects.filter(job__batch=batch).count() == 2
+    assert batch_api.stats()["batches_created"] == 1
