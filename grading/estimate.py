@@ -297,13 +297,29 @@ def _delivery(batch, groups: dict[tuple, Group], models: list[dict[str, Any]]) -
     realtime_cost = sum((Decimal(str(row["cost"])) for row in models), Decimal(0))
     economy_cost = sum((Decimal(str(row["economy_cost"])) for row in models), Decimal(0))
     picked = {decision.delivery for decision in chosen}
+    reasons = list(dict.fromkeys(decision.reason for decision in chosen))
+    started = _started_delivery(batch)
+    if started is not None:
+        # Once started, the jobs carry what was decided (and what a near deadline changed).
+        picked, reasons = started
     return {
         "rule": rule,
         "chosen": picked.pop() if len(picked) == 1 else ("mixed" if picked else "realtime"),
-        "reasons": list(dict.fromkeys(decision.reason for decision in chosen)),
+        "reasons": reasons,
         "realtime_cost": _dollars(realtime_cost),
         "economy_cost": _dollars(economy_cost),
     }
+
+
+def _started_delivery(batch) -> tuple[set[str], list[str]] | None:
+    """The deliveries the unfinished jobs of a started batch carry, and why; None before the start."""
+    jobs = GradingJob.objects.filter(batch_id=batch.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
+    carried = set(jobs.values_list("delivery", flat=True).distinct())
+    if not carried:
+        return None
+    return carried, [
+        "it was decided when the batch started (a near deadline moves economy jobs to real time)"
+    ]
 
 
 def _has_batch_api(group: Group) -> bool:

@@ -191,3 +191,15 @@ def test_a_templates_processing_rules_set_the_delivery_of_its_batches(owner):
     assert template.status_code == 201, template.json()
     assert refused.status_code == 400
     assert batch.json()["effective_settings"]["processing"]["delivery"] == "realtime"
+
+
+def test_the_estimate_of_a_paused_batch_says_what_its_jobs_carry(owner, batch_api):
+    batch = make_batch(owner, jobs=2, settings=OPENAI, deadline=hours(72))
+    batch.start_batch()
+    batch.pause_batch()
+    GradingJob.objects.filter(batch=batch).update(delivery="realtime")  # the deadline drew near meanwhile
+
+    delivery = estimate_batch(batch)["delivery"]
+
+    assert delivery["chosen"] == "realtime"
+    assert "decided when the batch started" in delivery["reasons"][0]
