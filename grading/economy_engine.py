@@ -102,6 +102,11 @@ def submit_due(report: TickReport, now: datetime | None = None) -> None:
                 return
 
 
+def _active(batch_id: int) -> bool:
+    batches = GradingJob._meta.get_field("batch").related_model.objects
+    return batches.filter(pk=batch_id, status__in=CLAIMING_BATCH_STATES).exists()
+
+
 def _due(jobs, now: datetime):
     return jobs.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
@@ -115,6 +120,10 @@ def _claim(batch_id: int, provider: Provider, model: str, now: datetime) -> Prov
     marker = secrets.token_hex(16)
     token = f"{TOKEN_PREFIX}:{marker}/1"
     with transaction.atomic():
+        if not _active(batch_id):
+            return None  # paused or cancelled meanwhile: its jobs wait, or were cancelled
+        # Job columns only (no join), so that FOR UPDATE locks the job rows alone: SKIP LOCKED
+        # passes over those a cancel or another submitter is changing right now.
         candidates = _due(
             GradingJob.objects.filter(
                 batch_id=batch_id,
@@ -122,12 +131,11 @@ def _claim(batch_id: int, provider: Provider, model: str, now: datetime) -> Prov
                 model=model,
                 status=JobStatus.QUEUED,
                 delivery=Delivery.ECONOMY,
-                batch__status__in=CLAIMING_BATCH_STATES,
             ),
             now,
         ).order_by("created_at", "id")
         ids = list(
-            candidates.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)[
+            candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[
                 : provider.batch_max_requests
             ]
         )
@@ -159,6 +167,16 @@ def _claim(batch_id: int, provider: Provider, model: str, now: datetime) -> Prov
 def _send(submission: ProviderBatch, provider: Provider, report: TickReport) -> None:
     """Build the requests, keep within the provider's bytes, upload and create; record each step."""
     works = works_of(submission, held_only=True)
+    if submission.batch_id is not None and not _active(submission.batch_id):
+        # Paused or cancelled since the claim: nothing is sent, the jobs go back (or end cancelled).
+        given_back = [
+            Outcome(work, error="Its batch stopped before it was sent.", blame=Blame.RUNNER) for work in works
+        ]
+        report.recorded.add(record_outcomes(given_back))
+        ProviderBatch.objects.filter(pk=submission.pk).update(
+            status=ProviderBatch.Status.ENDED, ended_at=timezone.now(), preparing_until=None
+        )
+        return
     requests, refused = [], []
     size = 0
     for work in works:

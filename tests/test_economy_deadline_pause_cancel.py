@@ -119,3 +119,22 @@ def test_a_job_belongs_to_at_most_one_open_provider_batch(owner, batch_api):
     [submission] = ProviderBatch.objects.all()
     assert len(submission.jobs) == 3
     assert batch_api.stats()["batches_created"] == 1
+
+
+def test_a_batch_paused_between_the_claim_and_the_upload_sends_nothing(owner, batch_api, monkeypatch):
+    from grading import economy_engine
+
+    batch = economy_batch(owner, jobs=2)
+    send = economy_engine._send
+
+    def pause_first(submission, provider, report):
+        JobBatch.objects.get(pk=batch.pk).pause_batch()
+        send(submission, provider, report)
+
+    monkeypatch.setattr(economy_engine, "_send", pause_first)
+    tick()
+
+    assert batch_api.stats()["batches_created"] == 0 and batch_api.stats()["files_uploaded"] == 0
+    jobs = GradingJob.objects.in_batch(batch)
+    assert set(jobs.values_list("status", "attempts")) == {(JobStatus.QUEUED, 0)}
+    assert ProviderBatch.objects.get().status == "ended"
