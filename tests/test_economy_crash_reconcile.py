@@ -153,6 +153,17 @@ class Processes:
             start_new_session=True,
         )
 
+    def start_cluster(self) -> subprocess.Popen:
+        """A real qcluster (one worker) on the same database, its ORM broker in it."""
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=BASE_DIR,
+            env={**self.env, "Q_WORKERS": "1", "Q_POLL": "0.05"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
     def settle(self) -> dict:
         return json.loads(self.run("settle").strip().splitlines()[-1])
 
@@ -198,6 +209,31 @@ def test_a_poller_killed_mid_download_leaves_each_result_to_be_recorded_once(sta
     api.hold("content")
     kill_when(processes.start("poll"), lambda: api.arrived["content"] >= 1)
     api.release("content")
+
+    counts = processes.settle()
+
+    assert standin.stats()["batches_created"] == 1
+    assert counts["completed"] == counts["results"] == counts["jobs_with_a_result"] == 4
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("step", ["create", "content"])
+def test_a_cluster_killed_between_upload_and_create_or_mid_download_grades_each_job_once(
+    standin, processes, step
+):
+    api = standin.batch_api
+    if step == "content":
+        processes.run("submit")
+        wait_for(lambda: all(api.book.ended(batch) for batch in api.book.batches.values()), timeout=30)
+    api.hold(step)
+    cluster = processes.start_cluster()
+    processes.run("enqueue")
+    kill_when(cluster, lambda: api.arrived[step] >= 1)
+    api.release(step)
+    if step == "create":
+        wait_for(
+            lambda: standin.stats()["batches_created"] == 1, timeout=30, what="the held create to finish"
+        )
 
     counts = processes.settle()
 

@@ -3,6 +3,7 @@
     python -m tests.support.economy_process setup JOBS   # migrate, and start an economy batch of JOBS essays
     python -m tests.support.economy_process submit       # one submit step
     python -m tests.support.economy_process poll         # one poll step
+    python -m tests.support.economy_process enqueue      # a round (batches.tasks.run_economy) for a cluster
     python -m tests.support.economy_process settle       # take over abandoned submissions, run rounds until
                                                          # no provider batch is open; prints the counts as JSON
 
@@ -91,10 +92,14 @@ def main(argv: list[str]) -> None:
         submit_due(TickReport())
     elif command == "poll":
         poll(TickReport())
+    elif command == "enqueue":
+        from django_q.tasks import async_task
+
+        async_task("batches.tasks.run_economy")
     elif command == "settle":
         print(json.dumps(settle()))
     else:
-        raise SystemExit(f"Unknown step “{command}”: use setup, submit, poll or settle.")
+        raise SystemExit(f"Unknown step “{command}”: use setup, submit, poll, enqueue or settle.")
 
 
 if __name__ == "__main__":
