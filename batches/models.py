@@ -682,6 +682,27 @@ class JobBatch(models.Model):
         self._refresh_from(batch)
         return self
 
+    def as_template(self) -> dict[str, Any]:
+        """A template's fields made from this batch ("save as template"): the settings it grades with.
+
+        The effective settings (template defaults with the batch's overrides),
+        every value written out, so later edits of the batch's own template do
+        not reach the new one; the rules for file names and student names too.
+        """
+        settings = self.validated_settings().model_dump(mode="json", exclude_none=True)
+        processing = settings.pop("processing")
+        job_structure = dict(self.job_structure)
+        if self.effective_student_pattern():
+            job_structure["student_pattern"] = self.effective_student_pattern()
+        return {
+            "name": f"{self.name} (template)"[:200],
+            "description": f"Made from the batch “{self.name}”."[:10_000],
+            "category": self.template.category if self.template_id else "other",
+            "default_settings": settings,
+            "processing_rules": processing,
+            "job_structure": job_structure,
+        }
+
     def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
         """A new draft with the same settings, tags, template and documents; no results."""
         with transaction.atomic():
@@ -898,4 +919,10 @@ class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
 
 
 # Assignment rules and the inbox live in their own module; imported here so that Django finds them.
-from batches.rule_models import AssignmentRule, InboxItem, RuleBatch  # noqa: E402, F401
+from batches.rule_models import (  # noqa: E402, F401
+    AssignmentRule,
+    AssignmentRuleGroupObjectPermission,
+    AssignmentRuleUserObjectPermission,
+    InboxItem,
+    RuleBatch,
+)

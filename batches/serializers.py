@@ -14,6 +14,7 @@ from grading import economy_engine
 from grading.circuits import outages
 from grading.models import Document
 from grading.naming import MAX_PATTERN, pattern_problem
+from grading.serializers import GradingJobSerializer
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -282,3 +283,33 @@ def attachable_documents(user, ids: list[int]) -> list[Document]:
             "batches you may change, or your own uploads not yet in a batch."
         )
     return [visible[pk] for pk in ids]
+
+
+class ConfidenceSerializer(serializers.Serializer):
+    low = serializers.BooleanField(help_text="The review queue's “low confidence”: see `reasons`.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the AI's grade deserves a second look, as sentences."
+    )
+    spread = serializers.FloatField(
+        allow_null=True,
+        help_text="Points of the maximum between the document's highest and lowest model grade "
+        "(null with fewer than two grades of the document).",
+    )
+
+
+class QueuedJobSerializer(GradingJobSerializer):
+    """A job of the batch's review queue: the job, and why its grade may need a look."""
+
+    confidence = serializers.SerializerMethodField()
+
+    class Meta(GradingJobSerializer.Meta):
+        fields = [*GradingJobSerializer.Meta.fields, "confidence"]
+        read_only_fields = fields
+
+    @extend_schema_field(ConfidenceSerializer)
+    def get_confidence(self, job) -> dict[str, Any]:
+        entry = getattr(job, "review", None)
+        if entry is None:
+            return {"low": False, "reasons": [], "spread": None}
+        spread = None if entry.spread is None else round(entry.spread, 2)
+        return {"low": entry.low_confidence, "reasons": entry.reasons, "spread": spread}

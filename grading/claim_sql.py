@@ -261,14 +261,20 @@ def candidates(
         ]
 
 
-def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: datetime) -> int:
-    """processing, attempt + 1, the claim's token and lease: one UPDATE for the whole claim."""
+def mark_claimed(job_ids: list[int], token: str, lease_until: datetime) -> int:
+    """processing, attempt + 1, the claim's token and lease: one UPDATE for the whole claim.
+
+    started_at stays empty: a claimed job may wait in hand for its stagger or pacing
+    slot, and that wait is no part of grading it. Recording the outcome sets it to
+    the moment the call could start (claims._ended_values); the lease is what the
+    engine needs of the claim.
+    """
     sql = (
         f"UPDATE {_tables()['job']} SET status = %s, attempts = attempts + 1, claimed_by = %s, "
-        "lease_expires_at = %s, started_at = %s, next_attempt_at = NULL "
+        "lease_expires_at = %s, started_at = NULL, next_attempt_at = NULL "
         f"WHERE {_in_list('id', 'bigint')}"
     )
-    params = [JobStatus.PROCESSING, token, _datetime(lease_until), _datetime(now), _list_param(job_ids)]
+    params = [JobStatus.PROCESSING, token, _datetime(lease_until), _list_param(job_ids)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -42,7 +42,7 @@ from django.db.models.functions import Length
 
 from grading import economy
 from grading.models import Document, GradingJob, GradingResult, JobStatus
-from grading.providers import Provider, Tokenizer, UnknownProvider, provider_class
+from grading.providers import Provider, Tokenizer, UnknownProvider, kind_of, provider_class
 from grading.providers.base import (  # the figures' constants, importable from here as before
     APPROXIMATION,  # noqa: F401
     CHARS_PER_TOKEN,
@@ -260,6 +260,7 @@ def _group_figures(group: Group) -> dict[str, Any]:
         price_method = group.described.price_method(group.model)
     return {
         "provider": group.provider,
+        "kind": kind_of(group.provider) or None,
         "model": group.model,
         "jobs": group.jobs,
         "provider_calls": group.jobs,

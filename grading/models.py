@@ -451,6 +451,21 @@ class GradingResult(models.Model):
             self.save(update_fields=REVIEW_FIELDS)
             self._keep_exemplar()
 
+    def accept_ai_grade(self, reviewer) -> None:
+        """Record the AI's grade as the review: a person checked it and agrees.
+
+        The criteria go with it when they add up to the score; a calibrated
+        total that is not their sum is accepted as the total alone.
+        """
+        criteria = [
+            {"key": str(item["key"]), "score": item["score"]}
+            for item in self.criteria or []
+            if isinstance(item, dict) and item.get("key") and isinstance(item.get("score"), int | float)
+        ]
+        if abs(sum(item["score"] for item in criteria) - self.score) > 1e-6:
+            criteria = []
+        self.record_review(reviewer, self.score, criteria)
+
     def clear_review(self) -> None:
         """Withdraw a review: the AI's score is final again, and the review no exemplar."""
         self.reviewed_score, self.reviewed_criteria, self.review_comment = None, [], ""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import DomainError
 from grading.naming import MAX_PATTERN, pattern_problem
-from grading.providers import PROVIDERS, available_providers, get_provider, provider_class
+from grading.providers import available_providers, get_provider, provider_class
 
 
 class _Strict(BaseModel):
@@ -153,10 +153,16 @@ class GradingSettings(_Strict):
 
     def problems(self) -> list[str]:
         """Why the providers cannot grade with these settings on this server (no key, another provider's model)."""
-        found = [provider_class(provider).problem(model) for provider, model in self.grading_targets()]
+        found = target_problems(self.grading_targets())
         if self.processing.delivery == "economy":
             found += [economy_problem(provider) for provider, _ in self.grading_targets()]
         return list(dict.fromkeys(problem for problem in found if problem))
+
+
+def target_problems(targets) -> list[str]:
+    """Why these (provider, model) pairs cannot grade on this server, each sentence once."""
+    found = (provider_class(provider).problem(model) for provider, model in targets)
+    return list(dict.fromkeys(problem for problem in found if problem))
 
 
 def economy_problem(provider: str) -> str | None:
@@ -170,9 +176,9 @@ def economy_problem(provider: str) -> str | None:
 
 
 def split_target(entry: str, provider: str) -> tuple[str, str]:
-    """A `models` entry as (provider, model): `provider:model` names a registered provider, else `provider`'s model."""
+    """A `models` entry as (provider, model): `name:model` names a provider or connection, else `provider`'s model."""
     prefix, colon, model = entry.partition(":")
-    if colon and prefix in PROVIDERS:
+    if colon and prefix in available_providers():
         return prefix, model
     return provider, entry
 

@@ -154,7 +154,7 @@ def test_the_new_batch_page_offers_the_delivery(client, owner, essay_template):
 def test_batches_made_before_economy_delivery_keep_real_time(owner):
     old = make_batch(owner, jobs=0, settings={"processing": {"auto_start": True}})
     chosen = make_batch(owner, jobs=0, settings={"processing": {"delivery": "economy"}})
-    migration = import_module("batches.migrations.0008_existing_batches_keep_realtime_delivery")
+    migration = import_module("batches.migrations.0009_existing_batches_keep_realtime_delivery")
 
     migration.keep_realtime(apps, None)
 

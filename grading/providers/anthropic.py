@@ -53,6 +53,7 @@ from grading.providers.base import (
     criteria_of,
     require_text,
 )
+from grading.providers.connections import Connection, bound_connection
 from grading.providers.prompting import (
     DOCUMENT_HEADING_TOKENS,
     MAX_REPLY_TOKENS,
@@ -74,7 +75,6 @@ from grading.providers.prompting import (
 from grading.providers.remote import (
     Clients,
     configured_prices,
-    endpoint,
     redacted,
     shown_url,
     status_error,
@@ -209,13 +209,14 @@ def is_claude(model: str) -> bool:
     return model.startswith("claude-")
 
 
-def prices_for(model: str, prompt_tokens: int = 0) -> Prices | None:
+def prices_for(model: str, prompt_tokens: int = 0, stated: dict | None = None) -> Prices | None:
     """The prices of `model` for a request with this many prompt tokens; None when no price is known.
 
     MODEL_PRICES names a model or its family with [input, output] (cache writes and reads
-    then follow Anthropic's standard multipliers) or [input, output, cache write, cache read].
+    then follow Anthropic's standard multipliers) or [input, output, cache write, cache read];
+    `stated`, the connection's own prices (PROVIDERS' `prices`, the same form), comes first.
     """
-    configured = configured_prices(django_settings.MODEL_PRICES)
+    configured = {**configured_prices(django_settings.MODEL_PRICES), **configured_prices(stated or {})}
     row = configured.get(model) or configured.get(family_of(model))
     if row is not None:
         return Prices.standard(*row) if len(row) == 2 else Prices(*row)
@@ -225,13 +226,13 @@ def prices_for(model: str, prompt_tokens: int = 0) -> Prices | None:
     return stated.prices
 
 
-def usage_cost(model: str, usage: dict) -> Decimal:
+def usage_cost(model: str, usage: dict, stated: dict | None = None) -> Decimal:
     """What one call cost: uncached input, cache writes and cache reads each at their own price."""
     fresh = token_count(usage.get("input_tokens"))
     written = token_count(usage.get("cache_creation_input_tokens"))
     read = token_count(usage.get("cache_read_input_tokens"))
     output = token_count(usage.get("output_tokens"))
-    prices = prices_for(model, fresh + written + read)
+    prices = prices_for(model, fresh + written + read, stated)
     if prices is None:
         return Decimal(0)
     dollars = (
@@ -248,9 +249,8 @@ def _decimal(value: float) -> Decimal:
 
 
 def connection() -> tuple[str, str]:
-    """Endpoint and key from the deployment's settings, looked up per call, never kept."""
-    base_url = django_settings.ANTHROPIC_BASE_URL or DEFAULT_BASE_URL
-    return endpoint(base_url, django_settings.ANTHROPIC_API_KEY, "ANTHROPIC_API_KEY")
+    """Endpoint and key of the `anthropic` connection, looked up per call, never kept."""
+    return AnthropicProvider.connection().endpoint()
 
 
 def _new_client(base_url: str, api_key: str, limits) -> anthropic.Anthropic:
@@ -386,7 +386,9 @@ def api_message(error: anthropic.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
-def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> ProviderError:
+def translate(
+    error: anthropic.AnthropicError, base_url: str, api_key: str, key_env: str = "ANTHROPIC_API_KEY"
+) -> ProviderError:
     """The SDK's exception as ours, with a sentence fit to show as the job's last error (never the key)."""
     import anthropic
 
@@ -403,7 +405,7 @@ def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> P
             error.response.headers,
             busy={529: "is overloaded"},
             reasons={
-                401: "rejected the API key set in ANTHROPIC_API_KEY",
+                401: f"rejected the API key set in {key_env}",
                 402: "refused the request for billing reasons",
                 413: "refused the request as too large (the document may be too long)",
             },
@@ -411,7 +413,9 @@ def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> P
     return PermanentProviderError(f"The Anthropic client failed: {redacted(str(error), api_key)}.")
 
 
-def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]) -> Grade:
+def build_grade(
+    request: GradeRequest, replies: list[dict], criteria: list[dict], stated: dict | None = None
+) -> Grade:
     """The grade from the last reply; tokens and cost count every call it took.
 
     Input tokens are all the prompt's tokens, cached or not (as the OpenAI path counts
@@ -426,7 +430,7 @@ def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]
         for field in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     output_tokens = sum(token_count(usage.get("output_tokens")) for usage in usages)
-    cost = sum((usage_cost(request.model, usage) for usage in usages), Decimal(0))
+    cost = sum((usage_cost(request.model, usage, stated) for usage in usages), Decimal(0))
     return Grade(
         score=sum(item.score for item in graded),
         max_score=sum(item.max_score for item in graded),
@@ -441,60 +445,59 @@ def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]
 
 
 class AnthropicProvider(AnthropicBatches, Provider):
+    # The connection this class calls (connections.py); the registry binds a subclass to each
+    # other connection of kind anthropic, under that connection's name.
     name = "anthropic"
     offline = False
     needs_key = True  # except on a loopback endpoint (a stand-in, a local proxy): see connection()
 
     @classmethod
+    def connection(cls) -> Connection:
+        return bound_connection(cls.name, "anthropic")
+
+    @classmethod
     def problem(cls, model: str) -> str | None:
         if not is_claude(model or ""):
             return (
-                f"“{model}” is not a Claude model, so the anthropic provider cannot grade with it: "
+                f"“{model}” is not a Claude model, so the {cls.name} provider cannot grade with it: "
                 "choose a model such as claude-haiku-4-5."
             )
-        try:
-            connection()
-        except PermanentProviderError as error:
-            return str(error)
-        return None
+        return cls.connection().problem()
 
     @classmethod
     def limits(cls) -> ProviderLimits:
-        return ProviderLimits(
-            django_settings.ANTHROPIC_MAX_CONCURRENCY,
-            django_settings.ANTHROPIC_RPM or None,
-            source="settings ANTHROPIC_MAX_CONCURRENCY and ANTHROPIC_RPM (0: no request-rate limit)",
-        )
+        return cls.connection().limits()
 
     @classmethod
     def price_for(cls, model: str) -> tuple[float, float]:
-        prices = prices_for(model)
+        prices = prices_for(model, stated=cls.connection().prices)
         return (prices.input, prices.output) if prices else (0.0, 0.0)
 
     # What the batch API (anthropic_batches) borrows of the real-time path.
     request_body = staticmethod(message_body)
 
-    @staticmethod
-    def read_reply(request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
-        return build_grade(request, [reply], criteria)
+    @classmethod
+    def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria, cls.connection().prices)
 
-    @staticmethod
-    def sdk_call(use: Callable[[anthropic.Anthropic], Any]) -> Any:
-        """One use of the SDK client for the configured endpoint, its errors as ours (never the key)."""
+    @classmethod
+    def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
+        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
         import anthropic
 
-        base_url, api_key = connection()
+        bound = cls.connection()
+        base_url, api_key = bound.endpoint()
         try:
             return use(client_for(base_url, api_key))
         except anthropic.AnthropicError as error:
-            raise translate(error, base_url, api_key) from error
+            raise translate(error, base_url, api_key, bound.key_env) from error
 
     # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
     cache_min_tokens = 1024
 
     @classmethod
     def cached_input_price(cls, model: str) -> float:
-        prices = prices_for(model)
+        prices = prices_for(model, stated=cls.connection().prices)
         return prices.cache_read if prices else 0.0
 
     @classmethod
@@ -529,20 +532,23 @@ class AnthropicProvider(AnthropicBatches, Provider):
         require_text(request)
         criteria = criteria_of(request.rubric)
         check_keys(criteria)
-        base_url, api_key = connection()
+        bound = self.connection()
+        base_url, api_key = bound.endpoint()
         try:
-            prices_for(request.model)  # a bad MODEL_PRICES fails before money is spent
+            prices_for(request.model, stated=bound.prices)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
         return with_one_repair(
-            lambda body: self._send(base_url, api_key, body, request.timeout_s),
+            lambda body: self._send(base_url, api_key, body, request.timeout_s, bound.key_env),
             message_body(request, criteria),
-            lambda replies: build_grade(request, replies, criteria),
+            lambda replies: build_grade(request, replies, criteria, bound.prices),
             functools.partial(repair_body, room=reply_room(request.model)),
         )
 
     @staticmethod
-    def _send(base_url: str, api_key: str, body: dict, timeout_s: float) -> dict:
+    def _send(
+        base_url: str, api_key: str, body: dict, timeout_s: float, key_env: str = "ANTHROPIC_API_KEY"
+    ) -> dict:
         import anthropic
         import httpx2
 
@@ -557,5 +563,5 @@ class AnthropicProvider(AnthropicBatches, Provider):
                 options={"timeout": timeout_s},
             )
         except anthropic.AnthropicError as error:
-            raise translate(error, base_url, api_key) from error
+            raise translate(error, base_url, api_key, key_env) from error
         return message_json(response)

@@ -20,8 +20,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings as django_settings
-
 from grading.providers.base import (
     COST_QUANTUM,
     BatchItem,
@@ -50,13 +48,15 @@ class AnthropicBatches:
     batch_max_bytes = 256 * 1024 * 1024
 
     def supports_batch_api(self) -> bool:
-        return bool(django_settings.ANTHROPIC_BATCH_API)
+        """Whether this provider's connection offers the batch API (its `batch_api`)."""
+        return self.connection().batch_api
 
     # What the real-time path lends (AnthropicProvider states these): the request body, the
     # reading of a reply, and one use of the SDK client.
     request_body: Callable[[GradeRequest, list[dict]], dict]
     read_reply: Callable[[GradeRequest, dict, list[dict]], Grade]
     sdk_call: Callable[[Callable[[Any], Any]], Any]
+    connection: Callable[[], Any]
 
     def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
         require_text(request)

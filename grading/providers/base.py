@@ -90,6 +90,8 @@ class ProviderLimits:
     max_concurrency: int | None = None
     requests_per_minute: int | None = None
     source: str = field(default="", compare=False)
+    # Tokens per minute (input and output) the provider allows; 0: none stated.
+    tokens_per_minute: int = 0
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings as django_settings
-
 from grading.providers.base import (
     COST_QUANTUM,
     BatchItem,
@@ -49,7 +47,8 @@ class OpenAIBatches:
     batch_max_bytes = 200 * 1024 * 1024
 
     def supports_batch_api(self) -> bool:
-        return bool(django_settings.OPENAI_BATCH_API)
+        """Whether this provider's connection offers the batch API (its `batch_api`)."""
+        return self.connection().batch_api
 
     # What the real-time path lends (OpenAIProvider states these): the request body, the
     # reading of a reply, an error body's message, and one use of the SDK client.
@@ -57,6 +56,7 @@ class OpenAIBatches:
     read_reply: Callable[[GradeRequest, dict, list[dict]], Grade]
     error_message: Callable[[Any], str]
     sdk_call: Callable[[Callable[[Any], Any]], Any]
+    connection: Callable[[], Any]
 
     def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
         require_text(request)

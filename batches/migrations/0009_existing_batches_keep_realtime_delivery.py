@@ -37,7 +37,7 @@ def forget(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("batches", "0007_archived_from"),
+        ("batches", "0008_assignment_rule_sharing"),
         ("grading", "0010_job_delivery_and_provider_batches"),
     ]
 
