@@ -49,6 +49,9 @@ def decide(rule: str, provider: str, deadline: datetime | None, now: datetime | 
     if not described.supports_batch_api():
         return Decision(Delivery.REALTIME, f"the {provider} connection has no batch API")
     window = described.batch_window
+    if deadline_near(deadline, now):
+        # The engine would move the jobs to real time at once (economy_engine.fall_back).
+        return Decision(Delivery.REALTIME, f"the deadline is less than {_hours(MARGIN)} away")
     if rule == Delivery.ECONOMY:
         return Decision(Delivery.ECONOMY, f"economy delivery was chosen: results within {_hours(window)}")
     needed = window + MARGIN
