@@ -1,7 +1,8 @@
 """Economy delivery: jobs graded through the providers' batch APIs, at half the price, within a day.
 
 Which delivery a batch gets is decided once, here (`decide`), when it starts: `realtime`
-and `economy` are the teacher's choice; `auto` takes economy when the provider's
+and `economy` are the teacher's choice (economy only where the connection has a batch API,
+and not within the margin before the deadline); `auto` takes economy when the provider's
 connection has a batch API and the deadline leaves the provider's window (24 h) plus a
 margin (6 h), realtime otherwise. Each job carries the outcome (GradingJob.delivery):
 the runners never claim economy jobs; the economy engine (grading/economy_engine.py)
