@@ -216,12 +216,20 @@ class ModelEstimate(_Doc):
     provider_calls = serializers.IntegerField(help_text="One per job when nothing needs a retry.")
     max_provider_calls = serializers.IntegerField(help_text="If every job used all its attempts.")
     input_tokens = serializers.IntegerField()
+    cached_input_tokens = serializers.IntegerField(
+        help_text="Of the input tokens, those expected from the provider's prompt cache (see cache_method)."
+    )
     output_tokens = serializers.IntegerField()
-    cost = serializers.FloatField(help_text="US dollars.")
+    cost = serializers.FloatField(help_text="US dollars, in real time.")
+    economy_cost = serializers.FloatField(
+        help_text="US dollars through the provider's batch API (the same when it has none)."
+    )
+    delivery = serializers.DictField(help_text="chosen (realtime or economy) and the reason.")
     price_per_million_tokens = serializers.DictField(child=serializers.FloatField())
     priced = serializers.BooleanField(help_text="False when the model has no price (cost shows 0).")
     input_method = serializers.CharField(help_text="How input tokens were counted.")
     output_method = serializers.CharField(help_text="How output tokens were estimated.")
+    cache_method = serializers.CharField(help_text="Which input tokens are assumed cached, and why.")
     price_method = serializers.CharField(help_text="Where the price comes from, or why there is none.")
 
 
@@ -234,6 +242,10 @@ class Estimate(_Doc):
     output_tokens = serializers.IntegerField()
     cost = serializers.FloatField()
     currency = serializers.CharField()
+    delivery = serializers.DictField(
+        help_text="The delivery rule, what it chooses now (realtime, economy or mixed) and why, "
+        "and the cost each way: realtime_cost, economy_cost."
+    )
     by_model = ModelEstimate(many=True)
     spent_so_far = serializers.DictField()
 

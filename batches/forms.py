@@ -310,8 +310,35 @@ class ProviderChoiceField(forms.ChoiceField):
         return connections_readiness()
 
 
+DELIVERY_CHOICES = [
+    ("auto", "Auto: economy when the deadline allows, else real time"),
+    ("economy", "Economy: the provider's batch API, half price, within 24 h"),
+    ("realtime", "Real time: full price, graded at once"),
+]
+DELIVERY_HELP = (
+    "Auto grades at half price through the provider's batch API when the deadline is more than "
+    "30 h away and the provider offers one; the estimate shows both prices."
+)
+
+
+class DeliveryField(forms.TypedChoiceField):
+    """The `delivery` processing rule; where it may be left blank, blank is None (the template's)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("empty_value", None)
+        kwargs.setdefault("choices", DELIVERY_CHOICES)
+        kwargs.setdefault("label", "Delivery")
+        kwargs.setdefault("help_text", DELIVERY_HELP)
+        super().__init__(**kwargs)
+
+
 class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
-    settings_fields = {"provider": "provider", "models": "compare_models", "model": "model"}
+    settings_fields = {
+        "provider": "provider",
+        "models": "compare_models",
+        "model": "model",
+        "processing.delivery": "delivery",
+    }
 
     template = forms.ModelChoiceField(
         queryset=BatchTemplate.objects.none(), widget=forms.RadioSelect, empty_label=None
@@ -331,6 +358,9 @@ class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
             "Optional: several models, separated by commas; each document is graded by each. "
             "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
+    )
+    delivery = DeliveryField(
+        required=False, choices=[("", "As the template says (auto unless it sets one)"), *DELIVERY_CHOICES]
     )
 
     def __init__(self, *args: Any, user, **kwargs: Any):
@@ -354,6 +384,8 @@ class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
             settings["model"] = data["model"]
         if data["compare_models"]:
             settings["models"] = data["compare_models"]
+        if data.get("delivery"):
+            settings["processing"] = {"delivery": data["delivery"]}
         return settings
 
     def settings_chosen(self) -> dict[str, Any] | None:
@@ -396,6 +428,7 @@ EDITABLE_SETTINGS = {
     "instructions": "instructions",
     "processing.max_attempts": "max_attempts",
     "processing.concurrency": "concurrency",
+    "processing.delivery": "delivery",
 }
 
 
@@ -428,6 +461,9 @@ class BatchSettingsForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
     instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
     max_attempts = forms.IntegerField(min_value=1, max_value=20, label="Attempts per job", required=False)
     concurrency = forms.IntegerField(min_value=1, max_value=512, label="Calls in flight", required=False)
+    delivery = DeliveryField(
+        required=False, choices=[("", "As the template says"), *DELIVERY_CHOICES], label="Delivery"
+    )
 
     # Fields where blank means "the template's value" (the others have their own empty value).
     BLANK_IS_TEMPLATE = ("model", "temperature", "max_output_tokens", "max_attempts", "concurrency")

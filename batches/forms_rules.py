@@ -13,7 +13,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from batches.forms import DeadlineField, ProviderChoiceField, TagsField
+from batches.forms import DeadlineField, DeliveryField, ProviderChoiceField, TagsField
 from batches.models import BatchStatus, JobBatch
 from batches.rule_models import AssignmentRule, DocumentKind, NamePatternKind
 from batches.rules import clean_extensions
@@ -218,6 +218,7 @@ class ScratchBatchForm(forms.Form):
         help_text="What the grader should know: the assignment, the level, what matters most.",
     )
     auto_start = forms.BooleanField(required=False, label="Start grading as soon as documents are uploaded")
+    delivery = DeliveryField(required=False, initial="auto")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -280,7 +281,7 @@ class ScratchBatchForm(forms.Form):
             "model": data["model"],
             "instructions": data["instructions"],
             "rubric": {"criteria": data["criteria"]},
-            "processing": {"auto_start": data["auto_start"]},
+            "processing": {"auto_start": data["auto_start"], "delivery": data["delivery"] or "auto"},
         }
 
     def batch_fields(self) -> dict[str, Any]:
@@ -308,6 +309,8 @@ class ScratchBatchForm(forms.Form):
         parts = path.split(".")
         if parts[0] in ("provider", "model", "instructions"):
             return parts[0]
+        if parts == ["processing", "delivery"]:
+            return "delivery"
         if parts[:2] == ["rubric", "criteria"] and len(parts) >= 4 and parts[2].isdigit():
             rows = getattr(self, "row_of_criterion", [])
             position = int(parts[2])

@@ -10,6 +10,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from batches.actions import allowed_in
 from batches.models import BatchStatus, JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
+from grading import economy_engine
 from grading.circuits import outages
 from grading.models import Document
 from grading.naming import MAX_PATTERN, pattern_problem
@@ -107,6 +108,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text="The finished state an archived batch left, which unarchiving returns it to; empty otherwise.",
     )
     waiting_for_provider = serializers.SerializerMethodField()
+    provider_batches = serializers.SerializerMethodField()
     calibration = serializers.JSONField(
         read_only=True,
         help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
@@ -128,6 +130,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "progress",
             "allowed_actions",
             "waiting_for_provider",
+            "provider_batches",
             "owner",
             "deadline",
             "student_pattern",
@@ -167,6 +170,43 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         if "_outages" not in self.context:
             self.context["_outages"] = outages()
         return batch.waiting_for_provider(self.context["_outages"])
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "Economy delivery: the provider batches its jobs were submitted in, oldest first.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "provider": {"type": "string"},
+                    "model": {"type": "string"},
+                    "external_id": {"type": "string", "description": "The provider's id of the batch."},
+                    "status": {
+                        "type": "string",
+                        "enum": ["preparing", "submitted", "cancelling", "ended", "failed"],
+                    },
+                    "provider_status": {
+                        "type": "string",
+                        "description": "The provider's own word, as last polled.",
+                    },
+                    "submitted": {"type": "integer", "description": "Requests (jobs) submitted."},
+                    "finished": {"type": "integer", "description": "Requests the provider has finished."},
+                    "submitted_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "expected_by": {"type": "string", "format": "date-time", "nullable": True},
+                },
+            },
+        }
+    )
+    def get_provider_batches(self, batch: JobBatch) -> list[dict[str, Any]]:
+        # Read once per response for the whole page of batches, as the circuits are.
+        known = self.context.setdefault("_provider_batches", {})
+        if batch.pk not in known:
+            page = getattr(self.parent, "instance", None) if self.parent is not None else None
+            ids = [item.pk for item in page] if isinstance(page, list | tuple) else [batch.pk]
+            found = economy_engine.progress(ids)
+            known.update({pk: found.get(pk, []) for pk in {*ids, batch.pk}})
+        return known[batch.pk]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:

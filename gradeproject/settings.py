@@ -212,6 +212,13 @@ ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=1)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
 OPENAI_TPM = env_int("OPENAI_TPM", 0, minimum=0)  # 0: no token-rate limit
 ANTHROPIC_TPM = env_int("ANTHROPIC_TPM", 0, minimum=0)  # 0: no token-rate limit
+# Whether the endpoint offers the provider's batch API (economy delivery at half price): the
+# providers' own endpoints do; local servers (Ollama, vLLM, llama.cpp) mostly do not. A PROVIDERS
+# connection says so with its own `batch_api`.
+OPENAI_BATCH_API = env_bool("OPENAI_BATCH_API", OPENAI_BASE_URL.startswith("https://api.openai.com"))
+ANTHROPIC_BATCH_API = env_bool(
+    "ANTHROPIC_BATCH_API", ANTHROPIC_BASE_URL.startswith("https://api.anthropic.com")
+)
 # Named provider connections beside (or over) `openai` and `anthropic`: JSON such as
 # {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}, or a file of it named by
 # PROVIDERS_FILE (grading/providers/connections.py). Each names its key's environment variable

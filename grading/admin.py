@@ -105,6 +105,8 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         "suspect",
         "provider_retries",
         "removed_from",
+        # Decided when the batch starts (grading.economy), moved to real time by the economy engine.
+        "delivery",
     )
     inlines = [GradingResultInline]
     # A job goes only into a batch its editor may change, and grades only a document

@@ -681,25 +681,11 @@ def _grade(
     work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None
 ) -> tuple[Grade, int]:
     """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
-    if work.unreadable:
-        raise PermanentFailure(work.unreadable)
-    try:
-        rubric = _rubric(work.settings_key) if work.settings_key else _validated_rubric(work.settings)
-    except SettingsError as error:
-        raise PermanentFailure(f"The job's settings are invalid: {error}") from None
+    request = grade_request(work)
     try:
         provider = provider_lookup(work.provider)
     except KeyError as error:
         raise PermanentFailure(str(error)) from None
-    request = GradeRequest(
-        text=work.text,
-        rubric=rubric,
-        settings=work.settings,
-        model=work.model,
-        document_name=work.document_name,
-        timeout_s=rule(work.settings.get("processing"), "timeout_s"),
-        exemplars=for_document(work.exemplars, work.document_id),
-    )
     with slots.call() if slots is not None else nullcontext():
         if may_start is not None and not may_start(work):
             raise NotStarted("The call did not start: the batch was cancelled, or the runner is stopping.")
@@ -708,6 +694,25 @@ def _grade(
     latency_ms = int((time.monotonic() - started) * 1000)
     _check(grade)
     return grade, latency_ms
+
+
+def grade_request(work: Work) -> GradeRequest:
+    """What the provider is asked for one claimed job (also for a provider batch, grading.economy_engine)."""
+    if work.unreadable:
+        raise PermanentFailure(work.unreadable)
+    try:
+        rubric = _rubric(work.settings_key) if work.settings_key else _validated_rubric(work.settings)
+    except SettingsError as error:
+        raise PermanentFailure(f"The job's settings are invalid: {error}") from None
+    return GradeRequest(
+        text=work.text,
+        rubric=rubric,
+        settings=work.settings,
+        model=work.model,
+        document_name=work.document_name,
+        timeout_s=rule(work.settings.get("processing"), "timeout_s"),
+        exemplars=for_document(work.exemplars, work.document_id),
+    )
 
 
 def _validated_rubric(job_settings: dict) -> dict:

@@ -20,7 +20,8 @@ class BatchTemplateSerializer(StrictSerializerMixin, serializers.ModelSerializer
     processing_rules = ObjectField(
         required=False,
         help_text="max_attempts, backoff_base_s, backoff_max_s, concurrency, stagger_ms, timeout_s, "
-        "requests_per_minute, auto_start",
+        "requests_per_minute, auto_start, delivery (realtime, economy or auto: the provider's batch API "
+        "at half price when the deadline allows)",
     )
     job_structure = ObjectField(
         required=False,

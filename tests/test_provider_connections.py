@@ -151,8 +151,9 @@ def test_the_estimate_prices_each_connection_with_its_own_prices_and_names_its_k
 
     rows = {row["provider"]: row for row in estimate.estimate_batch(batch)["by_model"]}
 
-    assert rows["azure"]["price_per_million_tokens"] == {"input": 2.0, "output": 8.0}
-    assert rows["openai"]["price_per_million_tokens"] == {"input": 2.5, "output": 10.0}
+    # A connection's prices without a cached rate pay the full input price for cached tokens.
+    assert rows["azure"]["price_per_million_tokens"] == {"input": 2.0, "cached_input": 2.0, "output": 8.0}
+    assert rows["openai"]["price_per_million_tokens"] == {"input": 2.5, "cached_input": 1.25, "output": 10.0}
     assert (rows["azure"]["kind"], rows["openai"]["kind"]) == ("openai", "openai")
 
 
@@ -234,3 +235,18 @@ def test_the_admin_lists_each_job_with_its_connection_and_kind(admin_user, clien
 
     assert "local (openai)" in listing
     assert "local (openai)" in inline
+
+
+def test_a_connection_has_a_batch_api_on_its_providers_own_endpoint_or_when_it_says_so(settings):
+    from grading.providers import get_provider
+
+    settings.PROVIDERS = {
+        "local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"},
+        "direct": {"kind": "openai", "key_env": "DIRECT_KEY"},
+        "proxy": {"kind": "anthropic", "base_url": "https://proxy.example/anthropic", "batch_api": True},
+    }
+
+    assert get_provider("local").supports_batch_api() is False
+    assert get_provider("direct").supports_batch_api() is True
+    assert get_provider("proxy").supports_batch_api() is True
+    assert get_provider("builtin").supports_batch_api() is False

@@ -21,6 +21,7 @@ from typing import Any
 
 from grading.providers import connections
 from grading.providers.base import (
+    BatchItem,
     CriterionGrade,
     Exemplar,
     Grade,
@@ -29,12 +30,14 @@ from grading.providers.base import (
     Provider,
     ProviderError,
     ProviderLimits,
+    RemoteBatch,
     Tokenizer,
     TransientProviderError,
 )
 
 __all__ = [
     "PROVIDERS",
+    "BatchItem",
     "CriterionGrade",
     "Exemplar",
     "Grade",
@@ -43,6 +46,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderLimits",
+    "RemoteBatch",
     "Tokenizer",
     "TransientProviderError",
     "UnknownProvider",

@@ -30,12 +30,14 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 
+from grading.providers.anthropic_batches import AnthropicBatches
 from grading.providers.base import (
     CHARS_PER_TOKEN,
     COST_QUANTUM,
@@ -442,7 +444,7 @@ def build_grade(
     )
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(AnthropicBatches, Provider):
     # The connection this class calls (connections.py); the registry binds a subclass to each
     # other connection of kind anthropic, under that connection's name.
     name = "anthropic"
@@ -471,13 +473,40 @@ class AnthropicProvider(Provider):
         prices = prices_for(model, stated=cls.connection().prices)
         return (prices.input, prices.output) if prices else (0.0, 0.0)
 
+    # What the batch API (anthropic_batches) borrows of the real-time path.
+    request_body = staticmethod(message_body)
+
+    @classmethod
+    def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria, cls.connection().prices)
+
+    @classmethod
+    def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
+        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+        import anthropic
+
+        bound = cls.connection()
+        base_url, api_key = bound.endpoint()
+        try:
+            return use(client_for(base_url, api_key))
+        except anthropic.AnthropicError as error:
+            raise translate(error, base_url, api_key, bound.key_env) from error
+
+    # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
+    cache_min_tokens = 1024
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        prices = prices_for(model, stated=cls.connection().prices)
+        return prices.cache_read if prices else 0.0
+
     @classmethod
     def price_method(cls, model: str) -> str:
         if not cls.is_priced(model):
             return "no price known for this model: set MODEL_PRICES"
         return (
-            "the anthropic provider's price table (MODEL_PRICES overrides it), at the full input price: "
-            "the rubric prompt's cached reads cost less, and the recorded cost counts them so"
+            "the anthropic provider's price table (MODEL_PRICES overrides it); the shared prompt is "
+            "priced as a cache read after the first call, and the recorded cost counts cache writes too"
         )
 
     @classmethod

@@ -48,6 +48,7 @@ FIELDS = (
     "requests_per_minute",
     "tokens_per_minute",
     "prices",
+    "batch_api",
 )
 # A connection's name is a job's `provider` (50 characters) and the prefix of `name:model`.
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,49}")
@@ -74,6 +75,8 @@ class Connection:
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
     prices: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
+    # The endpoint offers its provider's batch API (economy delivery, grading/economy.py).
+    batch_api: bool = False
     # Where the connection is declared, for people reading its description.
     source: str = field(default="", compare=False)
     key_setting: str = field(default="", compare=False)
@@ -171,8 +174,20 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
         requests_per_minute=_whole(entry, "requests_per_minute", 0, 0, refuse) or 0,
         tokens_per_minute=_whole(entry, "tokens_per_minute", 0, 0, refuse) or 0,
         prices=_prices(entry.get("prices"), refuse),
+        batch_api=_batch_api(entry, kind, base_url.rstrip("/"), refuse),
         source=f"{where} (connection “{name}”)",
     )
+
+
+def _batch_api(entry: dict, kind: str, base_url: str, refuse) -> bool:
+    """Stated, or else whether the connection is its provider's own endpoint (local servers have none)."""
+    if kind == "builtin":
+        return False
+    if "batch_api" not in entry:
+        return base_url == DEFAULT_URLS[kind]
+    if not isinstance(entry["batch_api"], bool):
+        raise refuse(f"has batch_api {json_text(entry['batch_api'])}; it must be true or false")
+    return entry["batch_api"]
 
 
 def _whole(entry: dict, name: str, minimum: int, default: int | None, refuse) -> int | None:
@@ -211,6 +226,7 @@ def from_settings(settings) -> dict[str, Connection]:
             max_concurrency=settings.OPENAI_MAX_CONCURRENCY,
             requests_per_minute=settings.OPENAI_RPM or 0,
             tokens_per_minute=getattr(settings, "OPENAI_TPM", 0) or 0,
+            batch_api=bool(getattr(settings, "OPENAI_BATCH_API", False)),
             source="settings OPENAI_BASE_URL, OPENAI_MAX_CONCURRENCY, OPENAI_RPM and OPENAI_TPM",
         ),
         "anthropic": Connection(
@@ -222,6 +238,7 @@ def from_settings(settings) -> dict[str, Connection]:
             max_concurrency=settings.ANTHROPIC_MAX_CONCURRENCY,
             requests_per_minute=settings.ANTHROPIC_RPM or 0,
             tokens_per_minute=getattr(settings, "ANTHROPIC_TPM", 0) or 0,
+            batch_api=bool(getattr(settings, "ANTHROPIC_BATCH_API", False)),
             source="settings ANTHROPIC_BASE_URL, ANTHROPIC_MAX_CONCURRENCY, ANTHROPIC_RPM and ANTHROPIC_TPM",
         ),
         "builtin": Connection(name="builtin", kind="builtin", source="always there: the offline grader"),
@@ -243,6 +260,8 @@ SETTINGS_READ = (
     "ANTHROPIC_MAX_CONCURRENCY",
     "ANTHROPIC_RPM",
     "ANTHROPIC_TPM",
+    "OPENAI_BATCH_API",
+    "ANTHROPIC_BATCH_API",
 )
 _read = operator.itemgetter(*SETTINGS_READ)
 _made: tuple[tuple, dict[str, Connection]] = ((), {})

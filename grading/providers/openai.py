@@ -37,6 +37,7 @@ from grading.providers.base import (
     require_text,
 )
 from grading.providers.connections import Connection, bound_connection
+from grading.providers.openai_batches import OpenAIBatches
 
 # The prompt, the reply schema and the reading of a reply are shared with the other AI
 # providers (prompting.py); they stay importable from here under their old names.
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
     import openai
 
 __all__ = [
+    "DEFAULT_CACHED_PRICES",
     "DEFAULT_PRICES",
     "DOCUMENT_HEADING_TOKENS",
     "EXEMPLAR_MAX_CHARS",
@@ -108,6 +110,7 @@ __all__ = [
     "completion_body",
     "configured_prices",
     "connection",
+    "cached_price_for",
     "cost_of",
     "criterion_points",
     "criterion_schema",
@@ -140,6 +143,18 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "o4-mini": (1.10, 4.40),
 }
+# US dollars per million input tokens read from the prompt cache: OpenAI caches a repeated
+# prompt prefix of 1,024 tokens or more by itself and bills those tokens at this rate.
+DEFAULT_CACHED_PRICES: dict[str, float] = {
+    "gpt-4o-mini": 0.075,
+    "gpt-4o": 1.25,
+    "gpt-4.1": 0.50,
+    "gpt-4.1-mini": 0.10,
+    "gpt-4.1-nano": 0.025,
+    "o4-mini": 0.275,
+}
+# OpenAI's smallest prompt prefix it caches.
+CACHE_MIN_TOKENS = 1024
 
 
 def price_for(model: str, stated: dict | None = None) -> tuple[float, float]:
@@ -158,13 +173,36 @@ def price_for(model: str, stated: dict | None = None) -> tuple[float, float]:
     return prices[family] if family else (0.0, 0.0)
 
 
+def cached_price_for(model: str, stated: dict | None = None) -> float:
+    """The price per million cached input tokens: the fourth figure (cache reads) of the connection's
+    prices or MODEL_PRICES when they name the model with four, else the table's; a model priced
+    without one pays the full input price."""
+    configured = {
+        **configured_price_rows(django_settings.MODEL_PRICES),
+        **configured_price_rows(stated or {}),
+    }
+    family = _family(model, {**DEFAULT_PRICES, **configured})
+    row = configured.get(family) if family else None
+    if row is not None:
+        return row[3] if len(row) == 4 else row[0]
+    if family in DEFAULT_CACHED_PRICES:
+        return DEFAULT_CACHED_PRICES[family]
+    return price_for(model, stated)[0]
+
+
+def _family(model: str, prices: dict) -> str | None:
+    if model in prices:
+        return model
+    return max((name for name in prices if model.startswith(name)), key=len, default=None)
+
+
 def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
     """The MODEL_PRICES setting (parsed from JSON at start-up), checked model by model: input and output prices."""
     return {name: (row[0], row[1]) for name, row in configured_price_rows(raw).items()}
 
 
-def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    return OpenAIProvider.cost_of(model, input_tokens, output_tokens)
+def cost_of(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+    return OpenAIProvider.cost_of(model, input_tokens, output_tokens, cached_tokens)
 
 
 @lru_cache(maxsize=1)
@@ -264,6 +302,14 @@ def api_message(error: openai.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
+def api_message_of(body: Any) -> str:
+    """The message of an error body ({"error": {"message": …}}), as a batch's error file carries it."""
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"]).rstrip(".")
+    return detail.rstrip(".") if isinstance(detail, str) else ""
+
+
 def translate(
     error: openai.OpenAIError, base_url: str, api_key: str = "", key_env: str = ""
 ) -> ProviderError:
@@ -341,7 +387,7 @@ def repair_body(body: dict, response: dict, problem: ReplyMismatch) -> dict:
     return {**body, "messages": messages}
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(OpenAIBatches, Provider):
     # The connection this class calls (connections.py); the registry binds a subclass to each
     # other connection of kind openai, under that connection's name.
     name = "openai"
@@ -368,6 +414,32 @@ class OpenAIProvider(Provider):
     @classmethod
     def price_for(cls, model: str) -> tuple[float, float]:
         return price_for(model, cls.connection().prices)
+
+    cache_min_tokens = CACHE_MIN_TOKENS
+
+    # What the batch API (openai_batches) borrows of the real-time path.
+    request_body = staticmethod(completion_body)
+    error_message = staticmethod(api_message_of)
+
+    @classmethod
+    def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria, cls)
+
+    @classmethod
+    def sdk_call(cls, use: Callable[[openai.OpenAI], Any]) -> Any:
+        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+        import openai
+
+        bound = cls.connection()
+        base_url, api_key = bound.endpoint()
+        try:
+            return use(client_for(base_url, api_key))
+        except openai.OpenAIError as error:
+            raise translate(error, base_url, api_key, bound.key_env) from error
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        return cached_price_for(model, cls.connection().prices)
 
     @classmethod
     def price_method(cls, model: str) -> str:
@@ -437,6 +509,7 @@ def build_grade(
     graded, feedback = parse_reply(response, criteria, request.text)
     usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in responses]
     input_tokens = sum(token_count(usage.get("prompt_tokens")) for usage in usages)
+    cached_tokens = sum(cached_token_count(usage) for usage in usages)
     output_tokens = sum(token_count(usage.get("completion_tokens")) for usage in usages)
     return Grade(
         score=sum(item.score for item in graded),
@@ -445,7 +518,13 @@ def build_grade(
         feedback=feedback,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cost=(provider or OpenAIProvider).cost_of(request.model, input_tokens, output_tokens),
+        cost=(provider or OpenAIProvider).cost_of(request.model, input_tokens, output_tokens, cached_tokens),
         raw=response,
         model=str(response.get("model") or request.model),
     )
+
+
+def cached_token_count(usage: dict) -> int:
+    """The prompt tokens read from OpenAI's prompt cache (`prompt_tokens_details.cached_tokens`)."""
+    details = usage.get("prompt_tokens_details")
+    return token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
