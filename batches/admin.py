@@ -8,6 +8,7 @@ from batches.actions import ACTIONS, BatchAction
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from core.admin_access import SharingModelAdmin, ThroughParentInlineMixin
+from grading.admin import connection_column
 from grading.models import GradingJob
 from grading.progress import Progress
 
@@ -15,8 +16,9 @@ from grading.progress import Progress
 class GradingJobInline(ThroughParentInlineMixin, admin.TabularInline):
     model = GradingJob
     fk_name = "batch"
-    fields = ("name", "document", "provider", "model", "status", "attempts", "score", "last_error")
+    fields = ("name", "document", "connection", "model", "status", "attempts", "score", "last_error")
     readonly_fields = fields
+    connection = connection_column
     extra = 0
     show_change_link = True
     can_delete = False

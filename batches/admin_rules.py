@@ -1,15 +1,20 @@
 """Assignment rules and the inbox in the admin (imported by batches/admin.py).
 
-Staff who are not superusers see and change their own rules only; a rule may
-be pointed only at batches its owner may change and templates its owner may
-view (AssignmentRule.clean(), the API's check). The inbox is listed for
+Staff who are not superusers see the rules they own or that are shared with
+them, change those they may change, and share them on guardian's object
+permission pages (as one level: view, change, manage) where they may share,
+as for batches and templates. A rule may be pointed only at batches its owner
+may change and templates its owner may view (AssignmentRule.clean(), the
+API's check). The batches a rule made are listed only where the reader may
+view them: a rule shared with colleagues makes batches of theirs. The inbox is listed for
 superusers, read-only: its documents are assigned or discarded on /inbox.
 """
 
 from django.contrib import admin
 
+from batches.models import JobBatch
 from batches.rule_models import AssignmentRule, InboxItem, RuleBatch
-from core.admin_access import ObjectAccessAdminMixin
+from core.admin_access import SharingModelAdmin
 from core.permissions import Level, is_superuser
 
 
@@ -25,9 +30,13 @@ class RuleBatchInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        visible = JobBatch.objects.visible_to(request.user).values("pk")
+        return super().get_queryset(request).filter(batch__in=visible).select_related("batch")
+
 
 @admin.register(AssignmentRule)
-class AssignmentRuleAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
+class AssignmentRuleAdmin(SharingModelAdmin):
     list_display = ("name", "owner", "position", "is_active", "is_fallback", "target")
     list_filter = ("is_active", "is_fallback", "document_kind")
     search_fields = ("name", "owner__username")

@@ -42,6 +42,7 @@ from django.utils import timezone
 from grading.agreement import BUCKET_WIDTH, BUCKETS, EPSILON, agreement, bucket_label
 from grading.models import GradingJob, GradingResult, JobStatus
 from grading.progress import Progress
+from grading.providers import kind_of
 
 TOP_FAILURE_KINDS = 5
 PERCENTILES = {"median": 0.5, "p95": 0.95}
@@ -258,6 +259,7 @@ def model_breakdown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             # Jobs of a batch not yet started have no snapshot of their provider and model.
             "provider": row["provider"] or None,
+            "kind": kind_of(row["provider"]) or None,
             "model": row["model"] or None,
             "jobs": row["jobs"],
             "by_status": {status.value: row[f"status_{status.value}"] for status in JobStatus},

@@ -16,13 +16,15 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from batches.actions import ACTIONS, BatchAction
-from batches.bulk import OPERATIONS, run_bulk
+from batches.bulk import EDIT_NEEDS, OPERATIONS, run_bulk
 from batches.filters import BatchFilter, unless_archived_asked
 from batches.models import JobBatch
+from batches.review_queue import FILTERS, ORDERINGS, QueueQuery, QueueRefused, queue
 from batches.serializers import (
     MAX_IDS,
     AddJobsSerializer,
     JobBatchSerializer,
+    QueuedJobSerializer,
     TagsField,
     attachable_documents,
 )
@@ -47,7 +49,7 @@ class BulkOperationSerializer(StrictSerializerMixin, serializers.Serializer):
     tags = TagsField(required=False, help_text="For add_tags and remove_tags.")
 
     def validate(self, data: dict) -> dict:
-        needs = {"set_priority": "priority", "add_tags": "tags", "remove_tags": "tags"}.get(data["action"])
+        needs = EDIT_NEEDS.get(data["action"])
         if needs and needs not in data:
             raise ValidationError({needs: [f"Required for {data['action']}."]})
         data["batch_ids"] = list(dict.fromkeys(data["batch_ids"]))
@@ -240,9 +242,20 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
 
     @extend_schema(
         methods=["get"],
-        summary="The batch's jobs, with their results",
+        summary="The batch's jobs, with their results, filtered and sorted as the review queue",
+        description=(
+            "`show` (repeat or comma-separate; all must hold): `not_reviewed` (graded, no review yet), "
+            "`failed`, `low_confidence` (each job's `confidence.reasons` say why). `ordering`: `score` or "
+            "`-score` (the final score in % of the maximum), `status` (failed first), `spread` or `-spread` "
+            "(how far the models that graded the document differ); jobs without the value last, upload "
+            "order otherwise. An unknown value is a 400 naming it."
+        ),
+        parameters=[
+            OpenApiParameter("show", str, many=True, enum=list(FILTERS)),
+            OpenApiParameter("ordering", str, enum=[key for key in ORDERINGS if key]),
+        ],
         # 400: a query parameter holding a NUL (core.request_guards).
-        responses={200: GradingJobSerializer(many=True), **LIST_ERRORS},
+        responses={200: QueuedJobSerializer(many=True), **LIST_ERRORS},
     )
     @extend_schema(
         methods=["post"],
@@ -267,10 +280,22 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
             return Response(
                 {"jobs": GradingJobSerializer(created, many=True).data}, status=status.HTTP_201_CREATED
             )
-        jobs = with_job_relations(GradingJob.objects.in_batch(batch)).order_by("created_at", "id")
-        jobs = filtered(JobFilter, request, jobs)
-        page = self.paginate_queryset(jobs)
-        return self.get_paginated_response(GradingJobSerializer(page, many=True).data)
+        try:
+            query = QueueQuery.from_params(request.query_params)
+        except QueueRefused as exc:
+            raise ValidationError({exc.param: [str(exc)]})
+        jobs = filtered(JobFilter, request, GradingJob.objects.in_batch(batch))
+        # The review queue decides order and membership; the page's jobs are then read in full.
+        page = self.paginate_queryset(queue(batch, query, among=set(jobs.values_list("pk", flat=True))))
+        found = {
+            job.pk: job
+            for job in with_job_relations(GradingJob.objects.filter(pk__in=[e.job_id for e in page]))
+        }
+        for entry in page:
+            found[entry.job_id].review = entry
+        return self.get_paginated_response(
+            QueuedJobSerializer([found[e.job_id] for e in page], many=True).data
+        )
 
     @extend_schema(
         summary="Take a job out of the batch (kept as a stand-alone job of the batch's owner)",

@@ -7,9 +7,16 @@ POST                 /api/inbox/assign             inbox documents into a batch,
 DELETE               /api/inbox/{id}               discard a document of your inbox
 GET                  /api/queue                    active batches in the order the engine serves them
 
-A rule is its owner's: others get 404. Saving one that targets a batch its
-owner may not change, or a template its owner may not view, is a 400 naming
-the field. The inbox is each user's own.
+GET                  /api/assignment-rules/{id}/permissions   who a rule is shared with
+POST                 /api/assignment-rules/{id}/share         {"user": name} or {"group": name}, {"permission": level}
+POST                 /api/assignment-rules/{id}/unshare
+
+Rules are shared like templates (core/api_sharing.py): those who may not view
+a rule get 404, viewers 403 on a change, changers 403 on sharing, and only the
+owner deletes. Saving one that targets a batch its owner may not change, or a
+template its owner may not view, is a 400 naming the field. A rule shared
+with someone runs on their inbox uploads, writing only where they may
+(batches/inbox.py). The inbox is each user's own.
 """
 
 from typing import Any
@@ -32,11 +39,13 @@ from batches.rules import clean_extensions
 from batches.serializers import MAX_IDS, TagsField, TemplateReferenceField
 from batches.uploads import read_upload, refuse_oversized
 from core.api_errors import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
-from core.api_permissions import CHANGE_DENIED
+from core.api_permissions import CHANGE_DENIED, ObjectPermission
+from core.api_sharing import SharingViewSetMixin
 from core.api_support import StrictSerializerMixin
 from core.permissions import can_change
 from grading.models import GradingJob
 from grading.serializers import GradingJobSerializer, with_job_relations
+from templates_app.models import BatchTemplate
 
 MAX_ID = 2**63 - 1
 
@@ -65,6 +74,30 @@ class BatchReferenceField(serializers.Field):
 
     def to_representation(self, value: JobBatch) -> int:
         return value.pk
+
+
+def seen_targets(user, rules: list[AssignmentRule]) -> dict[str, set[int]]:
+    """Which of others' rules' target batches and templates the user may view: two queries for a page."""
+    others = [rule for rule in rules if rule.owner_id != user.pk]
+    batches = [rule.target_batch_id for rule in others if rule.target_batch_id]
+    templates = [rule.template_id for rule in others if rule.template_id]
+    return {
+        "batches": set(JobBatch.objects.visible_to(user).filter(pk__in=batches).values_list("pk", flat=True))
+        if batches
+        else set(),
+        "templates": set(
+            BatchTemplate.objects.visible_to(user).filter(pk__in=templates).values_list("pk", flat=True)
+        )
+        if templates
+        else set(),
+    }
+
+
+class AssignmentRuleListSerializer(serializers.ListSerializer):
+    def to_representation(self, data) -> list[dict[str, Any]]:
+        rules = list(data.all() if hasattr(data, "all") else data)
+        self.child.context["seen_targets"] = seen_targets(self.context["request"].user, rules)
+        return super().to_representation(rules)
 
 
 class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerializer):
@@ -110,6 +143,7 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
 
     class Meta:
         model = AssignmentRule
+        list_serializer_class = AssignmentRuleListSerializer
         fields = [
             "id",
             "name",
@@ -140,6 +174,18 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
         ]
         read_only_fields = ["created_at", "updated_at"]
 
+    def to_representation(self, rule: AssignmentRule) -> dict[str, Any]:
+        data = super().to_representation(rule)
+        # A rule shared with you names where it sends; what you may not see yourself is left unnamed.
+        user = self.context["request"].user
+        if rule.owner_id != user.pk:
+            seen = self.context.get("seen_targets") or seen_targets(user, [rule])
+            if rule.target_batch_id and rule.target_batch_id not in seen["batches"]:
+                data["target_batch_name"] = None
+            if rule.template_id and rule.template_id not in seen["templates"]:
+                data["template_slug"] = None
+        return data
+
     def validate_extensions(self, values: list[str]) -> list[str]:
         return clean_extensions(values)
 
@@ -168,7 +214,7 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Your assignment rules, in the order they are tried",
+        summary="Your assignment rules and those shared with you, in the order they are tried",
         responses={200: AssignmentRuleSerializer, **LIST_ERRORS},
     ),
     retrieve=extend_schema(summary="One rule", responses={200: AssignmentRuleSerializer, **READ_ERRORS}),
@@ -180,15 +226,18 @@ class AssignmentRuleSerializer(StrictSerializerMixin, serializers.ModelSerialize
         ),
         responses={201: AssignmentRuleSerializer, **WRITE_ERRORS},
     ),
-    update=extend_schema(summary="Replace a rule", responses={200: AssignmentRuleSerializer, **WRITE_ERRORS}),
+    update=extend_schema(
+        summary="Replace a rule (needs change on it)",
+        responses={200: AssignmentRuleSerializer, **WRITE_ERRORS},
+    ),
     partial_update=extend_schema(
         summary="Change some of a rule's fields", responses={200: AssignmentRuleSerializer, **WRITE_ERRORS}
     ),
-    destroy=extend_schema(summary="Delete a rule", responses={204: None, **WRITE_ERRORS}),
+    destroy=extend_schema(summary="Delete a rule (its owner only)", responses={204: None, **WRITE_ERRORS}),
 )
-class AssignmentRuleViewSet(viewsets.ModelViewSet):
+class AssignmentRuleViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
     serializer_class = AssignmentRuleSerializer
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, ObjectPermission]
     queryset = AssignmentRule.objects.none()  # for the schema; requests use get_queryset()
     filterset_class = None
 
@@ -286,7 +335,7 @@ class InboxView(GenericAPIView):
 
     @extend_schema(
         summary="Your inbox: documents no rule took, waiting to be assigned",
-        responses={200: InboxItemSerializer(many=True), 401: LIST_ERRORS[401], 404: LIST_ERRORS[404]},
+        responses={200: InboxItemSerializer(many=True), **LIST_ERRORS},
     )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())

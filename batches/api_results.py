@@ -105,7 +105,11 @@ class Timeline(_Doc):
 
 
 class ModelFigures(_Doc):
-    provider = serializers.CharField(allow_null=True)
+    provider = serializers.CharField(allow_null=True, help_text="The connection the jobs graded through.")
+    kind = serializers.CharField(
+        allow_null=True,
+        help_text="The connection's kind (openai, anthropic, builtin, plug-in); null if unknown.",
+    )
     model = serializers.CharField(allow_null=True)
     jobs = serializers.IntegerField()
     by_status = serializers.DictField(
@@ -202,18 +206,30 @@ class Analytics(_Doc):
 
 
 class ModelEstimate(_Doc):
-    provider = serializers.CharField()
+    provider = serializers.CharField(help_text="The connection the jobs grade through.")
+    kind = serializers.CharField(
+        allow_null=True,
+        help_text="The connection's kind (openai, anthropic, builtin, plug-in); null if unknown.",
+    )
     model = serializers.CharField()
     jobs = serializers.IntegerField()
     provider_calls = serializers.IntegerField(help_text="One per job when nothing needs a retry.")
     max_provider_calls = serializers.IntegerField(help_text="If every job used all its attempts.")
     input_tokens = serializers.IntegerField()
+    cached_input_tokens = serializers.IntegerField(
+        help_text="Of the input tokens, those expected from the provider's prompt cache (see cache_method)."
+    )
     output_tokens = serializers.IntegerField()
-    cost = serializers.FloatField(help_text="US dollars.")
+    cost = serializers.FloatField(help_text="US dollars, in real time.")
+    economy_cost = serializers.FloatField(
+        help_text="US dollars through the provider's batch API (the same when it has none)."
+    )
+    delivery = serializers.DictField(help_text="chosen (realtime or economy) and the reason.")
     price_per_million_tokens = serializers.DictField(child=serializers.FloatField())
     priced = serializers.BooleanField(help_text="False when the model has no price (cost shows 0).")
     input_method = serializers.CharField(help_text="How input tokens were counted.")
     output_method = serializers.CharField(help_text="How output tokens were estimated.")
+    cache_method = serializers.CharField(help_text="Which input tokens are assumed cached, and why.")
     price_method = serializers.CharField(help_text="Where the price comes from, or why there is none.")
 
 
@@ -226,6 +242,10 @@ class Estimate(_Doc):
     output_tokens = serializers.IntegerField()
     cost = serializers.FloatField()
     currency = serializers.CharField()
+    delivery = serializers.DictField(
+        help_text="The delivery rule, what it chooses now (realtime, economy or mixed) and why, "
+        "and the cost each way: realtime_cost, economy_cost."
+    )
     by_model = ModelEstimate(many=True)
     spent_so_far = serializers.DictField()
 
@@ -300,6 +320,10 @@ def _choice(request, name: str, choices, default: str) -> str:
     return value
 
 
+# ?feedback= of the ZIP: whether it holds the students' feedback sheets.
+FEEDBACK_CHOICES = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+
+
 class BatchExportView(APIView):
     content_negotiation_class = _FormatIsTheFileType
 
@@ -333,6 +357,16 @@ class BatchExportView(APIView):
                 ),
             ),
             OpenApiParameter(
+                "feedback",
+                str,
+                enum=list(FEEDBACK_CHOICES),
+                default="1",
+                description=(
+                    "zip: 0 leaves the students' feedback sheets (feedback/*.pdf) out, which makes "
+                    "the export of a large class several times faster"
+                ),
+            ),
+            OpenApiParameter(
                 "assignment",
                 str,
                 description="The assignment's (grade item's) name in an LMS gradebook; the batch's name by default.",
@@ -354,6 +388,7 @@ class BatchExportView(APIView):
     def get(self, request, pk: int) -> StreamingHttpResponse:
         kind = _choice(request, "format", list(EXPORT_FORMATS), "zip")
         basis = _choice(request, "score", SCORE_BASES, "final")
+        sheets = FEEDBACK_CHOICES[_choice(request, "feedback", list(FEEDBACK_CHOICES), "1")]
         assignment = request.query_params.get("assignment", "").replace("\x00", "")[:200]
         assignment_id = request.query_params.get("assignment_id", "")
         if assignment_id and not (
@@ -362,7 +397,7 @@ class BatchExportView(APIView):
             raise ValidationError({"assignment_id": ["Give the Canvas assignment's id: digits only."]})
         batch = visible_batch(request, pk)
         if kind == "zip":
-            stream, name = stream_zip(batch, basis=basis), export_filename(batch, "zip")
+            stream, name = stream_zip(batch, basis=basis, feedback=sheets), export_filename(batch, "zip")
         elif kind == "csv":
             stream, name = stream_gradebook_csv(batch, basis), export_filename(batch, "csv")
         else:

@@ -54,6 +54,44 @@ EDITS: dict[str, Operation] = {
 }
 
 
+# The edits' names where a person picks one (the web list's bulk bar); the batch
+# actions are named by their table entry's label.
+EDIT_LABELS: dict[str, str] = {
+    "set_priority": "Set priority",
+    "add_tags": "Add tags",
+    "remove_tags": "Remove tags",
+    DELETE: "Delete",
+}
+# The web's note once an edit is done: "<done> 3 batches."
+EDIT_DONE: dict[str, str] = {
+    "set_priority": "Set the priority of",
+    "add_tags": "Added the tags to",
+    "remove_tags": "Removed the tags from",
+    DELETE: "Deleted",
+}
+# What an edit asks for besides the batches (the API's and the web's required field).
+EDIT_NEEDS: dict[str, str] = {"set_priority": "priority", "add_tags": "tags", "remove_tags": "tags"}
+
+
+def label_of(action: str) -> str:
+    batch_action = BY_NAME.get(action)
+    return batch_action.label if batch_action else EDIT_LABELS[action]
+
+
+def done_of(action: str) -> str:
+    batch_action = BY_NAME.get(action)
+    return batch_action.done if batch_action else EDIT_DONE[action]
+
+
+def asks_first(action: str) -> bool:
+    """Whether a person is asked before it runs: deleting, and the actions whose entry sets `confirm`.
+
+    The API acts at once, as it always has; the web list shows a confirmation page.
+    """
+    batch_action = BY_NAME.get(action)
+    return bool(batch_action.confirm) if batch_action else action == DELETE
+
+
 def _running(batch_action: BatchAction) -> Operation:
     return lambda batch, params: batch_action.run(batch, params["user"])
 

@@ -38,6 +38,7 @@ from django.utils.text import slugify
 from batches.analytics import batch_analytics
 from batches.feedback import CriterionFeedback, DocumentFeedback, FeedbackSheet, render_pdf
 from grading.models import GradingJob, GradingResult, JobStatus
+from grading.providers import kind_of
 
 CHUNK_BYTES = 64 * 1024
 ROWS_PER_QUERY = 500
@@ -156,7 +157,7 @@ def document_grade(results: list[GradingResult], basis: str = "final") -> Docume
         max_score=max(result.max_score for result in counted or results),
         criteria={key: fmean(scores) for key, scores in criteria.items()},
         reviewed=bool(reviewed),
-        graded_by=sorted({result.model for result in results}),
+        graded_by=sorted({f"{result.provider}:{result.model}" for result in results}),
         comments=[result.review_comment for result in reviewed if result.review_comment],
         feedback=list(dict.fromkeys(result.feedback for result in counted or results if result.feedback)),
     )
@@ -595,13 +596,19 @@ class _WriteThrough(io.RawIOBase):
         return data
 
 
-def stream_zip(batch, now: datetime | None = None, basis: str = "final") -> Iterator[bytes]:
-    """The export ZIP: README.txt, batch.json, gradebook.csv, jobs/<name>/ for every job, then feedback/."""
+def stream_zip(
+    batch, now: datetime | None = None, basis: str = "final", feedback: bool = True
+) -> Iterator[bytes]:
+    """The export ZIP: README.txt, batch.json, gradebook.csv, jobs/<name>/ for every job, then feedback/.
+
+    Without `feedback` the sheets are left out: the rest of the archive is the
+    same, and its README.txt says so.
+    """
     now = now or timezone.now()
     sink = _WriteThrough()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         writer = _EntryWriter(archive, now)
-        writer.write("README.txt", readme(batch, now).encode())
+        writer.write("README.txt", readme(batch, now, feedback).encode())
         yield sink.drain()
         writer.write("batch.json", _json(batch_document(batch, now), indent=2))
         yield sink.drain()
@@ -618,7 +625,7 @@ def stream_zip(batch, now: datetime | None = None, basis: str = "final") -> Iter
             if sink.pending >= CHUNK_BYTES:
                 yield sink.drain()
         # One sheet made, written and let go at a time; a PDF is already compressed.
-        for path, sheet in feedback_sheets(batch):
+        for path, sheet in feedback_sheets(batch) if feedback else ():
             writer.write(path, render_pdf(sheet), compress=False)
             if sink.pending >= CHUNK_BYTES:
                 yield sink.drain()
@@ -698,6 +705,7 @@ def job_summary(job: GradingJob) -> dict[str, Any]:
         "name": job.name,
         "status": job.status,
         "provider": job.provider,
+        "provider_kind": kind_of(job.provider),
         "model": job.model,
         "overrides": job.overrides,
         "attempts": job.attempts,
@@ -736,6 +744,7 @@ def result_document(job: GradingJob) -> dict[str, Any] | None:
     result = job.result
     return {
         "provider": result.provider,
+        "provider_kind": kind_of(result.provider),
         "model": result.model,
         "score": result.score,
         "max_score": result.max_score,
@@ -762,7 +771,7 @@ def result_document(job: GradingJob) -> dict[str, Any] | None:
     }
 
 
-def readme(batch, now: datetime) -> str:
+def readme(batch, now: datetime, feedback: bool = True) -> str:
     return f"""Export of the batch "{batch.name}" (id {batch.pk}), made {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC.
 
 README.txt      this file
@@ -772,7 +781,7 @@ gradebook.csv   one row per document, for a spreadsheet: document_id, file_name,
                 student_id, student_name, final_score (or reviewed_score or
                 calibrated_score, as asked), max_score, percent, one column per
                 rubric criterion (headed "Name (points)"), reviewed (yes/no),
-                graded_by (the models), status ("graded", or the jobs' statuses
+                graded_by (connection:model of each grade), status ("graded", or the jobs' statuses
                 when no job produced a grade), feedback (the AI's overall
                 feedback) and review_comment
 jobs/<job name>-<job id>/summary.json
@@ -786,7 +795,7 @@ feedback/<student>_<student id>.pdf
                 final score, each criterion with its level, feedback and quoted
                 evidence, and the reviewer's comments, for the student to read
 feedback/unmatched/<file name>-<document id>.pdf
-                the same for each graded document no student is known for
+                the same for each graded document no student is known for{_sheets_note(feedback)}
 
 Scores. A reviewer's score never replaces the AI's: both are kept, and the
 final score is the reviewer's where one was recorded, the AI's otherwise.
@@ -800,6 +809,12 @@ with =, +, -, @, a tab or a carriage return is prefixed with an apostrophe so
 that no spreadsheet runs it as a formula. The CSV is UTF-8 with a byte order
 mark (so that spreadsheet programs read accents right) and CRLF line ends.
 """
+
+
+def _sheets_note(feedback: bool) -> str:
+    if feedback:
+        return ""
+    return "\n                (left out of this export, as asked: feedback=0)"
 
 
 def _calibration_note(batch) -> str:

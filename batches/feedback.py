@@ -9,19 +9,28 @@ PDFs are made with fpdf2. Text that Windows-1252 can encode (English and the
 Western European languages, accents, curly quotes, dashes) is set in the PDF
 core font Helvetica, which needs no embedding; any other text (Polish, Czech,
 Greek, Cyrillic names or quotes…) is set in DejaVu Sans, shipped in
-static/fonts/ (its licence permits it), which fpdf2 embeds as a subset, some
-twenty times slower, since it parses and subsets the font for every PDF (README
-has the figures).
+static/fonts/ (its licence permits it), which fpdf2 embeds as a subset.
+
+fpdf2 parses the whole font file for every PDF it adds the font to, and its
+subsetting then prunes that parsed font in place: of the 76 ms a DejaVu sheet
+took (3 ms in Helvetica), two thirds were parsing two fonts of 6,000 glyphs.
+So each font is parsed once per process (_font_template) and every PDF gets a
+working copy of it that subsetting may prune (_working_copy), which shares
+what subsetting only reads (README, the export section, has the figures).
 """
 
+import copy
+import functools
 import logging
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import SubsetMap, TTFFont
 
 FONT_DIR = Path(settings.BASE_DIR) / "static" / "fonts"
 # fontTools narrates every subset it makes (which tables, which glyphs) at INFO.
@@ -92,6 +101,68 @@ def _needs_unicode_font(sheet: FeedbackSheet) -> bool:
     return False
 
 
+@functools.cache
+def _font_template(path: str, style: str) -> TTFFont:
+    """The font as fpdf2 reads it, parsed once per process and never subset itself.
+
+    Every table is loaded and every glyph expanded now, so that reading the
+    template later changes nothing in it: fontTools expands a glyph in place
+    on first access, and subsetting rewrites the component ids of a glyph
+    still compact (remapComponentsFast), which would corrupt a shared one.
+    """
+    font = TTFFont(FPDF(), Path(path), f"template{style}", style)
+    parsed = font.ttfont
+    for tag in list(parsed.keys()):
+        parsed[tag]  # loads (decompiles) the table
+    if "glyf" in parsed:
+        glyphs = parsed["glyf"]
+        for name in parsed.getGlyphOrder():
+            glyphs[name]  # expands the glyph
+    return font
+
+
+def _working_copy(parsed: ttLib.TTFont) -> ttLib.TTFont:
+    """A TTFont that fontTools' subsetter may prune without touching `parsed`.
+
+    The subsetter replaces a table's dicts and lists rather than editing them,
+    except the character maps' own dicts; so each table is copied with its
+    containers, the cmap subtables too, and glyphs (expanded, see
+    _font_template) and other leaves are shared. tests/test_feedback_sheets.py
+    checks that a sheet comes out byte for byte as with a freshly parsed font.
+    """
+    working = ttLib.TTFont(recalcTimestamp=False)
+    working.sfntVersion = parsed.sfntVersion
+    working.setGlyphOrder(list(parsed.getGlyphOrder()))
+    for tag in list(parsed.keys()):
+        if tag == "GlyphOrder":
+            continue
+        table = working.tables[tag] = _with_own_containers(parsed[tag])
+        if tag == "cmap":
+            table.tables = [_with_own_containers(subtable) for subtable in table.tables]
+    return working
+
+
+def _with_own_containers(item):
+    duplicate = copy.copy(item)
+    for name, value in vars(item).items():
+        if isinstance(value, dict | list | set):
+            setattr(duplicate, name, copy.copy(value))
+    return duplicate
+
+
+def _add_parsed_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
+    """FPDF.add_font, from the font parsed once (_font_template) rather than from its file."""
+    template = _font_template(str(path), style)
+    font = copy.copy(template)  # widths, character map and descriptor are read only
+    font.i = len(pdf.fonts) + 1
+    font.fontkey = f"{family.lower()}{style}"
+    font.ttfont = _working_copy(template.ttfont)
+    font.subset = SubsetMap(font)  # the characters this PDF uses
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    pdf.fonts[font.fontkey] = font
+
+
 class _Sheet(FPDF):
     def __init__(self, sheet: FeedbackSheet):
         super().__init__(format="A4")
@@ -101,8 +172,8 @@ class _Sheet(FPDF):
         self.set_title(f"Feedback: {sheet.title}")
         self.set_creator("gradeproject")
         if _needs_unicode_font(sheet):
-            self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
-            self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+            _add_parsed_font(self, "DejaVu", "", FONT_DIR / "DejaVuSans.ttf")
+            _add_parsed_font(self, "DejaVu", "B", FONT_DIR / "DejaVuSans-Bold.ttf")
             self.family = "DejaVu"
         else:
             self.core_fonts_encoding = CORE_ENCODING

@@ -13,11 +13,14 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
+from batches.actions import ACTIONS
+from batches.bulk import EDIT_LABELS, EDIT_NEEDS, OPERATIONS
 from batches.filters import BatchFilter, Statuses, unless_archived_asked
 from batches.models import BatchStatus, JobBatch
 from core.permissions import Level
-from grading.providers import available_providers
-from grading.schema import GradingSettings, Processing
+from grading.merge import merge_into
+from grading.providers.readiness import connections_readiness
+from grading.schema import GradingSettings, Processing, SettingsError, validate_settings
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -159,6 +162,72 @@ class PageBatchFilter(BatchFilter):
         return self.is_bound and self.is_valid() and any(self.form.cleaned_data.values())
 
 
+class BatchIdsField(forms.Field):
+    """Batch ids from repeated fields (`batch=3&batch=7`): whole numbers, each once, in the order given."""
+
+    widget = forms.MultipleHiddenInput
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> list[int]:
+        ids = []
+        for item in value or []:
+            text = str(item).strip()
+            if not (text.isascii() and text.isdigit() and 0 < int(text) < 2**63):
+                raise forms.ValidationError("Batch ids must be whole numbers.")
+            ids.append(int(text))
+        return list(dict.fromkeys(ids))
+
+
+# What the list's bulk bar offers: every batch action of the table, then the edits.
+BULK_CHOICES = [
+    *((action.name, action.label) for action in ACTIONS),
+    *((name, label) for name, label in EDIT_LABELS.items() if name in OPERATIONS),
+]
+
+
+class BulkForm(forms.Form):
+    """The list's bulk bar: an action over the ticked rows, the whole page, or every batch the filters match."""
+
+    action = forms.ChoiceField(
+        choices=BULK_CHOICES,
+        error_messages={"required": "Choose what to do with the selected batches."},
+    )
+    batch = BatchIdsField()
+    # The ids of the rows on the page, sent with "Select all on this page".
+    page_batch = BatchIdsField()
+    whole_page = forms.BooleanField(required=False)
+    # Every batch the filters in `query` match, on every page.
+    matching = forms.BooleanField(required=False)
+    query = forms.CharField(required=False, max_length=4000)
+    priority = forms.IntegerField(
+        required=False, min_value=1, max_value=10, error_messages={"invalid": "Give a priority from 1 to 10."}
+    )
+    tags = TagsField(label="Tags")
+    confirmed = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        needs = EDIT_NEEDS.get(data.get("action"))
+        if needs and not data.get(needs) and needs not in self.errors:
+            what = "a priority from 1 to 10" if needs == "priority" else "one or more tags"
+            self.add_error(needs, f"Give {what} for “{dict(BULK_CHOICES)[data['action']]}”.")
+        return data
+
+    def params(self) -> dict[str, Any]:
+        """What the bulk operation needs besides the action and the batches."""
+        needs = EDIT_NEEDS.get(self.cleaned_data["action"])
+        return {needs: self.cleaned_data[needs]} if needs else {}
+
+    def chosen_ids(self) -> list[int]:
+        """The rows ticked, and the page's rows when "Select all on this page" is ticked."""
+        data = self.cleaned_data
+        ids = data["batch"] + (data["page_batch"] if data["whole_page"] else [])
+        return list(dict.fromkeys(ids))
+
+
 class SettingsErrorsMixin:
     """Puts a SettingsError's dotted paths on the form fields they came from."""
 
@@ -181,15 +250,95 @@ class SettingsErrorsMixin:
                     self.add_error(None, f"{path}: {message}")
 
 
+def provider_choices() -> list[tuple[str, str]]:
+    """Every connection by name, read when a form is made: one that is not ready says so."""
+    return [
+        (item.name, item.name if item.ready else f"{item.name} (not ready)")
+        for item in connections_readiness()
+    ]
+
+
+# The fields that say who grades: a choice among them is checked as it is made.
+PROVIDER_FIELDS = {"provider": "provider", "model": "model", "models": "compare_models"}
+
+
+class ProviderCheckMixin:
+    """Why the provider and models chosen so far could not grade on this server, for the page to flag.
+
+    The form is bound to what the page holds now (htmx sends it as the choice
+    changes); the check asks the same question as the start (GradingSettings.problems),
+    so a choice flagged here is one the start would refuse. A choice that does not
+    validate yet is left to the form's own errors on saving.
+    """
+
+    def settings_chosen(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def provider_problems(self) -> list[str]:
+        self.is_valid()  # runs the fields' cleaning; other fields' errors do not matter here
+        if any(name in self.errors for name in PROVIDER_FIELDS.values()):
+            return []
+        chosen = self.settings_chosen()
+        if chosen is None:
+            return []
+        try:
+            return validate_settings(chosen).problems()
+        except SettingsError:
+            return []
+
+    def _chosen_overrides(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """`settings` with the provider, model and models as chosen (blank: the template's)."""
+        for path, name in PROVIDER_FIELDS.items():
+            value = self.cleaned_data.get(name)
+            if value in (None, "", []):
+                _discard(settings, path)
+            else:
+                _put(settings, path, value)
+        return settings
+
+
 class ProviderChoiceField(forms.ChoiceField):
+    """The connection to grade with; the list under it (batches/_connections.html) says what each is."""
+
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("choices", [(name, name) for name in available_providers()])
+        kwargs.setdefault("choices", provider_choices)
+        super().__init__(**kwargs)
+
+    def connections(self) -> list:
+        """Each connection with its kind, endpoint and whether it is ready (never its key)."""
+        return connections_readiness()
+
+
+DELIVERY_CHOICES = [
+    ("auto", "Auto: economy when the deadline allows, else real time"),
+    ("economy", "Economy: the provider's batch API, half price, within 24 h"),
+    ("realtime", "Real time: full price, graded at once"),
+]
+DELIVERY_HELP = (
+    "Auto grades at half price through the provider's batch API when the deadline is more than "
+    "30 h away and the provider offers one; the estimate shows both prices."
+)
+
+
+class DeliveryField(forms.TypedChoiceField):
+    """The `delivery` processing rule; where it may be left blank, blank is None (the template's)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("empty_value", None)
+        kwargs.setdefault("choices", DELIVERY_CHOICES)
+        kwargs.setdefault("label", "Delivery")
+        kwargs.setdefault("help_text", DELIVERY_HELP)
         super().__init__(**kwargs)
 
 
-class NewBatchForm(SettingsErrorsMixin, forms.Form):
-    settings_fields = {"provider": "provider", "models": "compare_models", "model": "model"}
+class NewBatchForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
+    settings_fields = {
+        "provider": "provider",
+        "models": "compare_models",
+        "model": "model",
+        "processing.delivery": "delivery",
+    }
 
     template = forms.ModelChoiceField(
         queryset=BatchTemplate.objects.none(), widget=forms.RadioSelect, empty_label=None
@@ -207,8 +356,11 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
+    )
+    delivery = DeliveryField(
+        required=False, choices=[("", "As the template says (auto unless it sets one)"), *DELIVERY_CHOICES]
     )
 
     def __init__(self, *args: Any, user, **kwargs: Any):
@@ -232,7 +384,15 @@ class NewBatchForm(SettingsErrorsMixin, forms.Form):
             settings["model"] = data["model"]
         if data["compare_models"]:
             settings["models"] = data["compare_models"]
+        if data.get("delivery"):
+            settings["processing"] = {"delivery": data["delivery"]}
         return settings
+
+    def settings_chosen(self) -> dict[str, Any] | None:
+        template = self.cleaned_data.get("template")
+        if template is None:
+            return None
+        return merge_into(template.settings_layer(), self._chosen_overrides({}))
 
     def batch_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -268,10 +428,11 @@ EDITABLE_SETTINGS = {
     "instructions": "instructions",
     "processing.max_attempts": "max_attempts",
     "processing.concurrency": "concurrency",
+    "processing.delivery": "delivery",
 }
 
 
-class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
+class BatchSettingsForm(ProviderCheckMixin, SettingsErrorsMixin, forms.Form):
     """The grading settings of a draft or paused batch.
 
     Shown with the effective values (the template's, or the schema's default
@@ -290,7 +451,7 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
         label="Compare models",
         help_text=(
             "Optional: several models, separated by commas; each new document is graded by each. "
-            "Write provider:model (anthropic:claude-haiku-4-5) for another provider's model."
+            "Write connection:model (anthropic:claude-haiku-4-5, local:llama3) for another connection's model."
         ),
     )
     temperature = forms.FloatField(min_value=0, max_value=2, required=False)
@@ -300,6 +461,9 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
     instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
     max_attempts = forms.IntegerField(min_value=1, max_value=20, label="Attempts per job", required=False)
     concurrency = forms.IntegerField(min_value=1, max_value=512, label="Calls in flight", required=False)
+    delivery = DeliveryField(
+        required=False, choices=[("", "As the template says"), *DELIVERY_CHOICES], label="Delivery"
+    )
 
     # Fields where blank means "the template's value" (the others have their own empty value).
     BLANK_IS_TEMPLATE = ("model", "temperature", "max_output_tokens", "max_attempts", "concurrency")
@@ -325,6 +489,10 @@ class BatchSettingsForm(SettingsErrorsMixin, forms.Form):
 
     def changes(self) -> dict[str, Any]:
         return {"settings": self.overrides()}
+
+    def settings_chosen(self) -> dict[str, Any]:
+        template_layer = self.batch.template.settings_layer() if self.batch.template_id else {}
+        return merge_into(template_layer, self._chosen_overrides(_copy(self.batch.settings)))
 
     def overrides(self) -> dict[str, Any]:
         """The batch's settings overrides with this form's values applied (blank: the template's)."""

@@ -10,12 +10,14 @@ import re
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
-from batches.forms import DeadlineField, ProviderChoiceField, TagsField
+from batches.forms import DeadlineField, DeliveryField, ProviderChoiceField, TagsField
 from batches.models import BatchStatus, JobBatch
 from batches.rule_models import AssignmentRule, DocumentKind, NamePatternKind
 from batches.rules import clean_extensions
+from grading.schema import target_problems
 from templates_app.models import BatchTemplate
 
 KB = 1024
@@ -92,10 +94,29 @@ class RuleForm(forms.Form):
             kwargs["initial"] = self._initial(rule)
         super().__init__(*args, **kwargs)
         targets = JobBatch.objects.changeable_by(owner).exclude(status=BatchStatus.ARCHIVED)
+        templates = BatchTemplate.objects.visible_to(owner)
+        if owner.pk != user.pk:
+            # Someone else's rule (shared, or a superuser's visit): its choices are the owner's
+            # and the user's at once, so the page names no batch or template the user may not see.
+            # The rule's current target stays selectable, unnamed when the user may not see it.
+            targets = self._also_seen(targets, JobBatch.objects.visible_to(user), rule.target_batch_id)
+            templates = self._also_seen(templates, BatchTemplate.objects.visible_to(user), rule.template_id)
+            self._unnamed(self.fields["target_batch"], JobBatch, user, rule.target_batch_id, owner)
+            self._unnamed(self.fields["template"], BatchTemplate, user, rule.template_id, owner)
         self.fields["target_batch"].queryset = targets.order_by("-created_at", "-id")
-        self.fields["template"].queryset = BatchTemplate.objects.visible_to(owner).order_by(
-            "category", "name"
-        )
+        self.fields["template"].queryset = templates.order_by("category", "name")
+
+    @staticmethod
+    def _also_seen(choices, seen, current: int | None):
+        return choices.filter(Q(pk__in=seen.values("pk")) | Q(pk=current or 0))
+
+    @staticmethod
+    def _unnamed(field: forms.ModelChoiceField, model, user, current: int | None, owner) -> None:
+        if current and not model.objects.visible_to(user).filter(pk=current).exists():
+            noun = model._meta.verbose_name
+            field.label_from_instance = lambda obj: (
+                f"a {noun} of {owner.get_username()}'s" if obj.pk == current else str(obj)
+            )
 
     @staticmethod
     def _initial(rule: AssignmentRule) -> dict[str, Any]:
@@ -197,6 +218,7 @@ class ScratchBatchForm(forms.Form):
         help_text="What the grader should know: the assignment, the level, what matters most.",
     )
     auto_start = forms.BooleanField(required=False, label="Start grading as soon as documents are uploaded")
+    delivery = DeliveryField(required=False, initial="auto")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -259,13 +281,20 @@ class ScratchBatchForm(forms.Form):
             "model": data["model"],
             "instructions": data["instructions"],
             "rubric": {"criteria": data["criteria"]},
-            "processing": {"auto_start": data["auto_start"]},
+            "processing": {"auto_start": data["auto_start"], "delivery": data["delivery"] or "auto"},
         }
 
     def batch_fields(self) -> dict[str, Any]:
         return {
             name: self.cleaned_data[name] for name in ("name", "description", "priority", "tags", "deadline")
         }
+
+    def provider_problems(self) -> list[str]:
+        """Why the provider and model typed so far could not grade here (the start's own check), for the page."""
+        self.is_valid()  # cleans each field; the rubric's rows need not be filled in yet
+        if "provider" in self.errors or "model" in self.errors:
+            return []
+        return target_problems([(self.cleaned_data["provider"], self.cleaned_data["model"])])
 
     def add_settings_errors(self, errors: dict[str, list[str]]) -> None:
         for path, messages in errors.items():
@@ -280,6 +309,8 @@ class ScratchBatchForm(forms.Form):
         parts = path.split(".")
         if parts[0] in ("provider", "model", "instructions"):
             return parts[0]
+        if parts == ["processing", "delivery"]:
+            return "delivery"
         if parts[:2] == ["rubric", "criteria"] and len(parts) >= 4 and parts[2].isdigit():
             rows = getattr(self, "row_of_criterion", [])
             position = int(parts[2])

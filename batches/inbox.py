@@ -2,14 +2,19 @@
 
 `run_inbox` takes what `batches.uploads.read_upload` accepted (so every bound
 and zip-bomb guard of a batch upload holds here too) and, for each document,
-tries the uploader's active rules in order (batches/rule_models.py): the first
-whose conditions hold takes it, into its target batch or into a batch made
-from its template (one per group when the rule groups documents). A rule
-whose target its owner may no longer change, whose template the owner may no
-longer view, or whose batch no longer takes documents is skipped, and the
-next rule tried. A document no rule takes is stored all the same and kept in
-the inbox (an InboxItem), to be assigned by hand (`assign_from_inbox`) or
-discarded.
+tries the active rules the uploader may view in order (`run_for`: their own,
+then those shared with them; batches/rule_models.py): the first whose
+conditions hold takes it, into its target batch or into a batch made from its
+template (one per group when the rule groups documents).
+
+Every write is the uploader's: a rule, theirs or shared with them, adds only
+to a batch the *uploader* may change, and makes new batches owned by the
+uploader from a template the uploader may view. A rule that fails this, or
+whose batch no longer takes documents, is skipped with a note and the next
+rule tried; so sharing a rule never lets anyone write into the rule owner's
+batch (or anyone else's) that they could not write into by hand.
+A document no rule takes is stored all the same and kept in the inbox (an
+InboxItem), to be assigned by hand (`assign_from_inbox`) or discarded.
 
 Everything is stored or nothing: documents, jobs, new batches and inbox
 items in one transaction, the files removed again if it fails. With
@@ -34,6 +39,7 @@ from batches.uploads import Upload
 from grading.documents import read_text, store_document
 from grading.models import Document, GradingJob
 from grading.schema import SettingsError
+from templates_app.models import BatchTemplate
 
 ACCEPTING = (BatchStatus.DRAFT, BatchStatus.PAUSED)
 NO_RULE = "No rule matched."
@@ -125,14 +131,12 @@ class InboxRun:
 
 
 class _Rules:
-    """The uploader's active rules in order, each checked once for what it may still reach."""
+    """The rules an upload tries, in order, each checked once for what the uploader may reach with it."""
 
-    def __init__(self, owner):
-        self.owner = owner
+    def __init__(self, uploader):
+        self.uploader = uploader
         self.rules = list(
-            AssignmentRule.objects.filter(owner=owner, is_active=True)
-            .in_order()
-            .select_related("template", "target_batch", "owner")
+            AssignmentRule.objects.run_for(uploader).select_related("template", "target_batch", "owner")
         )
         self._unavailable: dict[int, str] = {}
         self._targets: dict[tuple, Target] = {}
@@ -145,10 +149,19 @@ class _Rules:
         return self._unavailable[rule.pk]
 
     def _why_unavailable(self, rule: AssignmentRule) -> str:
+        # Asked of the uploader, whoever owns the rule: the documents, jobs and
+        # any new batch are the uploader's. The names of a batch or template the
+        # uploader may not see are never told.
+        own = rule.owner_id == self.uploader.pk
         if rule.target_batch_id:
-            batch = JobBatch.objects.changeable_by(rule.owner).filter(pk=rule.target_batch_id).first()
+            batch = JobBatch.objects.changeable_by(self.uploader).filter(pk=rule.target_batch_id).first()
             if batch is None:
-                return "its owner may no longer change its batch"
+                if own:
+                    return "you may no longer change its batch"
+                return (
+                    f"it is {rule.owner.get_username()}'s rule and sends to a batch you may not change; "
+                    "a shared rule adds only to batches you may change"
+                )
             if batch.status not in ACCEPTING:
                 return (
                     f"its batch “{batch.name}” is {batch.get_status_display().lower()} and takes no documents"
@@ -156,8 +169,12 @@ class _Rules:
             return ""
         if rule.template_id is None:
             return "its target batch or template was deleted"
-        if not rule.owner_may_use_template():
-            return f"its owner may no longer use the template “{rule.template.name}”"
+        if not BatchTemplate.objects.visible_to(self.uploader).filter(pk=rule.template_id).exists():
+            if own:
+                return f"you may no longer use the template “{rule.template.name}”"
+            return (
+                f"it is {rule.owner.get_username()}'s rule and makes batches from a template you may not use"
+            )
         return ""
 
     def target_for(self, rule: AssignmentRule, name: str) -> Target:
@@ -170,7 +187,8 @@ class _Rules:
         batch_name = rule.name_for(group, self.today)
         key = ("new", rule.pk, batch_name)
         if key not in self._targets:
-            self._targets[key] = Target(rule, _reusable(rule, group, batch_name), batch_name, group)
+            made = _reusable(rule, self.uploader, group, batch_name)
+            self._targets[key] = Target(rule, made, batch_name, group)
         return self._targets[key]
 
     @property
@@ -178,11 +196,11 @@ class _Rules:
         return list(self._targets.values())
 
 
-def _reusable(rule: AssignmentRule, group: str, name: str) -> JobBatch | None:
-    """A draft this rule made earlier for the same group and name: the day's later uploads join it."""
+def _reusable(rule: AssignmentRule, uploader, group: str, name: str) -> JobBatch | None:
+    """A draft this rule made earlier for this uploader, group and name: the day's later uploads join it."""
     made = (
         RuleBatch.objects.filter(
-            rule=rule, group=group, batch__name=name, batch__status=BatchStatus.DRAFT, batch__owner=rule.owner
+            rule=rule, group=group, batch__name=name, batch__status=BatchStatus.DRAFT, batch__owner=uploader
         )
         .select_related("batch")
         .order_by("-created_at", "-id")
@@ -274,7 +292,7 @@ def _fill(owner, target: Target) -> None:
     try:
         with transaction.atomic():
             if target.batch is None:
-                target.batch = _make_batch(rule, target)
+                target.batch = _make_batch(rule, target, owner)
                 target.created = True
             jobs = target.batch.add_documents([p.document for p in target.placements], owner=owner)
     except (InvalidTransition, SettingsError) as exc:
@@ -292,11 +310,12 @@ def _fill(owner, target: Target) -> None:
         placement.jobs = by_document.get(placement.document.pk, [])
 
 
-def _make_batch(rule: AssignmentRule, target: Target) -> JobBatch:
+def _make_batch(rule: AssignmentRule, target: Target, uploader) -> JobBatch:
+    """A new batch from the rule's template, owned by the uploader (whoever owns the rule)."""
     now = timezone.now()
     settings = {"processing": {"auto_start": rule.auto_start}} if rule.auto_start is not None else {}
     batch = JobBatch.objects.create_from_template(
-        owner=rule.owner,
+        owner=uploader,
         name=target.name,
         template=rule.template,
         settings=settings,

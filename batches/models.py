@@ -18,7 +18,7 @@ from batches.signals import announce, batch_finished, batch_paused_for_provider
 # Student is defined beside its matching rules and registered with this app's models here.
 from batches.students import Student, copy_students, identify_students  # noqa: F401
 from core.permissions import Level, filter_accessible
-from grading import circuits, wakeups
+from grading import circuits, economy, economy_engine, wakeups
 from grading.merge import merge_into
 from grading.models import Document, GradingJob
 from grading.progress import Progress
@@ -260,6 +260,10 @@ class JobBatch(models.Model):
             .first()
         )
         return outages[provider].as_dict() if provider else None
+
+    def economy_submissions(self) -> list[dict[str, Any]]:
+        """Its economy submissions: per provider batch, requests submitted and finished, and when expected."""
+        return economy_engine.progress([self.pk]).get(self.pk, [])
 
     def progress(self) -> dict[str, int]:
         """Progress.as_dict() of the batch's jobs, in one aggregate query."""
@@ -507,6 +511,15 @@ class JobBatch(models.Model):
         GradingJob.objects.bulk_update(
             with_overrides, ["settings", "provider", "model", "max_attempts"], batch_size=500
         )
+        self._decide_delivery(base.processing.delivery)
+
+    def _decide_delivery(self, rule: str) -> None:
+        """The queued jobs of each provider get the delivery decided from the rule and the deadline
+        (grading.economy.decide): every queued job was just snapshotted."""
+        queued = GradingJob.objects.in_batch(self).filter(status=JobStatus.QUEUED)
+        for provider in set(queued.values_list("provider", flat=True)):
+            decision = economy.decide(rule, provider, self.deadline)
+            queued.filter(provider=provider).update(delivery=decision.delivery)
 
     def _enqueue_processing(self) -> None:
         enqueue_processing(self.pk)
@@ -556,6 +569,8 @@ class JobBatch(models.Model):
             batch.save(update_fields=["status", "completed_at"])
             # Runners holding its jobs ready hear of it as it commits, and start none of them.
             wakeups.announce_stopped(batch.pk)
+            # Its open provider batches are cancelled once this commits; what they finished is kept.
+            transaction.on_commit(lambda: economy_engine.cancel_open(batch.pk))
             announce(batch_finished, batch)
         self._refresh_from(batch)
         return self
@@ -666,6 +681,27 @@ class JobBatch(models.Model):
             batch.save(update_fields=["status", "archived_from", "archived_at", "unarchived_at"])
         self._refresh_from(batch)
         return self
+
+    def as_template(self) -> dict[str, Any]:
+        """A template's fields made from this batch ("save as template"): the settings it grades with.
+
+        The effective settings (template defaults with the batch's overrides),
+        every value written out, so later edits of the batch's own template do
+        not reach the new one; the rules for file names and student names too.
+        """
+        settings = self.validated_settings().model_dump(mode="json", exclude_none=True)
+        processing = settings.pop("processing")
+        job_structure = dict(self.job_structure)
+        if self.effective_student_pattern():
+            job_structure["student_pattern"] = self.effective_student_pattern()
+        return {
+            "name": f"{self.name} (template)"[:200],
+            "description": f"Made from the batch “{self.name}”."[:10_000],
+            "category": self.template.category if self.template_id else "other",
+            "default_settings": settings,
+            "processing_rules": processing,
+            "job_structure": job_structure,
+        }
 
     def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
         """A new draft with the same settings, tags, template and documents; no results."""
@@ -883,4 +919,10 @@ class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
 
 
 # Assignment rules and the inbox live in their own module; imported here so that Django finds them.
-from batches.rule_models import AssignmentRule, InboxItem, RuleBatch  # noqa: E402, F401
+from batches.rule_models import (  # noqa: E402, F401
+    AssignmentRule,
+    AssignmentRuleGroupObjectPermission,
+    AssignmentRuleUserObjectPermission,
+    InboxItem,
+    RuleBatch,
+)

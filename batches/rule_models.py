@@ -3,10 +3,16 @@
 A rule belongs to a user and runs over that user's inbox uploads
 (batches/inbox.py), in order: by `position`, then id, the fallback last. The
 first rule whose conditions all hold takes the document, into its target
-batch or into a batch it makes from its template. Who may see a rule: its
-owner, and superusers. Who may be targeted: batches the rule's owner may
-change and templates the owner may view, checked when the rule is saved
-(`problems()`) and again when it runs.
+batch or into a batch it makes from its template. Who may be targeted:
+batches the rule's owner may change and templates the owner may view,
+checked when the rule is saved (`problems()`).
+
+Rules are shared like batches and templates (core/permissions.py, guardian's
+direct foreign-key tables below): view lets one see a rule and have it run on
+one's own inbox uploads, change lets one edit it, manage lets one share it;
+deleting stays the owner's. A rule run for someone else writes only on the
+uploader's behalf (batches/inbox.py): into a batch the uploader may change,
+or a new batch the uploader owns made from a template the uploader may view.
 
 This module is imported at the end of batches/models.py so that Django finds
 the models; it refers to JobBatch by its label, never by import.
@@ -19,11 +25,12 @@ from typing import Any
 from django.conf import settings as conf
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from batches import rules
-from core.permissions import Level, is_signed_in, is_superuser
+from core.permissions import Level, accessible_ids, filter_accessible, is_signed_in
 from grading.models import Document, GradingJob
 from templates_app.models import BatchTemplate
 
@@ -45,12 +52,8 @@ class DocumentKind(models.TextChoices):
 
 class AssignmentRuleQuerySet(models.QuerySet):
     def accessible_to(self, user, level: Level) -> "AssignmentRuleQuerySet":
-        """A rule is its owner's alone, at every level; superusers reach all of them."""
-        if not is_signed_in(user):
-            return self.none()
-        if is_superuser(user):
-            return self
-        return self.filter(owner=user)
+        """Rules the user owns or holds `level` on, directly or through a group; superusers reach all."""
+        return filter_accessible(self, user, level)
 
     def visible_to(self, user) -> "AssignmentRuleQuerySet":
         return self.accessible_to(user, Level.VIEW)
@@ -58,9 +61,37 @@ class AssignmentRuleQuerySet(models.QuerySet):
     def changeable_by(self, user) -> "AssignmentRuleQuerySet":
         return self.accessible_to(user, Level.CHANGE)
 
+    def manageable_by(self, user) -> "AssignmentRuleQuerySet":
+        return self.accessible_to(user, Level.MANAGE)
+
+    def shared_with(self, user) -> "AssignmentRuleQuerySet":
+        """Others' rules shared with the user or a group of theirs (a superuser's reach aside)."""
+        if not is_signed_in(user):
+            return self.none()
+        return self.filter(pk__in=accessible_ids(self.model, user, Level.VIEW)).exclude(owner=user)
+
     def in_order(self) -> "AssignmentRuleQuerySet":
         """The order rules are tried in: by position, then id; the fallback last."""
         return self.order_by("is_fallback", "position", "id")
+
+    def run_for(self, uploader) -> "AssignmentRuleQuerySet":
+        """The active rules an inbox upload of `uploader` tries, in the order it tries them.
+
+        The uploader's own rules first, in their order; then the rules shared
+        with them, by owner and in each owner's order; the fallbacks last, the
+        uploader's own before any shared one. Sharing decides, not a
+        superuser's reach: a superuser's upload does not run everyone's rules.
+        """
+        if not is_signed_in(uploader):
+            return self.none()
+        # accessible_ids holds the uploader's own rules too (one UNION, no OR over the table).
+        reachable = Q(pk__in=accessible_ids(self.model, uploader, Level.VIEW))
+        theirs_last = Case(When(owner=uploader, then=Value(0)), default=Value(1))
+        return (
+            self.filter(reachable, is_active=True)
+            .alias(theirs=theirs_last)
+            .order_by("is_fallback", "theirs", "owner_id", "position", "id")
+        )
 
 
 CONDITION_FIELDS = (
@@ -135,6 +166,7 @@ class AssignmentRule(models.Model):
 
     class Meta:
         ordering = ["owner", "is_fallback", "position", "id"]
+        permissions = [("manage_assignmentrule", "Can share the assignment rule")]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner"], condition=Q(is_fallback=True), name="assignment_rule_one_fallback"
@@ -288,6 +320,14 @@ class AssignmentRule(models.Model):
         problems = self.problems()
         if problems:
             raise ValidationError({field: messages for field, messages in problems.items()})
+
+
+class AssignmentRuleUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(AssignmentRule, on_delete=models.CASCADE)
+
+
+class AssignmentRuleGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(AssignmentRule, on_delete=models.CASCADE)
 
 
 class RuleBatch(models.Model):

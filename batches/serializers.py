@@ -10,9 +10,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from batches.actions import allowed_in
 from batches.models import BatchStatus, JobBatch
 from core.api_support import ObjectField, StrictSerializerMixin
+from grading import economy_engine
 from grading.circuits import outages
 from grading.models import Document
 from grading.naming import MAX_PATTERN, pattern_problem
+from grading.serializers import GradingJobSerializer
 from templates_app.models import BatchTemplate
 
 MAX_TAGS = 20
@@ -106,6 +108,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text="The finished state an archived batch left, which unarchiving returns it to; empty otherwise.",
     )
     waiting_for_provider = serializers.SerializerMethodField()
+    provider_batches = serializers.SerializerMethodField()
     calibration = serializers.JSONField(
         read_only=True,
         help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
@@ -127,6 +130,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "progress",
             "allowed_actions",
             "waiting_for_provider",
+            "provider_batches",
             "owner",
             "deadline",
             "student_pattern",
@@ -166,6 +170,43 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         if "_outages" not in self.context:
             self.context["_outages"] = outages()
         return batch.waiting_for_provider(self.context["_outages"])
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "Economy delivery: the provider batches its jobs were submitted in, oldest first.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "provider": {"type": "string"},
+                    "model": {"type": "string"},
+                    "external_id": {"type": "string", "description": "The provider's id of the batch."},
+                    "status": {
+                        "type": "string",
+                        "enum": ["preparing", "submitted", "cancelling", "ended", "failed"],
+                    },
+                    "provider_status": {
+                        "type": "string",
+                        "description": "The provider's own word, as last polled.",
+                    },
+                    "submitted": {"type": "integer", "description": "Requests (jobs) submitted."},
+                    "finished": {"type": "integer", "description": "Requests the provider has finished."},
+                    "submitted_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "expected_by": {"type": "string", "format": "date-time", "nullable": True},
+                },
+            },
+        }
+    )
+    def get_provider_batches(self, batch: JobBatch) -> list[dict[str, Any]]:
+        # Read once per response for the whole page of batches, as the circuits are.
+        known = self.context.setdefault("_provider_batches", {})
+        if batch.pk not in known:
+            page = getattr(self.parent, "instance", None) if self.parent is not None else None
+            ids = [item.pk for item in page] if isinstance(page, list | tuple) else [batch.pk]
+            found = economy_engine.progress(ids)
+            known.update({pk: found.get(pk, []) for pk in {*ids, batch.pk}})
+        return known[batch.pk]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:
@@ -242,3 +283,33 @@ def attachable_documents(user, ids: list[int]) -> list[Document]:
             "batches you may change, or your own uploads not yet in a batch."
         )
     return [visible[pk] for pk in ids]
+
+
+class ConfidenceSerializer(serializers.Serializer):
+    low = serializers.BooleanField(help_text="The review queue's “low confidence”: see `reasons`.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the AI's grade deserves a second look, as sentences."
+    )
+    spread = serializers.FloatField(
+        allow_null=True,
+        help_text="Points of the maximum between the document's highest and lowest model grade "
+        "(null with fewer than two grades of the document).",
+    )
+
+
+class QueuedJobSerializer(GradingJobSerializer):
+    """A job of the batch's review queue: the job, and why its grade may need a look."""
+
+    confidence = serializers.SerializerMethodField()
+
+    class Meta(GradingJobSerializer.Meta):
+        fields = [*GradingJobSerializer.Meta.fields, "confidence"]
+        read_only_fields = fields
+
+    @extend_schema_field(ConfidenceSerializer)
+    def get_confidence(self, job) -> dict[str, Any]:
+        entry = getattr(job, "review", None)
+        if entry is None:
+            return {"low": False, "reasons": [], "spread": None}
+        spread = None if entry.spread is None else round(entry.spread, 2)
+        return {"low": entry.low_confidence, "reasons": entry.reasons, "spread": spread}

@@ -29,6 +29,11 @@ def owner_gets_every_permission(sender, instance: "JobBatch", created: bool, upd
     keep_owner_permissions(instance, created, update_fields)
 
 
+@receiver(post_save, sender="batches.AssignmentRule")
+def rule_owner_gets_every_permission(sender, instance, created: bool, update_fields, **kwargs) -> None:
+    keep_owner_permissions(instance, created, update_fields)
+
+
 def announce(signal: Signal, batch: "JobBatch", **kwargs) -> None:
     """Send the signal once the current transaction commits (at once outside one).
 

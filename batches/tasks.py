@@ -17,6 +17,7 @@ from batches.dispatch import enqueue_processing
 from batches.exceptions import InvalidTransition
 from batches.models import JobBatch
 from batches.signals import announce, batch_progressed
+from grading import economy_engine
 from grading.circuits import announce_long_outages
 from grading.claims import reap_expired_leases
 from grading.models import GradingJob, JobStatus
@@ -105,6 +106,40 @@ def recover_stalled_jobs(after_restart: bool = False) -> dict:
     for batch_id in kicked:
         enqueue_processing(batch_id)
     return {"requeued": reaped.requeued, "failed": reaped.failed, "finalized": finished, "kicked": kicked}
+
+
+def run_economy() -> dict:
+    """The economy engine's round (grading.economy_engine.tick), scheduled every minute.
+
+    Finalises the batches whose last job it recorded, announces progress, and wakes the
+    runners for batches whose economy jobs became real-time jobs (the deadline drew near).
+    """
+    report = economy_engine.tick()
+    for batch in JobBatch.objects.filter(pk__in=report.submitted_batches):
+        batch.mark_processing()
+    for batch_id in report.recorded.moved_batches:
+        announce_progress(batch_id)
+    finished = [
+        batch_id
+        for batch_id in report.recorded.touched_batches
+        if update_batch_progress(batch_id).get("finalized")
+    ]
+    for batch_id in sorted(report.to_realtime):
+        enqueue_processing(batch_id)
+    for error in report.errors:
+        logger.warning("Economy delivery: %s", error)
+    return {
+        "reconciled": report.reconciled,
+        "submitted": report.submitted,
+        "submitted_jobs": report.submitted_jobs,
+        "completed": report.recorded.completed,
+        "requeued": report.recorded.requeued,
+        "failed": report.recorded.failed,
+        "cancelled_provider_batches": report.cancelled,
+        "finalized": finished,
+        "to_realtime": sorted(report.to_realtime),
+        "errors": report.errors,
+    }
 
 
 def _ended_active_batches() -> list[int]:

@@ -5,6 +5,7 @@ check what the user may change (a 403 page that says why), call the batch's
 methods and render. A refused transition becomes a message on the page.
 """
 
+from collections.abc import Iterable
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -15,8 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import slug_re
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -32,9 +32,12 @@ from batches.exceptions import InvalidTransition
 from batches.export import feedback_filename, job_feedback_sheet
 from batches.feedback import render_pdf
 from batches.forms import (
+    BULK_CHOICES,
     LIST_ORDERS,
+    PROVIDER_FIELDS,
     BatchDetailsForm,
     BatchSettingsForm,
+    BulkForm,
     NewBatchForm,
     PageBatchFilter,
     ReviewForm,
@@ -43,17 +46,35 @@ from batches.forms import (
 from batches.models import BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.queue import attach_places
+from batches.review_queue import (
+    FILTERS,
+    LOW_CONFIDENCE_RULE,
+    MATRIX_ORDERINGS,
+    ORDERINGS,
+    SPREAD_THRESHOLD,
+    Entry,
+    Neighbours,
+    QueueQuery,
+    QueueRefused,
+    comparison,
+    comparison_columns,
+    entries_for,
+    neighbours,
+    select,
+)
 from batches.students import RosterRefused, parse_roster, replace_roster, student_overview
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
 from grading.calibration import MIN_PAIRS
 from grading.estimate import estimate_batch
-from grading.models import Exemplar, GradingJob, ReviewError
+from grading.models import Document, Exemplar, GradingJob, ReviewError
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
 PAGE_SIZE = 20
 JOBS_PAGE_SIZE = 25
+# Documents per page of the comparison matrix.
+MATRIX_PAGE_SIZE = 50
 # How many rows one live refresh of the list may ask about (a page holds PAGE_SIZE).
 MAX_LIVE_IDS = 100
 
@@ -123,13 +144,24 @@ def _page_url(request: HttpRequest) -> str:
     return request.get_full_path()
 
 
-def _jobs_page(batch: JobBatch, number: Any):
-    jobs = (
-        GradingJob.objects.in_batch(batch)
-        .select_related("document", "result", "student")
-        .order_by("created_at", "id")
-    )
-    return Paginator(jobs, JOBS_PAGE_SIZE).get_page(number)
+def _queue_query(request: HttpRequest) -> tuple[QueueQuery, str | None]:
+    """The jobs' filters and sort from the query string; a bad one is not applied, and said why."""
+    try:
+        return QueueQuery.from_params(request.GET), None
+    except QueueRefused as exc:
+        return QueueQuery(), f"{exc} The jobs are shown unfiltered, in upload order."
+
+
+def _jobs_page(entries: list[Entry], query: QueueQuery, number: Any):
+    """A page of the batch's jobs in the review queue's filter and order, each with its `review` entry."""
+    page = Paginator(select(entries, query), JOBS_PAGE_SIZE).get_page(number)
+    entries = {entry.job_id: entry for entry in page.object_list}
+    jobs = GradingJob.objects.filter(pk__in=entries).select_related("document", "result", "student")
+    by_id = {job.pk: job for job in jobs}
+    page.object_list = [by_id[pk] for pk in entries if pk in by_id]
+    for job in page.object_list:
+        job.review = entries[job.pk]
+    return page
 
 
 # --- the list -------------------------------------------------------------------
@@ -138,10 +170,27 @@ def _jobs_page(batch: JobBatch, number: Any):
 @login_required
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    filters = PageBatchFilter(request.GET or None, queryset=_visible_batches(request))
+    return list_page(request, request.GET)
+
+
+def list_page(
+    request: HttpRequest,
+    params: QueryDict,
+    bulk: BulkForm | None = None,
+    selected: Iterable[int] = (),
+    status: int = 200,
+) -> HttpResponse:
+    """The list for these filters (`params`, the page's query), with its bulk bar.
+
+    The bulk view (views_bulk.py) draws it again with the bar's errors and the
+    rows that were ticked still ticked.
+    """
+    filters = PageBatchFilter(params or None, queryset=_visible_batches(request))
     batches = filters.filtered().with_progress()
-    page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(batches, PAGE_SIZE)
+    page = paginator.get_page(params.get("page"))
     rows = attach_places(request.user, rows_for(request.user, list(page.object_list)))
+    query = params.urlencode()
     context = {
         "filters": filters,
         "page": page,
@@ -149,8 +198,15 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         "live_ids": [row.batch.pk for row in rows if row.live],
         "has_any": bool(rows) or _visible_batches(request).exists(),
         "orders": LIST_ORDERS,
+        "list_url": reverse("batches:list") + (f"?{query}" if query else ""),
+        "query": query,
+        "bulk": bulk or BulkForm(),
+        "bulk_choices": BULK_CHOICES,
+        "selected": set(selected),
+        # "Select all matching" only acts on filters that were applied.
+        "matching_count": paginator.count if not (filters.is_bound and filters.form.errors) else None,
     }
-    return render(request, "batches/list.html", context)
+    return render(request, "batches/list.html", context, status=status)
 
 
 @login_required_live
@@ -189,8 +245,42 @@ def batch_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
             return redirect("batches:documents", pk=batch.pk)
     status = 400 if form.is_bound and form.errors else 200
-    context = {"form": form, "preview": _preview_template(request, form)}
+    context = {
+        "form": form,
+        "preview": _preview_template(request, form),
+        "provider_problems": _initial_problems(form, NewBatchForm, user=request.user),
+    }
     return render(request, "batches/new.html", context, status=status)
+
+
+def _initial_problems(form, form_class, **kwargs) -> list[str]:
+    """The provider check of what the page shows: the posted choice, or the form's starting values."""
+    if form.is_bound:
+        return form.provider_problems()
+    data = {}
+    for name in ("template", *PROVIDER_FIELDS.values()):
+        if name in form.fields and (value := form[name].value()) is not None:
+            value = getattr(value, "pk", value)
+            data[name] = ", ".join(value) if isinstance(value, list | tuple) else value
+    return form_class(data, **kwargs).provider_problems()
+
+
+@login_required
+@require_GET
+def new_batch_provider_check(request: HttpRequest) -> HttpResponse:
+    """Whether the template, provider and models chosen so far can grade here; htmx asks as they change."""
+    form = NewBatchForm(request.GET, user=request.user)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})
+
+
+@login_required
+@require_GET
+def edit_provider_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same check on a batch's settings form, for those who may change the batch."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    form = BatchSettingsForm(request.GET, batch=batch)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})
 
 
 def _new_batch_initial(request: HttpRequest) -> dict[str, Any]:
@@ -235,10 +325,23 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
         settings, settings_error = batch.validated_settings(), None
     except SettingsError as exc:
         settings, settings_error = None, exc
+    query, query_refused = _queue_query(request)
+    entries = entries_for(batch)
+    jobs = _jobs_page(entries, query, request.GET.get("page"))
+    several = len(comparison_columns(entries)) > 1
     return {
         "batch": batch,
         "row": row,
-        "jobs": _jobs_page(batch, request.GET.get("page")),
+        "jobs": jobs,
+        "query": query,
+        "query_refused": query_refused,
+        "filters": FILTERS,
+        # Sorting by spread means something only when several models graded the documents.
+        "orderings": ORDERINGS if several else {k: v for k, v in ORDERINGS.items() if "spread" not in k},
+        "low_confidence_rule": LOW_CONFIDENCE_RULE,
+        # What the live poll asks for: the same filters, sort and page.
+        "live_query": query.querystring(page=jobs.number if jobs.number > 1 else None),
+        "several_models": several,
         "settings": settings,
         "settings_error": settings_error,
         # Only a draft can still be fixed before it runs; a started batch shows its failures.
@@ -267,6 +370,8 @@ def _detail_page(
 ) -> HttpResponse:
     """The batch's page; a sharing form refused is shown again in its card, with its errors."""
     context = _detail_context(request, batch)
+    if context["query_refused"] and status == 200:
+        status = 400
     row = context["row"]
     context["estimate"] = _estimate(batch, row)
     if batch.started_at or row.done:
@@ -284,6 +389,9 @@ def _detail_page(
             sharing=permissions.permissions_of(batch),
             share_form=share_form or ShareForm(),
             levels=permissions.Level.choices,
+            share_url=reverse("batches:share", args=[batch.pk]),
+            unshare_url=reverse("batches:unshare", args=[batch.pk]),
+            shared_noun="batch",
         )
     return render(request, "batches/detail.html", context, status=status)
 
@@ -394,7 +502,8 @@ def _documents_page(
     context = {
         "batch": batch,
         "row": row,
-        "jobs": _jobs_page(batch, request.GET.get("page")),
+        "jobs": _jobs_page(entries_for(batch), QueueQuery(), request.GET.get("page")),
+        "query": QueueQuery(),
         "upload_errors": upload_errors,
         "upload_limits": _upload_limits(),
         "upload_next": reverse("batches:documents", args=[batch.pk]),
@@ -543,11 +652,17 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Saved the {part} of “{batch.name}”.")
             return redirect("batches:detail", pk=batch.pk)
+    settings_form = forms.get("settings")
     context = {
         "batch": batch,
         "details": forms["details"],
-        "settings_form": forms.get("settings"),
+        "settings_form": settings_form,
         "editable": editable,
+        "provider_problems": (
+            _initial_problems(settings_form, BatchSettingsForm, batch=batch)
+            if settings_form is not None
+            else []
+        ),
     }
     status = 400 if part is not None and forms[part].errors else 200
     return render(request, "batches/edit.html", context, status=status)
@@ -566,25 +681,35 @@ def _job_or_404(batch: JobBatch, job_id: int) -> GradingJob:
 @login_required
 @require_http_methods(["GET", "POST"])
 def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
-    """The document beside the AI's grade, and the review form."""
+    """The document beside the AI's grade, and the review form.
+
+    The query string carries the review queue's filters and sort: previous and
+    next follow them, and a saved review moves on to the next job in them.
+    """
     batch = _batch_or_404(request, pk)
     job = _job_or_404(batch, job_id)
     access = access_to(request.user, batch)
+    query, query_refused = _queue_query(request)
     result = getattr(job, "result", None)
     form = ReviewForm(request.POST or None, result=result) if result is not None else None
     if request.method == "POST":
         _require(access, "change")
         if form is None:
             messages.error(request, "This job has no grade to review yet.")
-            return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+            return redirect(_job_url(batch, job.pk, query))
         if form.is_valid():
+            # Where "next" is, taken before the review moves the job in a sort by score.
+            around = neighbours(entries_for(batch), query, job.pk)
             try:
                 result.record_review(request.user, **form.review())
             except ReviewError as exc:
                 form.add_review_error(exc.field, str(exc))
             else:
-                messages.success(request, "Review saved. The AI's grade is kept beside it.")
-                return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+                return _onward(
+                    request, batch, query, around, "Review saved. The AI's grade is kept beside it."
+                )
+    entries = entries_for(batch)
+    entry = next((item for item in entries if item.job_id == job.pk), None)
     context = {
         "batch": batch,
         "job": job,
@@ -592,28 +717,104 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         "form": form,
         "can_change": "change" in access,
         "criteria": _criteria_rows(result),
-        **_neighbours(batch, job),
+        "query": query,
+        "query_refused": query_refused,
+        "queue_qs": query.querystring(),
+        "reasons": entry.reasons if entry else [],
+        "spread": entry.spread if entry else None,
+        **_neighbours(entries, job, query),
     }
-    return render(
-        request, "batches/job.html", context, status=400 if form is not None and form.errors else 200
-    )
+    bad = query_refused or (form is not None and form.errors)
+    return render(request, "batches/job.html", context, status=400 if bad else 200)
 
 
-def _neighbours(batch: JobBatch, job: GradingJob) -> dict[str, Any]:
-    """The previous and next jobs of the batch in the jobs list's order (created, then id), and the position."""
-    jobs = (
-        GradingJob.objects.in_batch(batch)
-        .select_related("document")
-        .only("pk", "name", "created_at", "document__original_name")
+def _job_url(batch: JobBatch, job_id: int, query: QueueQuery) -> str:
+    return reverse("batches:job", args=[batch.pk, job_id]) + query.querystring()
+
+
+def _onward(request: HttpRequest, batch: JobBatch, query: QueueQuery, around: Neighbours, done: str):
+    """After a review: the next job in the queue, or, after the last, the batch's jobs in that queue."""
+    if around.next_id is not None:
+        messages.success(request, done)
+        return redirect(_job_url(batch, around.next_id, query))
+    messages.success(request, f"{done} That was the last job in “{query.describe()}”.")
+    return redirect(reverse("batches:detail", args=[batch.pk]) + query.querystring() + "#batch-jobs")
+
+
+def _neighbours(entries: list[Entry], job: GradingJob, query: QueueQuery) -> dict[str, Any]:
+    """The previous and next jobs in the review queue's filter and order, and the job's place in it."""
+    around = neighbours(entries, query, job.pk)
+    ids = [pk for pk in (around.previous_id, around.next_id) if pk is not None]
+    found = (
+        GradingJob.objects.filter(pk__in=ids).select_related("document").only("pk", "document__original_name")
     )
-    before = Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
-    after = Q(created_at__gt=job.created_at) | Q(created_at=job.created_at, pk__gt=job.pk)
+    by_id = {item.pk: item for item in found}
     return {
-        "previous_job": jobs.filter(before).order_by("-created_at", "-id").first(),
-        "next_job": jobs.filter(after).order_by("created_at", "id").first(),
-        "position": jobs.filter(before).count() + 1,
-        "job_count": batch.known_progress()["total"],
+        "previous_job": by_id.get(around.previous_id),
+        "next_job": by_id.get(around.next_id),
+        "position": around.position,
+        "job_count": around.count,
     }
+
+
+@login_required
+@require_POST
+def review_accept(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """Accept the AI's grade as the review (the `a` key), then move on to the next job in the queue."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    job = _job_or_404(batch, job_id)
+    query, query_refused = _queue_query(request)
+    if query_refused:
+        return HttpResponseBadRequest(query_refused)
+    result = getattr(job, "result", None)
+    if result is None:
+        messages.error(request, "This job has no grade to accept yet.")
+        return redirect(_job_url(batch, job.pk, query))
+    around = neighbours(entries_for(batch), query, job.pk)
+    try:
+        result.accept_ai_grade(request.user)
+    except ReviewError as exc:
+        messages.error(request, f"Not accepted: {exc}")
+        return redirect(_job_url(batch, job.pk, query))
+    accepted = (
+        f"Accepted the AI's {result.score:g} / {result.max_score:g} for “{job.document.original_name}”."
+    )
+    return _onward(request, batch, query, around, accepted)
+
+
+@login_required
+@require_GET
+def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
+    """The models side by side: one row per document, one column per model, the spread flagged."""
+    batch = _batch_or_404(request, pk)
+    ordering = request.GET.get("ordering", "")
+    try:
+        columns, rows = comparison(batch, ordering)
+    except QueueRefused as exc:
+        messages.error(request, str(exc))
+        columns, rows = comparison(batch)
+        ordering, status = "", 400
+    else:
+        status = 200
+    page = Paginator(rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page"))
+    names = dict(
+        Document.objects.filter(pk__in=[row.document_id for row in page.object_list]).values_list(
+            "pk", "original_name"
+        )
+    )
+    for row in page.object_list:
+        row.name = names.get(row.document_id, "")
+    context = {
+        "batch": batch,
+        "columns": columns,
+        "page": page,
+        "ordering": ordering,
+        "orderings": MATRIX_ORDERINGS,
+        "ordering_label": MATRIX_ORDERINGS[ordering],
+        "threshold": SPREAD_THRESHOLD,
+    }
+    return render(request, "batches/compare.html", context, status=status)
 
 
 @login_required
@@ -633,7 +834,7 @@ def review_withdraw(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
             request,
             f"Withdrew the review ({withdrawn}): the AI's {result.score:g} / {result.max_score:g} is final again.",
         )
-    return redirect("batches:job", pk=batch.pk, job_id=job.pk)
+    return redirect(_job_url(batch, job.pk, _queue_query(request)[0]))
 
 
 def _criteria_rows(result) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 /inbox           upload files or ZIPs for your rules to send to batches (or try them: nothing stored);
                  the documents no rule took, to assign by hand or discard
-/rules           your rules in the order they are tried: add, edit, move, delete
+/rules           your rules in the order they are tried: add, edit, move, delete; the rules
+                 shared with you; a rule's page shares it (owner and `manage` holders)
 /queue           active batches in the order the engine serves them; others' work as totals
 /batches/new/scratch   a batch without a template: provider, model and rubric typed in
 
@@ -14,14 +15,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches.exceptions import InvalidTransition
+from batches.forms import ShareForm
 from batches.forms_rules import AssignForm, RuleForm, ScratchBatchForm
 from batches.inbox import NotInInbox, assign_from_inbox, discard, run_inbox
 from batches.models import JobBatch
@@ -29,8 +33,10 @@ from batches.queue import queue_for
 from batches.rule_models import AssignmentRule, InboxItem
 from batches.uploads import UploadRefused, read_upload, refuse_oversized
 from batches.views import _upload_limits, login_required_live
+from core import permissions
 from core.permissions import can_change
 from grading.schema import SettingsError
+from templates_app.models import BatchTemplate
 
 INBOX_PAGE_SIZE = 50
 
@@ -42,7 +48,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     items = InboxItem.objects.of(request.user).select_related("document").order_by("-created_at", "-pk")
     page = Paginator(items, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
     documents = [item.document for item in page.object_list]
-    rules = AssignmentRule.objects.filter(owner=request.user).in_order()
+    rules = AssignmentRule.objects.run_for(request.user)
     return {
         "items": page,
         "assign_form": extra.pop("assign_form", None) or AssignForm(user=request.user, documents=documents),
@@ -117,16 +123,74 @@ def inbox_discard(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- rules ------------------------------------------------------------------------------------
 
+RULE_ACCESS = {
+    "change": "You may view this rule but not change it. Ask its owner for change access.",
+    "manage": "You may view this rule but not share it. Ask its owner for manage access.",
+    "delete": "Only the rule's owner may delete it.",
+}
+
 
 def _rule_or_404(request: HttpRequest, pk: int) -> AssignmentRule:
     return get_object_or_404(AssignmentRule.objects.visible_to(request.user).select_related("owner"), pk=pk)
+
+
+def _rule_requiring(request: HttpRequest, pk: int, needed: str) -> AssignmentRule:
+    """The rule, if the user holds `needed` on it: 404 when they may not see it, 403 when they may only look."""
+    rule = _rule_or_404(request, pk)
+    allowed = {
+        "change": permissions.can_change,
+        "manage": permissions.can_share,
+        "delete": permissions.can_delete,
+    }[needed]
+    if not allowed(request.user, rule):
+        raise PermissionDenied(RULE_ACCESS[needed])
+    return rule
 
 
 @login_required
 @require_GET
 def rule_list(request: HttpRequest) -> HttpResponse:
     rules = AssignmentRule.objects.filter(owner=request.user).in_order()
-    return render(request, "batches/rules.html", {"rules": rules.select_related("template", "target_batch")})
+    shared = AssignmentRule.objects.shared_with(request.user).order_by(
+        "owner__username", "is_fallback", "position"
+    )
+    return render(
+        request,
+        "batches/rules.html",
+        {
+            "rules": rules.select_related("template", "target_batch"),
+            "shared": _shared_rows(request.user, shared.select_related("owner", "template", "target_batch")),
+        },
+    )
+
+
+def _shared_rows(user, rules) -> list[dict[str, Any]]:
+    """Rules shared with the user, each with the level held and what of its target the user may see."""
+    rules = list(rules)
+    batches = set(
+        JobBatch.objects.visible_to(user)
+        .filter(pk__in=[rule.target_batch_id for rule in rules if rule.target_batch_id])
+        .values_list("pk", flat=True)
+    )
+    changeable = set(JobBatch.objects.changeable_by(user).filter(pk__in=batches).values_list("pk", flat=True))
+    templates = set(
+        BatchTemplate.objects.visible_to(user)
+        .filter(pk__in=[rule.template_id for rule in rules if rule.template_id])
+        .values_list("pk", flat=True)
+    )
+    return [
+        {
+            "rule": rule,
+            "level": permissions.level_of(user, rule),
+            "sees_batch": rule.target_batch_id in batches,
+            "sees_template": rule.template_id in templates,
+            # Whether it would take documents of the user's uploads (batches/inbox.py asks the same).
+            "runs": rule.target_batch_id in changeable
+            if rule.target_batch_id
+            else rule.template_id in templates,
+        }
+        for rule in rules
+    ]
 
 
 @login_required
@@ -144,20 +208,90 @@ def rule_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = _rule_or_404(request, pk)
+    """The rule's page: its form (read-only for those who may only view it) and, for managers, its sharing."""
+    if request.method == "POST":
+        rule = _rule_requiring(request, pk, "change")
+    else:
+        rule = _rule_or_404(request, pk)
     form = RuleForm(request.POST or None, user=request.user, rule=rule)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved the rule “{rule.name}”.")
         return redirect("batches:rules")
-    status = 400 if form.errors else 200
-    return render(request, "batches/rule_form.html", {"form": form, "rule": rule}, status=status)
+    return _rule_page(request, rule, form, status=400 if form.errors else 200)
+
+
+def _rule_page(
+    request: HttpRequest,
+    rule: AssignmentRule,
+    form: RuleForm,
+    share_form: ShareForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    level = permissions.level_of(request.user, rule)
+    may_change = level is not None and level.rank >= permissions.Level.CHANGE.rank
+    if not may_change:
+        for field in form.fields.values():
+            field.disabled = True
+    context = {"form": form, "rule": rule, "level": level, "may_change": may_change}
+    if level == permissions.Level.MANAGE:
+        context.update(
+            sharing=permissions.permissions_of(rule),
+            share_form=share_form or ShareForm(),
+            levels=permissions.Level.choices,
+            share_url=reverse("batches:rule-share", args=[rule.pk]),
+            unshare_url=reverse("batches:rule-unshare", args=[rule.pk]),
+            shared_noun="rule",
+        )
+    return render(request, "batches/rule_form.html", context, status=status)
+
+
+@login_required
+@require_POST
+def rule_share(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the level a user or group holds on the rule (its owner and `manage` holders only)."""
+    rule = _rule_requiring(request, pk, "manage")
+    form = ShareForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            permissions.set_level(rule, data["principal"], data["permission"])
+        except permissions.SharingError as exc:
+            form.add_error("name", str(exc))
+        else:
+            level = permissions.Level(data["permission"]).label.lower()
+            messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
+            return redirect(_rule_sharing_anchor(rule))
+    return _rule_page(request, rule, RuleForm(user=request.user, rule=rule), share_form=form, status=400)
+
+
+@login_required
+@require_POST
+def rule_unshare(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = _rule_requiring(request, pk, "manage")
+    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    if not form.is_valid():
+        messages.error(
+            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
+        )
+        return redirect(_rule_sharing_anchor(rule))
+    try:
+        permissions.unshare(rule, form.cleaned_data["principal"], permissions.Level.VIEW)
+    except permissions.SharingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{form.cleaned_data['name']}” no longer has access to “{rule.name}”.")
+    return redirect(_rule_sharing_anchor(rule))
+
+
+def _rule_sharing_anchor(rule: AssignmentRule) -> str:
+    return reverse("batches:rule-edit", args=[rule.pk]) + "#sharing"
 
 
 @login_required
 @require_POST
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    rule = _rule_or_404(request, pk)
+    rule = _rule_requiring(request, pk, "delete")
     rule.delete()
     messages.success(request, f"Deleted the rule “{rule.name}”.")
     return redirect("batches:rules")
@@ -167,7 +301,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Move a rule one place up or down among its owner's (the fallback stays last)."""
-    rule = _rule_or_404(request, pk)
+    rule = _rule_requiring(request, pk, "change")
     step = -1 if request.POST.get("direction") == "up" else 1
     with transaction.atomic():
         ordered = list(
@@ -220,4 +354,18 @@ def batch_new_scratch(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
             return redirect("batches:documents", pk=batch.pk)
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "batches/scratch.html", {"form": form}, status=status)
+    shown = (
+        form
+        if form.is_bound
+        else ScratchBatchForm({name: form[name].value() for name in ("provider", "model")})
+    )
+    context = {"form": form, "provider_problems": shown.provider_problems()}
+    return render(request, "batches/scratch.html", context, status=status)
+
+
+@login_required
+@require_GET
+def scratch_provider_check(request: HttpRequest) -> HttpResponse:
+    """Whether the provider and model typed so far can grade here; htmx asks as they change."""
+    form = ScratchBatchForm(request.GET)
+    return render(request, "batches/_provider_check.html", {"provider_problems": form.provider_problems()})

@@ -12,6 +12,14 @@ Django's WSGI handler and reads the streamed ZIP, sampling its own RSS with
 psutil every 2 ms. It reports time to first byte, total time, bytes sent and
 peak RSS growth over the baseline taken just before the request.
 
+Feedback sheets: it renders sheets one after another in a fresh process, in
+Helvetica (names Windows-1252 can encode) and in DejaVu Sans (Polish names),
+with each font parsed once per process (as the export does) and, for
+comparison, parsed afresh for every sheet (fpdf2's add_font, as before); then
+it exports each batch with its sheets and without (?feedback=0), and a
+1,000-job batch whose documents have Polish names (so every sheet embeds
+DejaVu) both ways.
+
 Then it times GET /api/batches/{id}/analytics on the 10,000-job batch.
 
     python bench/export.py            # build if needed, measure
@@ -44,6 +52,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 SIZES = (10, 1_000, 10_000)
+UNICODE_SIZE = 1_000  # a batch whose file names need the embedded font
+SHEETS = 40  # sheets rendered per font and way, after one to warm up
 ANALYTICS_RUNS = 30
 BATCH_PREFIX = "Bench export"
 FEEDBACK = (
@@ -70,8 +80,13 @@ def ensure_database(rebuild: bool) -> None:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
-def build(size: int, owner) -> int:
-    """A processing-finished batch of `size` graded jobs; returns its id."""
+def build(size: int, owner, unicode_names: bool = False) -> int:
+    """A processing-finished batch of `size` graded jobs; returns its id.
+
+    Its documents have no student, so the export makes a feedback sheet per
+    graded document, titled with the file name: with `unicode_names` a Polish
+    one, which only the embedded font can set.
+    """
     import random
     from datetime import timedelta
     from decimal import Decimal
@@ -82,7 +97,7 @@ def build(size: int, owner) -> int:
     from grading.models import Document, GradingJob, GradingResult, JobStatus
     from templates_app.models import BatchTemplate
 
-    name = f"{BATCH_PREFIX} {size}"
+    name = f"{BATCH_PREFIX} {size}" + (" unicode" if unicode_names else "")
     existing = JobBatch.objects.filter(name=name).first()
     if existing is not None:
         return existing.pk
@@ -96,9 +111,9 @@ def build(size: int, owner) -> int:
         [
             Document(
                 file=f"documents/bench/essay-{size}-{index}.txt",
-                original_name=f"student-{index:05d}.txt",
+                original_name=f"{'żółć-łukasz' if unicode_names else 'student'}-{index:05d}.txt",
                 size=len(text),
-                sha256=f"{index:064x}",
+                sha256=f"{index + (10**6 if unicode_names else 0):064x}",
                 text=text,
                 owner=owner,
             )
@@ -185,6 +200,7 @@ def prepare(rebuild: bool) -> dict[int, int]:
             f"batch of {size:>6,} jobs ready (#{ids[size]}) in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
+    ids["unicode"] = build(UNICODE_SIZE, owner, unicode_names=True)
     # Fresh statistics, as autovacuum would have gathered after a real batch ran.
     from django.db import connection
 
@@ -223,9 +239,9 @@ class PeakRss:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def export_once(client, batch_id: int) -> dict:
+def export_once(client, batch_id: int, query: str = "") -> dict:
     started = time.perf_counter()
-    response = client.get(f"/api/batches/{batch_id}/export")
+    response = client.get(f"/api/batches/{batch_id}/export{query}")
     assert response.status_code == 200, response.status_code
     first_byte = None
     sent = 0
@@ -237,16 +253,25 @@ def export_once(client, batch_id: int) -> dict:
     return {"ttfb_s": first_byte, "total_s": time.perf_counter() - started, "bytes": sent}
 
 
-def child(batch_id: int, warmup_id: int) -> None:
+def parse_fonts_per_sheet() -> None:
+    """Make feedback sheets the way they were made before: every PDF parses its font file afresh."""
+    from batches import feedback
+
+    feedback._add_parsed_font = lambda pdf, family, style, path: pdf.add_font(family, style, str(path))
+
+
+def child(batch_id: int, warmup_id: int, query: str = "", fresh_fonts: bool = False) -> None:
     import gc
 
     setup_django()
+    if fresh_fonts:
+        parse_fonts_per_sheet()
     from django.contrib.auth.models import User
     from django.test import Client
 
     client = Client()
     client.force_login(User.objects.get(username="bench-owner"))
-    export_once(client, warmup_id)  # load modules, open the connection
+    export_once(client, warmup_id, query)  # load modules, open the connection
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -255,18 +280,62 @@ def child(batch_id: int, warmup_id: int) -> None:
     gc.collect()
     process, server = time.process_time(), backend_cpu_seconds(backend)
     with PeakRss() as rss:
-        figures = export_once(client, batch_id)
+        figures = export_once(client, batch_id, query)
     figures["cpu_s"] = (time.process_time() - process) + (backend_cpu_seconds(backend) - server)
     figures["rss_growth_mb"] = (rss.peak - rss.baseline) / 2**20
     print(json.dumps(figures))
 
 
-def measure_export(batch_id: int, warmup_id: int) -> dict:
+def measure_export(batch_id: int, warmup_id: int, query: str = "", fresh_fonts: bool = False) -> dict:
+    flags = [f"--query={query}"] + (["--fresh-fonts"] if fresh_fonts else [])
     output = subprocess.run(
-        [sys.executable, __file__, "--child", str(batch_id), str(warmup_id)],
+        [sys.executable, __file__, "--child", str(batch_id), str(warmup_id), *flags],
         check=True,
         capture_output=True,
         text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def sample_sheet(name: str):
+    """A sheet like the benchmark batch's: one document, five criteria with feedback and evidence."""
+    from batches.feedback import CriterionFeedback, DocumentFeedback, FeedbackSheet
+
+    criteria = [
+        CriterionFeedback(
+            f"Criterion {index}", 4, 6, "Good", FEEDBACK, [("cities should reclaim land", True)]
+        )
+        for index in range(5)
+    ]
+    document = DocumentFeedback(f"{name}.txt", 20, 30, True, criteria, [FEEDBACK * 2], ["Checked."])
+    return FeedbackSheet(name, "Bench export", "", [document])
+
+
+def sheets_child(fresh_fonts: bool) -> None:
+    """Per-sheet times in Helvetica and in DejaVu, in this fresh process: the first sheet, then the median."""
+    setup_django()
+    if fresh_fonts:
+        parse_fonts_per_sheet()
+    from batches.feedback import render_pdf
+
+    figures = {}
+    for font, name in (("helvetica", "Ada Lovelace"), ("dejavu", "Łukasz Żółć")):
+        started = time.perf_counter()
+        render_pdf(sample_sheet(name))
+        first = time.perf_counter() - started
+        times = []
+        for index in range(SHEETS):
+            started = time.perf_counter()
+            render_pdf(sample_sheet(f"{name} {index}"))
+            times.append(time.perf_counter() - started)
+        figures[font] = {"first_ms": first * 1000, "median_ms": statistics.median(times) * 1000}
+    print(json.dumps(figures))
+
+
+def measure_sheets(fresh_fonts: bool) -> dict:
+    flags = ["--sheets"] + (["--fresh-fonts"] if fresh_fonts else [])
+    output = subprocess.run(
+        [sys.executable, __file__, *flags], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -318,21 +387,52 @@ def main() -> None:
     )
     parser.add_argument("--rebuild", action="store_true", help="drop and rebuild the benchmark database")
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--query", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--fresh-fonts", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sheets", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, query=args.query, fresh_fonts=args.fresh_fonts)
         return
+    if args.sheets:
+        sheets_child(args.fresh_fonts)
+        return
+    print(f"feedback sheets, {SHEETS} in a row in a fresh process (first sheet, then the median):")
+    for fresh, label in (
+        (True, "font parsed for every sheet (before)"),
+        (False, "font parsed once per process"),
+    ):
+        sheets = measure_sheets(fresh)
+        print(
+            f"  {label:<38}  Helvetica {sheets['helvetica']['first_ms']:6.1f} ms, then "
+            f"{sheets['helvetica']['median_ms']:5.1f} ms   DejaVu {sheets['dejavu']['first_ms']:6.1f} ms, "
+            f"then {sheets['dejavu']['median_ms']:5.1f} ms"
+        )
     ids = prepare(args.rebuild)
     warmup = ids[10]
     print(f"\nexport over HTTP (Django WSGI handler, PostgreSQL {DB_NAME}), one fresh process each:")
     results = {}
     for size in SIZES[1:]:
         figures = results[size] = measure_export(ids[size], warmup)
+        without = measure_export(ids[size], warmup, "?feedback=0")
         print(
             f"  {size:>6,} jobs: first byte {figures['ttfb_s'] * 1000:7.1f} ms   "
             f"total {figures['total_s']:6.2f} s   {figures['bytes'] / 2**20:6.1f} MB sent   "
             f"peak RSS growth {figures['rss_growth_mb']:5.1f} MB   CPU {figures['cpu_s']:5.2f} s"
         )
+        print(
+            f"  {'':>6}  without sheets (?feedback=0): total {without['total_s']:6.2f} s   "
+            f"{without['bytes'] / 2**20:6.1f} MB sent   CPU {without['cpu_s']:5.2f} s"
+        )
+    label = f"{UNICODE_SIZE:,} jobs, Polish file names (every sheet in DejaVu)"
+    for fresh, way in (
+        (True, "font parsed for every sheet (before)"),
+        (False, "font parsed once per process"),
+    ):
+        figures = measure_export(ids["unicode"], warmup, fresh_fonts=fresh)
+        print(f"  {label}, {way}: total {figures['total_s']:6.2f} s   CPU {figures['cpu_s']:5.2f} s")
+    without = measure_export(ids["unicode"], warmup, "?feedback=0")
+    print(f"  {label}, without sheets: total {without['total_s']:6.2f} s   CPU {without['cpu_s']:5.2f} s")
     small, large = results[SIZES[1]], results[SIZES[2]]
     growth = large["total_s"] / small["total_s"]
     cpu_growth = large["cpu_s"] / small["cpu_s"]

@@ -44,6 +44,13 @@ SCHEDULES: list[Recurring] = [
         minutes=1,
     ),
     Recurring(name="Cluster heartbeat", func="health.tasks.heartbeat", schedule_type="I", minutes=1),
+    # Economy delivery: submits economy jobs in provider batches, polls them, records their results.
+    Recurring(
+        name="Economy delivery: submit and poll provider batches",
+        func="batches.tasks.run_economy",
+        schedule_type="I",
+        minutes=1,
+    ),
     # The reaper: re-queues jobs whose worker died, re-kicks stalled batches.
     Recurring(
         name="Recover stalled jobs",

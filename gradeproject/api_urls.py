@@ -21,7 +21,7 @@ from batches.api_results import (
     JobReviewView,
 )
 from core.api_auth import ObtainTokenView
-from grading.api import GradingJobViewSet
+from grading.api import GradingJobViewSet, ProvidersView
 from templates_app.api import BatchTemplateViewSet
 
 
@@ -67,6 +67,7 @@ urlpatterns = [
     re_path(r"^inbox/assign/?$", InboxAssignView.as_view(), name="inbox-assign"),
     re_path(r"^inbox/(?P<pk>[0-9]{1,18})/?$", InboxItemView.as_view(), name="inbox-item"),
     re_path(r"^queue/?$", QueueView.as_view(), name="queue"),
+    re_path(r"^providers/?$", ProvidersView.as_view(), name="providers"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

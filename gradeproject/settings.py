@@ -21,6 +21,8 @@ from core.env import (
     parse_database_url,
     sqlite_database,
 )
+from grading.providers.connections import BadConnection
+from grading.providers.connections import load_setting as load_connections
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -211,6 +213,21 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
 ANTHROPIC_TPM = env_int("ANTHROPIC_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
+# Whether the endpoint offers the provider's batch API (economy delivery at half price): the
+# providers' own endpoints do; local servers (Ollama, vLLM, llama.cpp) mostly do not. A PROVIDERS
+# connection says so with its own `batch_api`.
+OPENAI_BATCH_API = env_bool("OPENAI_BATCH_API", OPENAI_BASE_URL.startswith("https://api.openai.com"))
+ANTHROPIC_BATCH_API = env_bool(
+    "ANTHROPIC_BATCH_API", ANTHROPIC_BASE_URL.startswith("https://api.anthropic.com")
+)
+# Named provider connections beside (or over) `openai` and `anthropic`: JSON such as
+# {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}, or a file of it named by
+# PROVIDERS_FILE (grading/providers/connections.py). Each names its key's environment variable
+# (key_env); the key itself is read from there when a call is made, never kept in a setting.
+try:
+    PROVIDERS = load_connections(env_str("PROVIDERS"), env_str("PROVIDERS_FILE"))
+except BadConnection as error:
+    raise ImproperlyConfigured(str(error)) from None
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})

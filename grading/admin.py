@@ -4,8 +4,16 @@ from django.contrib import admin
 from core.admin_access import ObjectAccessAdminMixin, ThroughParentInlineMixin
 from core.permissions import Level
 from grading.models import Document, GradingJob, GradingResult, ReviewError
+from grading.providers import connection_label
 
 REVIEW_INPUTS = ("reviewed_score", "reviewed_criteria", "review_comment")
+
+
+@admin.display(description="Connection", ordering="provider")
+def connection_column(self, obj) -> str:
+    """The connection a job or result graded through, with its kind (its `provider`): `local (openai)`."""
+    return connection_label(obj.provider) if obj.provider else ""
+
 
 # Who sees what is decided by the models' visible_to querysets (through the
 # job's batch; a job in no batch is its owner's), through ObjectAccessAdminMixin.
@@ -47,8 +55,9 @@ class GradingResultInline(ThroughParentInlineMixin, admin.StackedInline):
     form = ReviewForm
     extra = 0
     can_delete = False
+    connection = connection_column
     readonly_fields = (
-        "provider",
+        "connection",
         "model",
         "score",
         "max_score",
@@ -77,7 +86,8 @@ class GradingResultInline(ThroughParentInlineMixin, admin.StackedInline):
 
 @admin.register(GradingJob)
 class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "batch", "status", "provider", "model", "attempts", "created_at")
+    list_display = ("name", "batch", "status", "connection", "model", "attempts", "created_at")
+    connection = connection_column
     list_filter = ("status", "provider", "model")
     search_fields = ("name", "document__original_name", "last_error")
     raw_id_fields = ("batch", "document", "owner")
@@ -95,6 +105,8 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         "suspect",
         "provider_retries",
         "removed_from",
+        # Decided when the batch starts (grading.economy), moved to real time by the economy engine.
+        "delivery",
     )
     inlines = [GradingResultInline]
     # A job goes only into a batch its editor may change, and grades only a document
@@ -124,7 +136,8 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
 
 @admin.register(GradingResult)
 class GradingResultAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
-    list_display = ("job", "provider", "model", "score", "max_score", "reviewed_score", "created_at")
+    list_display = ("job", "connection", "model", "score", "max_score", "reviewed_score", "created_at")
+    connection = connection_column
     list_filter = ("provider", "model")
     raw_id_fields = ("job", "reviewer")
 

@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from grading.models import Document, GradingJob, GradingResult, JobStatus, LiveRunner, ProviderCircuit
 from grading.serve_order import job_order_sql, order_sql
-from grading.statuses import CLAIMING_BATCH_STATES
+from grading.statuses import CLAIMING_BATCH_STATES, Delivery
 
 
 @cache
@@ -90,8 +90,10 @@ def lock_and_read(lock_key: int, stale_before: datetime) -> InFlight:
     statements = [
         (
             f"SELECT j.provider, j.batch_id, COUNT(*), MIN({_rule('j', 'concurrency')}), "
-            f"MIN(j.lease_expires_at) FROM {tables['job']} j WHERE j.status = %s GROUP BY j.provider, j.batch_id",
-            [JobStatus.PROCESSING],
+            f"MIN(j.lease_expires_at) FROM {tables['job']} j WHERE j.status = %s AND j.delivery = %s "
+            "GROUP BY j.provider, j.batch_id",
+            # Economy jobs held by a provider batch make no calls: they take no share of any cap.
+            [JobStatus.PROCESSING, Delivery.REALTIME],
         ),
         (
             f"SELECT provider, open_until, probe_by, probe_until FROM {tables['circuit']} "
@@ -193,13 +195,20 @@ def candidates(
         f"SELECT b.id, b.priority, b.deadline FROM {tables['batch']} b "
         f"WHERE b.status IN ({states}) AND NOT {_in_list('b.id', 'bigint')} {only}"
     )
+    # Economy jobs are submitted in provider batches (grading/economy_engine.py), never claimed here.
     runnable = (
-        "j.status = %s AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s) "
+        "j.status = %s AND j.delivery = %s AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s) "
         f"AND NOT {_in_list('j.id', 'bigint')} AND NOT {_in_list('j.provider', 'text')}"
     )
     batch_params = [*CLAIMING_BATCH_STATES, _list_param(skip_batches)]
     batch_params += [_list_param(only_batches)] if only_batches is not None else []
-    job_params = [JobStatus.QUEUED, _datetime(now), _list_param(skip_jobs), _list_param(skip_providers)]
+    job_params = [
+        JobStatus.QUEUED,
+        Delivery.REALTIME,
+        _datetime(now),
+        _list_param(skip_jobs),
+        _list_param(skip_providers),
+    ]
     # Only the chosen jobs are joined to their documents: joining first read every
     # queued job's text before the ORDER BY ... LIMIT, so a claim grew with the
     # queue (README, Processing: Claims, has the figures). On PostgreSQL each
@@ -252,14 +261,20 @@ def candidates(
         ]
 
 
-def mark_claimed(job_ids: list[int], token: str, lease_until: datetime, now: datetime) -> int:
-    """processing, attempt + 1, the claim's token and lease: one UPDATE for the whole claim."""
+def mark_claimed(job_ids: list[int], token: str, lease_until: datetime) -> int:
+    """processing, attempt + 1, the claim's token and lease: one UPDATE for the whole claim.
+
+    started_at stays empty: a claimed job may wait in hand for its stagger or pacing
+    slot, and that wait is no part of grading it. Recording the outcome sets it to
+    the moment the call could start (claims._ended_values); the lease is what the
+    engine needs of the claim.
+    """
     sql = (
         f"UPDATE {_tables()['job']} SET status = %s, attempts = attempts + 1, claimed_by = %s, "
-        "lease_expires_at = %s, started_at = %s, next_attempt_at = NULL "
+        "lease_expires_at = %s, started_at = NULL, next_attempt_at = NULL "
         f"WHERE {_in_list('id', 'bigint')}"
     )
-    params = [JobStatus.PROCESSING, token, _datetime(lease_until), _datetime(now), _list_param(job_ids)]
+    params = [JobStatus.PROCESSING, token, _datetime(lease_until), _list_param(job_ids)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -266,7 +266,6 @@ def claim_jobs(
             [row["id"] for row, _ in picked],
             token,
             lease_until=max(start_at for _, start_at in picked) + lease,
-            now=now,
         )
         budget.save_clocks()
         learnt_limits.save(budget.allowances)
@@ -518,6 +517,7 @@ JOB_OUTCOME_FIELDS = [
     "last_error",
     "next_attempt_at",
     "lease_expires_at",
+    "started_at",
     "completed_at",
     "duration_ms",
 ]
@@ -650,9 +650,12 @@ def _ended_values(
     """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order), and what to add to its counters."""
     work = outcome.work
     # From when the call could start, not from the claim: a staggered or rate-paced job
-    # waits in hand first, and that wait is no part of grading it.
-    started = max(work.start_at, work.claimed_at)
-    elapsed_ms = max(int((now - started).total_seconds() * 1000), 0)
+    # waits in hand first, and that wait is no part of grading it. started_at is that
+    # same moment, so completed_at - started_at is duration_ms. A job going back to the
+    # queue, or cancelled with its batch, gets none (dict.fromkeys below): no attempt
+    # of it is under way, and a user should not see it as started.
+    started = min(max(work.start_at, work.claimed_at), now)
+    elapsed_ms = int((now - started).total_seconds() * 1000)
     values = dict.fromkeys(JOB_OUTCOME_FIELDS)
     values["last_error"] = ""
     add: dict[str, int] = {}
@@ -670,7 +673,9 @@ def _ended_values(
             last_error=f"Cancelled with its batch; the last attempt had failed: {outcome.error}",
         )
     elif disposition == _COMPLETED:
-        values.update(status=JobStatus.COMPLETED, completed_at=now, duration_ms=elapsed_ms)
+        values.update(
+            status=JobStatus.COMPLETED, started_at=started, completed_at=now, duration_ms=elapsed_ms
+        )
     elif disposition == _RETRY:
         delay = backoff_delay(
             work.attempt,
@@ -705,6 +710,7 @@ def _ended_values(
             gave_up = f" (gave up after {work.attempt} attempts)" if outcome.transient else ""
         values.update(
             status=JobStatus.FAILED,
+            started_at=started,
             completed_at=now,
             duration_ms=elapsed_ms,
             last_error=f"{outcome.error}{gave_up}",

@@ -20,7 +20,12 @@ module only counts. Each model's figures name the method used:
 
 Cost uses the provider's prices (Provider.price_for and cost_of; the openai
 provider's table is overridable with MODEL_PRICES, the builtin grader costs
-nothing). A provider no longer registered (a name from an old snapshot) is
+nothing). Prompt caching: where the provider caches a repeated prefix
+(cache_min_tokens) and the shared prompt is at least that long, every call but
+the first of each group is assumed to read the shared prompt from the cache, at
+the provider's cached input price; the prompt is arranged so that it can
+(grading/providers/prompting.py), but a cache that expires between calls (five
+minutes or more without a call) costs its full price again. A provider no longer registered (a name from an old snapshot) is
 counted as characters / 4 with no prompt and is not priced.
 """
 
@@ -35,8 +40,9 @@ from typing import Any
 from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import Length
 
+from grading import economy
 from grading.models import Document, GradingJob, GradingResult, JobStatus
-from grading.providers import Provider, Tokenizer, UnknownProvider, provider_class
+from grading.providers import Provider, Tokenizer, UnknownProvider, kind_of, provider_class
 from grading.providers.base import (  # the figures' constants, importable from here as before
     APPROXIMATION,  # noqa: F401
     CHARS_PER_TOKEN,
@@ -96,6 +102,7 @@ def estimate_batch(batch) -> dict[str, Any]:
     _count_document_tokens(jobs, groups)
     _measure_output(jobs, groups)
     models = [_group_figures(group) for group in groups.values() if group.jobs]
+    delivery = _delivery(batch, groups, models)
     spent = GradingResult.objects.filter(job__batch_id=batch.pk).aggregate(
         input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
     )
@@ -108,6 +115,7 @@ def estimate_batch(batch) -> dict[str, Any]:
         "output_tokens": sum(item["output_tokens"] for item in models),
         "cost": _dollars(sum((Decimal(str(item["cost"])) for item in models), Decimal(0))),
         "currency": "USD",
+        "delivery": delivery,
         "by_model": models,
         "spent_so_far": {
             "input_tokens": spent["input_tokens"] or 0,
@@ -221,33 +229,102 @@ def output_tokens_per_call(group: Group) -> tuple[int, str]:
     return (group.described or Provider).output_tokens_guess(group.settings)
 
 
+def cached_prompt_tokens(group: Group) -> tuple[int, str]:
+    """Input tokens expected from the prompt cache, and the assumption behind the figure."""
+    minimum = group.described.cache_min_tokens if group.described else None
+    if minimum is None:
+        return 0, "no prompt caching"
+    overhead = prompt_overhead_tokens(group)
+    if overhead < minimum:
+        return 0, f"the shared prompt ({overhead} tokens) is shorter than the {minimum} tokens a cache needs"
+    return (
+        max(group.jobs - 1, 0) * overhead,
+        "the shared prompt read from the cache on every call but the first, at the cached input price",
+    )
+
+
 def _group_figures(group: Group) -> dict[str, Any]:
     output_each, output_method = output_tokens_per_call(group)
     input_tokens = group.document_tokens + group.jobs * prompt_overhead_tokens(group)
     output_tokens = group.jobs * output_each
+    cached_tokens, cache_method = cached_prompt_tokens(group)
     if group.described is None:
         price_in, price_out, priced, cost = 0.0, 0.0, False, Decimal(0)
+        price_cached = 0.0
         price_method = f"{unknown(group.provider)}: not priced"
     else:
         price_in, price_out = group.described.price_for(group.model)
+        price_cached = group.described.cached_input_price(group.model)
         priced = group.described.is_priced(group.model)
-        cost = group.described.cost_of(group.model, input_tokens, output_tokens)
+        cost = group.described.cost_of(group.model, input_tokens, output_tokens, cached_tokens)
         price_method = group.described.price_method(group.model)
     return {
         "provider": group.provider,
+        "kind": kind_of(group.provider) or None,
         "model": group.model,
         "jobs": group.jobs,
         "provider_calls": group.jobs,
         "max_provider_calls": group.max_calls,
         "input_tokens": input_tokens,
+        "cached_input_tokens": cached_tokens,
         "output_tokens": output_tokens,
         "cost": _dollars(cost),
-        "price_per_million_tokens": {"input": price_in, "output": price_out},
+        "price_per_million_tokens": {"input": price_in, "cached_input": price_cached, "output": price_out},
         "priced": priced,
         "input_method": group.tokenizer.method,
         "output_method": output_method,
+        "cache_method": cache_method,
         "price_method": price_method,
     }
+
+
+def _delivery(batch, groups: dict[tuple, Group], models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both prices (real-time, and economy through the providers' batch APIs) and which one applies, and why.
+
+    Each model's row gets its own figures; the batch's are their sums. A provider without a
+    batch API costs the same either way. The figures price what the decision would be now.
+    """
+    settings = batch.effective_settings()
+    rule = settings_processing(settings).get("delivery") or "auto"
+    deadline = getattr(batch, "deadline", None)
+    chosen: list[economy.Decision] = []
+    for group, row in zip((g for g in groups.values() if g.jobs), models, strict=True):
+        decision = economy.decide(rule, group.provider, deadline)
+        cost = Decimal(str(row["cost"]))
+        economy_cost = cost * economy.discount(group.provider) if _has_batch_api(group) else cost
+        row["economy_cost"] = _dollars(economy_cost)
+        row["delivery"] = {"chosen": decision.delivery, "reason": decision.reason}
+        chosen.append(decision)
+    realtime_cost = sum((Decimal(str(row["cost"])) for row in models), Decimal(0))
+    economy_cost = sum((Decimal(str(row["economy_cost"])) for row in models), Decimal(0))
+    picked = {decision.delivery for decision in chosen}
+    reasons = list(dict.fromkeys(decision.reason for decision in chosen))
+    started = _started_delivery(batch)
+    if started is not None:
+        # Once started, the jobs carry what was decided (and what a near deadline changed).
+        picked, reasons = started
+    return {
+        "rule": rule,
+        "chosen": picked.pop() if len(picked) == 1 else ("mixed" if picked else "realtime"),
+        "reasons": reasons,
+        "realtime_cost": _dollars(realtime_cost),
+        "economy_cost": _dollars(economy_cost),
+    }
+
+
+def _started_delivery(batch) -> tuple[set[str], list[str]] | None:
+    """The deliveries the unfinished jobs of a started batch carry, and why; None before the start."""
+    jobs = GradingJob.objects.filter(batch_id=batch.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
+    carried = set(jobs.values_list("delivery", flat=True).distinct())
+    if not carried:
+        return None
+    return carried, [
+        "it was decided when the batch started (a near deadline moves economy jobs to real time)"
+    ]
+
+
+def _has_batch_api(group: Group) -> bool:
+    return group.described is not None and economy.has_batch_api(group.provider)
 
 
 def _dollars(value: Decimal) -> float:

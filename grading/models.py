@@ -17,7 +17,7 @@ from django.utils import timezone
 from core.permissions import Level, is_signed_in, is_superuser
 from grading.progress import Progress
 from grading.serve_order import job_ordering
-from grading.statuses import CLAIMING_BATCH_STATES, JobStatus  # both also imported from here
+from grading.statuses import CLAIMING_BATCH_STATES, Delivery, JobStatus  # also imported from here
 from grading.words import count_words
 
 # Who may see or change documents, jobs and results. These are never shared one
@@ -150,13 +150,23 @@ class GradingJobQuerySet(models.QuerySet):
 
         Highest batch priority first, then the earliest deadline (none last), then
         the oldest job. Paused, cancelled and finished batches drop out here, which
-        is how pause and cancel act on work that is not yet in flight.
+        is how pause and cancel act on work that is not yet in flight; so do economy
+        jobs, which the economy engine submits in provider batches instead.
         """
-        return self.due(now).filter(batch__status__in=CLAIMING_BATCH_STATES).order_by(*job_ordering())
+        return (
+            self.due(now)
+            .filter(batch__status__in=CLAIMING_BATCH_STATES, delivery=Delivery.REALTIME)
+            .order_by(*job_ordering())
+        )
 
     def waiting(self) -> "GradingJobQuerySet":
-        """Queued jobs of claiming batches, due now or later (backoff, Retry-After)."""
-        return self.filter(status=JobStatus.QUEUED, batch__status__in=CLAIMING_BATCH_STATES)
+        """Queued real-time jobs of claiming batches, due now or later (backoff, Retry-After).
+
+        Economy jobs wait for the economy engine's submission (grading/economy_engine.py), not for a runner.
+        """
+        return self.filter(
+            status=JobStatus.QUEUED, batch__status__in=CLAIMING_BATCH_STATES, delivery=Delivery.REALTIME
+        )
 
     def processing(self) -> "GradingJobQuerySet":
         return self.filter(status=JobStatus.PROCESSING)
@@ -208,6 +218,12 @@ class GradingJob(models.Model):
     # they use up no attempt, but a document the provider fails on again and
     # again while it answers others ends failed (grading.claims.PROVIDER_RETRY_LIMIT).
     provider_retries = models.PositiveIntegerField(default=0)
+    # Decided when the batch starts (grading.economy.decide): economy jobs are not claimed by
+    # the runners but submitted in provider batches (grading.economy); realtime is what every
+    # job was before, and what the existing rows keep.
+    delivery = models.CharField(
+        max_length=10, choices=Delivery.choices, default=Delivery.REALTIME, db_default=Delivery.REALTIME
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -246,6 +262,13 @@ class GradingJob(models.Model):
                 fields=["batch", "created_at", "id"],
                 name="job_suspect_queued",
                 condition=Q(status="queued", suspect=True),
+            ),
+            # The economy submitter (grading.economy.submit_due) reads the queued economy
+            # jobs of each provider; the runners' claims never see them.
+            models.Index(
+                fields=["provider", "batch", "created_at", "id"],
+                name="job_economy_queued",
+                condition=Q(status="queued", delivery="economy"),
             ),
             # The lease reaper looks only at jobs being processed.
             models.Index(
@@ -427,6 +450,21 @@ class GradingResult(models.Model):
         with transaction.atomic():
             self.save(update_fields=REVIEW_FIELDS)
             self._keep_exemplar()
+
+    def accept_ai_grade(self, reviewer) -> None:
+        """Record the AI's grade as the review: a person checked it and agrees.
+
+        The criteria go with it when they add up to the score; a calibrated
+        total that is not their sum is accepted as the total alone.
+        """
+        criteria = [
+            {"key": str(item["key"]), "score": item["score"]}
+            for item in self.criteria or []
+            if isinstance(item, dict) and item.get("key") and isinstance(item.get("score"), int | float)
+        ]
+        if abs(sum(item["score"] for item in criteria) - self.score) > 1e-6:
+            criteria = []
+        self.record_review(reviewer, self.score, criteria)
 
     def clear_review(self) -> None:
         """Withdraw a review: the AI's score is final again, and the review no exemplar."""
@@ -666,3 +704,84 @@ class ProviderLimitState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.concurrency or 'configured'} at once"
+
+
+class ProviderBatchQuerySet(models.QuerySet):
+    def open(self) -> "ProviderBatchQuerySet":
+        """Provider batches whose results are not all recorded yet: the poller's work."""
+        return self.filter(status__in=ProviderBatch.Status.open())
+
+    def of_batch(self, batch_id: int) -> "ProviderBatchQuerySet":
+        return self.filter(batch_id=batch_id)
+
+
+class ProviderBatch(models.Model):
+    """One submission of economy jobs to a provider's batch API, recorded before it is sent.
+
+    The row is written, with its jobs claimed under its own claim token, before the
+    upload; the external ids follow as they are known. A submitter that died between
+    the upload and the create leaves the row `preparing` with its `marker` (also sent as
+    the provider batch's metadata) and maybe the uploaded file's id, so that the
+    reconcile finds what was sent instead of sending it twice (grading.economy).
+    """
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", "Preparing"
+        SUBMITTED = "submitted", "Submitted"
+        CANCELLING = "cancelling", "Cancelling"
+        ENDED = "ended", "Ended"
+        FAILED = "failed", "Failed"
+
+        @classmethod
+        def open(cls) -> list[str]:
+            return [cls.PREPARING, cls.SUBMITTED, cls.CANCELLING]
+
+    batch = models.ForeignKey(
+        "batches.JobBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="provider_batches"
+    )
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PREPARING)
+    # Sent as the provider batch's metadata, so a reconcile can find it.
+    marker = models.CharField(max_length=64, unique=True)
+    # The claim token its jobs are held under (claimed_by), and [[job id, attempt], ...].
+    token = models.CharField(max_length=120)
+    jobs = models.JSONField(default=list)
+    input_file_id = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    # Who is sending it, until when: a reconcile leaves a row alone while this holds.
+    preparing_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    expected_by = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The provider's own status and counts, as last polled.
+    remote_status = models.CharField(max_length=40, blank=True)
+    finished = models.PositiveIntegerField(default=0)
+    recorded = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True)
+
+    objects = ProviderBatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # The poller reads only the open ones.
+            models.Index(
+                fields=["status", "created_at"],
+                name="provider_batch_open",
+                condition=Q(status__in=["preparing", "submitted", "cancelling"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} batch {self.external_id or self.marker} ({self.status})"
+
+    @property
+    def job_ids(self) -> list[int]:
+        return [job_id for job_id, _ in self.jobs]
+
+    @property
+    def submitted(self) -> int:
+        return len(self.jobs)

@@ -767,25 +767,11 @@ def _grade(
     work: Work, provider_lookup: ProviderLookup, slots: CallSlots | None, may_start=None, batch_slots=None
 ) -> tuple[Grade, int, bool]:
     """The grade and how long its call took (from when it started, not from when it waited for a slot)."""
-    if work.unreadable:
-        raise PermanentFailure(work.unreadable)
-    try:
-        rubric = _rubric(work.settings_key) if work.settings_key else _validated_rubric(work.settings)
-    except SettingsError as error:
-        raise PermanentFailure(f"The job's settings are invalid: {error}") from None
+    request = grade_request(work)
     try:
         provider = provider_lookup(work.provider)
     except KeyError as error:
         raise PermanentFailure(str(error)) from None
-    request = GradeRequest(
-        text=work.text,
-        rubric=rubric,
-        settings=work.settings,
-        model=work.model,
-        document_name=work.document_name,
-        timeout_s=rule(work.settings.get("processing"), "timeout_s"),
-        exemplars=for_document(work.exemplars, work.document_id),
-    )
     # The batch's slot first, then the provider's: always in that order, so no two calls
     # each hold the slot the other waits for.
     with (
@@ -799,6 +785,25 @@ def _grade(
     latency_ms = int((time.monotonic() - started) * 1000)
     _check(grade)
     return grade, latency_ms, crowded
+
+
+def grade_request(work: Work) -> GradeRequest:
+    """What the provider is asked for one claimed job (also for a provider batch, grading.economy_engine)."""
+    if work.unreadable:
+        raise PermanentFailure(work.unreadable)
+    try:
+        rubric = _rubric(work.settings_key) if work.settings_key else _validated_rubric(work.settings)
+    except SettingsError as error:
+        raise PermanentFailure(f"The job's settings are invalid: {error}") from None
+    return GradeRequest(
+        text=work.text,
+        rubric=rubric,
+        settings=work.settings,
+        model=work.model,
+        document_name=work.document_name,
+        timeout_s=rule(work.settings.get("processing"), "timeout_s"),
+        exemplars=for_document(work.exemplars, work.document_id),
+    )
 
 
 def _validated_rubric(job_settings: dict) -> dict:

@@ -5,13 +5,13 @@ Effective settings are template defaults <- batch settings <- job overrides
 never discovers bad settings halfway through a batch.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import DomainError
 from grading.naming import MAX_PATTERN, pattern_problem
-from grading.providers import PROVIDERS, available_providers, provider_class
+from grading.providers import available_providers, get_provider, provider_class
 
 
 class _Strict(BaseModel):
@@ -75,6 +75,10 @@ class Processing(_Strict):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     auto_start: bool = False
+    # realtime: one call per job; economy: the provider's batch API, at half price within its
+    # window (24 h); auto: economy when the deadline leaves the window and a margin, else realtime
+    # (grading.economy.decide).
+    delivery: Literal["realtime", "economy", "auto"] = "auto"
 
 
 class JobStructure(_Strict):
@@ -149,14 +153,32 @@ class GradingSettings(_Strict):
 
     def problems(self) -> list[str]:
         """Why the providers cannot grade with these settings on this server (no key, another provider's model)."""
-        found = (provider_class(provider).problem(model) for provider, model in self.grading_targets())
+        found = target_problems(self.grading_targets())
+        if self.processing.delivery == "economy":
+            found += [economy_problem(provider) for provider, _ in self.grading_targets()]
         return list(dict.fromkeys(problem for problem in found if problem))
 
 
+def target_problems(targets) -> list[str]:
+    """Why these (provider, model) pairs cannot grade on this server, each sentence once."""
+    found = (provider_class(provider).problem(model) for provider, model in targets)
+    return list(dict.fromkeys(problem for problem in found if problem))
+
+
+def economy_problem(provider: str) -> str | None:
+    """Why economy delivery cannot be used with `provider` here; None when it can."""
+    if get_provider(provider).supports_batch_api():
+        return None
+    return (
+        f"The {provider} provider has no batch API on this server, so economy delivery cannot be used: "
+        "choose realtime or auto delivery."
+    )
+
+
 def split_target(entry: str, provider: str) -> tuple[str, str]:
-    """A `models` entry as (provider, model): `provider:model` names a registered provider, else `provider`'s model."""
+    """A `models` entry as (provider, model): `name:model` names a provider or connection, else `provider`'s model."""
     prefix, colon, model = entry.partition(":")
-    if colon and prefix in PROVIDERS:
+    if colon and prefix in available_providers():
         return prefix, model
     return provider, entry
 

@@ -93,6 +93,16 @@ class GradingJobSerializer(serializers.ModelSerializer):
             "result",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "started_at": {
+                "help_text": "When the graded attempt's call could start (after any stagger or pacing wait); "
+                "null until an attempt ends, so a job a worker holds but has not finished is not "
+                "shown as started. `completed_at - started_at` is `duration_ms`."
+            },
+            "duration_ms": {
+                "help_text": "From `started_at` to `completed_at`: the grading, without the wait."
+            },
+        }
 
 
 def with_job_relations(queryset):

@@ -16,6 +16,17 @@ and the status check constraints): changing one needs a migration.
 from django.db import models
 
 
+class Delivery(models.TextChoices):
+    """How a job reaches its provider: one call at a time, or in a provider batch at half price.
+
+    A batch's processing rule `delivery` may also say "auto" (grading.economy.decide); a
+    job carries what was decided for it when its batch started.
+    """
+
+    REALTIME = "realtime", "Real-time"
+    ECONOMY = "economy", "Economy (provider batch, half price)"
+
+
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     QUEUED = "queued", "Queued"

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.conf import settings as conf
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 
@@ -128,12 +129,52 @@ class DeliveryStatus(models.TextChoices):
         return [cls.PENDING, cls.RETRYING]
 
 
+# The largest id a bigint column holds: a larger number names no batch (and would overflow the query).
+MAX_ID = 2**63 - 1
+
+
+def batch_id_from(raw: str | None) -> int | None:
+    """The `batch` parameter of the notification lists: None when absent; ValueError with a sentence."""
+    if raw in (None, ""):
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+        raise ValueError("A batch is named by its id, a whole number.")
+    return int(raw)
+
+
 class NotificationQuerySet(models.QuerySet):
     def in_app_for(self, user) -> "NotificationQuerySet":
         return self.filter(recipient=user, channel=Channel.IN_APP)
 
     def unread(self) -> "NotificationQuerySet":
         return self.filter(read_at__isnull=True)
+
+    def of_batch(self, batch_id: int) -> "NotificationQuerySet":
+        return self.filter(batch_id=batch_id)
+
+    def mark_read(self, now: datetime | None = None) -> int:
+        """Mark the unread ones read; how many were."""
+        return self.unread().update(read_at=now or timezone.now())
+
+    def latest_per_batch(self) -> "NotificationQuerySet":
+        """One entry per batch: its newest notice among these, with the group's counts.
+
+        Each row is annotated with `group_size` (the batch's notices among these,
+        itself included) and `group_unread` (how many of them are unread). The
+        subqueries repeat this queryset's own filters (recipient, channel, unread),
+        so a group holds exactly what the flat list would show for its batch; the
+        notification_inbox index serves them.
+        """
+        same_batch = self.filter(batch=OuterRef("batch")).order_by()
+        newest = same_batch.order_by("-created_at", "-id").values("pk")[:1]
+
+        def count(queryset) -> Subquery:
+            return Subquery(queryset.values("batch").annotate(n=Count("pk")).values("n"))
+
+        return self.filter(pk=Subquery(newest)).annotate(
+            group_size=Coalesce(count(same_batch), 0),
+            group_unread=Coalesce(count(same_batch.unread()), 0),
+        )
 
     def due(self, now: datetime) -> "NotificationQuerySet":
         """Deliveries whose next attempt may run now."""
@@ -207,6 +248,22 @@ class Notification(models.Model):
         if self.read_at is None:
             self.read_at = now or timezone.now()
             Notification.objects.filter(pk=self.pk, read_at__isnull=True).update(read_at=self.read_at)
+
+    def with_earlier(self) -> NotificationQuerySet:
+        """This notice and the earlier ones of its batch for the same recipient and channel: its group."""
+        return Notification.objects.filter(
+            recipient_id=self.recipient_id,
+            webhook_id=self.webhook_id,
+            channel=self.channel,
+            batch_id=self.batch_id,
+        ).filter(Q(created_at__lt=self.created_at) | Q(created_at=self.created_at, pk__lte=self.pk))
+
+    def mark_group_read(self, now: datetime | None = None) -> int:
+        """Mark this notice and the earlier ones of its batch read (the group it heads in the list)."""
+        now = now or timezone.now()
+        marked = self.with_earlier().mark_read(now)
+        self.read_at = self.read_at or now
+        return marked
 
     # --- delivery ------------------------------------------------------------
     #

@@ -19,6 +19,24 @@ class NotificationSerializer(serializers.ModelSerializer):
         return notification.read_at is not None
 
 
+class NotificationGroupSerializer(NotificationSerializer):
+    """A batch's newest notice standing for its group (`?group=batch`), with what it hides."""
+
+    earlier = serializers.SerializerMethodField(
+        help_text="Earlier notices of the same batch in the list asked for; `?batch=<id>` lists them all."
+    )
+    unread_in_group = serializers.IntegerField(
+        source="group_unread", read_only=True, help_text="Unread notices in the group, this one included."
+    )
+
+    class Meta(NotificationSerializer.Meta):
+        fields = [*NotificationSerializer.Meta.fields, "earlier", "unread_in_group"]
+        read_only_fields = fields
+
+    def get_earlier(self, notification: Notification) -> int:
+        return notification.group_size - 1
+
+
 class PreferencesSerializer(serializers.Serializer):
     """{channel: {event: enabled}} for the personal channels; omitted pairs keep their value."""
 

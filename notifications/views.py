@@ -1,18 +1,25 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.serializers import IntegerField
 from rest_framework.views import APIView
 
 from batches.models import JobBatch
 from core.api_errors import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
-from notifications.models import BatchWebhook, DeliveryAttempt, Notification, NotificationPreference
+from notifications.models import (
+    BatchWebhook,
+    DeliveryAttempt,
+    Notification,
+    NotificationPreference,
+    batch_id_from,
+)
 from notifications.serializers import (
+    NotificationGroupSerializer,
     NotificationSerializer,
     PreferenceGridSerializer,
     PreferencesSerializer,
@@ -20,20 +27,49 @@ from notifications.serializers import (
     WebhookSerializer,
 )
 
+BATCH_PARAMETER = OpenApiParameter(
+    "batch", OpenApiTypes.INT, description="Only the notices of this batch (all of them, one by one)."
+)
+GROUP_PARAMETER = OpenApiParameter(
+    "group",
+    OpenApiTypes.STR,
+    enum=["batch"],
+    description="`batch`: one entry per batch, its newest notice, with `earlier` and `unread_in_group`.",
+)
+READ_GROUP_PARAMETER = OpenApiParameter(
+    "group",
+    OpenApiTypes.STR,
+    enum=["batch"],
+    description="`batch`: mark this notice and the earlier ones of its batch read (the group it heads).",
+)
+
 
 # The error responses each operation can give, so the schema (and the fuzz run
 # that holds responses to it) knows them: see core.api_errors.
 @extend_schema_view(
-    list=extend_schema(responses={200: NotificationSerializer(many=True), **LIST_ERRORS}),
+    list=extend_schema(
+        parameters=[GROUP_PARAMETER, BATCH_PARAMETER],
+        responses={200: NotificationSerializer(many=True), **LIST_ERRORS},
+    ),
     retrieve=extend_schema(responses={200: NotificationSerializer, **READ_ERRORS}),
-    read=extend_schema(request=None, responses={200: NotificationSerializer, **READ_ERRORS}),
+    # A bad `group` or `batch` is a 400 here too, as on the list.
+    read=extend_schema(
+        request=None,
+        parameters=[READ_GROUP_PARAMETER],
+        responses={200: NotificationSerializer, **LIST_ERRORS},
+    ),
     read_all=extend_schema(
         request=None,
-        responses={200: inline_serializer("MarkedRead", {"marked_read": IntegerField()}), **READ_ERRORS},
+        parameters=[BATCH_PARAMETER],
+        responses={200: inline_serializer("MarkedRead", {"marked_read": IntegerField()}), **LIST_ERRORS},
     ),
 )
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
-    """The signed-in user's in-app notifications, newest first; ?unread=true for the unread ones."""
+    """The signed-in user's in-app notifications, newest first.
+
+    ?unread=true for the unread ones; ?group=batch for one entry per batch (its
+    newest notice, with the number of earlier ones); ?batch=<id> for one batch's.
+    """
 
     serializer_class = NotificationSerializer
     queryset = Notification.objects.none()  # for the schema; requests use get_queryset
@@ -44,7 +80,30 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
         notifications = Notification.objects.in_app_for(self.request.user)
         if self.request.query_params.get("unread", "").lower() in ("1", "true", "yes"):
             notifications = notifications.unread()
+        if self.action in ("list", "read_all") and (batch_id := self._batch_param()) is not None:
+            notifications = notifications.of_batch(batch_id)
+        if self.action == "list" and self._grouped():
+            notifications = notifications.latest_per_batch()
         return notifications
+
+    def get_serializer_class(self):
+        if self.action == "list" and self._grouped():
+            return NotificationGroupSerializer
+        return super().get_serializer_class()
+
+    def _grouped(self) -> bool:
+        group = self.request.query_params.get("group")
+        if group in (None, ""):
+            return False
+        if group != "batch":
+            raise ValidationError({"group": ["Group by `batch`, or leave `group` out for every notice."]})
+        return True
+
+    def _batch_param(self) -> int | None:
+        try:
+            return batch_id_from(self.request.query_params.get("batch"))
+        except ValueError as error:
+            raise ValidationError({"batch": [str(error)]}) from None
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
@@ -55,14 +114,16 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         notification = self.get_object()
-        notification.mark_read()
+        if self._grouped():
+            notification.mark_group_read()
+        else:
+            notification.mark_read()
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses=inline_serializer("MarkedRead", {"marked_read": IntegerField()}))
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
-        marked = Notification.objects.in_app_for(request.user).unread().update(read_at=timezone.now())
-        return Response({"marked_read": marked})
+        return Response({"marked_read": self.get_queryset().mark_read()})
 
 
 @extend_schema_view(

@@ -49,12 +49,7 @@ class BatchTemplateViewSet(SharingViewSetMixin, viewsets.ModelViewSet):
         )
 
     def perform_destroy(self, template: BatchTemplate) -> None:
-        # Draft and paused batches read their settings from the template; deleting
-        # it under them would leave them without a rubric.
-        in_use = template.batches.exclude(status="archived").count()
-        if in_use:
-            raise Conflict(
-                f"{in_use} batch(es) that are not archived use this template; archive or delete them first.",
-                code="template_in_use",
-            )
+        refusal = template.deletion_refusal()
+        if refusal:
+            raise Conflict(refusal, code="template_in_use")
         template.delete()

@@ -1,3 +1,4 @@
+import copy
 from typing import Any
 
 from django.conf import settings
@@ -5,11 +6,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.text import slugify
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from core.permissions import Level, filter_accessible, is_signed_in
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
+from templates_app.prebuilt import PREBUILT_SLUGS
 
 
 class TemplateCategory(models.TextChoices):
@@ -36,6 +39,17 @@ class BatchTemplateQuerySet(models.QuerySet):
 
     def manageable_by(self, user) -> "BatchTemplateQuerySet":
         return self.accessible_to(user, Level.MANAGE)
+
+    def unique_slug(self, name: str) -> str:
+        """A slug made from the name that no template has yet ("essays", "essays-2", …)."""
+        base = slugify(name)[:90] or "template"
+        if base.isdigit():
+            # Batches name their template by id or slug: a numeric slug would be ambiguous.
+            base = f"template-{base}"
+        slug, n = base, 2
+        while self.model.objects.filter(slug=slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        return slug
 
 
 class BatchTemplate(models.Model):
@@ -88,6 +102,40 @@ class BatchTemplate(models.Model):
             validate_job_structure(self.job_structure)
         except SettingsError as exc:
             raise ValidationError({"default_settings": [str(exc)]}) from None
+
+    @property
+    def is_prebuilt(self) -> bool:
+        """One of the templates the project installs (templates_app/prebuilt.py).
+
+        The migrations refresh them by slug, so the web editor keeps them
+        read-only: a teacher changes a copy of one, never the original.
+        """
+        return self.slug in PREBUILT_SLUGS
+
+    def copy_for(self, owner, name: str | None = None) -> "BatchTemplate":
+        """The user's own editable copy: same settings, rubric and rules, private, unused."""
+        name = (name or f"{self.name} (copy)")[:200]
+        return BatchTemplate.objects.create(
+            name=name,
+            slug=BatchTemplate.objects.unique_slug(name),
+            description=self.description,
+            category=self.category,
+            default_settings=copy.deepcopy(self.default_settings),
+            job_structure=copy.deepcopy(self.job_structure),
+            processing_rules=copy.deepcopy(self.processing_rules),
+            owner=owner,
+        )
+
+    def deletion_refusal(self) -> str | None:
+        """Why the template cannot be deleted now, as a sentence; None when it can."""
+        # Draft and paused batches read their settings from the template; deleting
+        # it under them would leave them without a rubric.
+        in_use = self.batches.exclude(status="archived").count()
+        if in_use:
+            return (
+                f"{in_use} batch(es) that are not archived use this template; archive or delete them first."
+            )
+        return None
 
     def count_use(self) -> None:
         # An F() update, so concurrent batch creations never lose a count.

@@ -416,6 +416,8 @@ RESEARCH_PAPER = {
 }
 
 PREBUILT_TEMPLATES = [ACADEMIC_ESSAY, BUSINESS_REPORT, RESEARCH_PAPER]
+# What marks a template as pre-built (BatchTemplate.is_prebuilt): install() refreshes these by slug.
+PREBUILT_SLUGS = frozenset(spec["slug"] for spec in PREBUILT_TEMPLATES)
 
 
 def install(template_model) -> None:

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.utils.text import slugify
 from rest_framework import serializers
 
 from core.api_support import ObjectField, StrictSerializerMixin
@@ -21,7 +20,8 @@ class BatchTemplateSerializer(StrictSerializerMixin, serializers.ModelSerializer
     processing_rules = ObjectField(
         required=False,
         help_text="max_attempts, backoff_base_s, backoff_max_s, concurrency, stagger_ms, timeout_s, "
-        "requests_per_minute, auto_start",
+        "requests_per_minute, auto_start, delivery (realtime, economy or auto: the provider's batch API "
+        "at half price when the deadline allows)",
     )
     job_structure = ObjectField(
         required=False,
@@ -97,10 +97,16 @@ def settings_errors(
 
 
 def unique_slug(name: str) -> str:
-    base = slugify(name)[:90] or "template"
-    if base.isdigit():
-        base = f"template-{base}"
-    slug, n = base, 2
-    while BatchTemplate.objects.filter(slug=slug).exists():
-        slug, n = f"{base}-{n}", n + 1
-    return slug
+    return BatchTemplate.objects.unique_slug(name)
+
+
+def save_template(request, data: dict[str, Any], template: BatchTemplate | None = None) -> BatchTemplate:
+    """Create (or replace) a template from `data` under the API's rules: the web editor's one way in.
+
+    Raises rest_framework's ValidationError with the serializer's field errors
+    (settings errors keyed by dotted path under default_settings,
+    processing_rules and job_structure), so a page can put each on its field.
+    """
+    serializer = BatchTemplateSerializer(template, data=data, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return serializer.save()

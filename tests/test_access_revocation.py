@@ -11,7 +11,9 @@ outlive the share:
 - vera, who may only view, asks to attach olivia's documents to a batch of
   her own (POST /api/batches/{id}/jobs), which must be refused.
 
-Then olivia revokes, on the batch and on the template alike:
+Then olivia revokes, on the batch, the template and her assignment rule alike
+(the rule is made, and shared, by the routes that need it: it is revoked
+right after):
 
 - unshare: the persona answers every route as a stranger does (the matrix's
   stranger column) and no answer holds anything of olivia's;
@@ -31,7 +33,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import reverse
 
-from batches.models import BatchStatus
+from batches.models import AssignmentRule, BatchStatus
 from core.permissions import Level, unshare
 from grading.models import Document, GradingJob, GradingResult, JobStatus
 from tests.api_support import client_for
@@ -96,9 +98,9 @@ CASES = [
 ]
 
 
-def revoke(world: World, persona: str, how: str) -> None:
+def revoke(world: World, persona: str, how: str, objects=None) -> None:
     level = Level.VIEW if how == "unshare" else Level.CHANGE
-    for obj in (world.batch, world.template):
+    for obj in objects if objects is not None else (world.batch, world.template):
         unshare(obj, world.user(persona), level)
 
 
@@ -122,6 +124,7 @@ def test_every_route_answers_as_if_the_access_never_was(persona, how, column):
         with transaction.atomic():
             if expect.prepare:
                 expect.prepare(world)
+                revoke(world, persona, how, AssignmentRule.objects.all())
             response = _request(world, route, expect, persona)
             problems = _problems(world, expect, persona, column, response)
             transaction.set_rollback(True)

@@ -50,5 +50,5 @@ def test_the_batch_page_shows_the_figures_per_provider_and_model(client, owner):
     batch = worked_batch(owner)
     client.force_login(owner)
     html = client.get(f"/batches/{batch.pk}").content.decode()
-    assert "By provider and model" in html
+    assert "By connection and model" in html
     assert f"openai · {MODEL_A}" in html and "5.0 s" in html  # model A's mean time per job

@@ -604,7 +604,11 @@ def test_the_estimate_of_a_comparison_counts_each_provider_with_its_own_prices(o
     rows = {(row["provider"], row["model"]): row for row in estimate.estimate_batch(batch)["by_model"]}
 
     assert set(rows) == {("openai", "gpt-4o-mini"), ("anthropic", HAIKU)}
-    assert rows[("anthropic", HAIKU)]["price_per_million_tokens"] == {"input": 1.0, "output": 5.0}
+    assert rows[("anthropic", HAIKU)]["price_per_million_tokens"] == {
+        "input": 1.0,
+        "cached_input": 0.1,
+        "output": 5.0,
+    }
     assert rows[("anthropic", HAIKU)]["jobs"] == 2
 
 

@@ -133,7 +133,7 @@ def test_a_provider_the_registry_no_longer_knows_is_counted_but_not_priced(owner
     (row,) = figures["by_model"]
     assert row["provider"] == "retired-llm"
     assert row["priced"] is False and row["cost"] == 0 and figures["cost"] == 0
-    assert row["price_per_million_tokens"] == {"input": 0.0, "output": 0.0}
+    assert row["price_per_million_tokens"] == {"input": 0.0, "cached_input": 0.0, "output": 0.0}
     assert row["price_method"] == "unknown provider “retired-llm”: not priced"
     assert "unknown provider “retired-llm”" in row["input_method"]
     # Characters / 4 and no prompt: what an unknown provider sends is not known.

@@ -98,7 +98,7 @@ def test_the_gradebook_has_one_row_per_document_with_the_final_score(worked):
     assert (rows["d1.txt"]["final_score"], rows["d1.txt"]["percent"]) == ("7.5", "75")
     assert (rows["d1.txt"]["Content (6)"], rows["d1.txt"]["Style (4)"]) == ("4.5", "3")
     assert rows["d1.txt"]["reviewed"] == "no"
-    assert rows["d1.txt"]["graded_by"] == "gpt-a; gpt-b"
+    assert rows["d1.txt"]["graded_by"] == "openai:gpt-a; openai:gpt-b"  # connection:model
     # d2: model A's job was reviewed to 5, so the review alone is final.
     assert (rows["d2.txt"]["final_score"], rows["d2.txt"]["max_score"]) == ("5", "10")
     assert (rows["d2.txt"]["Content (6)"], rows["d2.txt"]["Style (4)"]) == ("3", "2")

@@ -62,3 +62,15 @@ def test_grading_inline_prints_no_task_queue_chatter(tmp_path):
     assert finished.returncode == 0, finished.stderr
     assert "Batch #" in finished.stdout
     assert "Enqueued" not in finished.stdout + finished.stderr
+
+
+def test_seeding_the_demo_prints_the_account_and_the_demo_and_no_task_queue_chatter(tmp_path):
+    env = {"DEBUG": "1", "VAR_DIR": str(tmp_path / "var"), "DATABASE_URL": "", "LOG_LEVEL": "INFO"}
+    assert manage("migrate", "--no-input", **env).returncode == 0
+
+    finished = manage("seed_demo", **env)
+
+    assert finished.returncode == 0, finished.stderr
+    assert "Sign in as   username: admin" in finished.stdout
+    assert "Created and started the demo batch" in finished.stdout
+    assert "Enqueued" not in finished.stdout + finished.stderr

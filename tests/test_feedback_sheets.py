@@ -5,6 +5,7 @@ test-artifacts/feedback-sheet.png with poppler's pdftoppm when it is installed.
 """
 
 import io
+import re
 import shutil
 import subprocess
 import zipfile
@@ -14,7 +15,9 @@ import pytest
 from django.conf import settings
 from pypdf import PdfReader
 
+from batches import feedback
 from batches.export import stream_zip
+from batches.feedback import CriterionFeedback, DocumentFeedback, FeedbackSheet, render_pdf
 from batches.students import RosterRow, replace_roster
 from grading.models import GradingResult, JobStatus
 from tests.analytics_support import MODEL_A, NOW, add_job
@@ -215,3 +218,66 @@ def test_nothing_graded_means_no_sheet(owner, client):
     client.force_login(owner)
     response = client.get(f"/batches/{batch.pk}/jobs/{job.pk}/feedback.pdf", follow=True)
     assert "No feedback sheet yet" in response.content.decode()
+
+
+def _without_dates(data: bytes) -> bytes:
+    """The PDF without its creation date and the file id fpdf2 derives from it."""
+    return re.sub(rb"/CreationDate \(D:[^)]*\)|/ID \[<[0-9A-F]+><[0-9A-F]+>\]", b"", data)
+
+
+def _unicode_sheet(name: str, quote: str) -> FeedbackSheet:
+    criterion = CriterionFeedback("Teza", 4, 6, "Dobrze", "Jasne stanowisko.", [(quote, True)], "Świetnie")
+    document = DocumentFeedback("esej.txt", 8, 10, True, [criterion], ["Ogólnie dobrze."], ["Sprawdzone."])
+    return FeedbackSheet(name, "Zestaw 3", "", [document])
+
+
+def test_sheets_set_in_the_font_parsed_once_are_the_sheets_fpdf2_makes_from_the_file(monkeypatch):
+    # Several alphabets one after another: each sheet's subset must come from the whole
+    # font, never from what the sheet before it left of a shared copy.
+    sheets = [
+        _unicode_sheet("Łukasz Żółć", "Zażółć gęślą jaźń"),
+        _unicode_sheet("Νίκος Καζαντζάκης", "Ζορμπάς ο Έλληνας"),
+        _unicode_sheet("Фёдор Достоевский", "Преступление и наказание"),
+        _unicode_sheet("Łukasz Żółć", "Zażółć gęślą jaźń"),
+    ]
+    reused = [render_pdf(sheet) for sheet in sheets]
+    monkeypatch.setattr(
+        feedback, "_add_parsed_font", lambda pdf, family, style, path: pdf.add_font(family, style, str(path))
+    )
+    from_the_file = [render_pdf(sheet) for sheet in sheets]
+    assert [_without_dates(data) for data in reused] == [_without_dates(data) for data in from_the_file]
+    text = flat(pdf_text(reused[2]))
+    assert "Фёдор Достоевский" in text and "“Преступление и наказание”" in text
+    assert "Νίκος Καζαντζάκης" in flat(pdf_text(reused[1]))
+
+
+def test_the_export_leaves_the_sheets_out_when_asked(owner, sheet_batch):
+    batch, _ = sheet_batch
+    client = client_for(owner)
+    with_sheets = zipfile.ZipFile(
+        io.BytesIO(b"".join(client.get(f"/api/batches/{batch.pk}/export").streaming_content))
+    )
+    assert "feedback/Zoe_Nunez_1001.pdf" in with_sheets.namelist()
+    response = client.get(f"/api/batches/{batch.pk}/export?feedback=0")
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert not [name for name in archive.namelist() if name.startswith("feedback/")]
+    assert {"README.txt", "batch.json", "gradebook.csv"} <= set(archive.namelist())
+    assert "left out of this export" in archive.read("README.txt").decode()
+    assert "left out" not in with_sheets.read("README.txt").decode()
+
+
+def test_an_unknown_feedback_choice_is_refused(owner, sheet_batch):
+    batch, _ = sheet_batch
+    response = client_for(owner).get(f"/api/batches/{batch.pk}/export?feedback=maybe")
+    assert response.status_code == 400
+    assert response.json() == {"feedback": ["Choose one of: 1, 0, true, false, yes, no."]}
+
+
+def test_the_batch_page_offers_the_export_without_sheets(owner, client, sheet_batch):
+    batch, _ = sheet_batch
+    client.force_login(owner)
+    page = client.get(f"/batches/{batch.pk}").content.decode()
+    assert f'action="/api/batches/{batch.pk}/export"' in page
+    assert 'name="feedback" value="0"' in page
+    assert "Leave out the feedback sheets" in page

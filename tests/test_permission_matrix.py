@@ -231,18 +231,21 @@ def exemplar_body(world: World) -> dict[str, Any]:
 
 
 def with_rule(world: World) -> None:
-    """olivia's assignment rule, marked private."""
-    AssignmentRule.objects.create(
+    """olivia's assignment rule, marked private, shared as her batch and template are."""
+    made = AssignmentRule.objects.create(
         owner=world.user(OWNER), name=f"{PRIVATE_MARK} rule", position=1, template=world.batch.template
     )
+    share(made, world.user(VIEWER), Level.VIEW)
+    share(made, world.user(CHANGER), Level.CHANGE)
+    share(made, Group.objects.get(name="managers"), Level.MANAGE)
 
 
 def rule_pk(world: World) -> dict[str, Any]:
     return {"pk": AssignmentRule.objects.get(name=f"{PRIVATE_MARK} rule").pk}
 
 
-def own_rules(user: User) -> set[int]:
-    return set(AssignmentRule.objects.filter(owner=user).values_list("pk", flat=True))
+def visible_rules(user: User) -> set[int]:
+    return set(AssignmentRule.objects.visible_to(user).values_list("pk", flat=True))
 
 
 def with_inboxes(world: World) -> None:
@@ -414,22 +417,25 @@ EXPECTATIONS: dict[str, Expect] = {
     "PATCH notification-preferences": Expect(
         SIGNED_IN(), no_kwargs, body=lambda w: {"in_app": {"progress_milestone": False}}
     ),
-    # assignment rules: each user's own
-    "GET assignment-rule-list": Expect(SIGNED_IN(), no_kwargs, prepare=with_rule, rows=own_rules),
+    # assignment rules: shared like batches and templates
+    "GET assignment-rule-list": Expect(SIGNED_IN(), no_kwargs, prepare=with_rule, rows=visible_rules),
     "POST assignment-rule-list": Expect(
         SIGNED_IN(201), no_kwargs, body=lambda w: {"name": "New rule", "template": "academic-essay"}
     ),
-    "GET assignment-rule-detail": Expect(PERSONAL(), rule_pk, prepare=with_rule),
+    "GET assignment-rule-detail": Expect(READ(), rule_pk, prepare=with_rule),
     "PUT assignment-rule-detail": Expect(
-        PERSONAL(),
+        CHANGE(),
         rule_pk,
         prepare=with_rule,
         body=lambda w: {"name": "Renamed", "template": "academic-essay"},
     ),
     "PATCH assignment-rule-detail": Expect(
-        PERSONAL(), rule_pk, prepare=with_rule, body=lambda w: {"priority": 8}
+        CHANGE(), rule_pk, prepare=with_rule, body=lambda w: {"priority": 8}
     ),
-    "DELETE assignment-rule-detail": Expect(PERSONAL(204), rule_pk, prepare=with_rule),
+    "DELETE assignment-rule-detail": Expect(OWNER_ONLY(204), rule_pk, prepare=with_rule),
+    "GET assignment-rule-permissions": Expect(MANAGE(), rule_pk, prepare=with_rule),
+    "POST assignment-rule-share": Expect(MANAGE(), rule_pk, prepare=with_rule, body=share_body),
+    "POST assignment-rule-unshare": Expect(MANAGE(), rule_pk, prepare=with_rule, body=share_body),
     # the inbox: each user's own; assigning needs change on the batch
     "GET inbox": Expect(SIGNED_IN(), no_kwargs, prepare=with_inboxes, rows=own_inbox),
     "POST inbox": Expect(SIGNED_IN(201), no_kwargs, body=upload_body, multipart=True),
@@ -439,6 +445,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "DELETE inbox-item": Expect(PERSONAL(204), own_inbox_pk, prepare=with_inboxes),
     # the queue: everyone's, showing only what they may view
     "GET queue": Expect(SIGNED_IN(), no_kwargs, prepare=running, check=queue_rows),
+    # the deployment's provider connections: the same for everyone signed in
+    "GET providers": Expect(SIGNED_IN(), no_kwargs),
     # the API itself
     "GET api-root": Expect(SIGNED_IN(), no_kwargs),
     "GET api-schema": Expect(ANYONE(), no_kwargs),

@@ -82,7 +82,7 @@ def test_a_registered_provider_is_estimated_with_its_own_tokens_and_prices(owner
     assert row["output_tokens"] == 2 * 50
     assert row["input_method"] == "one token per word"
     assert row["output_method"] == "fifty per call"
-    assert row["price_per_million_tokens"] == {"input": 1.0, "output": 2.0}
+    assert row["price_per_million_tokens"] == {"input": 1.0, "cached_input": 1.0, "output": 2.0}
     assert row["priced"] is True
     assert row["cost"] == pytest.approx((207 * 1.0 + 100 * 2.0) / 1e6)
 

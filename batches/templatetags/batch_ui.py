@@ -140,5 +140,6 @@ def intcomma_plain(value: int | None) -> str:
 
 @register.filter
 def grades_with(estimate: dict[str, Any] | None, provider: str) -> bool:
-    """Whether any of an estimate's models is of this provider (say "builtin costs nothing" only then)."""
-    return any(model.get("provider") == provider for model in (estimate or {}).get("by_model") or [])
+    """Whether any of an estimate's models is of this provider kind (say "builtin costs nothing" only then)."""
+    rows = (estimate or {}).get("by_model") or []
+    return any((model.get("kind") or model.get("provider")) == provider for model in rows)

@@ -30,12 +30,14 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 
+from grading.providers.anthropic_batches import AnthropicBatches
 from grading.providers.base import (
     CHARS_PER_TOKEN,
     COST_QUANTUM,
@@ -52,6 +54,7 @@ from grading.providers.base import (
     criteria_of,
     require_text,
 )
+from grading.providers.connections import Connection, bound_connection
 from grading.providers.prompting import (
     DOCUMENT_HEADING_TOKENS,
     MAX_REPLY_TOKENS,
@@ -73,7 +76,6 @@ from grading.providers.prompting import (
 from grading.providers.remote import (
     Clients,
     configured_prices,
-    endpoint,
     quota_from_headers,
     redacted,
     shown_url,
@@ -209,13 +211,14 @@ def is_claude(model: str) -> bool:
     return model.startswith("claude-")
 
 
-def prices_for(model: str, prompt_tokens: int = 0) -> Prices | None:
+def prices_for(model: str, prompt_tokens: int = 0, stated: dict | None = None) -> Prices | None:
     """The prices of `model` for a request with this many prompt tokens; None when no price is known.
 
     MODEL_PRICES names a model or its family with [input, output] (cache writes and reads
-    then follow Anthropic's standard multipliers) or [input, output, cache write, cache read].
+    then follow Anthropic's standard multipliers) or [input, output, cache write, cache read];
+    `stated`, the connection's own prices (PROVIDERS' `prices`, the same form), comes first.
     """
-    configured = configured_prices(django_settings.MODEL_PRICES)
+    configured = {**configured_prices(django_settings.MODEL_PRICES), **configured_prices(stated or {})}
     row = configured.get(model) or configured.get(family_of(model))
     if row is not None:
         return Prices.standard(*row) if len(row) == 2 else Prices(*row)
@@ -225,13 +228,13 @@ def prices_for(model: str, prompt_tokens: int = 0) -> Prices | None:
     return stated.prices
 
 
-def usage_cost(model: str, usage: dict) -> Decimal:
+def usage_cost(model: str, usage: dict, stated: dict | None = None) -> Decimal:
     """What one call cost: uncached input, cache writes and cache reads each at their own price."""
     fresh = token_count(usage.get("input_tokens"))
     written = token_count(usage.get("cache_creation_input_tokens"))
     read = token_count(usage.get("cache_read_input_tokens"))
     output = token_count(usage.get("output_tokens"))
-    prices = prices_for(model, fresh + written + read)
+    prices = prices_for(model, fresh + written + read, stated)
     if prices is None:
         return Decimal(0)
     dollars = (
@@ -248,9 +251,8 @@ def _decimal(value: float) -> Decimal:
 
 
 def connection() -> tuple[str, str]:
-    """Endpoint and key from the deployment's settings, looked up per call, never kept."""
-    base_url = django_settings.ANTHROPIC_BASE_URL or DEFAULT_BASE_URL
-    return endpoint(base_url, django_settings.ANTHROPIC_API_KEY, "ANTHROPIC_API_KEY")
+    """Endpoint and key of the `anthropic` connection, looked up per call, never kept."""
+    return AnthropicProvider.connection().endpoint()
 
 
 def _new_client(base_url: str, api_key: str, limits) -> anthropic.Anthropic:
@@ -386,7 +388,9 @@ def api_message(error: anthropic.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
-def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> ProviderError:
+def translate(
+    error: anthropic.AnthropicError, base_url: str, api_key: str, key_env: str = "ANTHROPIC_API_KEY"
+) -> ProviderError:
     """The SDK's exception as ours, with a sentence fit to show as the job's last error (never the key)."""
     import anthropic
 
@@ -403,7 +407,7 @@ def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> P
             error.response.headers,
             busy={529: "is overloaded"},
             reasons={
-                401: "rejected the API key set in ANTHROPIC_API_KEY",
+                401: f"rejected the API key set in {key_env}",
                 402: "refused the request for billing reasons",
                 413: "refused the request as too large (the document may be too long)",
             },
@@ -411,7 +415,9 @@ def translate(error: anthropic.AnthropicError, base_url: str, api_key: str) -> P
     return PermanentProviderError(f"The Anthropic client failed: {redacted(str(error), api_key)}.")
 
 
-def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]) -> Grade:
+def build_grade(
+    request: GradeRequest, replies: list[dict], criteria: list[dict], stated: dict | None = None
+) -> Grade:
     """The grade from the last reply; tokens and cost count every call it took.
 
     Input tokens are all the prompt's tokens, cached or not (as the OpenAI path counts
@@ -426,7 +432,7 @@ def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]
         for field in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     output_tokens = sum(token_count(usage.get("output_tokens")) for usage in usages)
-    cost = sum((usage_cost(request.model, usage) for usage in usages), Decimal(0))
+    cost = sum((usage_cost(request.model, usage, stated) for usage in usages), Decimal(0))
     return Grade(
         score=sum(item.score for item in graded),
         max_score=sum(item.max_score for item in graded),
@@ -440,48 +446,69 @@ def build_grade(request: GradeRequest, replies: list[dict], criteria: list[dict]
     )
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(AnthropicBatches, Provider):
+    # The connection this class calls (connections.py); the registry binds a subclass to each
+    # other connection of kind anthropic, under that connection's name.
     name = "anthropic"
     offline = False
     needs_key = True  # except on a loopback endpoint (a stand-in, a local proxy): see connection()
 
     @classmethod
+    def connection(cls) -> Connection:
+        return bound_connection(cls.name, "anthropic")
+
+    @classmethod
     def problem(cls, model: str) -> str | None:
         if not is_claude(model or ""):
             return (
-                f"“{model}” is not a Claude model, so the anthropic provider cannot grade with it: "
+                f"“{model}” is not a Claude model, so the {cls.name} provider cannot grade with it: "
                 "choose a model such as claude-haiku-4-5."
             )
-        try:
-            connection()
-        except PermanentProviderError as error:
-            return str(error)
-        return None
+        return cls.connection().problem()
 
     @classmethod
     def limits(cls) -> ProviderLimits:
-        return ProviderLimits(
-            django_settings.ANTHROPIC_MAX_CONCURRENCY or None,
-            django_settings.ANTHROPIC_RPM or None,
-            source=(
-                "settings ANTHROPIC_MAX_CONCURRENCY (0: learnt from the provider), ANTHROPIC_RPM and "
-                "ANTHROPIC_TPM (0: no request or token rate configured)"
-            ),
-            tokens_per_minute=django_settings.ANTHROPIC_TPM,
-        )
+        return cls.connection().limits()
 
     @classmethod
     def price_for(cls, model: str) -> tuple[float, float]:
-        prices = prices_for(model)
+        prices = prices_for(model, stated=cls.connection().prices)
         return (prices.input, prices.output) if prices else (0.0, 0.0)
+
+    # What the batch API (anthropic_batches) borrows of the real-time path.
+    request_body = staticmethod(message_body)
+
+    @classmethod
+    def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria, cls.connection().prices)
+
+    @classmethod
+    def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
+        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+        import anthropic
+
+        bound = cls.connection()
+        base_url, api_key = bound.endpoint()
+        try:
+            return use(client_for(base_url, api_key))
+        except anthropic.AnthropicError as error:
+            raise translate(error, base_url, api_key, bound.key_env) from error
+
+    # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
+    cache_min_tokens = 1024
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        prices = prices_for(model, stated=cls.connection().prices)
+        return prices.cache_read if prices else 0.0
 
     @classmethod
     def price_method(cls, model: str) -> str:
         if not cls.is_priced(model):
             return "no price known for this model: set MODEL_PRICES"
         return (
-            "the anthropic provider's price table (MODEL_PRICES overrides it), at the full input price: "
-            "the rubric prompt's cached reads cost less, and the recorded cost counts them so"
+            "the anthropic provider's price table (MODEL_PRICES overrides it); the shared prompt is "
+            "priced as a cache read after the first call, and the recorded cost counts cache writes too"
         )
 
     @classmethod
@@ -507,16 +534,17 @@ class AnthropicProvider(Provider):
         require_text(request)
         criteria = criteria_of(request.rubric)
         check_keys(criteria)
-        base_url, api_key = connection()
+        bound = self.connection()
+        base_url, api_key = bound.endpoint()
         try:
-            prices_for(request.model)  # a bad MODEL_PRICES fails before money is spent
+            prices_for(request.model, stated=bound.prices)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
         quotas: list[Quota | None] = []
         grade = with_one_repair(
-            lambda body: self._send(base_url, api_key, body, request.timeout_s, quotas),
+            lambda body: self._send(base_url, api_key, body, request.timeout_s, bound.key_env, quotas),
             message_body(request, criteria),
-            lambda replies: build_grade(request, replies, criteria),
+            lambda replies: build_grade(request, replies, criteria, bound.prices),
             functools.partial(repair_body, room=reply_room(request.model)),
         )
         grade.quota = quotas[-1]
@@ -528,7 +556,14 @@ class AnthropicProvider(Provider):
         return reply_token_budget(prompt_criteria(settings), settings) + thinking
 
     @staticmethod
-    def _send(base_url: str, api_key: str, body: dict, timeout_s: float, quotas: list) -> dict:
+    def _send(
+        base_url: str,
+        api_key: str,
+        body: dict,
+        timeout_s: float,
+        key_env: str = "ANTHROPIC_API_KEY",
+        quotas: list | None = None,
+    ) -> dict:
         import anthropic
         import httpx2
 
@@ -543,7 +578,8 @@ class AnthropicProvider(Provider):
                 options={"timeout": timeout_s},
             )
         except anthropic.AnthropicError as error:
-            raise translate(error, base_url, api_key) from error
-        # The rate-limit headers come with every reply: what is left is learnt without another request.
-        quotas.append(quota_from_headers(response.headers))
+            raise translate(error, base_url, api_key, key_env) from error
+        if quotas is not None:
+            # The rate-limit headers come with every reply: what is left is learnt without another request.
+            quotas.append(quota_from_headers(response.headers))
         return message_json(response)

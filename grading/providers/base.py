@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -132,6 +133,36 @@ class Tokenizer:
 CHARS_OVER_FOUR = Tokenizer("chars/4", APPROXIMATION)
 
 
+@dataclass(frozen=True)
+class RemoteBatch:
+    """A provider batch as the provider last reported it."""
+
+    id: str
+    # The provider's own word for its state ("in_progress", "ended", "cancelling", ...).
+    status: str
+    # No more results will come: every request succeeded, failed, expired or was cancelled.
+    ended: bool
+    # Requests that have an outcome so far (succeeded, errored, expired, cancelled).
+    finished: int = 0
+    total: int = 0
+    input_file_id: str = ""
+
+
+@dataclass
+class BatchItem:
+    """One request's outcome in a provider batch's results, by its custom_id.
+
+    `grade` when it succeeded; else `error` (a ProviderError saying whether trying again
+    may help); `expired` or `cancelled` when the provider never ran it.
+    """
+
+    custom_id: str
+    grade: Grade | None = None
+    error: ProviderError | None = None
+    expired: bool = False
+    cancelled: bool = False
+
+
 class ProviderError(Exception):
     """A grading call that did not produce a grade.
 
@@ -188,6 +219,70 @@ class Provider(ABC):
     def grade(self, request: GradeRequest) -> Grade:
         """Return the grade, or raise a ProviderError subclass."""
 
+    # --- the provider's batch API (economy delivery), where it has one ------------------
+    #
+    # A provider with a batch API grades the same requests at a discount within a window.
+    # grading.economy drives these; a provider without one (builtin, most local servers)
+    # keeps the defaults and its batches are graded in real time.
+
+    # The provider's promise: results within this long of the submission.
+    batch_window: timedelta = timedelta(hours=24)
+    # The price of a batch request, as a share of the real-time price.
+    batch_discount: Decimal = Decimal("0.5")
+    # What one provider batch may hold.
+    batch_max_requests: int = 50_000
+    batch_max_bytes: int = 200 * 1024 * 1024
+
+    def supports_batch_api(self) -> bool:
+        """Whether this provider's endpoint offers a batch API."""
+        return False
+
+    def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
+        """One request of a provider batch, as the provider's batch API takes it (a JSON object)."""
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
+    def submit_batch(
+        self, requests: list[dict], marker: str, on_upload: Callable[[str], None]
+    ) -> RemoteBatch:
+        """Send the requests as one provider batch, labelled with `marker`.
+
+        `on_upload(file_id)` is called as soon as an uploaded input file has an id, before
+        the batch is created, so that the caller can record it (a reconcile then creates
+        the batch from that file rather than uploading again).
+        """
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
+    def find_batch(
+        self,
+        marker: str,
+        *,
+        input_file_id: str = "",
+        since: datetime | None = None,
+        size: int = 0,
+        known: Collection[str] = (),
+    ) -> RemoteBatch | None:
+        """The provider batch a submission recorded as `marker` made, if it made one (a reconcile after a crash).
+
+        A provider that labels its batches finds it by the marker; one that cannot looks among
+        the batches created `since` the submission was recorded that are not `known`
+        (recorded by other submissions) and hold `size` requests.
+        """
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
+    def create_batch_from_file(self, input_file_id: str, marker: str) -> RemoteBatch:
+        """Create the batch from an input file uploaded earlier (providers that upload files)."""
+        raise NotImplementedError(f"The {self.name} provider does not upload batch files.")
+
+    def poll_batch(self, external_id: str) -> RemoteBatch:
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
+    def batch_results(self, external_id: str, requests: Mapping[str, GradeRequest]) -> Iterator[BatchItem]:
+        """The outcomes available so far, each read into a grade or an error like a real-time reply."""
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
+    def cancel_batch(self, external_id: str) -> RemoteBatch:
+        raise NotImplementedError(f"The {self.name} provider has no batch API.")
+
     # --- what the provider states about itself (class-level; no client, no SDK) ---------
 
     @classmethod
@@ -220,10 +315,25 @@ class Provider(ABC):
         return "the provider's stated price" if cls.is_priced(model) else "no price known for this model"
 
     @classmethod
-    def cost_of(cls, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    def cost_of(cls, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+        """Dollars for a call; `cached_tokens` of the input were read from the prompt cache."""
         price_in, price_out = cls.price_for(model)
-        cost = (input_tokens * Decimal(str(price_in)) + output_tokens * Decimal(str(price_out))) / MILLION
+        cached = min(max(cached_tokens, 0), input_tokens)
+        cost = (
+            (input_tokens - cached) * Decimal(str(price_in))
+            + cached * Decimal(str(cls.cached_input_price(model)))
+            + output_tokens * Decimal(str(price_out))
+        ) / MILLION
         return cost.quantize(COST_QUANTUM)
+
+    # Providers that cache a repeated prompt prefix read it from the cache only when the prefix
+    # is at least this long (OpenAI's and Anthropic's smallest cacheable prompt); None: no caching.
+    cache_min_tokens: int | None = None
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        """US dollars per million input tokens read from the prompt cache; the full price without caching."""
+        return cls.price_for(model)[0]
 
     @classmethod
     def tokenizer(cls, model: str) -> Tokenizer:

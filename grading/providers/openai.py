@@ -37,6 +37,8 @@ from grading.providers.base import (
     criteria_of,
     require_text,
 )
+from grading.providers.connections import Connection, bound_connection
+from grading.providers.openai_batches import OpenAIBatches
 
 # The prompt, the reply schema and the reading of a reply are shared with the other AI
 # providers (prompting.py); they stay importable from here under their old names.
@@ -75,10 +77,11 @@ from grading.providers.remote import (
     LOOPBACK_KEY,
     TRANSIENT_STATUSES,
     Clients,
-    endpoint,
     is_loopback,
     quota_from_headers,
+    redacted,
     retry_after_seconds,
+    shown_url,
     status_error,
 )
 from grading.providers.remote import configured_prices as configured_price_rows
@@ -88,6 +91,7 @@ if TYPE_CHECKING:
     import openai
 
 __all__ = [
+    "DEFAULT_CACHED_PRICES",
     "DEFAULT_PRICES",
     "DOCUMENT_HEADING_TOKENS",
     "EXEMPLAR_MAX_CHARS",
@@ -108,6 +112,7 @@ __all__ = [
     "completion_body",
     "configured_prices",
     "connection",
+    "cached_price_for",
     "cost_of",
     "criterion_points",
     "criterion_schema",
@@ -140,15 +145,57 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "o4-mini": (1.10, 4.40),
 }
+# US dollars per million input tokens read from the prompt cache: OpenAI caches a repeated
+# prompt prefix of 1,024 tokens or more by itself and bills those tokens at this rate.
+DEFAULT_CACHED_PRICES: dict[str, float] = {
+    "gpt-4o-mini": 0.075,
+    "gpt-4o": 1.25,
+    "gpt-4.1": 0.50,
+    "gpt-4.1-mini": 0.10,
+    "gpt-4.1-nano": 0.025,
+    "o4-mini": 0.275,
+}
+# OpenAI's smallest prompt prefix it caches.
+CACHE_MIN_TOKENS = 1024
 
 
-def price_for(model: str) -> tuple[float, float]:
-    """Input and output prices per million tokens; dated snapshots take their family's price."""
-    prices = {**DEFAULT_PRICES, **configured_prices(django_settings.MODEL_PRICES)}
+def price_for(model: str, stated: dict | None = None) -> tuple[float, float]:
+    """Input and output prices per million tokens; dated snapshots take their family's price.
+
+    `stated` is the connection's own prices (PROVIDERS' `prices`), over MODEL_PRICES, over the table.
+    """
+    prices = {
+        **DEFAULT_PRICES,
+        **configured_prices(django_settings.MODEL_PRICES),
+        **configured_prices(stated or {}),
+    }
     if model in prices:
         return prices[model]
     family = max((name for name in prices if model.startswith(name)), key=len, default=None)
     return prices[family] if family else (0.0, 0.0)
+
+
+def cached_price_for(model: str, stated: dict | None = None) -> float:
+    """The price per million cached input tokens: the fourth figure (cache reads) of the connection's
+    prices or MODEL_PRICES when they name the model with four, else the table's; a model priced
+    without one pays the full input price."""
+    configured = {
+        **configured_price_rows(django_settings.MODEL_PRICES),
+        **configured_price_rows(stated or {}),
+    }
+    family = _family(model, {**DEFAULT_PRICES, **configured})
+    row = configured.get(family) if family else None
+    if row is not None:
+        return row[3] if len(row) == 4 else row[0]
+    if family in DEFAULT_CACHED_PRICES:
+        return DEFAULT_CACHED_PRICES[family]
+    return price_for(model, stated)[0]
+
+
+def _family(model: str, prices: dict) -> str | None:
+    if model in prices:
+        return model
+    return max((name for name in prices if model.startswith(name)), key=len, default=None)
 
 
 def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
@@ -156,8 +203,8 @@ def configured_prices(raw: dict) -> dict[str, tuple[float, float]]:
     return {name: (row[0], row[1]) for name, row in configured_price_rows(raw).items()}
 
 
-def cost_of(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    return OpenAIProvider.cost_of(model, input_tokens, output_tokens)
+def cost_of(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+    return OpenAIProvider.cost_of(model, input_tokens, output_tokens, cached_tokens)
 
 
 @lru_cache(maxsize=1)
@@ -218,9 +265,8 @@ def client_for(base_url: str, api_key: str) -> openai.OpenAI:
 
 
 def connection() -> tuple[str, str]:
-    """Endpoint and key from the deployment's settings, looked up per call, never kept."""
-    base_url = django_settings.OPENAI_BASE_URL or DEFAULT_BASE_URL
-    return endpoint(base_url, django_settings.OPENAI_API_KEY, "OPENAI_API_KEY")
+    """Endpoint and key of the `openai` connection, looked up per call, never kept."""
+    return OpenAIProvider.connection().endpoint()
 
 
 def completion_body(request: GradeRequest, criteria: list[dict]) -> dict:
@@ -258,21 +304,40 @@ def api_message(error: openai.APIStatusError) -> str:
     return str(error.message).rstrip(".")
 
 
-def translate(error: openai.OpenAIError, base_url: str) -> ProviderError:
-    """The SDK's exception as ours, with a sentence fit to show as the job's last error."""
+def api_message_of(body: Any) -> str:
+    """The message of an error body ({"error": {"message": …}}), as a batch's error file carries it."""
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"]).rstrip(".")
+    return detail.rstrip(".") if isinstance(detail, str) else ""
+
+
+def translate(
+    error: openai.OpenAIError, base_url: str, api_key: str = "", key_env: str = ""
+) -> ProviderError:
+    """The SDK's exception as ours, with a sentence fit to show as the job's last error.
+
+    The endpoint is shown without credentials, and the key is taken out of whatever the
+    server or the client said, should either echo it; a 401 names the key's variable.
+    """
     import openai
 
+    where = shown_url(base_url)
     if isinstance(error, openai.APITimeoutError):
-        return TransientProviderError(f"The request to {base_url} timed out.")
+        return TransientProviderError(f"The request to {where} timed out.")
     if isinstance(error, openai.APIConnectionError):
-        return TransientProviderError(f"Could not connect to {base_url}: {error.__cause__ or error}.")
+        cause = redacted(str(error.__cause__ or error), api_key)
+        return TransientProviderError(f"Could not connect to {where}: {cause}.")
     if isinstance(error, openai.APIStatusError):
-        return translate_status(error)
-    return PermanentProviderError(f"The OpenAI client failed: {error}.")
+        return translate_status(error, api_key, key_env)
+    return PermanentProviderError(f"The OpenAI client failed: {redacted(str(error), api_key)}.")
 
 
-def translate_status(error: openai.APIStatusError) -> ProviderError:
-    return status_error(error.status_code, api_message(error), error.response.headers)
+def translate_status(error: openai.APIStatusError, api_key: str = "", key_env: str = "") -> ProviderError:
+    reasons = {401: f"rejected the API key set in {key_env}"} if key_env else None
+    return status_error(
+        error.status_code, redacted(api_message(error), api_key), error.response.headers, reasons=reasons
+    )
 
 
 def parse_reply(response: dict, criteria: list[dict], text: str):
@@ -324,39 +389,59 @@ def repair_body(body: dict, response: dict, problem: ReplyMismatch) -> dict:
     return {**body, "messages": messages}
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(OpenAIBatches, Provider):
+    # The connection this class calls (connections.py); the registry binds a subclass to each
+    # other connection of kind openai, under that connection's name.
     name = "openai"
     offline = False
     needs_key = True  # except on a loopback endpoint (Ollama, vLLM, llama.cpp): see connection()
 
     @classmethod
+    def connection(cls) -> Connection:
+        return bound_connection(cls.name, "openai")
+
+    @classmethod
     def problem(cls, model: str) -> str | None:
         if not model or model.startswith("builtin"):
             return (
-                f"“{model}” is the builtin grader's model, not one the openai provider serves: "
+                f"“{model}” is the builtin grader's model, not one the {cls.name} provider serves: "
                 "choose a model such as gpt-4o-mini."
             )
-        try:
-            connection()
-        except PermanentProviderError as error:
-            return str(error)
-        return None
+        return cls.connection().problem()
 
     @classmethod
     def limits(cls) -> ProviderLimits:
-        return ProviderLimits(
-            django_settings.OPENAI_MAX_CONCURRENCY or None,
-            django_settings.OPENAI_RPM or None,
-            source=(
-                "settings OPENAI_MAX_CONCURRENCY (0: learnt from the provider), OPENAI_RPM and "
-                "OPENAI_TPM (0: no request or token rate configured)"
-            ),
-            tokens_per_minute=django_settings.OPENAI_TPM,
-        )
+        return cls.connection().limits()
 
     @classmethod
     def price_for(cls, model: str) -> tuple[float, float]:
-        return price_for(model)
+        return price_for(model, cls.connection().prices)
+
+    cache_min_tokens = CACHE_MIN_TOKENS
+
+    # What the batch API (openai_batches) borrows of the real-time path.
+    request_body = staticmethod(completion_body)
+    error_message = staticmethod(api_message_of)
+
+    @classmethod
+    def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
+        return build_grade(request, [reply], criteria, cls)
+
+    @classmethod
+    def sdk_call(cls, use: Callable[[openai.OpenAI], Any]) -> Any:
+        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+        import openai
+
+        bound = cls.connection()
+        base_url, api_key = bound.endpoint()
+        try:
+            return use(client_for(base_url, api_key))
+        except openai.OpenAIError as error:
+            raise translate(error, base_url, api_key, bound.key_env) from error
+
+    @classmethod
+    def cached_input_price(cls, model: str) -> float:
+        return cached_price_for(model, cls.connection().prices)
 
     @classmethod
     def price_method(cls, model: str) -> str:
@@ -379,17 +464,19 @@ class OpenAIProvider(Provider):
         require_text(request)
         criteria = criteria_of(request.rubric)
         check_keys(criteria)
-        base_url, api_key = connection()
+        bound = self.connection()
+        base_url, api_key = bound.endpoint()
+        key_env = bound.key_env
         try:
-            price_for(request.model)  # a bad MODEL_PRICES fails before money is spent
+            self.price_for(request.model)  # a bad MODEL_PRICES fails before money is spent
         except ValueError as error:
             raise PermanentProviderError(str(error)) from error
         body = completion_body(request, criteria)
         quotas: list[Quota | None] = []
         grade = with_one_repair(
-            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s, quotas),
+            lambda sent: self._complete(base_url, api_key, sent, request.timeout_s, key_env, quotas),
             body,
-            lambda responses: build_grade(request, responses, criteria),
+            lambda responses: build_grade(request, responses, criteria, type(self)),
             repair_body,
         )
         grade.quota = quotas[-1]
@@ -400,7 +487,14 @@ class OpenAIProvider(Provider):
         return reply_token_budget(prompt_criteria(settings), settings)
 
     @staticmethod
-    def _complete(base_url: str, api_key: str, body: dict, timeout_s: float, quotas: list) -> dict:
+    def _complete(
+        base_url: str,
+        api_key: str,
+        body: dict,
+        timeout_s: float,
+        key_env: str = "",
+        quotas: list | None = None,
+    ) -> dict:
         import httpx2
         import openai
 
@@ -419,18 +513,22 @@ class OpenAIProvider(Provider):
                 options={"timeout": timeout_s},
             )
         except openai.OpenAIError as error:
-            raise translate(error, base_url) from error
-        # The rate-limit headers come with every reply: what is left is learnt without another request.
-        quotas.append(quota_from_headers(response.headers))
+            raise translate(error, base_url, api_key, key_env) from error
+        if quotas is not None:
+            # The rate-limit headers come with every reply: what is left is learnt without another request.
+            quotas.append(quota_from_headers(response.headers))
         return completion_json(response)
 
 
-def build_grade(request: GradeRequest, responses: list[dict], criteria: list[dict]) -> Grade:
+def build_grade(
+    request: GradeRequest, responses: list[dict], criteria: list[dict], provider: type[Provider] | None = None
+) -> Grade:
     """The grade from the last reply; tokens and cost count every call it took."""
     response = responses[-1]
     graded, feedback = parse_reply(response, criteria, request.text)
     usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in responses]
     input_tokens = sum(token_count(usage.get("prompt_tokens")) for usage in usages)
+    cached_tokens = sum(cached_token_count(usage) for usage in usages)
     output_tokens = sum(token_count(usage.get("completion_tokens")) for usage in usages)
     return Grade(
         score=sum(item.score for item in graded),
@@ -439,7 +537,13 @@ def build_grade(request: GradeRequest, responses: list[dict], criteria: list[dic
         feedback=feedback,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cost=cost_of(request.model, input_tokens, output_tokens),
+        cost=(provider or OpenAIProvider).cost_of(request.model, input_tokens, output_tokens, cached_tokens),
         raw=response,
         model=str(response.get("model") or request.model),
     )
+
+
+def cached_token_count(usage: dict) -> int:
+    """The prompt tokens read from OpenAI's prompt cache (`prompt_tokens_details.cached_tokens`)."""
+    details = usage.get("prompt_tokens_details")
+    return token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0

@@ -53,13 +53,14 @@ def shown_url(base_url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
-def endpoint(base_url: str, api_key: str, key_setting: str) -> tuple[str, str]:
+def endpoint(base_url: str, api_key: str, key_setting: str, connection: str = "") -> tuple[str, str]:
     """The endpoint and the key to send: a loopback server (Ollama, vLLM, llama.cpp) needs none."""
     if api_key:
         return base_url, api_key
     if not is_loopback(base_url):
+        named = f" (connection “{connection}”)" if connection else ""
         raise PermanentProviderError(
-            f"No API key is configured for {shown_url(base_url)}: set {key_setting} in the environment."
+            f"No API key is configured for {shown_url(base_url)}{named}: set {key_setting} in the environment."
         )
     return base_url, LOOPBACK_KEY
 

@@ -70,3 +70,54 @@
     else control.form.submit();
   });
 })();
+
+// The list's bulk bar (batches/templates/batches/_bulk_bar.html): says how many
+// batches are selected, ticks every row with "Select all on this page", and
+// keeps the rows ticked when the live refresh redraws them. Without this script
+// the form works as it is: "Select all on this page" then sends the page's rows.
+(function () {
+  "use strict";
+  var chosen = new Set();
+
+  function bar() { return document.querySelector("[data-bulk]"); }
+  function rows() { return document.querySelectorAll("input.row-select"); }
+
+  function show() {
+    var form = bar();
+    if (!form) return;
+    var count = form.querySelector("[data-selected-count]");
+    var matching = form.querySelector("[data-select-matching]");
+    if (matching && matching.checked) {
+      count.textContent = "All " + count.dataset.matching + " matching selected, on every page.";
+    } else {
+      count.textContent = chosen.size ? chosen.size + " selected." : "";
+    }
+  }
+
+  function remember(box) {
+    if (box.checked) chosen.add(box.value); else chosen.delete(box.value);
+  }
+
+  document.addEventListener("change", function (event) {
+    var control = event.target;
+    if (!control || !control.matches) return;
+    if (control.matches("[data-select-page]")) {
+      rows().forEach(function (box) { box.checked = control.checked; remember(box); });
+    } else if (control.matches("input.row-select")) {
+      remember(control);
+      var page = document.querySelector("[data-select-page]");
+      if (page && !control.checked) page.checked = false;
+    } else if (!control.matches("[data-select-matching]")) {
+      return;
+    }
+    show();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    rows().forEach(remember);
+    show();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    rows().forEach(function (box) { box.checked = chosen.has(box.value); });
+  });
+})();

@@ -55,7 +55,7 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     expect(preview).to_contain_text("Thesis and argument")
     web.get_by_label("Name").fill("Week 5 essays")
     web.get_by_label("Priority").fill("7")
-    web.get_by_label("Tags").fill("english, week-5")
+    web.get_by_label("Tags", exact=True).fill("english, week-5")
     web.get_by_role("button", name="Create batch and add documents").click()
 
     # Step 2: a refused upload explains itself; three essays dropped onto the zone go in.
@@ -97,19 +97,33 @@ def test_a_grader_creates_a_batch_uploads_starts_watches_reviews_and_exports(
     expect(web.locator("#id_score_error")).to_contain_text("between 0 and 100")
     web.get_by_label("Total score").fill("88")
     web.get_by_label("Comment").fill("Checked by hand: the evidence is stronger than the AI thought.")
+    reviewed_page = web.url
     web.get_by_role("button", name="Save review").click()
+    # Saving moves on to the next job (or, after the last, back to the batch's jobs), saying so.
     expect(web.get_by_role("status").first).to_contain_text("Review saved")
+    assert web.url != reviewed_page
+    web.goto(reviewed_page)
     expect(web.locator(".score-reviewed")).to_contain_text("88 / 100")
 
     # Download the export and read the gradebook in it.
     web.get_by_role("link", name=batch.name).click()
     with web.expect_download() as download:
-        web.get_by_role("link", name="Download results (ZIP)").click()
+        web.get_by_role("button", name="Download results (ZIP)").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert re.fullmatch(r"week-5-essays-\d{8}T\d{6}Z\.zip", saved.name)
     with zipfile.ZipFile(saved) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("gradebook.csv").decode("utf-8-sig"))))
+        assert any(name.startswith("feedback/") for name in archive.namelist())
+    # The same export without the students' feedback sheets, for a quicker download.
+    web.get_by_label("Leave out the feedback sheets").check()
+    with web.expect_download() as download:
+        web.get_by_role("button", name="Download results (ZIP)").click()
+    without = tmp_path / f"without-{download.value.suggested_filename}"
+    download.value.save_as(without)
+    with zipfile.ZipFile(without) as archive:
+        assert "gradebook.csv" in archive.namelist()
+        assert not [name for name in archive.namelist() if name.startswith("feedback/")]
     assert len(rows) == 3
     assert sorted(row["file_name"] for row in rows) == sorted(ESSAYS)
     reviewed = next(row for row in rows if row["file_name"] == "strong_essay.txt")
@@ -149,11 +163,11 @@ def test_a_grader_filters_the_list(web, owner, essay_template):
     expect(rows).to_have_count(3)
 
     web.get_by_label("Draft", exact=True).check()
-    web.get_by_label("Tags").fill("history")
+    web.get_by_label("Tags", exact=True).fill("history")
     web.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_text(["History drafts"])
     expect(web.get_by_label("Draft", exact=True)).to_be_checked()
-    expect(web.get_by_label("Tags")).to_have_value("history")
+    expect(web.get_by_label("Tags", exact=True)).to_have_value("history")
 
     web.get_by_label("Draft", exact=True).uncheck()
     web.get_by_label("Lowest priority", exact=True).fill("5")

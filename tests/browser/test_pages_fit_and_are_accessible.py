@@ -4,7 +4,7 @@ The pages are filled as a grader sees them after a day's work: a graded batch
 with its charts, a draft at risk with three buttons on its row, a paused batch
 past its deadline, a failed one a colleague shared, long names and tags.
 Screenshots of each page at 390, 1280 and 1920 px go to test-artifacts/
-(list-390.png, batch-1280.png, job-1920.png, new-390.png, ...).
+(list-390.png, batch-1280.png, job-1920.png, new-390.png, inbox-390.png, queue-1920.png, ...).
 """
 
 from datetime import timedelta
@@ -14,11 +14,13 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from batches.models import BatchStatus
+from batches.models import BatchStatus, InboxItem
+from core.permissions import Level, share
 from grading.models import GradingJob, JobStatus
 from notifications.models import Channel, Event, Notification
 from tests.browser.conftest import sign_in
 from tests.conftest import make_batch, make_document, prebuilt, set_status
+from tests.inbox_support import rule
 from tests.web_support import share_for_viewing
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,9 +36,19 @@ WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
-def desk(owner, colleague, essay_template, tasks_inline):
+def desk(owner, colleague, essay_template, tasks_inline, settings):
     """A grader's list after a day's work; returns the pages to look at."""
     now = timezone.now()
+    # Connections as a school has them: a hosted gateway whose key is not set here (so it is
+    # listed as not ready, with its sentence), and a model on the school's own server.
+    settings.PROVIDERS = {
+        "district-azure-gateway": {
+            "kind": "openai",
+            "base_url": "https://district-gateway.openai.azure.example.com/openai/deployments/v1",
+            "key_env": "DISTRICT_AZURE_OPENAI_KEY",
+        },
+        "local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"},
+    }
     graded = make_batch(
         owner,
         essay_template,
@@ -75,6 +87,19 @@ def desk(owner, colleague, essay_template, tasks_inline):
     )
     set_status(late, BatchStatus.FAILED)
     share_for_viewing(late, owner)
+    # A batch's notices come grouped: the finish heads the milestones before it.
+    for minutes, mark in ((40, 25), (30, 50), (20, 75)):
+        Notification.objects.create(
+            event=Event.PROGRESS_MILESTONE,
+            key=str(mark),
+            batch=graded,
+            channel=Channel.IN_APP,
+            recipient=owner,
+            title=f"“{graded.name}” is {mark} % done",
+            body=f"{mark} % of its jobs have ended.",
+            created_at=now - timedelta(minutes=minutes),
+            read_at=now if mark == 25 else None,
+        )
     Notification.objects.create(
         event=Event.BATCH_FINISHED,
         key="done",
@@ -84,18 +109,68 @@ def desk(owner, colleague, essay_template, tasks_inline):
         title=f"“{graded.name}” finished",
         body="4 of 4 jobs completed.",
     )
+    Notification.objects.create(
+        event=Event.DEADLINE_WARNING,
+        key="at_risk",
+        batch=draft,
+        channel=Channel.IN_APP,
+        recipient=owner,
+        title=f"“{draft.name}” is due in 30 minutes",
+        body="2 jobs are not graded yet.",
+    )
     job = GradingJob.objects.in_batch(graded).get(document__original_name="strong_essay.txt")
+    queued = make_batch(
+        colleague, essay_template, jobs=3, name="Colin's seminar essays, second reading", priority=8
+    )
+    set_status(queued, BatchStatus.PROCESSING, JobStatus.QUEUED)
+    share_for_viewing(queued, owner)
+    own_rule = rule(
+        owner,
+        "Essays by class, one batch per seminar group",
+        1,
+        extensions=[".txt", ".docx", ".pdf"],
+        name_pattern="*_essay_*.txt",
+        document_kind="essay",
+        template=essay_template,
+        group_by=r"^(\w+?)_",
+        batch_name="{template} – {group} – {date}",
+        tags=["english", "term-2"],
+    )
+    rule(owner, "Business reports into the draft", 2, document_kind="report", target_batch=draft)
+    share(own_rule, colleague, Level.CHANGE)
+    share(
+        rule(colleague, "Colin's research papers", 1, document_kind="paper", template=essay_template),
+        owner,
+        Level.VIEW,
+    )
+    InboxItem.objects.create(
+        document=make_document(owner, "shopping-list-not-an-essay.txt", "Milk, bread."),
+        owner=owner,
+        reason="No rule matched.",
+    )
+    # The editor with the longest pre-built rubric, copied: five criteria of four levels each.
+    own_template = essay_template.copy_for(owner, name="Week 5 essays — the department's rubric, adapted")
     return {
         "list": "/batches",
         "batch": f"/batches/{graded.pk}",
         "job": f"/batches/{graded.pk}/jobs/{job.pk}",
         "new": "/batches/new",
+        "scratch": "/batches/new/scratch",
+        "remove-job": f"/batches/{graded.pk}/jobs/{job.pk}/remove",
+        "cancel": f"/batches/{paused.pk}/cancel",
         "edit": f"/batches/{paused.pk}/edit",
         "notifications": "/notifications",
         "account": "/account",
         "documents": f"/batches/{draft.pk}/documents",
         "delete": f"/batches/{graded.pk}/delete",
+        "templates": "/templates",
+        "template-editor": f"/templates/{own_template.pk}",
+        "template-prebuilt": f"/templates/{prebuilt('research-paper').pk}",
         "not-found": "/batches/999999",
+        "inbox": "/inbox",
+        "rules": "/rules",
+        "rule": f"/rules/{own_rule.pk}/edit",
+        "queue": "/queue",
     }
 
 
@@ -149,10 +224,35 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
     web.goto("/accounts/login/")
     found = [f"sign-in: {violation}" for violation in axe_violations(web)]
     sign_in(web, "olivia", "pw-olivia")
-    for width, names in ((1280, list(desk)), (390, ["list", "batch", "job", "new"])):
+    for width, names in (
+        (1280, list(desk)),
+        (
+            390,
+            ["list", "batch", "job", "new", "scratch", "template-editor", "inbox", "rules", "rule", "queue"],
+        ),
+    ):
         web.set_viewport_size({"width": width, "height": 900})
         for name in names:
             web.goto(desk[name])
             expect(web.locator("main h1")).to_be_visible()
             found += [f"{name} at {width}px: {violation}" for violation in axe_violations(web)]
     assert not found, "\n".join(found)
+
+
+def test_the_notifications_grouped_per_batch_fit_and_pass_axe_when_unfolded(web, owner, desk, artifacts):
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto(desk["notifications"])
+    history = web.locator("details.notice-history")
+    expect(history).to_have_count(1)
+    history.locator("summary").click()
+    # The three milestones made here, and what grading the batch sent on its own.
+    expect(history.locator("li").first).to_be_visible()
+    problems = []
+    for width in SHOT_WIDTHS:
+        web.set_viewport_size({"width": width, "height": 900})
+        found = overflow(web)
+        if found["page"] > 0 or found["tables"]:
+            problems.append(f"unfolded notifications at {width}px: {found}")
+        problems += [f"unfolded notifications at {width}px: {v}" for v in axe_violations(web)]
+        web.screenshot(path=str(artifacts / f"notifications-unfolded-{width}.png"), full_page=True)
+    assert not problems, "\n".join(problems)

@@ -39,10 +39,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.batch_standin import BatchBook, BatchTiming, batch_options
 from tests.support.llm_standin import (
     DOCUMENT_RE,
     HOLD_LIMIT_S,
@@ -55,6 +57,7 @@ from tests.support.llm_standin import (
 from tests.support.rate_limits import RateLimits, request_tokens
 
 MESSAGES_PATH = "/v1/messages"
+BATCHES_PATH = "/v1/messages/batches"
 # The ways the Chat Completions stand-in spoils a reply's content, which apply to a tool's input alike.
 SPOILED_INPUT = (True, "missing_criterion", "out_of_range", "over_max", "fabricated_quote")
 MALFORMED_MODES = (
@@ -155,6 +158,8 @@ class MessagesHandler(StandinHandler):
         if url.path == "/stats":
             bodies = parse_qs(url.query).get("bodies") == ["1"]
             self.send_json(200, self.server.standin.stats(include_bodies=bodies))
+        elif url.path.startswith(BATCHES_PATH):
+            self.server.standin.batch_api.get(self, url.path)
         elif url.path == "/v1/models":
             self.send_json(200, {"data": [], "has_more": False, "first_id": None, "last_id": None})
         else:
@@ -163,7 +168,9 @@ class MessagesHandler(StandinHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         body = self.read_json()
-        if path == MESSAGES_PATH:
+        if path.startswith(BATCHES_PATH):
+            self.server.standin.batch_api.post(self, path, body)
+        elif path == MESSAGES_PATH:
             self.server.standin.handle_message(self, body)
         elif path == "/config":
             try:
@@ -199,7 +206,11 @@ class AnthropicStandin:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options) -> None:
         self.host, self.port = host, port
         self.config = AnthropicConfig()
+        options, timing = batch_options(options)
         self.config.update(options)
+        self.batch_timing = BatchTiming()
+        self.batch_timing.update(timing)
+        self.batch_api = MessageBatchAPI(self)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._replies_go = threading.Event()
@@ -242,8 +253,10 @@ class AnthropicStandin:
         return f"http://{self.host}:{self.port}"
 
     def configure(self, **options) -> None:
+        options, timing = batch_options(options)
         with self._lock:
             self.config.update(options)
+            self.batch_timing.update(timing)
             if "seed" in options:
                 self._rng = random.Random(self.config.seed)
             self.limits = self.limits.reconfigured(self.config, options)
@@ -268,6 +281,8 @@ class AnthropicStandin:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
         stats["limits"] = self.limits.remaining()
+        stats["batches_created"] = self.batch_api.book.created
+        stats["batch_cancels"] = self.batch_api.book.cancels
         return stats
 
     def hold_replies(self) -> None:
@@ -458,6 +473,92 @@ class AnthropicStandin:
                 self._counters.cache_writes += 1
                 usage["cache_creation_input_tokens"] = prefix_tokens
         return usage
+
+
+class MessageBatchAPI:
+    """Anthropic's Message Batches endpoints for the stand-in (see batch_standin)."""
+
+    def __init__(self, standin: AnthropicStandin):
+        self.standin = standin
+        self.book = BatchBook(standin.message)
+
+    def post(self, handler: MessagesHandler, path: str, body: dict | None) -> None:
+        if path == BATCHES_PATH:
+            requests = (body or {}).get("requests")
+            if not isinstance(requests, list) or not requests:
+                handler.send_json(
+                    400, error_body("invalid_request_error", "requests: a non-empty list is required")
+                )
+                return
+            pairs = [(str(item["custom_id"]), item["params"]) for item in requests]
+            batch = self.book.create(pairs, self.standin.batch_timing, "msgbatch")
+            handler.send_json(200, self.describe(batch))
+            return
+        batch = self.book.get(path.removeprefix(f"{BATCHES_PATH}/").removesuffix("/cancel"))
+        if batch is None or not path.endswith("/cancel"):
+            handler.send_json(404, error_body("not_found_error", f"No batch at {path}."))
+            return
+        self.book.cancel(batch)
+        handler.send_json(200, self.describe(batch))
+
+    def get(self, handler: MessagesHandler, path: str) -> None:
+        if path == BATCHES_PATH:
+            batches = sorted(self.book.batches.values(), key=lambda item: item.created_at, reverse=True)
+            data = [self.describe(batch) for batch in batches]
+            first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+            handler.send_json(200, {"data": data, "has_more": False, "first_id": first, "last_id": last})
+            return
+        results = path.endswith("/results")
+        batch = self.book.get(path.removeprefix(f"{BATCHES_PATH}/").removesuffix("/results"))
+        if batch is None:
+            handler.send_json(404, error_body("not_found_error", f"No batch at {path}."))
+        elif not results:
+            handler.send_json(200, self.describe(batch))
+        elif not self.book.ended(batch):
+            handler.send_json(404, error_body("not_found_error", "The batch has not ended: no results yet."))
+        else:
+            handler.send_bytes(200, self._results(batch), "application/binary")
+
+    def describe(self, batch) -> dict:
+        outcomes = self.book.outcomes(batch)
+        ended = all(outcome != "pending" for outcome in outcomes)
+        status = "ended" if ended else ("canceling" if batch.cancelled_at else "in_progress")
+        return {
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": status,
+            "request_counts": {
+                "processing": outcomes.count("pending"),
+                "succeeded": outcomes.count("succeeded"),
+                "errored": outcomes.count("errored"),
+                "canceled": outcomes.count("cancelled"),
+                "expired": outcomes.count("expired"),
+            },
+            "ended_at": _iso(time.time()) if ended else None,
+            "created_at": _iso(batch.created_at),
+            "expires_at": _iso(batch.window_ends_at),
+            "archived_at": None,
+            "cancel_initiated_at": _iso(batch.cancelled_at) if batch.cancelled_at else None,
+            "results_url": f"{self.standin.url}{BATCHES_PATH}/{batch.id}/results" if ended else None,
+        }
+
+    def _results(self, batch) -> bytes:
+        lines = []
+        for index, ((custom_id, _), outcome) in enumerate(
+            zip(batch.requests, self.book.outcomes(batch), strict=True)
+        ):
+            if outcome == "succeeded":
+                result = {"type": "succeeded", "message": self.book.reply(batch, index)}
+            elif outcome == "errored":
+                result = {"type": "errored", "error": error_body("api_error", "Internal server error")}
+            else:
+                result = {"type": "canceled" if outcome == "cancelled" else "expired"}
+            lines.append(json.dumps({"custom_id": custom_id, "result": result}) + "\n")
+        return "".join(lines).encode()
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sent_key(headers: dict) -> str:

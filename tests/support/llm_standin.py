@@ -29,10 +29,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.batch_standin import BatchBook, BatchTiming, batch_options
 from tests.support.rate_limits import RateLimits, request_tokens
 
 COMPLETIONS_PATH = "/v1/chat/completions"
@@ -78,6 +80,10 @@ class StandinConfig:
     # Per-minute limits (0: none), announced in the x-ratelimit-* headers and answered 429 past them.
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
+    # Prompt caching as OpenAI does it: a prompt prefix (the system message) this long or longer,
+    # seen before from the same model within cache_ttl_s, is reported as cached tokens.
+    cache_min_tokens: int = 1024
+    cache_ttl_s: float = 300.0
 
     def update(self, options: dict) -> None:
         known = {item.name for item in fields(self)}
@@ -120,6 +126,7 @@ class Counters:
     in_flight: int = 0
     peak_concurrency: int = 0
     concurrency_violations: int = 0
+    cached_tokens: int = 0
     first_request_at: float | None = None
     last_request_at: float | None = None
     models: dict[str, int] = field(default_factory=dict)
@@ -152,6 +159,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         if url.path == "/stats":
             bodies = parse_qs(url.query).get("bodies") == ["1"]
             self.send_json(200, self.server.standin.stats(include_bodies=bodies))
+        elif url.path.startswith(("/v1/batches", "/v1/files/")):
+            self.server.standin.batch_api.get(self, url.path)
         elif url.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": []})
         else:
@@ -159,8 +168,13 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        if path == "/v1/files":
+            self.server.standin.batch_api.upload(self)
+            return
         body = self.read_json()
-        if path == COMPLETIONS_PATH:
+        if path.startswith("/v1/batches"):
+            self.server.standin.batch_api.post(self, path, body)
+        elif path == COMPLETIONS_PATH:
             self.server.standin.handle_completion(self, body)
         elif path == "/config":
             self.reconfigure(body)
@@ -178,9 +192,19 @@ class StandinHandler(BaseHTTPRequestHandler):
             return
         self.send_json(200, asdict(self.server.standin.config))
 
-    def read_json(self) -> dict | None:
+    def read_raw(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def send_bytes(self, status: int, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_json(self) -> dict | None:
+        raw = self.read_raw()
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -244,7 +268,11 @@ class LLMStandin:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options) -> None:
         self.host, self.port = host, port
         self.config = StandinConfig()
+        options, timing = batch_options(options)
         self.config.update(options)
+        self.batch_timing = BatchTiming()
+        self.batch_timing.update(timing)
+        self.batch_api = OpenAIBatchAPI(self)
         self._lock = threading.Lock()
         # Notified under the lock whenever a completion is admitted or finishes.
         self._changed = threading.Condition(self._lock)
@@ -255,6 +283,8 @@ class LLMStandin:
         self._counters = Counters()
         self.limits = RateLimits.of(self.config)
         self.requests: list[RecordedRequest] = []
+        # Prompt prefixes seen, by model and prefix hash: when each was last used.
+        self._cache: dict[str, float] = {}
         self._server: StandinServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -289,8 +319,10 @@ class LLMStandin:
         return f"http://{self.host}:{self.port}/v1"
 
     def configure(self, **options) -> None:
+        options, timing = batch_options(options)
         with self._lock:
             self.config.update(options)
+            self.batch_timing.update(timing)
             if "seed" in options:
                 self._rng = random.Random(self.config.seed)
             self.limits = self.limits.reconfigured(self.config, options)
@@ -300,6 +332,7 @@ class LLMStandin:
             in_flight = self._counters.in_flight
             self._counters = Counters(in_flight=in_flight)
             self.requests = []
+            self._cache = {}
             self._rng = random.Random(self.config.seed)
             # The per-minute limits are the provider's, not counters: what is spent stays spent.
 
@@ -315,6 +348,10 @@ class LLMStandin:
             stats["bodies"] = [item.body for item in self.requests]
         stats["config"] = asdict(self.config)
         stats["limits"] = self.limits.remaining()
+        stats["batches_created"] = self.batch_api.book.created
+        stats["batch_cancels"] = self.batch_api.book.cancels
+        stats["files_uploaded"] = self.batch_api.uploads
+        stats["batch_steps_arrived"] = dict(self.batch_api.arrived)
         return stats
 
     def hold_replies(self) -> None:
@@ -418,12 +455,34 @@ class LLMStandin:
             return self._fail(handler, 400)
         malformed = self.config.malformed if kind == "malformed" else False
         reply = completion(body, malformed)
+        reply["usage"]["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens(body)}
         used = reply["usage"]["total_tokens"]
         self.limits.settle(record.reserved, used)
         with self._lock:
             self._counters.tokens_used += used
         handler.send_json(200, reply, self.limits.openai_headers())
         return 200
+
+    def cached_tokens(self, body: dict) -> int:
+        """The tokens of the request's prefix read from the cache: none the first time it is seen.
+
+        As OpenAI reports them: the whole prefix once it is at least cache_min_tokens long,
+        in steps of 128 tokens.
+        """
+        prefix = prompt_prefix(body)
+        tokens = len(prefix) // 4
+        if not prefix or tokens < max(self.config.cache_min_tokens, 1):
+            return 0
+        key = hashlib.sha256(f"{body.get('model')}\0{prefix}".encode()).hexdigest()
+        now = time.time()
+        with self._lock:
+            seen = self._cache.get(key)
+            self._cache[key] = now
+            if seen is None or now - seen > self.config.cache_ttl_s:
+                return 0
+            cached = tokens - tokens % 128 if tokens >= 128 else tokens
+            self._counters.cached_tokens += cached
+            return cached
 
     def _rate_limit(self, handler: StandinHandler, wait: float | None = None) -> int:
         seconds = self.config.retry_after_s if wait is None else max(wait, 0.001)
@@ -441,6 +500,180 @@ class LLMStandin:
         message, kind, code = FAILURE_MESSAGES.get(status, default)
         handler.send_json(status, error_body(message, kind, code))
         return status
+
+
+def batch_reply(standin: LLMStandin, body: dict) -> dict:
+    """A Chat Completion for one request of a provider batch, cached tokens counted as in real time."""
+    reply = completion(body)
+    reply["usage"]["prompt_tokens_details"] = {"cached_tokens": standin.cached_tokens(body)}
+    return reply
+
+
+class OpenAIBatchAPI:
+    """OpenAI's Files and Batches endpoints for the Chat Completions stand-in (see batch_standin)."""
+
+    def __init__(self, standin: LLMStandin):
+        self.standin = standin
+        self.book = BatchBook(lambda body: batch_reply(standin, body))
+        self._files_lock = threading.Lock()
+        # Steps a test may hold ("upload", "create", "content"): a request that arrives waits, counted
+        # in `arrived`, until released; what it does then is done even if its client has gone.
+        self._go = {step: threading.Event() for step in ("upload", "create", "content")}
+        for event in self._go.values():
+            event.set()
+        self.arrived = dict.fromkeys(self._go, 0)
+        self.uploads = 0
+
+    def hold(self, step: str) -> None:
+        self._go[step].clear()
+
+    def release(self, step: str) -> None:
+        self._go[step].set()
+
+    def _arrive(self, step: str) -> None:
+        with self._files_lock:
+            self.arrived[step] += 1
+        self._go[step].wait(timeout=HOLD_LIMIT_S)
+
+    def upload(self, handler: StandinHandler) -> None:
+        raw = handler.read_raw()
+        self._arrive("upload")
+        message = BytesParser().parsebytes(
+            f"Content-Type: {handler.headers.get('Content-Type')}\r\n\r\n".encode() + raw
+        )
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.get_payload()}
+        if "file" not in parts or parts.get("purpose") is None:
+            handler.send_json(
+                400, error_body("A file and its purpose are required.", "invalid_request_error")
+            )
+            return
+        data = parts["file"].get_payload(decode=True)
+        file_id = self.book.add_file(data)
+        with self._files_lock:
+            self.uploads += 1
+        handler.send_json(
+            200,
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": parts["file"].get_filename() or "batch.jsonl",
+                "purpose": parts["purpose"].get_payload(decode=True).decode(),
+                "status": "processed",
+            },
+        )
+
+    def post(self, handler: StandinHandler, path: str, body: dict | None) -> None:
+        if path == "/v1/batches":
+            self.create(handler, body or {})
+            return
+        batch = self.book.get(path.removeprefix("/v1/batches/").removesuffix("/cancel"))
+        if batch is None or not path.endswith("/cancel"):
+            handler.send_json(404, error_body(f"No batch at {path}.", "invalid_request_error"))
+            return
+        self.book.cancel(batch)
+        handler.send_json(200, self.describe(batch))
+
+    def create(self, handler: StandinHandler, body: dict) -> None:
+        self._arrive("create")
+        data = self.book.files.get(str(body.get("input_file_id")))
+        if data is None:
+            handler.send_json(404, error_body("No such input file.", "invalid_request_error"))
+            return
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        requests = [(str(line["custom_id"]), line["body"]) for line in lines]
+        batch = self.book.create(
+            requests,
+            self.standin.batch_timing,
+            "batch",
+            metadata=body.get("metadata") or {},
+            input_file_id=body["input_file_id"],
+        )
+        handler.send_json(200, self.describe(batch))
+
+    def get(self, handler: StandinHandler, path: str) -> None:
+        if path == "/v1/batches":
+            batches = sorted(self.book.batches.values(), key=lambda item: item.created_at, reverse=True)
+            data = [self.describe(batch) for batch in batches]
+            handler.send_json(200, {"object": "list", "data": data, "has_more": False})
+            return
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            self._arrive("content")
+            data = self.book.files.get(path.removeprefix("/v1/files/").removesuffix("/content"))
+            if data is None:
+                handler.send_json(404, error_body("No such file.", "invalid_request_error"))
+            else:
+                handler.send_bytes(200, data)
+            return
+        batch = self.book.get(path.removeprefix("/v1/batches/"))
+        if batch is None:
+            handler.send_json(404, error_body(f"No batch at {path}.", "invalid_request_error"))
+            return
+        handler.send_json(200, self.describe(batch))
+
+    def describe(self, batch) -> dict:
+        now = time.time()
+        outcomes = self.book.outcomes(batch, now)
+        ended = all(outcome != "pending" for outcome in outcomes)
+        with self._files_lock:
+            if ended and not batch.files_written:
+                self._write_files(batch, outcomes)
+        if not ended:
+            status = "cancelling" if batch.cancelled_at else "in_progress"
+        elif batch.cancelled_at:
+            status = "cancelled"
+        elif "expired" in outcomes:
+            status = "expired"
+        else:
+            status = "completed"
+        return {
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": COMPLETIONS_PATH,
+            "errors": None,
+            "input_file_id": batch.input_file_id,
+            "completion_window": "24h",
+            "status": status,
+            "output_file_id": batch.output_file_id or None,
+            "error_file_id": batch.error_file_id or None,
+            "created_at": int(batch.created_at),
+            "expires_at": int(batch.window_ends_at),
+            "cancelled_at": int(batch.cancelled_at) if batch.cancelled_at and ended else None,
+            "request_counts": {
+                "total": len(outcomes),
+                "completed": outcomes.count("succeeded"),
+                "failed": outcomes.count("errored") + outcomes.count("expired") + outcomes.count("cancelled"),
+            },
+            "metadata": batch.metadata,
+        }
+
+    def _write_files(self, batch, outcomes: list[str]) -> None:
+        """The output file (succeeded requests) and the error file (the rest), once the batch has ended."""
+        output, errors = [], []
+        for index, ((custom_id, _), outcome) in enumerate(zip(batch.requests, outcomes, strict=True)):
+            line: dict = {"id": f"batch_req_{index}", "custom_id": custom_id, "response": None, "error": None}
+            if outcome == "succeeded":
+                reply = self.book.reply(batch, index)
+                line["response"] = {"status_code": 200, "request_id": f"req_{index}", "body": reply}
+                output.append(line)
+                continue
+            if outcome == "errored":
+                body = error_body("The server had an error processing the request.", "server_error")
+                line["response"] = {"status_code": 500, "request_id": f"req_{index}", "body": body}
+            else:
+                code = "batch_expired" if outcome == "expired" else "batch_cancelled"
+                line["error"] = {"code": code, "message": f"This request was not run: {outcome}."}
+            errors.append(line)
+        if output:
+            batch.output_file_id = self.book.add_file(_jsonl(output))
+        if errors:
+            batch.error_file_id = self.book.add_file(_jsonl(errors))
+        batch.files_written = True
+
+
+def _jsonl(lines: list[dict]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def completion(body: dict, malformed: bool | str = False) -> dict:
@@ -477,6 +710,16 @@ def completion(body: dict, malformed: bool | str = False) -> dict:
         ],
         "usage": usage,
     }
+
+
+def prompt_prefix(body: dict) -> str:
+    """The messages before the first user message: what every job of a batch shares."""
+    prefix = []
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            break
+        prefix.append(str(message.get("content", "")))
+    return "\n".join(prefix)
 
 
 def document_text(body: dict) -> str:

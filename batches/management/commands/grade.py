@@ -63,7 +63,10 @@ class Command(BaseCommand):
         parser.add_argument("folder", metavar="DIR", help="Folder of .txt, .md, .pdf or .docx documents.")
         parser.add_argument("--template", required=True, metavar="SLUG", help="Slug of the batch template.")
         parser.add_argument("--name", help="Batch name (default: the folder's name and the time).")
-        parser.add_argument("--provider", help="Grading provider: builtin, openai or anthropic.")
+        parser.add_argument(
+            "--provider",
+            help="Connection to grade with: builtin, openai, anthropic, or one PROVIDERS declares.",
+        )
         parser.add_argument("--model", help="Model name for the provider.")
         parser.add_argument("--priority", type=int, default=5, help="Batch priority, 1 (low) to 10 (high).")
         parser.add_argument("--concurrency", type=int, help="Calls in flight for this batch at most.")

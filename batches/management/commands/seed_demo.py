@@ -1,3 +1,4 @@
+import logging
 import secrets
 from pathlib import Path
 
@@ -18,6 +19,8 @@ class Command(BaseCommand):
     help = "Seed the pre-built templates, a local admin account and a started demo batch (idempotent)."
 
     def handle(self, *args, **options):
+        # django-q2 logs the demo batch's task as it is enqueued: noise under the admin's banner in `make run`.
+        logging.getLogger("django-q").setLevel(logging.WARNING)
         install(BatchTemplate)
         admin = self._admin_account()
         self._demo_batch(admin)

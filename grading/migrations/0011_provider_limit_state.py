@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('grading', '0009_provider_circuit_and_suspects'),
+        ('grading', '0010_job_delivery_and_provider_batches'),
     ]
 
     operations = [

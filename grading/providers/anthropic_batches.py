@@ -1,0 +1,148 @@
+"""Anthropic's Message Batches for the anthropic provider: the same Messages requests, half price.
+
+Each request's params are the real-time path's own body (anthropic.message_body: the
+cached system block, the forced tool), and each result is read by the same build_grade,
+priced at the batch discount (cache reads and writes keep their own rates on top).
+The official SDK's methods are used: `messages.batches.create`, `retrieve`, `list`,
+`results` (which streams the results file once the batch has ended) and `cancel`.
+
+Message Batches carry no metadata, so a batch whose creation was never recorded (the
+submitter died during the call) is found by a reconcile among the batches created since
+the submission was recorded that no other submission knows, with the same number of
+requests; a wrong match would do no harm, since each result is recorded only against
+the job and attempt its custom_id names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from grading.providers.base import (
+    COST_QUANTUM,
+    BatchItem,
+    Grade,
+    GradeRequest,
+    PermanentProviderError,
+    ProviderError,
+    RemoteBatch,
+    TransientProviderError,
+    criteria_of,
+    require_text,
+)
+from grading.providers.prompting import check_keys
+from grading.providers.remote import status_error
+
+if TYPE_CHECKING:
+    import anthropic
+
+RECONCILE_LOOKBACK = 200
+
+
+class AnthropicBatches:
+    """The batch API half of AnthropicProvider (mixed into it)."""
+
+    batch_max_requests = 100_000
+    batch_max_bytes = 256 * 1024 * 1024
+
+    def supports_batch_api(self) -> bool:
+        """Whether this provider's connection offers the batch API (its `batch_api`)."""
+        return self.connection().batch_api
+
+    # What the real-time path lends (AnthropicProvider states these): the request body, the
+    # reading of a reply, and one use of the SDK client.
+    request_body: Callable[[GradeRequest, list[dict]], dict]
+    read_reply: Callable[[GradeRequest, dict, list[dict]], Grade]
+    sdk_call: Callable[[Callable[[Any], Any]], Any]
+    connection: Callable[[], Any]
+
+    def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
+        require_text(request)
+        criteria = criteria_of(request.rubric)
+        check_keys(criteria)
+        return {"custom_id": custom_id, "params": self.request_body(request, criteria)}
+
+    def submit_batch(
+        self, requests: list[dict], marker: str, on_upload: Callable[[str], None]
+    ) -> RemoteBatch:
+        return remote(self.sdk_call(lambda client: client.messages.batches.create(requests=requests)))
+
+    def find_batch(
+        self,
+        marker: str,
+        *,
+        input_file_id: str = "",
+        since: datetime | None = None,
+        size: int = 0,
+        known: Collection[str] = (),
+    ) -> RemoteBatch | None:
+        def look(client: anthropic.Anthropic) -> Any:
+            for seen, batch in enumerate(client.messages.batches.list(limit=100)):
+                if since is not None and batch.created_at < since:
+                    break
+                counts = batch.request_counts
+                total = (
+                    counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+                )
+                if batch.id not in known and total == size:
+                    return batch
+                if seen >= RECONCILE_LOOKBACK:
+                    break
+            return None
+
+        found = self.sdk_call(look)
+        return remote(found) if found is not None else None
+
+    def poll_batch(self, external_id: str) -> RemoteBatch:
+        return remote(self.sdk_call(lambda client: client.messages.batches.retrieve(external_id)))
+
+    def cancel_batch(self, external_id: str) -> RemoteBatch:
+        return remote(self.sdk_call(lambda client: client.messages.batches.cancel(external_id)))
+
+    def batch_results(self, external_id: str, requests: Mapping[str, GradeRequest]) -> Iterator[BatchItem]:
+        batch = self.sdk_call(lambda client: client.messages.batches.retrieve(external_id))
+        if batch.processing_status != "ended":
+            return
+        entries = self.sdk_call(lambda client: list(client.messages.batches.results(external_id)))
+        for entry in entries:
+            yield self._item(entry.model_dump(mode="json"), requests)
+
+    def _item(self, entry: dict, requests: Mapping[str, GradeRequest]) -> BatchItem:
+        custom_id = str(entry.get("custom_id"))
+        result = entry.get("result") or {}
+        kind = result.get("type")
+        if kind == "expired":
+            return BatchItem(custom_id, expired=True)
+        if kind == "canceled":
+            return BatchItem(custom_id, cancelled=True)
+        if kind != "succeeded":
+            detail = ((result.get("error") or {}).get("error")) or {}
+            status = 400 if detail.get("type") == "invalid_request_error" else 500
+            message = str(detail.get("message") or "the request failed").rstrip(".")
+            return BatchItem(custom_id, error=status_error(status, message, {}))
+        request = requests.get(custom_id)
+        if request is None:
+            return BatchItem(
+                custom_id, error=PermanentProviderError("The batch returned an unknown request.")
+            )
+        try:
+            grade = self.read_reply(request, result.get("message") or {}, criteria_of(request.rubric))
+        except ProviderError as problem:
+            # No repair inside a provider batch: the job is tried again under the retry rules.
+            return BatchItem(custom_id, error=TransientProviderError(str(problem)))
+        grade.cost = (grade.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
+        return BatchItem(custom_id, grade=grade)
+
+
+def remote(batch: Any) -> RemoteBatch:
+    counts = batch.request_counts
+    finished = counts.succeeded + counts.errored + counts.canceled + counts.expired
+    return RemoteBatch(
+        id=batch.id,
+        status=batch.processing_status,
+        ended=batch.processing_status == "ended",
+        finished=finished,
+        total=finished + counts.processing,
+    )
