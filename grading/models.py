@@ -432,8 +432,26 @@ class GradingResult(models.Model):
         """Record the AI's grade as the review: a person checked it and agrees.
 
         The criteria go with it when they add up to the score; a calibrated
-        total that is not their sum is accepted as the total alone.
+        total that is not their sum is accepted as the total alone. A review
+        already recorded is kept (ReviewError): a page opened before it was
+        saved, or the key pressed twice, must not overwrite a teacher's grade
+        and comment with the AI's.
         """
+        with transaction.atomic():
+            # Locked, so a review saved at the same moment is seen rather than overwritten.
+            current = GradingResult.objects.select_for_update().filter(pk=self.pk)
+            reviewed = current.values_list("reviewed_score", "reviewer__username").first()
+            if reviewed and reviewed[0] is not None:
+                score, by = reviewed
+                raise ReviewError(
+                    "score",
+                    f"this job is already reviewed ({score:g} / {self.max_score:g}"
+                    f"{f' by {by}' if by else ''}), and that review is kept. "
+                    "Change it in the form, or withdraw it first.",
+                )
+            self._accept_ai_grade(reviewer)
+
+    def _accept_ai_grade(self, reviewer) -> None:
         criteria = [
             {"key": str(item["key"]), "score": item["score"]}
             for item in self.criteria or []

@@ -273,3 +273,21 @@ def test_a_job_that_has_left_the_filter_keeps_its_place_between_its_neighbours(c
     assert f'/jobs/{jobs[("bravo.txt", "builtin")].pk}?show=not_reviewed" rel="prev"' in html
     assert f'/jobs/{jobs[("charlie.txt", "builtin")].pk}?show=not_reviewed" rel="next"' in html
     assert "Accept the AI grade" not in html
+
+
+def test_accepting_a_job_reviewed_meanwhile_keeps_the_teachers_review_and_comment(client, owner, compared):
+    # A page opened before the review was saved (another tab, a colleague), or `a` pressed again.
+    batch, jobs = compared
+    job = jobs[("bravo.txt", "builtin")]
+    GradingResult.objects.get(job=job).record_review(owner, 60, comment="Strong argument, weak sources.")
+    client.force_login(owner)
+
+    response = client.post(f"/batches/{batch.pk}/jobs/{job.pk}/review/accept?show=failed")
+
+    result = GradingResult.objects.get(job=job)
+    assert (result.reviewed_score, result.review_comment) == (60, "Strong argument, weak sources.")
+    assert response["Location"] == f"/batches/{batch.pk}/jobs/{job.pk}?show=failed"
+    assert messages_of(response) == [
+        "Not accepted: this job is already reviewed (60 / 100 by olivia), and that review is kept. "
+        "Change it in the form, or withdraw it first."
+    ]
