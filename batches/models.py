@@ -673,8 +673,13 @@ class JobBatch(models.Model):
         The effective settings (template defaults with the batch's overrides),
         every value written out, so later edits of the batch's own template do
         not reach the new one; the rules for file names and student names too.
+        A batch whose template was deleted since it started (its owner may,
+        once the batch is archived) takes the settings its jobs were graded with.
         """
-        settings = self.validated_settings().model_dump(mode="json", exclude_none=True)
+        base = self.template.settings_layer() if self.template_id else self._graded_settings()
+        settings = validate_settings(merge_into(base, self.settings)).model_dump(
+            mode="json", exclude_none=True
+        )
         processing = settings.pop("processing")
         job_structure = dict(self.job_structure)
         if self.effective_student_pattern():
@@ -687,6 +692,18 @@ class JobBatch(models.Model):
             "processing_rules": processing,
             "job_structure": job_structure,
         }
+
+    def _graded_settings(self) -> dict[str, Any]:
+        """The settings snapshotted into the batch's jobs when it started; {} for a batch never started.
+
+        A job of the batch's own model (no overrides) is preferred: a compared
+        model's job holds that model in its snapshot.
+        """
+        snapshots = GradingJob.objects.in_batch(self).exclude(settings={}).order_by("pk")
+        for overrides, settings in snapshots.values_list("overrides", "settings")[:100]:
+            if not overrides:
+                return settings
+        return snapshots.values_list("settings", flat=True).first() or {}
 
     def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
         """A new draft with the same settings, tags, template and documents; no results."""

@@ -547,3 +547,23 @@ def test_more_criteria_or_levels_than_the_schema_allows_are_refused_on_the_rubri
     assert "at most 20 items" in errors_on(criteria_refused, "criteria_count")[0]
     assert "at most 10 items" in errors_on(levels_refused, "criterion-1-levels")[0]
     assert 'id="id_criterion-1-levels_error"' in levels_refused.content.decode()
+
+
+def test_save_as_template_works_on_a_batch_whose_template_was_deleted_since_it_was_graded(client, owner):
+    # Once every batch using it is archived, its owner may delete the template: the batch's jobs
+    # still hold the settings they were graded with, and those make the new template.
+    mine = prebuilt().copy_for(owner, name="Lab reports")
+    batch = make_batch(owner, mine, jobs=1, name="Spring labs", settings={"instructions": "Be kind."})
+    batch.start_batch()
+    rubric = batch.validated_settings().rubric.model_dump(mode="json")
+    set_status(batch, "archived", "completed")
+    mine.delete()
+    client.force_login(owner)
+
+    response = client.post(f"/batches/{batch.pk}/save-as-template")
+
+    made = BatchTemplate.objects.get(owner=owner)
+    assert response["Location"] == f"/templates/{made.pk}"
+    assert made.name == "Spring labs (template)"
+    assert made.default_settings["rubric"] == rubric
+    assert made.default_settings["instructions"] == "Be kind."
