@@ -17,6 +17,7 @@ from batches.signals import announce, batch_finished, batch_paused_for_provider
 
 # Student is defined beside its matching rules and registered with this app's models here.
 from batches.students import Student, copy_students, identify_students  # noqa: F401
+from core.names import with_suffix
 from core.permissions import Level, filter_accessible
 from grading import circuits, wakeups
 from grading.merge import merge_into
@@ -685,7 +686,7 @@ class JobBatch(models.Model):
         if self.effective_student_pattern():
             job_structure["student_pattern"] = self.effective_student_pattern()
         return {
-            "name": f"{self.name} (template)"[:200],
+            "name": with_suffix(self.name, "(template)"),
             "description": f"Made from the batch “{self.name}”."[:10_000],
             "category": self.template.category if self.template_id else "other",
             "default_settings": settings,
@@ -709,7 +710,7 @@ class JobBatch(models.Model):
         """A new draft with the same settings, tags, template and documents; no results."""
         with transaction.atomic():
             copy = JobBatch.objects.create(
-                name=name or f"{self.name} (copy)"[:200],
+                name=name or with_suffix(self.name, "(copy)"),
                 description=self.description,
                 priority=self.priority,
                 tags=list(self.tags),

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from core.names import with_suffix
 from core.permissions import Level, filter_accessible, is_signed_in
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
@@ -114,7 +115,7 @@ class BatchTemplate(models.Model):
 
     def copy_for(self, owner, name: str | None = None) -> "BatchTemplate":
         """The user's own editable copy: same settings, rubric and rules, private, unused."""
-        name = (name or f"{self.name} (copy)")[:200]
+        name = (name or with_suffix(self.name, "(copy)"))[:200]
         return BatchTemplate.objects.create(
             name=name,
             slug=BatchTemplate.objects.unique_slug(name),

@@ -567,3 +567,19 @@ def test_save_as_template_works_on_a_batch_whose_template_was_deleted_since_it_w
     assert made.name == "Spring labs (template)"
     assert made.default_settings["rubric"] == rubric
     assert made.default_settings["instructions"] == "Be kind."
+
+
+def test_a_copy_or_a_saved_template_of_a_long_name_is_still_named_as_such(client, owner):
+    long_name = "Термин " * 28 + "مق 🎓"  # 200 characters: Cyrillic, Arabic and an emoji
+    assert len(long_name) == 200
+    original = prebuilt().copy_for(owner, name=long_name)
+    batch = make_batch(owner, original, jobs=1, name=long_name)
+    client.force_login(owner)
+
+    client.post(f"/templates/{original.pk}/copy")
+    client.post(f"/batches/{batch.pk}/save-as-template")
+
+    copy, saved = BatchTemplate.objects.filter(owner=owner).exclude(pk=original.pk).order_by("pk")
+    assert copy.name.endswith("… (copy)") and copy.name.startswith("Термин Термин")
+    assert saved.name.endswith("… (template)")
+    assert len(copy.name) == len(saved.name) == 200
