@@ -131,6 +131,20 @@ def test_rules_are_moved_edited_and_deleted(signed_in, owner):
     assert list(AssignmentRule.objects.values_list("name", flat=True)) == ["Second"]
 
 
+@pytest.mark.parametrize("direction", ["sideways", "", "UP"])
+def test_a_move_in_no_known_direction_is_a_400_that_leaves_the_order(signed_in, owner, direction):
+    rule(owner, "First", 1, template=prebuilt())
+    second = rule(owner, "Second", 2, template=prebuilt())
+    rule(owner, "Third", 3, template=prebuilt())
+
+    response = signed_in.post(f"/rules/{second.pk}/move", {"direction": direction})
+
+    assert response.status_code == 400
+    assert "Move a rule “up” or “down”" in response.content.decode()
+    names = AssignmentRule.objects.filter(owner=owner).in_order().values_list("name", flat=True)
+    assert list(names) == ["First", "Second", "Third"]
+
+
 def test_a_strangers_rules_are_a_404(client, owner, stranger):
     made = rule(owner, "Olivia's", 1, template=prebuilt())
     client.force_login(stranger)
