@@ -16,7 +16,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import slug_re
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    QueryDict,
+)
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -462,6 +469,9 @@ def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, f"{spec.label} refused: {exc.detail}")
         return redirect(back)
+    except JobBatch.DoesNotExist:
+        # Deleted by another request between our read and our lock.
+        raise Http404(f"“{batch.name}” was deleted meanwhile.") from None
     messages.success(request, spec.done_message(outcome))
     if spec.creates:
         return redirect("batches:detail", pk=outcome.pk)
@@ -481,6 +491,10 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
         except InvalidTransition as exc:
             messages.error(request, f"Delete refused: {exc.detail}")
             return redirect("batches:detail", pk=batch.pk)
+        except JobBatch.DoesNotExist:
+            # Delete clicked twice, or by two people: what was asked is done.
+            messages.info(request, f"“{batch.name}” was already deleted.")
+            return redirect("batches:list")
         messages.success(request, f"Deleted “{batch.name}” and its {row.counts['total']} job(s).")
         return redirect("batches:list")
     return render(request, "batches/delete.html", {"batch": batch, "row": row})
