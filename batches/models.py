@@ -331,7 +331,14 @@ class JobBatch(models.Model):
         """
         with transaction.atomic():
             batch = JobBatch.objects.select_for_update().get(pk=self.pk)
-            locked = GradingJob.objects.select_for_update().get(pk=job.pk, batch=batch)
+            locked = GradingJob.objects.select_for_update().filter(pk=job.pk, batch=batch).first()
+            if locked is None:
+                # Removed by another request (the button clicked twice) since the job was read.
+                raise InvalidTransition(
+                    "remove_job",
+                    batch.status,
+                    "This job is no longer in the batch: it was removed meanwhile.",
+                )
             if locked.status == JobStatus.PROCESSING:
                 raise InvalidTransition(
                     "remove_job", batch.status, "Cannot remove a job while a worker is grading it."
