@@ -827,8 +827,18 @@ def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
         "orderings": MATRIX_ORDERINGS,
         "ordering_label": MATRIX_ORDERINGS[ordering],
         "threshold": SPREAD_THRESHOLD,
+        # Before any job has a model (a draft, no documents), the columns come from the settings.
+        "configured_models": [] if len(columns) > 1 else _configured_models(batch),
     }
     return render(request, "batches/compare.html", context, status=status)
+
+
+def _configured_models(batch: JobBatch) -> list[str]:
+    """The models the batch's settings grade each document with; [] when its settings are not valid."""
+    try:
+        return batch.validated_settings().grading_models()
+    except SettingsError:
+        return []
 
 
 @login_required
