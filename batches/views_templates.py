@@ -24,7 +24,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
-from batches.forms_templates import BLANK_ROWS_EDIT, BLANK_ROWS_NEW, RowsRefused, TemplateForm, rows_of_post
+from batches.forms_templates import (
+    BLANK_ROWS_EDIT,
+    BLANK_ROWS_NEW,
+    MAX_CRITERIA_ROWS,
+    MAX_LEVEL_ROWS,
+    RowsRefused,
+    TemplateForm,
+    rows_of_post,
+)
 from batches.models import JobBatch
 from core.permissions import can_change, can_delete, is_superuser
 from grading.schema import SettingsError
@@ -150,6 +158,9 @@ def _editor(
         "blank": form.blank_row(),
         "said": said,
         "can_delete": template is not None and can_delete(request.user, template),
+        # The script adds rows in place up to these, as the buttons do without it.
+        "max_criteria": MAX_CRITERIA_ROWS,
+        "max_levels": MAX_LEVEL_ROWS,
     }
     return render(request, "batches/template_edit.html", context, status=status)
 
