@@ -714,14 +714,22 @@ class JobBatch(models.Model):
         return snapshots.values_list("settings", flat=True).first() or {}
 
     def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
-        """A new draft with the same settings, tags, template and documents; no results."""
+        """A new draft with the same settings, tags, template and documents; no results.
+
+        A batch whose template was deleted since it started passes on the
+        settings its jobs were graded with, written out, as the copy has no
+        template to take the rest from.
+        """
+        settings = dict(self.settings)
+        if self.template_id is None:
+            settings = merge_into(self._graded_settings(), settings)
         with transaction.atomic():
             copy = JobBatch.objects.create(
                 name=name or with_suffix(self.name, "(copy)"),
                 description=self.description,
                 priority=self.priority,
                 tags=list(self.tags),
-                settings=dict(self.settings),
+                settings=settings,
                 template_id=self.template_id,
                 owner=owner or self.owner,
                 deadline=self.deadline,
