@@ -21,6 +21,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
@@ -32,6 +33,7 @@ from batches.forms_templates import (
     RowsRefused,
     TemplateForm,
     rows_of_post,
+    version_of,
 )
 from batches.models import JobBatch
 from core.permissions import can_change, can_delete, is_superuser
@@ -133,6 +135,8 @@ def _editor_post(request: HttpRequest, template: BatchTemplate | None) -> HttpRe
     except RowsRefused as exc:
         return HttpResponseBadRequest(str(exc))
     if form.is_valid():
+        if template is not None and _saved_since_opened(form, template):
+            return _editor(request, form, template, status=409)
         try:
             saved = save_template(request, form.template_data(), template)
         except ValidationError as exc:
@@ -142,6 +146,28 @@ def _editor_post(request: HttpRequest, template: BatchTemplate | None) -> HttpRe
             messages.success(request, f"{verb} the template “{saved.name}”.")
             return redirect("batches:template-edit", pk=saved.pk)
     return _editor(request, form, template, status=400)
+
+
+def _saved_since_opened(form: TemplateForm, template: BatchTemplate) -> bool:
+    """Someone saved the template after this editor opened: refuse once, rather than overwrite unseen.
+
+    The form comes back with what was typed and the current version, so
+    saving it again replaces the other save on purpose. A post without a
+    version (an older page) is not checked.
+    """
+    opened, current = form.cleaned_data.get("version"), version_of(template)
+    if not opened or opened == current:
+        return False
+    saved_at = timezone.localtime(template.updated_at).strftime("%H:%M")
+    form.add_error(
+        None,
+        f"Someone saved this template since you opened it (at {saved_at}), and nothing of yours is "
+        "saved yet. Open it in another tab to see their version; save again to replace it with "
+        "what is below.",
+    )
+    form.data = form.data.copy()
+    form.data["version"] = current
+    return True
 
 
 def _editor(

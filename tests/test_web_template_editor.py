@@ -583,3 +583,30 @@ def test_a_copy_or_a_saved_template_of_a_long_name_is_still_named_as_such(client
     assert copy.name.endswith("… (copy)") and copy.name.startswith("Термин Термин")
     assert saved.name.endswith("… (template)")
     assert len(copy.name) == len(saved.name) == 200
+
+
+def test_a_save_over_changes_someone_saved_since_the_editor_opened_is_refused_then_allowed_on_purpose(
+    client, owner, colleague, template
+):
+    share(template, colleague, Level.CHANGE)
+    client.force_login(owner)
+    mine = {**editor(client, f"/templates/{template.pk}"), "instructions": "Olivia's wording.", "op": "save"}
+    client.force_login(colleague)
+    theirs = {**editor(client, f"/templates/{template.pk}"), "instructions": "Colin's wording.", "op": "save"}
+    assert client.post(f"/templates/{template.pk}", theirs).status_code == 302
+    client.force_login(owner)
+
+    refused = client.post(f"/templates/{template.pk}", mine)
+
+    template.refresh_from_db()
+    assert refused.status_code == 409
+    assert template.default_settings["instructions"] == "Colin's wording."
+    page = refused.content.decode()
+    assert "Someone saved this template since you opened it" in page
+    assert "Olivia&#x27;s wording." in page  # what she typed is kept
+
+    again = client.post(f"/templates/{template.pk}", posted(refused.context["form"]) | {"op": "save"})
+
+    template.refresh_from_db()
+    assert again.status_code == 302
+    assert template.default_settings["instructions"] == "Olivia's wording."
