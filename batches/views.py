@@ -50,7 +50,7 @@ from batches.forms import (
     ReviewForm,
     ShareForm,
 )
-from batches.models import BatchStatus, JobBatch
+from batches.models import AssignmentRule, BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.queue import attach_places
 from batches.review_queue import (
@@ -497,7 +497,8 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("batches:list")
         messages.success(request, f"Deleted “{batch.name}” and its {row.counts['total']} job(s).")
         return redirect("batches:list")
-    return render(request, "batches/delete.html", {"batch": batch, "row": row})
+    rules_notice = AssignmentRule.objects.stopped_by_deleting(request.user, batch)
+    return render(request, "batches/delete.html", {"batch": batch, "row": row, "rules_notice": rules_notice})
 
 
 @login_required

@@ -35,7 +35,7 @@ from batches.forms_templates import (
     rows_of_post,
     version_of,
 )
-from batches.models import JobBatch
+from batches.models import AssignmentRule, JobBatch
 from core.permissions import can_change, can_delete, is_superuser
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
@@ -227,9 +227,12 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Deleted the template “{template.name}”.")
         return redirect("batches:templates")
     status = 409 if request.method == "POST" else 200
-    return render(
-        request, "batches/template_delete.html", {"template": template, "refusal": refusal}, status=status
-    )
+    context = {
+        "template": template,
+        "refusal": refusal,
+        "rules_notice": AssignmentRule.objects.stopped_by_deleting(request.user, template),
+    }
+    return render(request, "batches/template_delete.html", context, status=status)
 
 
 @login_required

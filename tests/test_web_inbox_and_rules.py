@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from batches.models import AssignmentRule, BatchStatus, InboxItem, JobBatch
+from core.permissions import Level, share
 from grading.models import Document
 from tests.conftest import make_batch, prebuilt
 from tests.inbox_support import ESSAY, rule, stored_files, text_file, zip_of
@@ -169,3 +170,22 @@ def test_the_upload_step_says_grading_will_start_by_itself(signed_in, owner):
 def test_the_navigation_leads_to_the_inbox_and_the_queue(signed_in):
     html = signed_in.get("/batches").content.decode()
     assert 'href="/inbox"' in html and 'href="/queue"' in html
+
+
+def test_deleting_a_template_or_batch_a_rule_sends_to_names_the_rule_that_will_stop_working(
+    signed_in, owner, stranger
+):
+    template = prebuilt().copy_for(owner, name="Lab reports")
+    draft = make_batch(owner, jobs=0, name="Week 9 drafts")
+    rule(owner, "Labs by class", 1, template=template)
+    rule(owner, "Drafts in", 2, target_batch=draft)
+    share(template, stranger, Level.VIEW)
+    rule(stranger, "Stella's private rule", 1, template=template)
+
+    template_page = signed_in.get(f"/templates/{template.pk}/delete").content.decode()
+    batch_page = signed_in.get(f"/batches/{draft.pk}/delete").content.decode()
+
+    assert "Your rule “Labs by class” makes its batches from this template" in template_page
+    assert "and 1 rule of another user" in template_page
+    assert "Stella" not in template_page  # another user's rule is counted, never named
+    assert "Your rule “Drafts in” sends documents to this batch" in batch_page
