@@ -788,14 +788,14 @@ def review_accept(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         return redirect(_job_url(batch, job.pk, query))
     around = neighbours(entries_for(batch), query, job.pk)
     try:
-        result.accept_ai_grade(request.user)
+        newly = result.accept_ai_grade(request.user)
     except ReviewError as exc:
         messages.error(request, f"Not accepted: {exc}")
         return redirect(_job_url(batch, job.pk, query))
-    accepted = (
-        f"Accepted the AI's {result.score:g} / {result.max_score:g} for “{job.document.original_name}”."
+    grade = f"the AI's {result.score:g} / {result.max_score:g} for “{job.document.original_name}”."
+    return _onward(
+        request, batch, query, around, f"Accepted {grade}" if newly else f"Already accepted: {grade}"
     )
-    return _onward(request, batch, query, around, accepted)
 
 
 @login_required

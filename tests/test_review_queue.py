@@ -291,3 +291,23 @@ def test_accepting_a_job_reviewed_meanwhile_keeps_the_teachers_review_and_commen
         "Not accepted: this job is already reviewed (60 / 100 by olivia), and that review is kept. "
         "Change it in the form, or withdraw it first."
     ]
+
+
+def test_accept_sent_twice_by_a_key_pressed_twice_moves_on_both_times(client, owner, compared):
+    batch, jobs = compared
+    job = jobs[("bravo.txt", "builtin")]
+    following = jobs[("bravo.txt", "openai")]
+    client.force_login(owner)
+    url = f"/batches/{batch.pk}/jobs/{job.pk}/review/accept?show=not_reviewed"
+
+    first = client.post(url)
+    again = client.post(url)
+
+    assert (
+        first["Location"] == again["Location"] == f"/batches/{batch.pk}/jobs/{following.pk}?show=not_reviewed"
+    )
+    assert messages_of(again) == [
+        "Accepted the AI's 45 / 100 for “bravo.txt”.",
+        "Already accepted: the AI's 45 / 100 for “bravo.txt”.",
+    ]
+    assert GradingResult.objects.get(job=job).reviewed_score == 45
