@@ -731,6 +731,8 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         "result": result,
         "form": form,
         "can_change": "change" in access,
+        # The `a` key's form is there: a grade this user may review, not reviewed yet.
+        "can_accept": result is not None and "change" in access and not result.is_reviewed,
         "criteria": _criteria_rows(result),
         "query": query,
         "query_refused": query_refused,

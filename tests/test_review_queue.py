@@ -311,3 +311,18 @@ def test_accept_sent_twice_by_a_key_pressed_twice_moves_on_both_times(client, ow
         "Already accepted: the AI's 45 / 100 for “bravo.txt”.",
     ]
     assert GradingResult.objects.get(job=job).reviewed_score == 45
+
+
+def test_the_key_legend_names_only_the_keys_that_do_something_on_the_page(client, owner, compared):
+    batch, jobs = compared
+    first, last = jobs[("alpha.txt", "builtin")], jobs[("delta.txt", "openai")]
+    only = jobs[("delta.txt", "builtin")]  # the one failed job: alone in "Failed", no grade to accept
+    client.force_login(owner)
+
+    at_first = client.get(f"/batches/{batch.pk}/jobs/{first.pk}").content.decode()
+    at_last = client.get(f"/batches/{batch.pk}/jobs/{last.pk}").content.decode()
+    alone = client.get(f"/batches/{batch.pk}/jobs/{only.pk}?show=failed").content.decode()
+
+    assert "<kbd>j</kbd> next" in at_first and "<kbd>k</kbd> previous" not in at_first
+    assert "<kbd>k</kbd> previous" in at_last and "<kbd>j</kbd> next" not in at_last
+    assert 'id="key-legend"' not in alone
