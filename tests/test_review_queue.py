@@ -4,6 +4,7 @@ import pytest
 
 from batches import views
 from grading.models import GradingResult
+from tests.conftest import make_batch
 from tests.review_support import comparison_batch, job_ids_in_table
 from tests.web_support import messages_of, share_for_viewing
 
@@ -326,3 +327,13 @@ def test_the_key_legend_names_only_the_keys_that_do_something_on_the_page(client
     assert "<kbd>j</kbd> next" in at_first and "<kbd>k</kbd> previous" not in at_first
     assert "<kbd>k</kbd> previous" in at_last and "<kbd>j</kbd> next" not in at_last
     assert 'id="key-legend"' not in alone
+
+
+def test_a_batch_without_jobs_says_so_whatever_the_filter_in_its_address(client, owner):
+    empty = make_batch(owner, jobs=0, name="Nothing yet")
+    client.force_login(owner)
+
+    page = client.get(f"/batches/{empty.pk}?show=failed").content.decode()
+
+    assert "No jobs yet." in page
+    assert "No job matches these filters." not in page  # with no filter form to clear them from
