@@ -6,6 +6,8 @@ result. Refusals surface as InvalidTransition, which the API's exception
 handler turns into a 409.
 """
 
+from contextlib import contextmanager
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -114,6 +116,15 @@ UploadResult = inline_serializer(
 )
 
 
+@contextmanager
+def _deleted_meanwhile_is_404(batch: JobBatch):
+    """A batch another request deleted between our read and our row lock: a 404, as if never read."""
+    try:
+        yield
+    except JobBatch.DoesNotExist:
+        raise NotFound(f"Batch {batch.pk} was deleted meanwhile.") from None
+
+
 def _action_route(batch_action: BatchAction):
     """POST /api/batches/{id}/<name>: one batch action of batches/actions.py.
 
@@ -125,7 +136,8 @@ def _action_route(batch_action: BatchAction):
 
     def view(self, request, pk=None):
         batch = self.get_object()
-        outcome = batch_action.run(batch, request.user)
+        with _deleted_meanwhile_is_404(batch):
+            outcome = batch_action.run(batch, request.user)
         if creates:
             return Response(self.represent(outcome.pk), status=status.HTTP_201_CREATED)
         body = self.represent(batch.pk)
@@ -234,7 +246,8 @@ class JobBatchViewSet(SharingViewSetMixin, BatchActionRoutes, viewsets.ModelView
         return Response(self.represent(batch.pk))
 
     def perform_destroy(self, batch: JobBatch) -> None:
-        batch.delete_batch()
+        with _deleted_meanwhile_is_404(batch):
+            batch.delete_batch()
 
     # The batch actions' routes (start, pause, …) come from BatchActionRoutes.
 

@@ -312,6 +312,8 @@ class TemplateForm(forms.Form):
         help_text="canvas, moodle, or a pattern such as {student_id}_{last}_{first}.*; blank reads no names.",
     )
     criteria_count = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
+    # When the template was last saved as the editor opened it: a save over a later one is asked about.
+    version = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args: Any, rows: list[dict[str, Any]], **kwargs: Any):
         """`rows` gives the shape (how many criteria, how many levels each); an unbound form also its values."""
@@ -573,6 +575,11 @@ class TemplateForm(forms.Form):
         return criterion_name(index, part if part in CRITERION_PARTS and part != "key" else "name")
 
 
+def version_of(template: BatchTemplate) -> str:
+    """The template's last save, as the editor carries it to tell whether someone saved since."""
+    return template.updated_at.isoformat()
+
+
 def initial_of(template: BatchTemplate) -> dict[str, Any]:
     """The form's initial values for a template's own fields and settings (its rubric comes as rows)."""
     settings = template.default_settings or {}
@@ -589,6 +596,7 @@ def initial_of(template: BatchTemplate) -> dict[str, Any]:
         "per_model": structure.get("per_model", True),
         "naming": structure.get("naming", ""),
         "student_pattern": structure.get("student_pattern", ""),
+        "version": version_of(template),
     }
     for path, name in SETTINGS_FIELDS.items():
         initial[name] = settings.get(path)

@@ -17,6 +17,7 @@ from batches.signals import announce, batch_finished, batch_paused_for_provider
 
 # Student is defined beside its matching rules and registered with this app's models here.
 from batches.students import Student, copy_students, identify_students  # noqa: F401
+from core.names import with_suffix
 from core.permissions import Level, filter_accessible
 from grading import circuits, economy, economy_engine, wakeups
 from grading.merge import merge_into
@@ -334,7 +335,14 @@ class JobBatch(models.Model):
         """
         with transaction.atomic():
             batch = JobBatch.objects.select_for_update().get(pk=self.pk)
-            locked = GradingJob.objects.select_for_update().get(pk=job.pk, batch=batch)
+            locked = GradingJob.objects.select_for_update().filter(pk=job.pk, batch=batch).first()
+            if locked is None:
+                # Removed by another request (the button clicked twice) since the job was read.
+                raise InvalidTransition(
+                    "remove_job",
+                    batch.status,
+                    "This job is no longer in the batch: it was removed meanwhile.",
+                )
             if locked.status == JobStatus.PROCESSING:
                 raise InvalidTransition(
                     "remove_job", batch.status, "Cannot remove a job while a worker is grading it."
@@ -688,14 +696,19 @@ class JobBatch(models.Model):
         The effective settings (template defaults with the batch's overrides),
         every value written out, so later edits of the batch's own template do
         not reach the new one; the rules for file names and student names too.
+        A batch whose template was deleted since it started (its owner may,
+        once the batch is archived) takes the settings its jobs were graded with.
         """
-        settings = self.validated_settings().model_dump(mode="json", exclude_none=True)
+        base = self.template.settings_layer() if self.template_id else self._graded_settings()
+        settings = validate_settings(merge_into(base, self.settings)).model_dump(
+            mode="json", exclude_none=True
+        )
         processing = settings.pop("processing")
         job_structure = dict(self.job_structure)
         if self.effective_student_pattern():
             job_structure["student_pattern"] = self.effective_student_pattern()
         return {
-            "name": f"{self.name} (template)"[:200],
+            "name": with_suffix(self.name, "(template)"),
             "description": f"Made from the batch “{self.name}”."[:10_000],
             "category": self.template.category if self.template_id else "other",
             "default_settings": settings,
@@ -703,15 +716,35 @@ class JobBatch(models.Model):
             "job_structure": job_structure,
         }
 
+    def _graded_settings(self) -> dict[str, Any]:
+        """The settings snapshotted into the batch's jobs when it started; {} for a batch never started.
+
+        A job of the batch's own model (no overrides) is preferred: a compared
+        model's job holds that model in its snapshot.
+        """
+        snapshots = GradingJob.objects.in_batch(self).exclude(settings={}).order_by("pk")
+        for overrides, settings in snapshots.values_list("overrides", "settings")[:100]:
+            if not overrides:
+                return settings
+        return snapshots.values_list("settings", flat=True).first() or {}
+
     def duplicate(self, owner=None, name: str | None = None) -> "JobBatch":
-        """A new draft with the same settings, tags, template and documents; no results."""
+        """A new draft with the same settings, tags, template and documents; no results.
+
+        A batch whose template was deleted since it started passes on the
+        settings its jobs were graded with, written out, as the copy has no
+        template to take the rest from.
+        """
+        settings = dict(self.settings)
+        if self.template_id is None:
+            settings = merge_into(self._graded_settings(), settings)
         with transaction.atomic():
             copy = JobBatch.objects.create(
-                name=name or f"{self.name} (copy)"[:200],
+                name=name or with_suffix(self.name, "(copy)"),
                 description=self.description,
                 priority=self.priority,
                 tags=list(self.tags),
-                settings=dict(self.settings),
+                settings=settings,
                 template_id=self.template_id,
                 owner=owner or self.owner,
                 deadline=self.deadline,

@@ -26,6 +26,7 @@ from django.conf import settings as conf
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, Q, Value, When
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -73,6 +74,34 @@ class AssignmentRuleQuerySet(models.QuerySet):
     def in_order(self) -> "AssignmentRuleQuerySet":
         """The order rules are tried in: by position, then id; the fallback last."""
         return self.order_by("is_fallback", "position", "id")
+
+    def stopped_by_deleting(self, user, obj) -> str:
+        """A sentence naming the rules that send documents to a batch (or make batches from a template)
+        and stop working once it is deleted; "" when none does.
+
+        The user's own rules are named; other users' only counted, as the user may not see them.
+        """
+        is_batch = obj._meta.model_name == "jobbatch"
+        rules = list(self.filter(**{"target_batch" if is_batch else "template": obj}).in_order())
+        if not rules:
+            return ""
+        own = [rule.name for rule in rules if rule.owner_id == user.pk]
+        others = len(rules) - len(own)
+        does = "sends documents to this batch" if is_batch else "makes its batches from this template"
+        do = "send documents to this batch" if is_batch else "make their batches from this template"
+        if own:
+            names = ", ".join(f"“{name}”" for name in own)
+            sentence = f"Your rule {names} {does}" if len(own) == 1 else f"Your rules {names} {do}"
+            if others:
+                sentence += f", and {others} rule{pluralize(others)} of another user too"
+        else:
+            sentence = f"{others} rule{pluralize(others)} of another user {does if others == 1 else do}"
+        stop = (
+            "that rule sends nothing: what it matches"
+            if len(rules) == 1
+            else "those rules send nothing: what they match"
+        )
+        return f"{sentence}. Once it is deleted, {stop} stays in the inbox."
 
     def run_for(self, uploader) -> "AssignmentRuleQuerySet":
         """The active rules an inbox upload of `uploader` tries, in the order it tries them.

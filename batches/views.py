@@ -16,7 +16,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import slug_re
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    QueryDict,
+)
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -43,7 +50,7 @@ from batches.forms import (
     ReviewForm,
     ShareForm,
 )
-from batches.models import BatchStatus, JobBatch
+from batches.models import AssignmentRule, BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.queue import attach_places
 from batches.review_queue import (
@@ -462,6 +469,9 @@ def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except InvalidTransition as exc:
         messages.error(request, f"{spec.label} refused: {exc.detail}")
         return redirect(back)
+    except JobBatch.DoesNotExist:
+        # Deleted by another request between our read and our lock.
+        raise Http404(f"“{batch.name}” was deleted meanwhile.") from None
     messages.success(request, spec.done_message(outcome))
     if spec.creates:
         return redirect("batches:detail", pk=outcome.pk)
@@ -481,9 +491,14 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
         except InvalidTransition as exc:
             messages.error(request, f"Delete refused: {exc.detail}")
             return redirect("batches:detail", pk=batch.pk)
+        except JobBatch.DoesNotExist:
+            # Delete clicked twice, or by two people: what was asked is done.
+            messages.info(request, f"“{batch.name}” was already deleted.")
+            return redirect("batches:list")
         messages.success(request, f"Deleted “{batch.name}” and its {row.counts['total']} job(s).")
         return redirect("batches:list")
-    return render(request, "batches/delete.html", {"batch": batch, "row": row})
+    rules_notice = AssignmentRule.objects.stopped_by_deleting(request.user, batch)
+    return render(request, "batches/delete.html", {"batch": batch, "row": row, "rules_notice": rules_notice})
 
 
 @login_required
@@ -716,6 +731,8 @@ def job_detail(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         "result": result,
         "form": form,
         "can_change": "change" in access,
+        # The `a` key's form is there: a grade this user may review, not reviewed yet.
+        "can_accept": result is not None and "change" in access and not result.is_reviewed,
         "criteria": _criteria_rows(result),
         "query": query,
         "query_refused": query_refused,
@@ -773,14 +790,14 @@ def review_accept(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
         return redirect(_job_url(batch, job.pk, query))
     around = neighbours(entries_for(batch), query, job.pk)
     try:
-        result.accept_ai_grade(request.user)
+        newly = result.accept_ai_grade(request.user)
     except ReviewError as exc:
         messages.error(request, f"Not accepted: {exc}")
         return redirect(_job_url(batch, job.pk, query))
-    accepted = (
-        f"Accepted the AI's {result.score:g} / {result.max_score:g} for “{job.document.original_name}”."
+    grade = f"the AI's {result.score:g} / {result.max_score:g} for “{job.document.original_name}”."
+    return _onward(
+        request, batch, query, around, f"Accepted {grade}" if newly else f"Already accepted: {grade}"
     )
-    return _onward(request, batch, query, around, accepted)
 
 
 @login_required
@@ -813,8 +830,18 @@ def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
         "orderings": MATRIX_ORDERINGS,
         "ordering_label": MATRIX_ORDERINGS[ordering],
         "threshold": SPREAD_THRESHOLD,
+        # Before any job has a model (a draft, no documents), the columns come from the settings.
+        "configured_models": [] if len(columns) > 1 else _configured_models(batch),
     }
     return render(request, "batches/compare.html", context, status=status)
+
+
+def _configured_models(batch: JobBatch) -> list[str]:
+    """The models the batch's settings grade each document with; [] when its settings are not valid."""
+    try:
+        return batch.validated_settings().grading_models()
+    except SettingsError:
+        return []
 
 
 @login_required

@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -302,7 +302,11 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Move a rule one place up or down among its owner's (the fallback stays last)."""
     rule = _rule_requiring(request, pk, "change")
-    step = -1 if request.POST.get("direction") == "up" else 1
+    direction = request.POST.get("direction")
+    if direction not in ("up", "down"):
+        # A forged or garbled post: guessing "down" would reorder the rules unasked.
+        return HttpResponseBadRequest("Move a rule “up” or “down”: nothing was moved.")
+    step = -1 if direction == "up" else 1
     with transaction.atomic():
         ordered = list(
             AssignmentRule.objects.select_for_update()

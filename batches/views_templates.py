@@ -21,11 +21,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
-from batches.forms_templates import BLANK_ROWS_EDIT, BLANK_ROWS_NEW, RowsRefused, TemplateForm, rows_of_post
-from batches.models import JobBatch
+from batches.forms_templates import (
+    BLANK_ROWS_EDIT,
+    BLANK_ROWS_NEW,
+    MAX_CRITERIA_ROWS,
+    MAX_LEVEL_ROWS,
+    RowsRefused,
+    TemplateForm,
+    rows_of_post,
+    version_of,
+)
+from batches.models import AssignmentRule, JobBatch
 from core.permissions import can_change, can_delete, is_superuser
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
@@ -125,6 +135,8 @@ def _editor_post(request: HttpRequest, template: BatchTemplate | None) -> HttpRe
     except RowsRefused as exc:
         return HttpResponseBadRequest(str(exc))
     if form.is_valid():
+        if template is not None and _saved_since_opened(form, template):
+            return _editor(request, form, template, status=409)
         try:
             saved = save_template(request, form.template_data(), template)
         except ValidationError as exc:
@@ -134,6 +146,28 @@ def _editor_post(request: HttpRequest, template: BatchTemplate | None) -> HttpRe
             messages.success(request, f"{verb} the template “{saved.name}”.")
             return redirect("batches:template-edit", pk=saved.pk)
     return _editor(request, form, template, status=400)
+
+
+def _saved_since_opened(form: TemplateForm, template: BatchTemplate) -> bool:
+    """Someone saved the template after this editor opened: refuse once, rather than overwrite unseen.
+
+    The form comes back with what was typed and the current version, so
+    saving it again replaces the other save on purpose. A post without a
+    version (an older page) is not checked.
+    """
+    opened, current = form.cleaned_data.get("version"), version_of(template)
+    if not opened or opened == current:
+        return False
+    saved_at = timezone.localtime(template.updated_at).strftime("%H:%M")
+    form.add_error(
+        None,
+        f"Someone saved this template since you opened it (at {saved_at}), and nothing of yours is "
+        "saved yet. Open it in another tab to see their version; save again to replace it with "
+        "what is below.",
+    )
+    form.data = form.data.copy()
+    form.data["version"] = current
+    return True
 
 
 def _editor(
@@ -150,6 +184,9 @@ def _editor(
         "blank": form.blank_row(),
         "said": said,
         "can_delete": template is not None and can_delete(request.user, template),
+        # The script adds rows in place up to these, as the buttons do without it.
+        "max_criteria": MAX_CRITERIA_ROWS,
+        "max_levels": MAX_LEVEL_ROWS,
     }
     return render(request, "batches/template_edit.html", context, status=status)
 
@@ -190,9 +227,12 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Deleted the template “{template.name}”.")
         return redirect("batches:templates")
     status = 409 if request.method == "POST" else 200
-    return render(
-        request, "batches/template_delete.html", {"template": template, "refusal": refusal}, status=status
-    )
+    context = {
+        "template": template,
+        "refusal": refusal,
+        "rules_notice": AssignmentRule.objects.stopped_by_deleting(request.user, template),
+    }
+    return render(request, "batches/template_delete.html", context, status=status)
 
 
 @login_required

@@ -121,3 +121,20 @@ def paths_without_trailing_slash(endpoints: list[tuple]) -> list[tuple]:
             seen.add((path, method))
             kept.append((path, path_regex, method, callback))
     return kept
+
+
+def every_operation_answers_a_bad_query(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: the 400 of a query parameter holding a NUL, on every operation.
+
+    core/request_guards.py refuses such a query before any view runs, whatever
+    the operation, with the API's error body; an operation whose view documents
+    no 400 of its own would otherwise answer a status its schema does not name.
+    """
+    refused = {
+        "description": "A query parameter holds a NUL character (code invalid_query).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            operation.setdefault("responses", {}).setdefault("400", refused)
+    return result

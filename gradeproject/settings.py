@@ -197,6 +197,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["core.api_support.paths_without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api_support.every_operation_answers_a_bad_query",
+    ],
     "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.models.Event"},
 }
 

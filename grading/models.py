@@ -451,12 +451,34 @@ class GradingResult(models.Model):
             self.save(update_fields=REVIEW_FIELDS)
             self._keep_exemplar()
 
-    def accept_ai_grade(self, reviewer) -> None:
+    def accept_ai_grade(self, reviewer) -> bool:
         """Record the AI's grade as the review: a person checked it and agrees.
 
         The criteria go with it when they add up to the score; a calibrated
-        total that is not their sum is accepted as the total alone.
+        total that is not their sum is accepted as the total alone. A review
+        already recorded is kept (ReviewError): a page opened before it was
+        saved, or a colleague's review, must not overwrite a teacher's grade
+        and comment with the AI's. False when this reviewer already accepted
+        it as it stands (the key pressed twice): nothing is done.
         """
+        with transaction.atomic():
+            # Locked, so a review saved at the same moment is seen rather than overwritten.
+            current = GradingResult.objects.select_for_update().filter(pk=self.pk)
+            reviewed = current.values_list("reviewed_score", "reviewer__username", "review_comment").first()
+            if reviewed and reviewed[0] is not None:
+                score, by, comment = reviewed
+                if score == self.score and by == reviewer.get_username() and not comment:
+                    return False
+                raise ReviewError(
+                    "score",
+                    f"this job is already reviewed ({score:g} / {self.max_score:g}"
+                    f"{f' by {by}' if by else ''}), and that review is kept. "
+                    "Change it in the form, or withdraw it first.",
+                )
+            self._accept_ai_grade(reviewer)
+        return True
+
+    def _accept_ai_grade(self, reviewer) -> None:
         criteria = [
             {"key": str(item["key"]), "score": item["score"]}
             for item in self.criteria or []

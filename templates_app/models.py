@@ -3,12 +3,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from core.names import with_suffix
 from core.permissions import Level, filter_accessible, is_signed_in
 from grading.merge import deep_merge
 from grading.schema import SettingsError, validate_job_structure, validate_settings
@@ -20,6 +21,10 @@ class TemplateCategory(models.TextChoices):
     BUSINESS = "business", "Business"
     RESEARCH = "research", "Research"
     OTHER = "other", "Other"
+
+
+# Inserts tried with a new slug when a request made at the same moment took the one picked.
+SLUG_TRIES = 5
 
 
 class BatchTemplateQuerySet(models.QuerySet):
@@ -50,6 +55,24 @@ class BatchTemplateQuerySet(models.QuerySet):
         while self.model.objects.filter(slug=slug).exists():
             slug, n = f"{base}-{n}", n + 1
         return slug
+
+    def create_with_free_slug(self, **fields: Any) -> "BatchTemplate":
+        """A new template under the first free slug made from its name (`slug`, if given, is that first pick).
+
+        Two requests at once (Copy clicked twice, a form sent twice) may pick
+        the same free slug: the unique index refuses the later insert, which
+        then takes the next free slug rather than failing. The insert is in
+        its own savepoint so the refusal leaves the request's transaction usable.
+        """
+        for attempt in range(SLUG_TRIES):
+            slug = fields.pop("slug", None) or self.unique_slug(fields["name"])
+            try:
+                with transaction.atomic():
+                    return self.create(slug=slug, **fields)
+            except IntegrityError:
+                if attempt == SLUG_TRIES - 1 or not self.model.objects.filter(slug=slug).exists():
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
 
 class BatchTemplate(models.Model):
@@ -114,10 +137,9 @@ class BatchTemplate(models.Model):
 
     def copy_for(self, owner, name: str | None = None) -> "BatchTemplate":
         """The user's own editable copy: same settings, rubric and rules, private, unused."""
-        name = (name or f"{self.name} (copy)")[:200]
-        return BatchTemplate.objects.create(
+        name = (name or with_suffix(self.name, "(copy)"))[:200]
+        return BatchTemplate.objects.create_with_free_slug(
             name=name,
-            slug=BatchTemplate.objects.unique_slug(name),
             description=self.description,
             category=self.category,
             default_settings=copy.deepcopy(self.default_settings),

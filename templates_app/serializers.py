@@ -1,7 +1,9 @@
 """Batch template representation and validation."""
 
+from contextlib import contextmanager
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from core.api_support import ObjectField, StrictSerializerMixin
@@ -68,12 +70,34 @@ class BatchTemplateSerializer(StrictSerializerMixin, serializers.ModelSerializer
         errors = settings_errors(default_settings, processing_rules, job_structure)
         if errors:
             raise serializers.ValidationError(errors)
-        if current is None and not data.get("slug"):
+        # A slug made here is only a first pick: create() takes the next free one if it is taken meanwhile.
+        self.slug_made = current is None and not data.get("slug")
+        if self.slug_made:
             data["slug"] = unique_slug(data["name"])
         return data
 
     def create(self, validated_data: dict[str, Any]) -> BatchTemplate:
-        return BatchTemplate.objects.create(owner=self.context["request"].user, **validated_data)
+        fields = {**validated_data, "owner": self.context["request"].user}
+        if getattr(self, "slug_made", False):
+            return BatchTemplate.objects.create_with_free_slug(**fields)
+        with _slug_taken_meanwhile(fields["slug"]):
+            return super().create(fields)
+
+    def update(self, instance: BatchTemplate, validated_data: dict[str, Any]) -> BatchTemplate:
+        with _slug_taken_meanwhile(validated_data.get("slug")):
+            return super().update(instance, validated_data)
+
+
+@contextmanager
+def _slug_taken_meanwhile(slug: str | None):
+    """The client's own slug, checked free by validate_slug, taken by another request since: a 400 on it."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        if slug and BatchTemplate.objects.filter(slug=slug).exists():
+            raise serializers.ValidationError({"slug": ["Another template has this slug."]}) from None
+        raise
 
 
 def settings_errors(

@@ -64,6 +64,21 @@ def test_every_operation_documents_its_responses_and_errors(schema):
                 assert "400" in codes, (path, method)
 
 
+def test_every_operation_documents_the_400_a_query_holding_a_nul_gets(schema, owner):
+    # core/request_guards.py answers it before any view runs, on every operation.
+    from tests.api_support import client_for
+
+    refused = client_for(owner).get("/api/inbox?note=a%00b")
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_query"
+    undocumented = [
+        (path, method)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if "400" not in operation["responses"]
+    ]
+    assert undocumented == []
+
+
 def test_refused_transitions_document_the_409_body(schema):
     start = schema["paths"]["/api/batches/{id}/start"]["post"]
     conflict = start["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]

@@ -92,3 +92,18 @@ def test_a_viewer_can_read_the_matrix_and_a_stranger_cannot_find_it(
     assert client.get(f"/batches/{batch.pk}/compare").status_code == 200
     client.force_login(stranger)
     assert client.get(f"/batches/{batch.pk}/compare").status_code == 404
+
+
+@pytest.mark.parametrize("documents", [0, 2])
+def test_a_batch_set_to_compare_models_that_has_not_graded_yet_says_so_rather_than_one_model(
+    client, owner, documents
+):
+    draft = make_batch(
+        owner, jobs=documents, name="Two models", settings={"models": ["builtin-v1", "builtin-v2"]}
+    )
+    client.force_login(owner)
+
+    page = client.get(f"/batches/{draft.pk}/compare").content.decode()
+
+    assert "one model" not in page
+    assert "Nothing to compare yet: each document is graded by 2 models (builtin-v1, builtin-v2)" in page

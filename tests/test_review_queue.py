@@ -4,6 +4,7 @@ import pytest
 
 from batches import views
 from grading.models import GradingResult
+from tests.conftest import make_batch
 from tests.review_support import comparison_batch, job_ids_in_table
 from tests.web_support import messages_of, share_for_viewing
 
@@ -273,3 +274,66 @@ def test_a_job_that_has_left_the_filter_keeps_its_place_between_its_neighbours(c
     assert f'/jobs/{jobs[("bravo.txt", "builtin")].pk}?show=not_reviewed" rel="prev"' in html
     assert f'/jobs/{jobs[("charlie.txt", "builtin")].pk}?show=not_reviewed" rel="next"' in html
     assert "Accept the AI grade" not in html
+
+
+def test_accepting_a_job_reviewed_meanwhile_keeps_the_teachers_review_and_comment(client, owner, compared):
+    # A page opened before the review was saved (another tab, a colleague), or `a` pressed again.
+    batch, jobs = compared
+    job = jobs[("bravo.txt", "builtin")]
+    GradingResult.objects.get(job=job).record_review(owner, 60, comment="Strong argument, weak sources.")
+    client.force_login(owner)
+
+    response = client.post(f"/batches/{batch.pk}/jobs/{job.pk}/review/accept?show=failed")
+
+    result = GradingResult.objects.get(job=job)
+    assert (result.reviewed_score, result.review_comment) == (60, "Strong argument, weak sources.")
+    assert response["Location"] == f"/batches/{batch.pk}/jobs/{job.pk}?show=failed"
+    assert messages_of(response) == [
+        "Not accepted: this job is already reviewed (60 / 100 by olivia), and that review is kept. "
+        "Change it in the form, or withdraw it first."
+    ]
+
+
+def test_accept_sent_twice_by_a_key_pressed_twice_moves_on_both_times(client, owner, compared):
+    batch, jobs = compared
+    job = jobs[("bravo.txt", "builtin")]
+    following = jobs[("bravo.txt", "openai")]
+    client.force_login(owner)
+    url = f"/batches/{batch.pk}/jobs/{job.pk}/review/accept?show=not_reviewed"
+
+    first = client.post(url)
+    again = client.post(url)
+
+    assert (
+        first["Location"] == again["Location"] == f"/batches/{batch.pk}/jobs/{following.pk}?show=not_reviewed"
+    )
+    assert messages_of(again) == [
+        "Accepted the AI's 45 / 100 for “bravo.txt”.",
+        "Already accepted: the AI's 45 / 100 for “bravo.txt”.",
+    ]
+    assert GradingResult.objects.get(job=job).reviewed_score == 45
+
+
+def test_the_key_legend_names_only_the_keys_that_do_something_on_the_page(client, owner, compared):
+    batch, jobs = compared
+    first, last = jobs[("alpha.txt", "builtin")], jobs[("delta.txt", "openai")]
+    only = jobs[("delta.txt", "builtin")]  # the one failed job: alone in "Failed", no grade to accept
+    client.force_login(owner)
+
+    at_first = client.get(f"/batches/{batch.pk}/jobs/{first.pk}").content.decode()
+    at_last = client.get(f"/batches/{batch.pk}/jobs/{last.pk}").content.decode()
+    alone = client.get(f"/batches/{batch.pk}/jobs/{only.pk}?show=failed").content.decode()
+
+    assert "<kbd>j</kbd> next" in at_first and "<kbd>k</kbd> previous" not in at_first
+    assert "<kbd>k</kbd> previous" in at_last and "<kbd>j</kbd> next" not in at_last
+    assert 'id="key-legend"' not in alone
+
+
+def test_a_batch_without_jobs_says_so_whatever_the_filter_in_its_address(client, owner):
+    empty = make_batch(owner, jobs=0, name="Nothing yet")
+    client.force_login(owner)
+
+    page = client.get(f"/batches/{empty.pk}?show=failed").content.decode()
+
+    assert "No jobs yet." in page
+    assert "No job matches these filters." not in page  # with no filter form to clear them from

@@ -2,7 +2,7 @@ import pytest
 
 from batches.models import BatchStatus, JobBatch
 from grading.models import GradingJob
-from tests.conftest import make_batch, set_status
+from tests.conftest import make_batch, prebuilt, set_status
 from tests.web_support import messages_of, share_for_viewing
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +87,24 @@ def test_duplicating_opens_the_copy(client, owner, batch):
     assert response["Location"] == f"/batches/{copy.pk}"
     assert copy.status == BatchStatus.DRAFT
     assert copy.jobs.count() == batch.jobs.count()
+
+
+def test_duplicating_a_batch_whose_template_was_deleted_keeps_the_settings_it_graded_with(client, owner):
+    # An archived batch's template may be deleted; a copy made afterwards must still have a rubric.
+    mine = prebuilt().copy_for(owner, name="Lab reports")
+    batch = make_batch(owner, mine, jobs=2, name="Spring labs", settings={"instructions": "Be kind."})
+    batch.start_batch()
+    graded_with = batch.validated_settings()
+    set_status(batch, "archived", "completed")
+    mine.delete()
+    client.force_login(owner)
+
+    client.post(f"/batches/{batch.pk}/duplicate")
+
+    copy = JobBatch.objects.exclude(pk=batch.pk).get()
+    assert copy.validated_settings().rubric == graded_with.rubric
+    assert copy.validated_settings().instructions == "Be kind."
+    assert "not valid" not in client.get(f"/batches/{copy.pk}").content.decode()
 
 
 def test_a_viewer_is_refused_with_a_403_page_that_says_why(client, owner, colleague, batch):

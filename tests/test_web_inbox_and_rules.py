@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from batches.models import AssignmentRule, BatchStatus, InboxItem, JobBatch
+from core.permissions import Level, share
 from grading.models import Document
 from tests.conftest import make_batch, prebuilt
 from tests.inbox_support import ESSAY, rule, stored_files, text_file, zip_of
@@ -131,6 +132,20 @@ def test_rules_are_moved_edited_and_deleted(signed_in, owner):
     assert list(AssignmentRule.objects.values_list("name", flat=True)) == ["Second"]
 
 
+@pytest.mark.parametrize("direction", ["sideways", "", "UP"])
+def test_a_move_in_no_known_direction_is_a_400_that_leaves_the_order(signed_in, owner, direction):
+    rule(owner, "First", 1, template=prebuilt())
+    second = rule(owner, "Second", 2, template=prebuilt())
+    rule(owner, "Third", 3, template=prebuilt())
+
+    response = signed_in.post(f"/rules/{second.pk}/move", {"direction": direction})
+
+    assert response.status_code == 400
+    assert "Move a rule “up” or “down”" in response.content.decode()
+    names = AssignmentRule.objects.filter(owner=owner).in_order().values_list("name", flat=True)
+    assert list(names) == ["First", "Second", "Third"]
+
+
 def test_a_strangers_rules_are_a_404(client, owner, stranger):
     made = rule(owner, "Olivia's", 1, template=prebuilt())
     client.force_login(stranger)
@@ -155,3 +170,22 @@ def test_the_upload_step_says_grading_will_start_by_itself(signed_in, owner):
 def test_the_navigation_leads_to_the_inbox_and_the_queue(signed_in):
     html = signed_in.get("/batches").content.decode()
     assert 'href="/inbox"' in html and 'href="/queue"' in html
+
+
+def test_deleting_a_template_or_batch_a_rule_sends_to_names_the_rule_that_will_stop_working(
+    signed_in, owner, stranger
+):
+    template = prebuilt().copy_for(owner, name="Lab reports")
+    draft = make_batch(owner, jobs=0, name="Week 9 drafts")
+    rule(owner, "Labs by class", 1, template=template)
+    rule(owner, "Drafts in", 2, target_batch=draft)
+    share(template, stranger, Level.VIEW)
+    rule(stranger, "Stella's private rule", 1, template=template)
+
+    template_page = signed_in.get(f"/templates/{template.pk}/delete").content.decode()
+    batch_page = signed_in.get(f"/batches/{draft.pk}/delete").content.decode()
+
+    assert "Your rule “Labs by class” makes its batches from this template" in template_page
+    assert "and 1 rule of another user" in template_page
+    assert "Stella" not in template_page  # another user's rule is counted, never named
+    assert "Your rule “Drafts in” sends documents to this batch" in batch_page

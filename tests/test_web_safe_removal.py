@@ -221,3 +221,27 @@ def test_a_live_refresh_keeps_the_forms_returning_to_the_page(client, owner, bat
     ).content.decode()
     assert f'name="next" value="/batches/{batch.pk}?page=1"' in html
     assert f"/batches/{batch.pk}/live" not in re.findall(r'name="next" value="([^"]*)"', html)
+
+
+def test_removing_a_job_removed_meanwhile_says_so_rather_than_failing(client, owner, batch, monkeypatch):
+    # "Remove" clicked twice: the second request finds the job, then the first takes it out.
+    from batches import views
+
+    job = batch.jobs.order_by("pk").first()
+    find = views._job_or_404
+
+    def found_then_removed(seen_batch, job_id):
+        found = find(seen_batch, job_id)
+        JobBatch.objects.get(pk=seen_batch.pk).remove_job(found)
+        return found
+
+    monkeypatch.setattr(views, "_job_or_404", found_then_removed)
+    client.force_login(owner)
+
+    response = client.post(f"/batches/{batch.pk}/jobs/{job.pk}/remove")
+
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        f"Removing “{job.name}” refused: This job is no longer in the batch: it was removed meanwhile."
+    ]
+    assert GradingJob.objects.get(pk=job.pk).batch_id is None

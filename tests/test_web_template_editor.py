@@ -547,3 +547,66 @@ def test_more_criteria_or_levels_than_the_schema_allows_are_refused_on_the_rubri
     assert "at most 20 items" in errors_on(criteria_refused, "criteria_count")[0]
     assert "at most 10 items" in errors_on(levels_refused, "criterion-1-levels")[0]
     assert 'id="id_criterion-1-levels_error"' in levels_refused.content.decode()
+
+
+def test_save_as_template_works_on_a_batch_whose_template_was_deleted_since_it_was_graded(client, owner):
+    # Once every batch using it is archived, its owner may delete the template: the batch's jobs
+    # still hold the settings they were graded with, and those make the new template.
+    mine = prebuilt().copy_for(owner, name="Lab reports")
+    batch = make_batch(owner, mine, jobs=1, name="Spring labs", settings={"instructions": "Be kind."})
+    batch.start_batch()
+    rubric = batch.validated_settings().rubric.model_dump(mode="json")
+    set_status(batch, "archived", "completed")
+    mine.delete()
+    client.force_login(owner)
+
+    response = client.post(f"/batches/{batch.pk}/save-as-template")
+
+    made = BatchTemplate.objects.get(owner=owner)
+    assert response["Location"] == f"/templates/{made.pk}"
+    assert made.name == "Spring labs (template)"
+    assert made.default_settings["rubric"] == rubric
+    assert made.default_settings["instructions"] == "Be kind."
+
+
+def test_a_copy_or_a_saved_template_of_a_long_name_is_still_named_as_such(client, owner):
+    long_name = "Термин " * 28 + "مق 🎓"  # 200 characters: Cyrillic, Arabic and an emoji
+    assert len(long_name) == 200
+    original = prebuilt().copy_for(owner, name=long_name)
+    batch = make_batch(owner, original, jobs=1, name=long_name)
+    client.force_login(owner)
+
+    client.post(f"/templates/{original.pk}/copy")
+    client.post(f"/batches/{batch.pk}/save-as-template")
+
+    copy, saved = BatchTemplate.objects.filter(owner=owner).exclude(pk=original.pk).order_by("pk")
+    assert copy.name.endswith("… (copy)") and copy.name.startswith("Термин Термин")
+    assert saved.name.endswith("… (template)")
+    assert len(copy.name) == len(saved.name) == 200
+
+
+def test_a_save_over_changes_someone_saved_since_the_editor_opened_is_refused_then_allowed_on_purpose(
+    client, owner, colleague, template
+):
+    share(template, colleague, Level.CHANGE)
+    client.force_login(owner)
+    mine = {**editor(client, f"/templates/{template.pk}"), "instructions": "Olivia's wording.", "op": "save"}
+    client.force_login(colleague)
+    theirs = {**editor(client, f"/templates/{template.pk}"), "instructions": "Colin's wording.", "op": "save"}
+    assert client.post(f"/templates/{template.pk}", theirs).status_code == 302
+    client.force_login(owner)
+
+    refused = client.post(f"/templates/{template.pk}", mine)
+
+    template.refresh_from_db()
+    assert refused.status_code == 409
+    assert template.default_settings["instructions"] == "Colin's wording."
+    page = refused.content.decode()
+    assert "Someone saved this template since you opened it" in page
+    assert "Olivia&#x27;s wording." in page  # what she typed is kept
+
+    again = client.post(f"/templates/{template.pk}", posted(refused.context["form"]) | {"op": "save"})
+
+    template.refresh_from_db()
+    assert again.status_code == 302
+    assert template.default_settings["instructions"] == "Olivia's wording."

@@ -54,6 +54,20 @@
     (root || document).querySelectorAll("[data-dropzone]").forEach(wire);
   }
 
+  // Files dropped just beside the zone would make the browser open them in place of the page,
+  // losing it: on a page with a zone, a drop anywhere else is taken and does nothing.
+  function carriesFiles(event) {
+    return event.dataTransfer && Array.prototype.indexOf.call(event.dataTransfer.types || [], "Files") !== -1;
+  }
+  ["dragover", "drop"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      if (!carriesFiles(event) || !document.querySelector("[data-dropzone]")) return;
+      if (event.target.closest && event.target.closest("[data-dropzone]")) return;
+      event.preventDefault();
+      if (name === "dragover") event.dataTransfer.dropEffect = "none";
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { wireAll(document); });
   document.addEventListener("htmx:afterSettle", function (event) { wireAll(event.target); });
 })();

@@ -81,7 +81,14 @@
     var level = button.closest("[data-level]");
     var rowNumber = row ? criteria(editor).indexOf(row) + 1 : 0;
     var levelNumber = level ? levels(row).indexOf(level) + 1 : 0;
-    if (op === "add-criterion") {
+    var most = Number(editor.dataset.maxCriteria) || Infinity;
+    var mostLevels = Number(editor.dataset.maxLevels) || Infinity;
+    // Past these the server refuses the whole post, before reading a field: stop here, as its buttons do.
+    if (op === "add-criterion" && criteria(editor).length >= most) {
+      say("The editor takes at most " + most + " criterion rows.");
+    } else if (op === "add-level" && levels(row).length >= mostLevels) {
+      say("The editor takes at most " + mostLevels + " level rows per criterion.");
+    } else if (op === "add-criterion") {
       var added = copyOf("criterion-blank");
       editor.querySelector("[data-criteria-list]").appendChild(added);
       renumber(editor);

@@ -104,3 +104,27 @@ def test_the_file_picker_uploads_the_same_way_without_dragging(web, owner, rules
     web.get_by_role("button", name="Upload").click()
     went = web.locator("section", has=web.get_by_role("heading", name="Where each document went"))
     expect(went).to_contain_text("Essays 8b")
+
+
+def test_a_file_dropped_beside_the_zone_does_not_take_the_browser_away_from_the_page(web, owner, rules):
+    # A browser opens a file dropped where no page handler takes it, leaving the inbox (and, on the
+    # batch page, what was being typed). Dropped beside the zone, the page keeps it from doing so.
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto("/inbox")
+
+    kept = web.evaluate(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["An essay."], "essay.txt", {type: "text/plain"}));
+            const beside = document.querySelector("main h1");
+            const outcomes = ["dragover", "drop"].map(type => {
+                const event = new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer});
+                beside.dispatchEvent(event);
+                return event.defaultPrevented;
+            });
+            return outcomes;
+        }"""
+    )
+
+    assert kept == [True, True]
+    assert web.locator("#id_files").evaluate("input => input.files.length") == 0

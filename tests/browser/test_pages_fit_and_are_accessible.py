@@ -256,3 +256,37 @@ def test_the_notifications_grouped_per_batch_fit_and_pass_axe_when_unfolded(web,
         problems += [f"unfolded notifications at {width}px: {v}" for v in axe_violations(web)]
         web.screenshot(path=str(artifacts / f"notifications-unfolded-{width}.png"), full_page=True)
     assert not problems, "\n".join(problems)
+
+
+# A name typed without a space: a file name as a learning platform exports it, repeated to 200 characters.
+UNBROKEN = ("Mueller_Anna_40213_Hausarbeit_Endfassung_überarbeitet_" * 4)[:200]
+
+
+def test_names_without_spaces_break_rather_than_widen_the_page(web, owner, essay_template, artifacts):
+    template = essay_template.copy_for(owner, name=UNBROKEN)
+    settings = template.default_settings
+    settings["rubric"]["criteria"][0]["name"] = UNBROKEN
+    template.save(update_fields=["default_settings"])
+    batch = make_batch(owner, template, jobs=0, name=UNBROKEN, tags=[UNBROKEN[:50]])
+    batch.add_documents([make_document(owner, f"{UNBROKEN[:150]}.txt", "An essay about parks. " * 40)])
+    job = GradingJob.objects.in_batch(batch).get()
+    pages = {
+        "long-templates": "/templates",
+        "long-template-editor": f"/templates/{template.pk}",
+        "long-batch": f"/batches/{batch.pk}",
+        "long-job": f"/batches/{batch.pk}/jobs/{job.pk}",
+        "long-new": "/batches/new",
+    }
+    sign_in(web, "olivia", "pw-olivia")
+    problems = []
+    for name, url in pages.items():
+        web.goto(url)
+        expect(web.locator("main h1")).to_be_visible()
+        for width in SHOT_WIDTHS:
+            web.set_viewport_size({"width": width, "height": 900})
+            found = overflow(web)
+            if found["page"] > 0:
+                problems.append(f"{name} at {width}px: the page scrolls sideways by {found['page']}px")
+            web.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)
+        problems += [f"{name} at {width}px: {violation}" for violation in axe_violations(web)]
+    assert not problems, "\n".join(problems)

@@ -143,3 +143,30 @@ def test_without_javascript_the_row_buttons_post_back_and_the_teacher_saves_the_
     last = copy.default_settings["rubric"]["criteria"][-1]
     assert (last["name"], last["points"], last["levels"][0]["label"]) == ("Audience", 5, "Spot on")
     assert len(copy.default_settings["rubric"]["criteria"]) == rows + 1
+
+
+def test_adding_rows_in_place_stops_where_the_server_would_refuse_the_whole_form(web, owner):
+    # Past 30 criterion rows (or 15 levels) the server refuses the post before reading any field:
+    # the script must not let a teacher type a rubric the save would throw away.
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto("/templates/new")
+    web.get_by_label("Template name").fill("Fifty criteria")
+    rows = web.locator("[data-criteria-list] > [data-criterion]")
+    for _ in range(40):
+        web.get_by_role("button", name="Add criterion").click()
+    expect(rows).to_have_count(30)
+    expect(web.get_by_role("status")).to_have_text("The editor takes at most 30 criterion rows.")
+    first = criterion(web, 1)
+    for _ in range(20):
+        first.get_by_role("button", name="Add level to criterion 1").click()
+    expect(first.locator("[data-level]")).to_have_count(15)
+    expect(web.get_by_role("status")).to_have_text("The editor takes at most 15 level rows per criterion.")
+    first.get_by_label("Name").first.fill("Thesis")
+    first.get_by_label("Points").first.fill("10")
+
+    web.get_by_role("button", name="Create template", exact=True).click()
+
+    # The blank rows are left out: the rubric typed is saved.
+    expect(web.get_by_role("heading", level=1)).to_have_text("Edit “Fifty criteria”")
+    saved = BatchTemplate.objects.get(owner=owner)
+    assert [c["name"] for c in saved.default_settings["rubric"]["criteria"]] == ["Thesis"]
