@@ -127,13 +127,13 @@ def _result(job, rubric: list[dict]):
     )
 
 
-def measure(get, first: bool) -> tuple[float, int]:
-    """Median milliseconds of RUNS requests, and the queries of one."""
+def measure(get, runs: int, first: bool) -> tuple[float, int]:
+    """Median milliseconds of the requests, and the queries of one."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     times, queries = [], 0
-    for _ in range(RUNS):
+    for _ in range(runs):
         if first:
             forget()
         with CaptureQueriesContext(connection) as captured:
@@ -153,7 +153,7 @@ def forget() -> None:
     forget_all()
 
 
-def run(documents: int) -> None:
+def run(documents: int, runs: int) -> None:
     import django
 
     django.setup()
@@ -179,7 +179,7 @@ def run(documents: int) -> None:
     for label, url, headers in pages:
         client.get(url, **headers)  # warm: templates compiled, connection open
         for state in ("first", "again"):
-            took, queries = measure(lambda u=url, h=headers: client.get(u, **h), first=state == "first")
+            took, queries = measure(lambda u=url, h=headers: client.get(u, **h), runs, first=state == "first")
             print(f"  {label:<40} {state:<5} {took:7.0f} ms  {queries:3d} queries")
 
 
@@ -195,7 +195,15 @@ def child(database_url: str, folder: str, args) -> None:
         "PYTHONPATH": str(args.source),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    command = [sys.executable, __file__, "--documents", str(args.documents), "--child"]
+    command = [
+        sys.executable,
+        __file__,
+        "--documents",
+        str(args.documents),
+        "--runs",
+        str(args.runs),
+        "--child",
+    ]
     subprocess.run(command, env=environment, check=True, cwd=args.source)
 
 
@@ -218,14 +226,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=5000, help="documents, each graded by two models")
     parser.add_argument("--source", type=Path, default=ROOT, help="the checkout of the project to measure")
+    parser.add_argument("--runs", type=int, default=RUNS, help="requests per figure (the median is shown)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.getcwd())
-        run(args.documents)
+        run(args.documents, args.runs)
         return
     args.source = args.source.resolve()
-    print(f"measuring {args.source}, {RUNS} runs each (median)")
+    print(f"measuring {args.source}, {args.runs} runs each (median)")
     folder = tempfile.mkdtemp(prefix="gp-bench-page-")
     child(f"sqlite:///{folder}/bench.sqlite3", folder, args)
     database_url = os.environ.get("DATABASE_URL", "")
