@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import Count, F, FloatField, Max, Q, Sum
+from django.db.models.functions import Cast
 
 from grading.models import GradingJob, JobStatus
 from grading.progress import Progress
@@ -60,7 +61,8 @@ def batch_state(batch) -> BatchState:
         total=Count("id"),
         **{status.value: Count("id", filter=Q(status=status.value)) for status in JobStatus},
         job_ids=Sum("id"),
-        documents=Sum(F("document_id") * F("id")),
+        # In floating point: a product of two bigint ids could overflow an integer.
+        documents=Sum(Cast("document_id", FloatField()) * F("id"), output_field=FloatField()),
         attempts=Sum("attempts"),
         results=Count("result__id"),
         result_ids=Sum("result__id"),
