@@ -11,6 +11,9 @@ client, each the median of a few runs with the number of queries:
 - the live refresh (`/batches/<id>/live`, polled every 2 s while a batch runs);
 - `GET /api/batches/<id>/analytics`.
 
+Rows are as wide as in use: each job holds the settings snapshot a start
+writes, each result the provider's whole reply (about 2 kB).
+
 "first" is a request after the batch changed (nothing computed for its state
 yet: batches.memo emptied before each run), "again" the next poll or reload
 of an unchanged batch. SQLite runs always, in a temporary folder; with
@@ -23,6 +26,7 @@ before this benchmark's changes) for a before and after.
 """
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -53,6 +57,8 @@ def build(documents: int):
     template = BatchTemplate.objects.get(slug="academic-essay")
     batch = JobBatch.objects.create_from_template(owner=owner, name="Bench page", template=template)
     rubric = batch.effective_settings()["rubric"]["criteria"]
+    # What starting the batch snapshots on every job: its rows are as wide as in use.
+    snapshot = batch.validated_settings().model_dump(mode="json")
     docs = Document.objects.bulk_create(
         Document(
             file=f"documents/essay-{i}.txt",
@@ -79,6 +85,7 @@ def build(documents: int):
                 model=model,
                 status=JobStatus.FAILED if failed[index] else JobStatus.COMPLETED,
                 last_error=f"The provider failed with HTTP 503: busy {index}" if failed[index] else "",
+                settings=snapshot,
                 attempts=1,
                 duration_ms=random.randint(800, 9000),
                 created_at=start + timedelta(milliseconds=index),
@@ -109,6 +116,13 @@ def _result(job, rubric: list[dict]):
     ]
     score = sum(item["score"] for item in criteria)
     reviewed = random.random() < 0.1
+    # The provider's reply is kept whole: about 2 kB, as an OpenAI completion's is.
+    reply = {
+        "id": f"chatcmpl-{job.pk}",
+        "model": job.model,
+        "choices": [{"message": {"role": "assistant", "content": json.dumps(criteria * 3)}}],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300},
+    }
     review = [{**criteria[0], "score": max(criteria[0]["score"] - 2, 0)}] if reviewed else []
     return GradingResult(
         job=job,
@@ -122,6 +136,7 @@ def _result(job, rubric: list[dict]):
         output_tokens=300,
         cost=Decimal("0.0004"),
         latency_ms=job.duration_ms,
+        raw_response=reply,
         reviewed_score=score - (criteria[0]["score"] - review[0]["score"]) if reviewed else None,
         reviewed_criteria=review,
     )
