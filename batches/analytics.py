@@ -39,7 +39,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
 
-from batches.memo import batch_state, remembered
+from batches.memo import BatchState, batch_state, remembered
 from grading.agreement import BUCKET_WIDTH, BUCKETS, EPSILON, agreement, bucket_label
 from grading.models import GradingJob, GradingResult, JobStatus
 from grading.progress import Progress
@@ -50,15 +50,16 @@ PERCENTILES = {"median": 0.5, "p95": 0.95}
 SCORE_BASIS = "final score: the reviewer's where the job was reviewed, otherwise the AI's"
 
 
-def batch_analytics(batch, now: datetime | None = None) -> dict[str, Any]:
+def batch_analytics(batch, now: datetime | None = None, state: BatchState | None = None) -> dict[str, Any]:
     """Everything the analytics endpoint and the export's batch.json report about a batch.
 
     The aggregates are computed once per state of the batch (batches.memo); what
     depends on the clock (wall time, rate, projection) and on the batch's own
-    fields (rubric, deadline, calibration) is worked out afresh from them.
+    fields (rubric, deadline, calibration) is worked out afresh from them. A
+    page that has read the batch's state passes it.
     """
     now = now or timezone.now()
-    state = batch_state(batch)
+    state = state or batch_state(batch)
     counts = state.counts
     figures = remembered(state, "analytics", lambda: aggregates(batch))
     rows = figures["rows"]
@@ -142,7 +143,7 @@ def job_counts(counts: dict[str, int], reasons: list[dict[str, Any]]) -> dict[st
         "by_status": {status.value: progress.count(status) for status in JobStatus},
         "percent_done": progress.percent,
         "success_rate": _ratio(progress.completed, progress.ran),
-        "failure_reasons": reasons,
+        "failure_reasons": [dict(reason) for reason in reasons],  # a copy: the kept list is shared
     }
 
 

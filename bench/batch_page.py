@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=5000, help="documents, each graded by two models")
     parser.add_argument("--source", type=Path, default=ROOT, help="the checkout of the project to measure")
     parser.add_argument("--runs", type=int, default=RUNS, help="requests per figure (the median is shown)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL alone (DATABASE_URL)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -251,7 +252,8 @@ def main() -> None:
     args.source = args.source.resolve()
     print(f"measuring {args.source}, {args.runs} runs each (median)")
     folder = tempfile.mkdtemp(prefix="gp-bench-page-")
-    child(f"sqlite:///{folder}/bench.sqlite3", folder, args)
+    if not args.skip_sqlite:
+        child(f"sqlite:///{folder}/bench.sqlite3", folder, args)
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url.startswith(("postgres://", "postgresql://")):
         postgres(database_url, folder, args)
