@@ -34,8 +34,9 @@ from django.db.models.functions import Cast
 from grading.models import GradingJob, JobStatus
 from grading.progress import Progress
 
-# Batches whose figures a process keeps; the oldest used goes first. A 10,000-job
-# queue is a few megabytes.
+# Batches whose figures a process keeps; the one used longest ago goes first. A
+# 10,000-job queue holds about 8 MB, so a process keeps at most about 65 MB; a
+# batch of a class or two (tens to hundreds of jobs), a few hundred kB.
 KEPT_BATCHES = 8
 
 T = TypeVar("T")
