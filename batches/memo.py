@@ -7,14 +7,16 @@ aggregates. Between two polls usually nothing changed. One aggregate over the
 batch's jobs and results, its *state*, says whether anything did: the counts
 per status and sums that every write the pages reflect moves (a job added,
 claimed, retried, finished, removed or restored; a result written, calibrated,
-reviewed or withdrawn), with the batch's calibration. What was computed for the
-same state is served again, and the state costs one indexed pass (for 10,000
-jobs 13–30 ms on PostgreSQL and 20–55 ms on SQLite, against 100–250 ms for the
-queue alone and seconds for the analytics on SQLite).
+reviewed or withdrawn), with the batch's status, settings and calibration.
+What was computed for the same state is served again, and the state costs one
+indexed pass (for 10,000 jobs 13–30 ms on PostgreSQL and 20–55 ms on SQLite,
+against 100–250 ms for the queue alone and seconds for the analytics on SQLite).
 
-Never stale: the state is read before what is computed from it, so a value may
-be newer than its state (a job finished in between) but never older; the next
-request then sees another state and computes afresh.
+Never older than its state: the state is read before what is computed from it,
+so a value may be newer (a job finished in between) but not older; the next
+request then sees another state and computes afresh. A write that moves none
+of the sums (a result's criteria edited alone, by hand in the database) shows
+with the next change that does.
 
 Kept in the process's memory rather than Django's cache: unpickling a 10,000-job
 queue took longer than computing it (README, "Batch page at size"). The values
@@ -74,10 +76,14 @@ def batch_state(batch) -> BatchState:
         last_review=Max("result__reviewed_at"),
         calibrated=Count("result__raw_score"),
     )
-    calibration = json.dumps(batch.calibration or {}, sort_keys=True, default=str)
+    # The batch's own fields that move its jobs without moving the sums: resuming an
+    # edited batch gives its queued jobs another model (JobBatch._resnapshot_queued).
+    own = json.dumps(
+        [batch.status, batch.template_id, batch.settings, batch.calibration], sort_keys=True, default=str
+    )
     return BatchState(
         batch=(connection.alias, connection.settings_dict["NAME"], batch.pk, batch.created_at),
-        signature=(*sorted(figures.items()), calibration),
+        signature=(*sorted(figures.items()), own),
         counts=Progress.from_counts(figures).as_dict(),
     )
 

@@ -131,3 +131,14 @@ def test_a_calibration_recorded_on_the_batch_changes_the_reasons_shown(owner):
     calibration = {"models": [{"provider": "openai", "model": MODEL_A, "method": "linear", "qwk_after": 0.3}]}
     JobBatch.objects.filter(pk=batch.pk).update(calibration=calibration)
     assert uncertain in {e.job_id: e.reasons for e in entries_for(reloaded(batch))}[job]
+
+
+def test_jobs_given_another_model_when_an_edited_batch_resumes_show_it(owner):
+    # Resuming re-snapshots the queued jobs: their statuses end where they were.
+    batch = worked_batch(owner)
+    JobBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PAUSED)
+    queued = GradingJob.objects.get(batch=batch, status=JobStatus.QUEUED)
+    assert {e.job_id: e.model for e in entries_for(reloaded(batch))}[queued.pk] == MODEL_B
+    GradingJob.objects.filter(pk=queued.pk).update(model="gpt-z")
+    JobBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PROCESSING)
+    assert {e.job_id: e.model for e in entries_for(reloaded(batch))}[queued.pk] == "gpt-z"
