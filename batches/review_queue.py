@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from batches.memo import BatchState, batch_state, remembered
 from grading.models import GradingJob, JobStatus
 
 # Points of the maximum (percentage points) between a document's highest and lowest model grade.
@@ -218,8 +219,18 @@ def _uncertain_calibration(entry: Entry, calibration: Mapping[str, Any] | None) 
 # --- the batch's list ------------------------------------------------------------------
 
 
-def entries_for(batch) -> list[Entry]:
-    """Every job of the batch in upload order, with its spread and low-confidence reasons."""
+def entries_for(batch, state: BatchState | None = None) -> list[Entry]:
+    """Every job of the batch in upload order, with its spread and low-confidence reasons.
+
+    Computed once per state of the batch (batches.memo): the live refresh polls
+    every 2 s, and between polls a batch of thousands of jobs has usually not
+    changed. A page that has read the state passes it. The entries are shared:
+    read them, never change them.
+    """
+    return remembered(state or batch_state(batch), "entries", lambda: _entries(batch))
+
+
+def _entries(batch) -> list[Entry]:
     rows = (
         GradingJob.objects.in_batch(batch)
         .order_by("created_at", "id")

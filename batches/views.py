@@ -50,6 +50,7 @@ from batches.forms import (
     ReviewForm,
     ShareForm,
 )
+from batches.memo import batch_state
 from batches.models import AssignmentRule, BatchStatus, JobBatch
 from batches.presenters import DETAIL_ACTIONS, BatchRow, access_to, rows_for
 from batches.queue import attach_places
@@ -333,11 +334,14 @@ def _detail_context(request: HttpRequest, batch: JobBatch) -> dict[str, Any]:
     except SettingsError as exc:
         settings, settings_error = None, exc
     query, query_refused = _queue_query(request)
-    entries = entries_for(batch)
+    # Read once for the page: the queue and the analytics are kept per state of the batch.
+    state = batch_state(batch)
+    entries = entries_for(batch, state)
     jobs = _jobs_page(entries, query, request.GET.get("page"))
     several = len(comparison_columns(entries)) > 1
     return {
         "batch": batch,
+        "state": state,
         "row": row,
         "jobs": jobs,
         "query": query,
@@ -382,7 +386,7 @@ def _detail_page(
     row = context["row"]
     context["estimate"] = _estimate(batch, row)
     if batch.started_at or row.done:
-        analytics = batch_analytics(batch)
+        analytics = batch_analytics(batch, state=context["state"])
         context.update(analytics=analytics, charts=charts_for(analytics), can_export=row.done > 0)
         context.update(
             can_calibrate="change" in row.access,

@@ -270,6 +270,10 @@ class GradingJob(models.Model):
                 name="job_economy_queued",
                 condition=Q(status="queued", delivery="economy"),
             ),
+            # The analytics' duration percentiles on SQLite read two rows at an
+            # offset in duration order (batches.analytics.percentile_by_offset):
+            # from this index, rather than sorting every job of the batch each time.
+            models.Index(fields=["batch", "duration_ms"], name="job_batch_duration"),
             # The lease reaper looks only at jobs being processed.
             models.Index(
                 fields=["lease_expires_at"],

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from batches.analytics import batch_analytics
 from batches.models import BatchStatus, JobBatch
+from grading.agreement import agreement_of_scores
 from grading.models import GradingJob, GradingResult, JobStatus
 from tests.analytics_support import (
     MODEL_A,
@@ -15,6 +16,7 @@ from tests.analytics_support import (
     NOW,
     T0,
     add_job,
+    add_result,
     criteria,
     result_of,
     rubric_batch,
@@ -250,3 +252,38 @@ def test_analytics_runs_the_same_number_of_queries_for_10_and_1000_jobs(owner):
     small, large = _bulk_batch(owner, 10), _bulk_batch(owner, 1000)
     assert _queries_for(small) == _queries_for(large)
     assert _queries_for(large) <= 13
+
+
+def test_model_pairs_match_the_pairs_worked_out_one_document_at_a_time(owner):
+    # Three models over five documents, one document left ungraded by a model, and
+    # the same documents graded in another batch, which must not pair with these.
+    batch, other = rubric_batch(owner, name="Three models"), rubric_batch(owner, name="Elsewhere")
+    documents = [make_document(owner, f"p{i}.txt") for i in range(5)]
+    models = [("openai", "gpt-a"), ("openai", "gpt-b"), ("anthropic", "claude-c")]
+    percents: dict[tuple, dict[int, float]] = {model: {} for model in models}
+    for index, document in enumerate(documents):
+        for number, (provider, model) in enumerate(models):
+            if (index, number) == (4, 2):
+                continue
+            content, style = (index + number) % 7, (index * number) % 5
+            add_result(
+                add_job(batch, document, model, JobStatus.COMPLETED, provider=provider), content, style
+            )
+            add_result(
+                add_job(other, document, model, JobStatus.COMPLETED, provider=provider), 6 - content, 0
+            )
+            percents[(provider, model)][document.pk] = (content + style) * 10
+    comparisons = {tuple(c["models"]): c for c in batch_analytics(batch, now=NOW)["model_comparison"]}
+    for first, second in [(models[2], models[0]), (models[2], models[1]), (models[0], models[1])]:
+        shared = sorted(set(percents[first]) & set(percents[second]))
+        pairs = [(percents[first][pk], percents[second][pk]) for pk in shared]
+        expected = agreement_of_scores(pairs).as_dict()
+        comparison = comparisons[(f"{first[0]}:{first[1]}", f"{second[0]}:{second[1]}")]
+        assert comparison["documents"] == len(shared) == (4 if "anthropic" in first else 5)
+        assert comparison["mean_percent"] == [
+            pytest.approx(sum(a for a, _ in pairs) / len(pairs)),
+            pytest.approx(sum(b for _, b in pairs) / len(pairs)),
+        ]
+        for figure in ("exact", "adjacent", "mean_abs_difference", "quadratic_weighted_kappa"):
+            assert comparison[figure] == pytest.approx(expected[figure], abs=1e-4), figure
+    assert len(comparisons) == 3
