@@ -619,11 +619,9 @@ def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "manage")
-    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    form = ShareForm.for_removal(request.POST)
     if not form.is_valid():
-        messages.error(
-            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
-        )
+        messages.error(request, f"Nothing to remove: {form.problem()}")
         return redirect(_sharing_anchor(batch))
     try:
         permissions.unshare(batch, form.cleaned_data["principal"], permissions.Level.VIEW)

@@ -269,11 +269,9 @@ def rule_share(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rule_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _rule_requiring(request, pk, "manage")
-    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    form = ShareForm.for_removal(request.POST)
     if not form.is_valid():
-        messages.error(
-            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
-        )
+        messages.error(request, f"Nothing to remove: {form.problem()}")
         return redirect(_rule_sharing_anchor(rule))
     try:
         permissions.unshare(rule, form.cleaned_data["principal"], permissions.Level.VIEW)
