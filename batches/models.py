@@ -951,6 +951,9 @@ class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(JobBatch, on_delete=models.CASCADE)
 
 
+# One-time tokens of the create forms (batches/form_tokens.py); imported here so that Django finds them.
+from batches.form_tokens import FormToken  # noqa: E402, F401
+
 # Assignment rules and the inbox live in their own module; imported here so that Django finds them.
 from batches.rule_models import (  # noqa: E402, F401
     AssignmentRule,
