@@ -454,6 +454,16 @@ class Capacity(_Doc):
     share = serializers.FloatField(allow_null=True, help_text="This batch's calls in flight / the cap.")
 
 
+class EconomyCounts(_Doc):
+    to_submit = serializers.IntegerField(
+        help_text="Economy jobs waiting to be submitted in a provider batch."
+    )
+    at_provider = serializers.IntegerField(help_text="Economy jobs submitted, in open provider batches.")
+    expected_by = serializers.DateTimeField(
+        allow_null=True, help_text="The latest expected completion of its open provider batches."
+    )
+
+
 class QueuedBatch(_Doc):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -463,14 +473,21 @@ class QueuedBatch(_Doc):
     deadline = serializers.DateTimeField(allow_null=True)
     position = serializers.IntegerField(help_text="1: served first.")
     provider = serializers.CharField(allow_null=True)
-    waiting = serializers.IntegerField(help_text="Jobs queued (some may wait out a retry's backoff).")
-    in_flight = serializers.IntegerField()
+    waiting = serializers.IntegerField(
+        help_text="Real-time jobs queued (some may wait out a retry's backoff); economy jobs are under economy."
+    )
+    in_flight = serializers.IntegerField(help_text="Real-time calls under way.")
     total = serializers.IntegerField()
     done = serializers.IntegerField()
     percent = serializers.FloatField()
     capacity = Capacity()
+    economy = EconomyCounts()
     estimated_finish = serializers.DateTimeField(
-        allow_null=True, help_text="At the rate its jobs have ended so far; null before the first ends."
+        allow_null=True,
+        help_text=(
+            "At the rate its jobs have ended so far (null before the first ends); for economy jobs, "
+            "the expected completion of their provider batches."
+        ),
     )
     deadline_standing = serializers.CharField(allow_null=True)
     ahead = AheadCounts(help_text="Batches before it in the queue, and their jobs waiting.")
@@ -481,6 +498,8 @@ class QueueTotals(_Doc):
     batches = serializers.IntegerField()
     waiting = serializers.IntegerField()
     in_flight = serializers.IntegerField()
+    to_submit = serializers.IntegerField()
+    at_provider = serializers.IntegerField()
 
 
 class ProviderLoad(_Doc):
@@ -488,6 +507,8 @@ class ProviderLoad(_Doc):
     cap = serializers.IntegerField(allow_null=True)
     in_flight = serializers.IntegerField()
     waiting = serializers.IntegerField()
+    to_submit = serializers.IntegerField()
+    at_provider = serializers.IntegerField()
     share = serializers.FloatField(allow_null=True)
     source = serializers.CharField()
 

@@ -670,8 +670,16 @@ class ShareForm(forms.Form):
         initial="user",
         widget=forms.RadioSelect,
         label="Share with a",
+        error_messages={
+            "required": "Say whether it is a user or a group.",
+            "invalid_choice": "Say whether it is a user or a group, not “%(value)s”.",
+        },
     )
-    name = forms.CharField(max_length=150, label="Username or group name")
+    name = forms.CharField(
+        max_length=150,
+        label="Username or group name",
+        error_messages={"required": "Give the username or group name."},
+    )
     permission = forms.ChoiceField(choices=Level.choices, initial=Level.VIEW, label="Access")
 
     def clean(self) -> dict[str, Any]:
@@ -684,3 +692,15 @@ class ShareForm(forms.Form):
             if data["principal"] is None:
                 self.add_error("name", f"No {kind} is called “{name}”.")
         return data
+
+    @classmethod
+    def for_removal(cls, data) -> "ShareForm":
+        """The form an unshare posts: who, at no particular level (unsharing takes every level)."""
+        return cls({**data.dict(), "permission": Level.VIEW})
+
+    def problem(self) -> str:
+        """The first thing wrong, as one sentence: a forged post may break several fields at once."""
+        for name in self.fields:
+            if name in self.errors:
+                return self.errors[name][0]
+        return " ".join(self.non_field_errors())

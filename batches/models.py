@@ -841,9 +841,16 @@ class JobBatch(models.Model):
         return now + timedelta(seconds=progress.remaining * elapsed / progress.done)
 
     def deadline_standing(
-        self, now: datetime | None = None, counts: dict[str, int] | None = None
+        self,
+        now: datetime | None = None,
+        counts: dict[str, int] | None = None,
+        projected: datetime | None = None,
     ) -> str | None:
-        """on_track, at_risk (projected to finish after the deadline) or late; None without a deadline."""
+        """on_track, at_risk (projected to finish after the deadline) or late; None without a deadline.
+
+        `projected` is a finish worked out by the caller (the queue's, from provider batches for
+        economy work); without it, the rate its jobs have ended so far.
+        """
         if self.deadline is None:
             return None
         now = now or timezone.now()
@@ -856,7 +863,7 @@ class JobBatch(models.Model):
         if self.status == BatchStatus.DRAFT:
             # Not started: nothing is being graded, so a near deadline is at risk already.
             return "at_risk" if self.deadline - now <= conf.NOTIFY_DEADLINE_NEAR else "on_track"
-        projected = self.projected_completion(counts, now)
+        projected = projected or self.projected_completion(counts, now)
         if projected is None:
             return "on_track"
         return "at_risk" if projected > self.deadline else "on_track"
@@ -950,6 +957,9 @@ class JobBatchUserObjectPermission(UserObjectPermissionBase):
 class JobBatchGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(JobBatch, on_delete=models.CASCADE)
 
+
+# One-time tokens of the create forms (batches/form_tokens.py); imported here so that Django finds them.
+from batches.form_tokens import FormToken  # noqa: E402, F401
 
 # Assignment rules and the inbox live in their own module; imported here so that Django finds them.
 from batches.rule_models import (  # noqa: E402, F401

@@ -8,6 +8,14 @@ flight, its share of its provider's capacity now (jobs in flight / the
 provider's cap, from the provider's own `limits()`), and an estimated finish
 at the rate its jobs have ended so far (`JobBatch.projected_completion`).
 
+Economy jobs (grading/economy.py) are not claimed by the runners and make no
+calls: they are counted apart, as waiting to be submitted (queued) and at the
+provider (held by an open provider batch), not as waiting or in flight. They
+take no share of the provider's capacity and are never "ahead" of anyone's
+real-time work, and an economy batch's estimated finish is its provider
+batches' expected completion (a job still to be submitted: now plus the
+provider's batch window), not a rate of calls.
+
 A user sees the batches they may view; everyone else's work appears only as
 totals: how many other batches and jobs are ahead of each of theirs, and in
 the whole queue.
@@ -17,18 +25,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import BooleanField, Count, ExpressionWrapper, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batches.models import JobBatch
 from core.permissions import is_superuser
+from grading import economy
 from grading.limits import provider_limits
-from grading.models import GradingJob, JobStatus
+from grading.models import GradingJob, JobStatus, ProviderBatch
 from grading.progress import Progress
 from grading.schema import SettingsError
 from grading.serve_order import batch_ordering
-from grading.statuses import CLAIMING_BATCH_STATES
+from grading.statuses import CLAIMING_BATCH_STATES, Delivery
 
 # The annotations holding a batch's first job in line, by the job column of the serve order.
 FIRST_JOB = {"created_at": "first_job_created_at", "id": "first_job_id"}
@@ -42,6 +51,10 @@ class QueueEntry:
     provider: str
     cap: int | None
     eta: datetime | None
+    # Economy jobs: queued for the next submission, and held by open provider batches.
+    to_submit: int = 0
+    at_provider: int = 0
+    expected_by: datetime | None = None
     ahead_batches: int = 0
     ahead_jobs: int = 0
     hidden_ahead_batches: int = 0
@@ -50,11 +63,13 @@ class QueueEntry:
 
     @property
     def waiting(self) -> int:
-        return self.counts[JobStatus.QUEUED]
+        """Real-time jobs waiting for a runner."""
+        return self.counts[JobStatus.QUEUED] - self.to_submit
 
     @property
     def in_flight(self) -> int:
-        return self.counts[JobStatus.PROCESSING]
+        """Real-time calls under way."""
+        return self.counts[JobStatus.PROCESSING] - self.at_provider
 
     @property
     def share(self) -> float | None:
@@ -78,8 +93,13 @@ class QueueEntry:
             "done": progress.done,
             "percent": progress.percent,
             "capacity": {"provider": self.provider or None, "cap": self.cap, "share": self.share},
+            "economy": {
+                "to_submit": self.to_submit,
+                "at_provider": self.at_provider,
+                "expected_by": _iso(self.expected_by),
+            },
             "estimated_finish": _iso(self.eta),
-            "deadline_standing": batch.deadline_standing(counts=self.counts),
+            "deadline_standing": batch.deadline_standing(counts=self.counts, projected=self.eta),
             "ahead": {"batches": self.ahead_batches, "jobs": self.ahead_jobs},
             "others_ahead": {"batches": self.hidden_ahead_batches, "jobs": self.hidden_ahead_jobs},
         }
@@ -95,6 +115,18 @@ def _in_line(column: str) -> Coalesce:
     return Coalesce(_first_in_line(JobStatus.QUEUED, column), _first_in_line(JobStatus.PROCESSING, column))
 
 
+def _economy_jobs(status: str) -> Coalesce:
+    jobs = GradingJob.objects.filter(batch=OuterRef("pk"), status=status, delivery=Delivery.ECONOMY)
+    counted = jobs.order_by().values("batch").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _expected_by() -> Subquery:
+    """The latest expected completion among the batch's open provider batches."""
+    open_batches = ProviderBatch.objects.open().filter(batch=OuterRef("pk"), expected_by__isnull=False)
+    return Subquery(open_batches.order_by("-expected_by").values("expected_by")[:1])
+
+
 def active_batches(user=None):
     """The batches claims serve, in serve order, with their job counts; `is_visible` to the user, when given."""
     queryset = (
@@ -105,6 +137,9 @@ def active_batches(user=None):
             first_job_created_at=_in_line("created_at"),
             first_job_id=_in_line("id"),
             first_job_provider=_in_line("provider"),
+            economy_to_submit=_economy_jobs(JobStatus.QUEUED),
+            economy_at_provider=_economy_jobs(JobStatus.PROCESSING),
+            economy_expected_by=_expected_by(),
         )
         .order_by(*batch_ordering(FIRST_JOB), "pk")
     )
@@ -129,19 +164,40 @@ def serve_queue(user=None, now: datetime | None = None) -> list[QueueEntry]:
             counts=counts,
             provider=provider,
             cap=provider_limits(provider).max_concurrency if provider else None,
-            eta=batch.projected_completion(counts, now),
+            eta=None,
+            to_submit=batch.economy_to_submit,
+            at_provider=batch.economy_at_provider,
+            expected_by=batch.economy_expected_by,
             ahead_batches=position - 1,
             ahead_jobs=ahead_jobs,
             hidden_ahead_batches=hidden_ahead,
             hidden_ahead_jobs=hidden_jobs,
             visible=bool(getattr(batch, "is_visible", True)),
         )
+        entry.eta = _estimated_finish(entry, now)
         entries.append(entry)
         ahead_jobs += entry.waiting
         if not entry.visible:
             hidden_ahead += 1
             hidden_jobs += entry.waiting
     return entries
+
+
+def _estimated_finish(entry: QueueEntry, now: datetime) -> datetime | None:
+    """The rate of its calls for real-time work; its provider batches' expected completion for economy."""
+    batch, counts = entry.batch, entry.counts
+    if not (entry.to_submit or entry.at_provider):
+        return batch.projected_completion(counts, now)
+    finishes = [entry.expected_by] if entry.expected_by else []
+    if entry.to_submit:
+        # Submitted at the engine's next round, then given the provider's whole window.
+        finishes.append(now + economy.window(entry.provider))
+    if entry.waiting or entry.in_flight:
+        realtime = batch.projected_completion(counts, now)
+        if realtime is None:
+            return None
+        finishes.append(realtime)
+    return max(finishes) if finishes else None
 
 
 def _provider_of(batch: JobBatch) -> str:
@@ -160,22 +216,27 @@ def queue_for(user, now: datetime | None = None) -> dict[str, Any]:
     return {
         "generated_at": now.isoformat(),
         "batches": [entry.as_dict() for entry in shown],
-        "others": {
-            "batches": len(hidden),
-            "waiting": sum(entry.waiting for entry in hidden),
-            "in_flight": sum(entry.in_flight for entry in hidden),
-        },
-        "total": {
-            "batches": len(entries),
-            "waiting": sum(entry.waiting for entry in entries),
-            "in_flight": sum(entry.in_flight for entry in entries),
-        },
+        "others": _totals(hidden),
+        "total": _totals(entries),
         "providers": provider_capacity(),
     }
 
 
+def _totals(entries: list[QueueEntry]) -> dict[str, int]:
+    return {
+        "batches": len(entries),
+        "waiting": sum(entry.waiting for entry in entries),
+        "in_flight": sum(entry.in_flight for entry in entries),
+        "to_submit": sum(entry.to_submit for entry in entries),
+        "at_provider": sum(entry.at_provider for entry in entries),
+    }
+
+
 def provider_capacity() -> list[dict[str, Any]]:
-    """Per provider with work in flight or waiting: calls in flight now against its cap (totals only)."""
+    """Per provider with work in flight or waiting: calls in flight now against its cap (totals only).
+
+    Economy jobs are counted apart (to_submit, at_provider): they make no calls against the cap.
+    """
     rows = (
         GradingJob.objects.filter(
             status__in=[JobStatus.QUEUED, JobStatus.PROCESSING], batch__status__in=CLAIMING_BATCH_STATES
@@ -183,8 +244,10 @@ def provider_capacity() -> list[dict[str, Any]]:
         .exclude(provider="")
         .values("provider")
         .annotate(
-            waiting=Count("id", filter=Q(status=JobStatus.QUEUED)),
-            in_flight=Count("id", filter=Q(status=JobStatus.PROCESSING)),
+            waiting=Count("id", filter=Q(status=JobStatus.QUEUED, delivery=Delivery.REALTIME)),
+            in_flight=Count("id", filter=Q(status=JobStatus.PROCESSING, delivery=Delivery.REALTIME)),
+            to_submit=Count("id", filter=Q(status=JobStatus.QUEUED, delivery=Delivery.ECONOMY)),
+            at_provider=Count("id", filter=Q(status=JobStatus.PROCESSING, delivery=Delivery.ECONOMY)),
         )
         .order_by("provider")
     )
@@ -198,6 +261,8 @@ def provider_capacity() -> list[dict[str, Any]]:
                 "cap": cap,
                 "in_flight": row["in_flight"],
                 "waiting": row["waiting"],
+                "to_submit": row["to_submit"],
+                "at_provider": row["at_provider"],
                 "share": round(row["in_flight"] / cap, 4) if cap else None,
                 "source": limits.source,
             }

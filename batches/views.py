@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from rest_framework.exceptions import ValidationError as InputRefused
 
+from batches import form_tokens
 from batches.actions import BY_NAME
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
@@ -244,21 +245,34 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     form = NewBatchForm(request.POST or None, user=request.user, initial=_new_batch_initial(request))
     if request.method == "POST" and form.is_valid():
         try:
-            batch = JobBatch.objects.create_from_template(
-                owner=request.user, settings=form.overrides(), **form.batch_fields()
+            batch, made = form_tokens.create_once(
+                request,
+                form_tokens.FormKind.BATCH,
+                lambda: JobBatch.objects.create_from_template(
+                    owner=request.user, settings=form.overrides(), **form.batch_fields()
+                ),
             )
         except SettingsError as exc:
             form.add_settings_errors(exc.errors)
         else:
-            messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
-            return redirect("batches:documents", pk=batch.pk)
+            return created_batch(request, batch, made)
     status = 400 if form.is_bound and form.errors else 200
     context = {
         "form": form,
+        "form_token": form_tokens.token_of(request),
         "preview": _preview_template(request, form),
         "provider_problems": _initial_problems(form, NewBatchForm, user=request.user),
     }
     return render(request, "batches/new.html", context, status=status)
+
+
+def created_batch(request: HttpRequest, batch: JobBatch | int, made: bool) -> HttpResponse:
+    """Step 2 of a new batch; a form sent twice is told the first sending made it."""
+    if made:
+        messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
+        return redirect("batches:documents", pk=batch.pk)
+    messages.info(request, "This form was already sent: here is the batch it made.")
+    return redirect("batches:documents", pk=batch)
 
 
 def _initial_problems(form, form_class, **kwargs) -> list[str]:
@@ -619,11 +633,9 @@ def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "manage")
-    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    form = ShareForm.for_removal(request.POST)
     if not form.is_valid():
-        messages.error(
-            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
-        )
+        messages.error(request, f"Nothing to remove: {form.problem()}")
         return redirect(_sharing_anchor(batch))
     try:
         permissions.unshare(batch, form.cleaned_data["principal"], permissions.Level.VIEW)

@@ -24,6 +24,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from batches import form_tokens
 from batches.exceptions import InvalidTransition
 from batches.forms import ShareForm
 from batches.forms_rules import AssignForm, RuleForm, ScratchBatchForm
@@ -32,7 +33,7 @@ from batches.models import JobBatch
 from batches.queue import queue_for
 from batches.rule_models import AssignmentRule, InboxItem
 from batches.uploads import UploadRefused, read_upload, refuse_oversized
-from batches.views import _upload_limits, login_required_live
+from batches.views import _upload_limits, created_batch, login_required_live
 from core import permissions
 from core.permissions import can_change
 from grading.schema import SettingsError
@@ -269,11 +270,9 @@ def rule_share(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rule_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _rule_requiring(request, pk, "manage")
-    form = ShareForm({**request.POST.dict(), "permission": permissions.Level.VIEW})
+    form = ShareForm.for_removal(request.POST)
     if not form.is_valid():
-        messages.error(
-            request, "Nothing to remove: " + " ".join(e for errs in form.errors.values() for e in errs)
-        )
+        messages.error(request, f"Nothing to remove: {form.problem()}")
         return redirect(_rule_sharing_anchor(rule))
     try:
         permissions.unshare(rule, form.cleaned_data["principal"], permissions.Level.VIEW)
@@ -349,21 +348,28 @@ def batch_new_scratch(request: HttpRequest) -> HttpResponse:
     form = ScratchBatchForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            batch = JobBatch.objects.create_from_template(
-                owner=request.user, template=None, settings=form.settings(), **form.batch_fields()
+            batch, made = form_tokens.create_once(
+                request,
+                form_tokens.FormKind.BATCH,
+                lambda: JobBatch.objects.create_from_template(
+                    owner=request.user, template=None, settings=form.settings(), **form.batch_fields()
+                ),
             )
         except SettingsError as exc:
             form.add_settings_errors(exc.errors)
         else:
-            messages.success(request, f"Created “{batch.name}”. Now add the documents to grade.")
-            return redirect("batches:documents", pk=batch.pk)
+            return created_batch(request, batch, made)
     status = 400 if form.is_bound and form.errors else 200
     shown = (
         form
         if form.is_bound
         else ScratchBatchForm({name: form[name].value() for name in ("provider", "model")})
     )
-    context = {"form": form, "provider_problems": shown.provider_problems()}
+    context = {
+        "form": form,
+        "provider_problems": shown.provider_problems(),
+        "form_token": form_tokens.token_of(request),
+    }
     return render(request, "batches/scratch.html", context, status=status)
 
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
+from batches import form_tokens
 from batches.forms_templates import (
     BLANK_ROWS_EDIT,
     BLANK_ROWS_NEW,
@@ -138,14 +139,27 @@ def _editor_post(request: HttpRequest, template: BatchTemplate | None) -> HttpRe
         if template is not None and _saved_since_opened(form, template):
             return _editor(request, form, template, status=409)
         try:
-            saved = save_template(request, form.template_data(), template)
+            saved = _save(request, form, template)
         except ValidationError as exc:
             form.add_template_errors(exc.detail)
         else:
+            if isinstance(saved, int):
+                messages.info(request, "This form was already sent: here is the template it made.")
+                return redirect("batches:template-edit", pk=saved)
             verb = "Saved" if template else "Created"
             messages.success(request, f"{verb} the template “{saved.name}”.")
             return redirect("batches:template-edit", pk=saved.pk)
     return _editor(request, form, template, status=400)
+
+
+def _save(request: HttpRequest, form: TemplateForm, template: BatchTemplate | None) -> BatchTemplate | int:
+    """Save through the API's serializer; a new template's form sent twice gives the first one's id."""
+    if template is not None:
+        return save_template(request, form.template_data(), template)
+    saved, _ = form_tokens.create_once(
+        request, form_tokens.FormKind.TEMPLATE, lambda: save_template(request, form.template_data())
+    )
+    return saved
 
 
 def _saved_since_opened(form: TemplateForm, template: BatchTemplate) -> bool:
@@ -183,6 +197,7 @@ def _editor(
         "rows": form.criterion_rows(),
         "blank": form.blank_row(),
         "said": said,
+        "form_token": form_tokens.token_of(request) if template is None else "",
         "can_delete": template is not None and can_delete(request.user, template),
         # The script adds rows in place up to these, as the buttons do without it.
         "max_criteria": MAX_CRITERIA_ROWS,

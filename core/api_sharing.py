@@ -3,6 +3,7 @@
     GET  /api/<objects>/{id}/permissions   who holds what: the owner, users and groups
     POST /api/<objects>/{id}/share         {"user": name} or {"group": name}, {"permission": level}
     POST /api/<objects>/{id}/unshare       the same body; takes that level and every higher one away
+                                           (no "permission": every level)
 
 Only the owner and holders of `manage` may use them: others who can view the
 object get 403, those who cannot view it 404 (the viewset's visible queryset
@@ -43,8 +44,11 @@ class ShareRequestSerializer(StrictSerializerMixin, serializers.Serializer):
     )
 
     def validate(self, data: dict) -> dict:
-        if ("user" in data) == ("group" in data):
-            raise ValidationError({"non_field_errors": ['Give either "user" or "group", not both.']})
+        # One message under one field, whatever is missing: a client fixes one thing at a time.
+        if "user" in data and "group" in data:
+            raise ValidationError({"group": ['Give either "user" or "group", not both.']})
+        if "user" not in data and "group" not in data:
+            raise ValidationError({"user": ['Give either "user" (a username) or "group" (a group name).']})
         if "user" in data:
             found = get_user_model().objects.filter(username=data["user"]).first()
             if found is None:
@@ -55,6 +59,14 @@ class ShareRequestSerializer(StrictSerializerMixin, serializers.Serializer):
                 raise ValidationError({"group": [f"No group “{data['group']}”."]})
         data["principal"] = found
         return data
+
+
+class UnshareRequestSerializer(ShareRequestSerializer):
+    permission = serializers.ChoiceField(
+        choices=sharing.Level.choices,
+        default=sharing.Level.VIEW,
+        help_text="The level taken away, with every higher one; `view`, the default, takes every level.",
+    )
 
 
 Grant = inline_serializer(
@@ -117,7 +129,7 @@ class SharingViewSetMixin:
     @extend_schema(
         summary="Take a level (and every higher one) away from a user or a group",
         description="Unsharing `view` removes every level. The owner cannot be unshared.",
-        request=ShareRequestSerializer,
+        request=UnshareRequestSerializer,
         responses={200: Sharing, 400: FIELD_ERRORS, **SHARING_ERRORS},
     )
     @action(
@@ -126,14 +138,14 @@ class SharingViewSetMixin:
         url_path="unshare",
         url_name="unshare",
         permission_classes=[IsAuthenticated, CanShare],
-        serializer_class=ShareRequestSerializer,
+        serializer_class=UnshareRequestSerializer,
     )
     def unshare_from(self, request, pk=None) -> Response:
-        return self._change_sharing(request, sharing.unshare)
+        return self._change_sharing(request, sharing.unshare, UnshareRequestSerializer)
 
-    def _change_sharing(self, request, change) -> Response:
+    def _change_sharing(self, request, change, serializer=ShareRequestSerializer) -> Response:
         obj = self.get_object()
-        body = ShareRequestSerializer(data=request.data)
+        body = serializer(data=request.data)
         body.is_valid(raise_exception=True)
         who = body.validated_data
         try:

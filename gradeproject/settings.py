@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "notifications",
     "accounts",
     "health",
+    # Lets FORM_RENDERER find Django's widget templates beside the project's own.
+    "django.forms",
 ]
 
 MIDDLEWARE = [
@@ -79,6 +81,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "gradeproject.urls"
+# Widgets render through the project's templates, so templates/django/forms/widgets/
+# can give text inputs and textareas dir="auto" for right-to-left and mixed text.
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 WSGI_APPLICATION = "gradeproject.wsgi.application"
 APPEND_SLASH = False
 

@@ -86,6 +86,14 @@ def has_batch_api(provider: str) -> bool:
         return False
 
 
+def window(provider: str) -> timedelta:
+    """How long the provider's batch API may take: a provider batch's expected completion."""
+    try:
+        return get_provider(provider).batch_window
+    except UnknownProvider:
+        return timedelta(hours=24)
+
+
 def discount(provider: str) -> Decimal:
     try:
         return get_provider(provider).batch_discount

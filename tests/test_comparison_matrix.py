@@ -17,7 +17,7 @@ def compared(owner):
 
 
 def row_names(html: str) -> list[str]:
-    return re.findall(r'<th scope="row">([^<]+)</th>', html)
+    return re.findall(r'<th scope="row"><bdi>([^<]+)</bdi></th>', html)
 
 
 def test_the_matrix_has_a_row_per_document_and_a_column_per_model(client, owner, compared):
@@ -39,12 +39,12 @@ def test_a_wide_spread_is_marked_with_a_symbol_and_words_not_colour_alone(client
     batch, _ = compared
     client.force_login(owner)
     html = client.get(f"/batches/{batch.pk}/compare").content.decode()
-    bravo = html[html.index('<th scope="row">bravo.txt</th>') :].split("</tr>")[0]
+    bravo = html[html.index('<th scope="row"><bdi>bravo.txt</bdi></th>') :].split("</tr>")[0]
     assert '<span class="spread-marker" aria-hidden="true">▲</span> <strong>40 points</strong>' in bravo
     assert '<span class="flag flag-warning">differ</span>' in bravo
-    charlie = html[html.index('<th scope="row">charlie.txt</th>') :].split("</tr>")[0]
+    charlie = html[html.index('<th scope="row"><bdi>charlie.txt</bdi></th>') :].split("</tr>")[0]
     assert "4 points" in charlie and "differ" not in charlie
-    alpha = html[html.index('<th scope="row">alpha.txt</th>') :].split("</tr>")[0]
+    alpha = html[html.index('<th scope="row"><bdi>alpha.txt</bdi></th>') :].split("</tr>")[0]
     assert "1 point</td>" in alpha
 
 

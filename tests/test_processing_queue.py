@@ -78,7 +78,7 @@ def test_each_user_sees_their_batches_and_only_totals_of_the_rest(owner, colleag
     first = body["batches"][0]
     assert first["ahead"] == {"batches": 2, "jobs": 6}  # p9 and p5 due soon, three jobs waiting each
     assert first["others_ahead"] == {"batches": 2, "jobs": 6}
-    assert body["others"] == {"batches": 3, "waiting": 9, "in_flight": 0}
+    assert body["others"] == {"batches": 3, "waiting": 9, "in_flight": 0, "to_submit": 0, "at_provider": 0}
     assert body["total"]["batches"] == 6
 
     # A stranger sees none of them, only how much work there is.
@@ -113,6 +113,8 @@ def test_each_batch_shows_its_share_of_the_providers_capacity(owner, settings):
             "cap": 16,
             "in_flight": 4,
             "waiting": 2,
+            "to_submit": 0,
+            "at_provider": 0,
             "share": 0.25,
             "source": providers[0]["source"],
         }

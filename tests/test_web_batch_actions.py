@@ -134,7 +134,7 @@ def test_delete_asks_for_confirmation_first(client, owner, batch):
     response = client.get(f"/batches/{batch.pk}/delete")
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Delete “Essays”?" in html
+    assert "Delete “<bdi>Essays</bdi>”?" in html
     assert "its 2 jobs" in html
     assert JobBatch.objects.filter(pk=batch.pk).exists()
 

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def names_in(response) -> list[str]:
-    return re.findall(r'class="batch-link" href="/batches/\d+">([^<]+)</a>', response.content.decode())
+    return re.findall(
+        r'class="batch-link" href="/batches/\d+"><bdi>([^<]+)</bdi></a>', response.content.decode()
+    )
 
 
 def row_of(response, batch) -> str:
@@ -175,10 +177,10 @@ def test_the_filter_form_shows_back_what_was_asked(client, owner):
     make_batch(owner, name="Any", tags=["a"], jobs=0)
     client.force_login(owner)
     blank = client.get("/batches").content.decode()
-    assert 'id="id_tags" value=""' in blank and "None" not in blank
+    assert 'id="id_tags" dir="auto" value=""' in blank and "None" not in blank
     html = client.get("/batches?tags=a,b&search=word&status=draft&priority_min=2").content.decode()
-    assert 'id="id_tags" value="a,b"' in html
-    assert 'id="id_search" value="word"' in html
+    assert 'id="id_tags" dir="auto" value="a,b"' in html
+    assert 'id="id_search" dir="auto" value="word"' in html
     assert 'value="draft" id="id_status_0" checked' in html
     assert 'id="id_priority_min" min="1" max="10" value="2"' in html
 

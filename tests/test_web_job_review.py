@@ -47,7 +47,7 @@ def test_the_job_page_shows_the_text_beside_each_criterions_score_and_feedback(c
         "Solid overall.",
     ):
         assert text in html
-    assert '<label for="id_criterion_thesis">Thesis and argument</label>' in html
+    assert '<label for="id_criterion_thesis"><bdi>Thesis and argument</bdi></label>' in html
     assert "Save review" in html
 
 

@@ -128,7 +128,7 @@ def test_sharing_with_nobody_is_refused_beside_the_field(client, people, shared_
 def test_a_viewer_sees_the_rule_read_only_and_no_sharing_card(client, people, shared_rule):
     client.force_login(people[VIEWER])
     page = client.get(f"/rules/{shared_rule.pk}/edit").content.decode()
-    assert "olivia's rule, shared with you at view" in page
+    assert "<bdi>olivia</bdi>'s rule, shared with you at view" in page
     assert "Save the rule" not in page and 'id="sharing"' not in page
     assert 'name="name" value="Olivia&#x27;s essays"' in page and "disabled" in page
 

@@ -61,9 +61,9 @@ def test_the_confirmation_names_the_grade_and_the_review(client, owner, batch, g
     page = client.get(f"/batches/{batch.pk}/jobs/{job.pk}/remove")
     html = page.content.decode()
     assert page.status_code == 200
-    assert "Remove “essay-0.txt” from “Essays”?" in html
+    assert "Remove “<bdi>essay-0.txt</bdi>” from “<bdi>Essays</bdi>”?" in html
     assert "the AI's grade, 23 / 35" in html
-    assert "the review, 25 / 35 by olivia, with its comment" in html
+    assert "the review, 25 / 35 by <bdi>olivia</bdi>, with its comment" in html
     assert 'name="confirmed" value="yes"' in html
     job.refresh_from_db()
     assert job.batch_id == batch.pk
@@ -157,7 +157,7 @@ def test_the_cancel_button_opens_a_confirmation_page(client, owner, batch):
     page = client.get(f"/batches/{batch.pk}/cancel")
     text = page.content.decode()
     assert page.status_code == 200
-    assert "Cancel “Essays”?" in text
+    assert "Cancel “<bdi>Essays</bdi>”?" in text
     assert BY_NAME["cancel"].confirm in text
     assert f'<form method="post" action="/batches/{batch.pk}/cancel"' in text
     batch.refresh_from_db()

@@ -278,8 +278,11 @@ def test_without_a_script_the_row_a_button_changed_takes_the_focus(client, owner
     added = client.post(f"/templates/{template.pk}", {**data, "op": "add-criterion"}).content.decode()
     moved = client.post(f"/templates/{template.pk}", {**data, "op": "down:0"}).content.decode()
 
-    assert '<input type="text" name="criterion-4-name" maxlength="200" autofocus' in added
-    assert '<input type="text" name="criterion-1-name" value="Method" maxlength="200" autofocus' in moved
+    assert '<input type="text" name="criterion-4-name" dir="auto" maxlength="200" autofocus' in added
+    assert (
+        '<input type="text" name="criterion-1-name" value="Method" dir="auto" maxlength="200" autofocus'
+        in moved
+    )
 
 
 def test_a_batch_made_from_the_template_after_a_save_grades_with_the_new_rubric(client, owner, template):
@@ -444,7 +447,7 @@ def test_the_owner_deletes_a_template_after_confirming(client, owner, template):
     asked = client.get(f"/templates/{template.pk}/delete")
     deleted = client.post(f"/templates/{template.pk}/delete")
 
-    assert asked.status_code == 200 and "Delete “Lab reports”?" in asked.content.decode()
+    assert asked.status_code == 200 and "Delete “<bdi>Lab reports</bdi>”?" in asked.content.decode()
     assert deleted["Location"] == "/templates"
     assert not BatchTemplate.objects.filter(pk=template.pk).exists()
 
