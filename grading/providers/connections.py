@@ -52,7 +52,12 @@ FIELDS = (
 )
 # A connection's name is a job's `provider` (50 characters) and the prefix of `name:model`.
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,49}")
-VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Key variables are named in capitals, as every provider's documentation names them: a key pasted
+# in place of the name (an Azure key is 32 hexadecimal characters, letters first) would otherwise
+# pass for a variable and be shown wherever the variable is, in readiness sentences and the API.
+VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+# A word of a variable's name longer than this with a digit in it is a key written in capitals.
+KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])[A-Z0-9]{16,}")
 
 
 class BadConnection(ValueError):
@@ -163,8 +168,11 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
     if not isinstance(base_url, str) or (kind != "builtin" and not re.match(r"https?://[^/\s]+", base_url)):
         raise refuse("has a base_url that is not an http:// or https:// URL")
     key_env = entry.get("key_env") or ""
-    if not isinstance(key_env, str) or (key_env and not VARIABLE.fullmatch(key_env)):
-        raise refuse("has a key_env that is not the name of an environment variable")
+    if not isinstance(key_env, str) or (key_env and not _names_a_variable(key_env)):
+        raise refuse(
+            "has a key_env that is not the name of an environment variable in capitals, such as "
+            "AZURE_OPENAI_KEY: key_env names the variable that holds the key, never the key itself"
+        )
     return Connection(
         name=name,
         kind=kind,
@@ -176,6 +184,12 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
         prices=_prices(entry.get("prices"), refuse),
         batch_api=_batch_api(entry, kind, base_url.rstrip("/"), refuse),
         source=f"{where} (connection “{name}”)",
+    )
+
+
+def _names_a_variable(key_env: str) -> bool:
+    return bool(VARIABLE.fullmatch(key_env)) and not any(
+        KEY_LIKE_WORD.fullmatch(word) for word in key_env.split("_")
     )
 
 

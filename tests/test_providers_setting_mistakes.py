@@ -1,0 +1,46 @@
+"""Mistakes an operator makes writing PROVIDERS that used to slip through start-up: each now stops it
+with one sentence naming the connection and the field, and never repeats a key."""
+
+import pytest
+
+from grading.providers.connections import BadConnection, load_setting
+from tests.test_provider_connections import manage_check
+
+# An Azure OpenAI key is 32 hexadecimal characters: letters first, it is also a valid variable name.
+AZURE_KEY = "abcdef0123456789abcdef0123456789"
+
+
+def refusal(raw_json: str) -> str:
+    with pytest.raises(BadConnection) as refused:
+        load_setting(raw_json, "")
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        AZURE_KEY,
+        "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        "ABCDEF0123456789ABCDEF0123456789",
+        "gsk_4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+    ],
+)
+def test_a_key_pasted_in_place_of_key_env_is_refused_without_repeating_it(pasted):
+    sentence = refusal(f'{{"azure": {{"kind": "openai", "key_env": "{pasted}"}}}}')
+
+    assert "the connection “azure”" in sentence and "key_env" in sentence
+    assert pasted not in sentence
+
+
+@pytest.mark.parametrize("name", ["AZURE_OPENAI_KEY", "CLAUDE_EU_KEY", "KEY", "DISTRICT_2_OPENAI_KEY"])
+def test_a_key_env_naming_a_variable_is_taken(name):
+    assert load_setting(f'{{"azure": {{"kind": "openai", "key_env": "{name}"}}}}', "")
+
+
+def test_a_pasted_key_stops_start_up_without_showing_it():
+    loaded = manage_check(PROVIDERS=f'{{"azure": {{"kind": "openai", "key_env": "{AZURE_KEY}"}}}}')
+
+    assert loaded.returncode == 1
+    assert "“azure” has a key_env" in loaded.stderr
+    assert AZURE_KEY not in loaded.stderr
+    assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr
