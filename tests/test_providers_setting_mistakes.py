@@ -44,3 +44,24 @@ def test_a_pasted_key_stops_start_up_without_showing_it():
     assert "“azure” has a key_env" in loaded.stderr
     assert AZURE_KEY not in loaded.stderr
     assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr
+
+
+def test_a_connection_declared_twice_is_refused_rather_than_the_last_one_silently_kept():
+    sentence = refusal(
+        '{"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"},'
+        ' "local": {"kind": "anthropic"}}'
+    )
+
+    assert "the connection “local” is declared twice" in sentence
+
+
+def test_a_field_written_twice_in_one_connection_is_refused_naming_it():
+    sentence = refusal('{"azure": {"kind": "openai", "max_concurrency": 4, "max_concurrency": 40}}')
+
+    assert "the connection “azure” states max_concurrency twice" in sentence
+
+
+def test_names_differing_only_in_case_are_refused_for_the_capitals():
+    sentence = refusal('{"local": {"kind": "openai"}, "Local": {"kind": "openai"}}')
+
+    assert "the connection “Local” needs a name of lower-case letters" in sentence

@@ -339,10 +339,37 @@ def load_setting(raw_json: str, file_path: str) -> dict:
     if not raw_json.strip():
         return {}
     try:
-        value = json.loads(raw_json)
+        value = json.loads(raw_json, object_pairs_hook=_Written)
     except json.JSONDecodeError as error:
         raise BadConnection(
             f"{where} must be JSON: {error.msg} at line {error.lineno}, column {error.colno}."
         ) from None
+    _refuse_repeats(value, where)
     parse_connections(value, where)
-    return value
+    return json.loads(raw_json)
+
+
+class _Written(dict):
+    """A JSON object that remembers the names written in it more than once.
+
+    json.loads keeps the last of a repeated name without a word, so a connection declared twice
+    (pasted from two places) would grade through whichever came last."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        names = [name for name, _ in pairs]
+        self.repeated = sorted({name for name in names if names.count(name) > 1})
+
+
+def _refuse_repeats(value: Any, where: str) -> None:
+    if not isinstance(value, _Written):
+        return
+    if value.repeated:
+        raise BadConnection(
+            f"{where}: the connection “{value.repeated[0]}” is declared twice; keep one entry for it."
+        )
+    for name, entry in value.items():
+        if isinstance(entry, _Written) and entry.repeated:
+            raise BadConnection(
+                f"{where}: the connection “{name}” states {entry.repeated[0]} twice; keep one."
+            )
