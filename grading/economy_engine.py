@@ -42,7 +42,7 @@ from grading.exemplars import batch_exemplars
 from grading.models import GradingJob, ProviderBatch
 from grading.providers import Provider, ProviderError, RemoteBatch, get_provider
 from grading.runner import PermanentFailure, grade_request
-from grading.statuses import CLAIMING_BATCH_STATES, Delivery, JobStatus
+from grading.statuses import CLAIMING_BATCH_STATES, BatchStatus, Delivery, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ def submit_due(report: TickReport, now: datetime | None = None) -> None:
 def _active(batch_id: int) -> bool:
     batches = GradingJob._meta.get_field("batch").related_model.objects
     return batches.filter(pk=batch_id, status__in=CLAIMING_BATCH_STATES).exists()
+
+
+def _cancelled(batch_id: int) -> bool:
+    batches = GradingJob._meta.get_field("batch").related_model.objects
+    return batches.filter(pk=batch_id, status=BatchStatus.CANCELLED).exists()
 
 
 def _due(jobs, now: datetime):
@@ -249,6 +254,13 @@ def _submitted(submission: ProviderBatch, remote: RemoteBatch, provider: Provide
         remote_status=remote.status,
         last_error="",
     )
+    # A cancel that committed while the provider batch was being created found it preparing and
+    # left it alone (cancel_open takes submitted ones only): cancel it now, or the provider grades
+    # and bills the whole of a cancelled batch. Read after the update above has committed, so a
+    # cancel committing later finds the provider batch submitted and cancels it itself.
+    if submission.batch_id is not None and _cancelled(submission.batch_id):
+        submission.external_id = remote.id
+        _cancel(submission, TickReport())
 
 
 def custom_id(work: Work) -> str:
