@@ -65,3 +65,12 @@ def test_names_differing_only_in_case_are_refused_for_the_capitals():
     sentence = refusal('{"local": {"kind": "openai"}, "Local": {"kind": "openai"}}')
 
     assert "the connection “Local” needs a name of lower-case letters" in sentence
+
+
+@pytest.mark.parametrize(
+    "row", ["[-2.5, 10]", "[2.5, -10]", "[NaN, 10]", "[Infinity, 10]", "[2.5, 10, 3, -1]"]
+)
+def test_a_negative_or_endless_price_is_refused_naming_the_connection(row):
+    sentence = refusal(f'{{"azure": {{"kind": "openai", "prices": {{"gpt-4o": {row}}}}}}}')
+
+    assert "the connection “azure” has prices" in sentence

@@ -220,7 +220,8 @@ def _prices(raw: Any, refuse) -> dict[str, tuple[float, ...]]:
         return configured_prices(raw or {})
     except ValueError:
         raise refuse(
-            'has prices that are not like {"model": [input_per_million, output_per_million]}'
+            'has prices that are not like {"model": [input_per_million, output_per_million]}, '
+            "each a dollar amount of 0 or more"
         ) from None
 
 
