@@ -23,6 +23,7 @@ from core.env import (
 )
 from grading.providers.connections import BadConnection
 from grading.providers.connections import load_setting as load_connections
+from grading.providers.remote import configured_prices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -235,6 +236,12 @@ except BadConnection as error:
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})
+try:
+    configured_prices(MODEL_PRICES)
+except ValueError as error:
+    # Read by the providers only when they price a call: checked here so that a bad row stops
+    # start-up, not an estimate or a recorded result later.
+    raise ImproperlyConfigured(str(error)) from None
 # {"name": "dotted.path.ProviderClass"}: providers beside the built-in ones (plug-ins; the
 # fault benchmark registers one that crashes its worker on a marked document).
 EXTRA_PROVIDERS = env_json("EXTRA_PROVIDERS", {})

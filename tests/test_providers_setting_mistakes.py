@@ -74,3 +74,19 @@ def test_a_negative_or_endless_price_is_refused_naming_the_connection(row):
     sentence = refusal(f'{{"azure": {{"kind": "openai", "prices": {{"gpt-4o": {row}}}}}}}')
 
     assert "the connection “azure” has prices" in sentence
+
+
+@pytest.mark.parametrize(
+    ("value", "sentence"),
+    [
+        ('{"gpt-4o": [2.5]}', "MODEL_PRICES must be JSON like"),
+        ('{"gpt-4o": [-2.5, 10]}', "none negative"),
+        ('["gpt-4o"]', "MODEL_PRICES must be a JSON object"),
+    ],
+)
+def test_bad_model_prices_stop_start_up_with_one_sentence(value, sentence):
+    loaded = manage_check(MODEL_PRICES=value)
+
+    assert loaded.returncode == 1
+    assert sentence in loaded.stderr
+    assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr
