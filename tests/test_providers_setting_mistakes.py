@@ -90,3 +90,22 @@ def test_bad_model_prices_stop_start_up_with_one_sentence(value, sentence):
     assert loaded.returncode == 1
     assert sentence in loaded.stderr
     assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:11434 /v1", "https://a b.example/v1", "https://x.example/open ai/v1"]
+)
+def test_a_base_url_with_a_space_in_it_is_refused(url):
+    sentence = refusal(f'{{"local": {{"kind": "openai", "base_url": "{url}"}}}}')
+
+    assert "the connection “local” has a base_url" in sentence
+
+
+def test_spaces_around_a_base_url_pasted_with_it_are_dropped():
+    from grading.providers.connections import parse_connections
+
+    [local] = parse_connections(
+        {"local": {"kind": "openai", "base_url": " http://127.0.0.1:11434/v1/ "}}
+    ).values()
+
+    assert local.base_url == "http://127.0.0.1:11434/v1"
