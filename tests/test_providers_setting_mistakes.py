@@ -109,3 +109,31 @@ def test_spaces_around_a_base_url_pasted_with_it_are_dropped():
     ).values()
 
     assert local.base_url == "http://127.0.0.1:11434/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://school.openai.azure.com/openai/v1?api-key=QUERYSECRET",
+        "https://gateway.example.org?key=QUERYSECRET",
+        "https://gateway.example.org/v1#QUERYSECRET",
+    ],
+)
+def test_a_base_url_carrying_a_query_is_refused_without_repeating_it(url):
+    # The SDKs append their paths after the query (every call is a 404), and a key written
+    # there would be shown wherever the endpoint is.
+    sentence = refusal(f'{{"azure": {{"kind": "openai", "base_url": "{url}"}}}}')
+
+    assert "the connection “azure” has a base_url" in sentence
+    assert "QUERYSECRET" not in sentence
+
+
+def test_an_openai_base_url_with_a_key_in_its_query_is_listed_without_it(owner, settings, db):
+    from tests.api_support import client_for
+
+    settings.OPENAI_BASE_URL = "https://gateway.example.org/v1?key=QUERYSECRET"
+
+    rows = {row["name"]: row for row in client_for(owner).get("/api/providers").json()}
+
+    assert rows["openai"]["base_url"] == "https://gateway.example.org/v1"
+    assert "QUERYSECRET" not in client_for(owner).get("/api/providers").content.decode()

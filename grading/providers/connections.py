@@ -56,7 +56,9 @@ NAME = re.compile(r"[a-z][a-z0-9_-]{0,49}")
 # in place of the name (an Azure key is 32 hexadecimal characters, letters first) would otherwise
 # pass for a variable and be shown wherever the variable is, in readiness sentences and the API.
 VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
-URL = re.compile(r"https?://[^/\s]+(/\S*)?")
+# No query or fragment: the SDKs append their paths after it (every call a 404), and a key
+# written in it would be shown wherever the endpoint is.
+URL = re.compile(r"https?://[^/\s?#]+(/[^\s?#]*)?")
 # A word of a variable's name longer than this with a digit in it is a key written in capitals.
 KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])[A-Z0-9]{16,}")
 
@@ -170,7 +172,10 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
         base_url = base_url.strip()  # pasted with the spaces around it
     # The whole of it: a space inside (a host and path pasted apart) is no URL a client can call.
     if not isinstance(base_url, str) or (kind != "builtin" and not URL.fullmatch(base_url)):
-        raise refuse("has a base_url that is not an http:// or https:// URL")
+        raise refuse(
+            "has a base_url that is not an http:// or https:// URL without spaces, query or fragment "
+            "(a key belongs in the variable key_env names)"
+        )
     key_env = entry.get("key_env") or ""
     if not isinstance(key_env, str) or (key_env and not _names_a_variable(key_env)):
         raise refuse(

@@ -47,11 +47,12 @@ def is_loopback(base_url: str) -> bool:
 
 
 def shown_url(base_url: str) -> str:
-    """The endpoint as it may appear in an error: without any user name or password in it."""
+    """The endpoint as it may appear in an error: without any user name or password, query or fragment
+    in it (gateways take keys there: `?key=…`, `?api-key=…`)."""
     parts = urlsplit(base_url)
-    if "@" not in parts.netloc:
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
         return base_url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment=""))
 
 
 def endpoint(base_url: str, api_key: str, key_setting: str, connection: str = "") -> tuple[str, str]:
