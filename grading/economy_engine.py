@@ -94,12 +94,20 @@ def submit_due(report: TickReport, now: datetime | None = None) -> None:
         .order_by()
         .distinct()
     )
+    # Connections whose submission failed in this round: their other jobs wait for the next one.
+    # Per connection, so that one provider that cannot be reached (or an earlier step's error,
+    # such as a failed poll) holds up no other connection's submissions.
+    failing: set[str] = set()
     for batch_id, provider_name, model in list(groups):
+        if provider_name in failing:
+            continue
         provider = get_provider(provider_name)
         while (submission := _claim(batch_id, provider, model, now)) is not None:
+            errors = len(report.errors)
             _send(submission, provider, report)
-            if report.errors:
-                return
+            if len(report.errors) > errors:
+                failing.add(provider_name)
+                break
 
 
 def _active(batch_id: int) -> bool:
