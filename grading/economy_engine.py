@@ -40,7 +40,7 @@ from grading import economy
 from grading.claims import Blame, Outcome, Recorded, Work, record_outcomes
 from grading.exemplars import batch_exemplars
 from grading.models import GradingJob, ProviderBatch
-from grading.providers import Provider, ProviderError, RemoteBatch, get_provider
+from grading.providers import Provider, ProviderError, RemoteBatch, UnknownProvider, get_provider
 from grading.runner import PermanentFailure, grade_request
 from grading.statuses import CLAIMING_BATCH_STATES, BatchStatus, Delivery, JobStatus
 
@@ -101,13 +101,27 @@ def submit_due(report: TickReport, now: datetime | None = None) -> None:
     for batch_id, provider_name, model in list(groups):
         if provider_name in failing:
             continue
-        provider = get_provider(provider_name)
+        provider = _known(provider_name, report)
+        if provider is None:
+            failing.add(provider_name)
+            continue
         while (submission := _claim(batch_id, provider, model, now)) is not None:
             errors = len(report.errors)
             _send(submission, provider, report)
             if len(report.errors) > errors:
                 failing.add(provider_name)
                 break
+
+
+def _known(name: str, report: TickReport) -> Provider | None:
+    """The provider of this name; None, with the reason in the report, when the connection is no
+    longer configured (renamed or removed from PROVIDERS while its jobs wait): its work waits for it
+    to come back, and the round goes on with the other connections."""
+    try:
+        return get_provider(name)
+    except UnknownProvider as error:
+        report.errors.append(str(error))
+        return None
 
 
 def _active(batch_id: int) -> bool:
@@ -303,7 +317,9 @@ def take_abandoned(submission: ProviderBatch, now: datetime) -> bool:
 
 
 def _reconcile_one(submission: ProviderBatch, report: TickReport) -> None:
-    provider = get_provider(submission.provider)
+    provider = _known(submission.provider, report)
+    if provider is None:
+        return
     known = set(ProviderBatch.objects.exclude(external_id="").values_list("external_id", flat=True))
     try:
         found = provider.find_batch(
@@ -334,7 +350,9 @@ def poll(report: TickReport, now: datetime | None = None) -> None:
         status__in=[ProviderBatch.Status.SUBMITTED, ProviderBatch.Status.CANCELLING]
     )
     for submission in list(open_batches):
-        provider = get_provider(submission.provider)
+        provider = _known(submission.provider, report)
+        if provider is None:
+            continue
         try:
             remote = provider.poll_batch(submission.external_id)
             report.polled += 1
@@ -457,8 +475,11 @@ def cancel_open(batch_id: int) -> TickReport:
 
 
 def _cancel(submission: ProviderBatch, report: TickReport) -> bool:
+    provider = _known(submission.provider, report)
+    if provider is None:
+        return False
     try:
-        remote = get_provider(submission.provider).cancel_batch(submission.external_id)
+        remote = provider.cancel_batch(submission.external_id)
     except ProviderError as error:
         report.errors.append(f"Cancelling {submission} failed: {error}")
         return False

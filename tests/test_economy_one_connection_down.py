@@ -58,3 +58,33 @@ def test_a_provider_batch_that_cannot_be_polled_does_not_hold_up_submissions_els
     assert report.errors  # polling the down connection failed
     for batch in (first, second):
         assert ProviderBatch.objects.filter(batch=batch).exclude(external_id="").count() == 1
+
+
+def test_a_connection_removed_from_providers_holds_up_no_other_connection(owner, connections, settings):
+    gone = economy_batch_on(owner, "down")
+    settings.PROVIDERS = {}  # the operator renamed or removed it, its jobs still waiting
+    up = economy_batch_on(owner, "openai")
+
+    report = tick()
+
+    assert any("down" in error for error in report.errors)
+    assert ProviderBatch.objects.filter(batch=up).exclude(external_id="").count() == 1
+    assert set(GradingJob.objects.in_batch(gone).values_list("status", flat=True)) == {JobStatus.QUEUED}
+
+
+def test_a_provider_batch_of_a_removed_connection_is_left_open_while_the_round_goes_on(
+    owner, connections, settings
+):
+    economy_batch_on(owner, "down")
+    tick()
+    ProviderBatch.objects.filter(provider="down").update(
+        status=ProviderBatch.Status.SUBMITTED, external_id="batch_somewhere"
+    )
+    settings.PROVIDERS = {}
+    up = economy_batch_on(owner, "openai")
+
+    report = tick()
+
+    assert ProviderBatch.objects.get(provider="down").status == ProviderBatch.Status.SUBMITTED
+    assert any("no grading provider named “down”" in error for error in report.errors)
+    assert ProviderBatch.objects.filter(batch=up).exclude(external_id="").count() == 1
