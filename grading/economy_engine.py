@@ -329,7 +329,10 @@ def _reconcile_one(submission: ProviderBatch, report: TickReport) -> None:
             size=len(submission.jobs),
             known=known,
         )
-        if found is None and submission.input_file_id:
+        # Created from its uploaded file only while its batch still wants it: a batch paused or
+        # cancelled meanwhile has its jobs given back by _send below, as if never sent.
+        wanted = submission.batch_id is None or _active(submission.batch_id)
+        if found is None and submission.input_file_id and wanted:
             found = provider.create_batch_from_file(submission.input_file_id, submission.marker)
     except ProviderError as error:
         report.errors.append(f"Reconciling {submission} failed: {error}")
