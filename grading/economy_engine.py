@@ -13,7 +13,8 @@ runs `tick`, which does four things in order, each safe to run twice or side by 
    that expired or was cancelled goes back to the queue without using one;
 3. fall back: a batch whose deadline is near (economy.MARGIN) stops waiting: its open
    provider batches are cancelled (what finished is kept when they end) and its queued
-   economy jobs become real-time jobs, which the runners claim;
+   economy jobs become real-time jobs, which the runners claim; a cancelled batch's provider
+   batches still open (their cancel never reached the provider) are cancelled again;
 4. submit: queued economy jobs of active batches are claimed under a new submission's
    token and recorded (ProviderBatch) before anything is sent, split by the provider's
    limits on requests and bytes, then uploaded and created.
@@ -454,8 +455,12 @@ def fall_back(report: TickReport, now: datetime | None = None) -> None:
     """Batches whose deadline is near stop waiting for provider batches: the rest is graded in real time."""
     now = now or timezone.now()
     near = Q(batch__deadline__isnull=False, batch__deadline__lte=now + economy.MARGIN)
+    # A cancelled batch's provider batch still open is one whose cancel did not reach the
+    # provider (it could not be reached as the cancel committed): it is sent again each round.
     waiting = ProviderBatch.objects.filter(
-        near, status=ProviderBatch.Status.SUBMITTED, cancel_requested=False
+        near | Q(batch__status=BatchStatus.CANCELLED),
+        status=ProviderBatch.Status.SUBMITTED,
+        cancel_requested=False,
     )
     for submission in list(waiting):
         if _cancel(submission, report):

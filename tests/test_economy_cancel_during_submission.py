@@ -51,3 +51,28 @@ def test_a_batch_cancelled_while_its_provider_batch_is_created_cancels_it_at_the
         == jobs.filter(status=JobStatus.COMPLETED).count()
     )
     assert jobs.filter(status=JobStatus.CANCELLED).count() >= 1
+
+
+def test_a_cancel_the_provider_did_not_receive_is_sent_again_by_the_next_round(
+    owner, batch_api, monkeypatch, django_capture_on_commit_callbacks
+):
+    from grading.providers import TransientProviderError, get_provider
+
+    batch_api.configure(batch_hour_s=0.5, batch_hours=2)
+    batch = economy_batch(owner, jobs=4)
+    tick()
+    provider = type(get_provider("openai"))
+
+    def unreachable(self, external_id):
+        raise TransientProviderError("Could not connect to the provider.")
+
+    monkeypatch.setattr(provider, "cancel_batch", unreachable)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch.cancel_batch()
+    monkeypatch.undo()
+    assert batch_api.stats()["batch_cancels"] == 0
+
+    tick()
+
+    assert batch_api.stats()["batch_cancels"] == 1
+    assert ProviderBatch.objects.get().status == "cancelling"
