@@ -137,3 +137,23 @@ def test_an_openai_base_url_with_a_key_in_its_query_is_listed_without_it(owner, 
 
     assert rows["openai"]["base_url"] == "https://gateway.example.org/v1"
     assert "QUERYSECRET" not in client_for(owner).get("/api/providers").content.decode()
+
+
+def test_a_providers_file_that_is_not_utf8_stops_start_up_with_one_sentence(tmp_path):
+    path = tmp_path / "providers.json"
+    path.write_bytes('{"local": {"kind": "openai"}}'.encode("utf-16"))
+
+    loaded = manage_check(PROVIDERS_FILE=str(path))
+
+    assert loaded.returncode == 1
+    assert f"PROVIDERS_FILE names {path}, which is not UTF-8 text" in loaded.stderr
+    assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr
+
+
+def test_a_providers_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "providers.json"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b'{"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}'
+    )
+
+    assert set(load_setting("", str(path))) == {"local"}

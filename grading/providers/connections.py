@@ -340,11 +340,16 @@ def load_setting(raw_json: str, file_path: str) -> dict:
     if file_path and not raw_json:
         where = f"PROVIDERS_FILE ({file_path})"
         try:
-            with open(file_path, encoding="utf-8") as handle:
+            # utf-8-sig: editors on Windows save JSON with a byte order mark, which json refuses.
+            with open(file_path, encoding="utf-8-sig") as handle:
                 raw_json = handle.read()
         except OSError as error:
             raise BadConnection(
                 f"PROVIDERS_FILE names {file_path}, which cannot be read: {error.strerror}."
+            ) from None
+        except UnicodeDecodeError:
+            raise BadConnection(
+                f"PROVIDERS_FILE names {file_path}, which is not UTF-8 text: save it as UTF-8."
             ) from None
     if not raw_json.strip():
         return {}
