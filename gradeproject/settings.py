@@ -21,7 +21,7 @@ from core.env import (
     parse_database_url,
     sqlite_database,
 )
-from grading.providers.connections import BadConnection
+from grading.providers.connections import MAX_CONCURRENCY, BadConnection
 from grading.providers.connections import load_setting as load_connections
 from grading.providers.remote import configured_prices
 
@@ -210,12 +210,12 @@ SPECTACULAR_SETTINGS = {
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 # 0: not known; learnt from the provider's 429s (grading.learnt_limits).
-OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=0)
+OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=0, maximum=MAX_CONCURRENCY)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
 OPENAI_TPM = env_int("OPENAI_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0)
+ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0, maximum=MAX_CONCURRENCY)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
 ANTHROPIC_TPM = env_int("ANTHROPIC_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 # Whether the endpoint offers the provider's batch API (economy delivery at half price): the

@@ -157,3 +157,20 @@ def test_a_providers_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     )
 
     assert set(load_setting("", str(path))) == {"local"}
+
+
+def test_a_concurrency_cap_beyond_any_provider_is_refused_before_it_becomes_call_slots():
+    # Each call at once is a CallSlot row, made by the first claim: a cap typed with the
+    # tokens-per-minute figure would have that claim write millions of rows.
+    sentence = refusal('{"azure": {"kind": "openai", "max_concurrency": 150000}}')
+
+    assert "the connection “azure” has max_concurrency 150000" in sentence
+    assert "at most 4096" in sentence
+
+
+def test_a_concurrency_cap_beyond_any_provider_in_the_environment_stops_start_up():
+    loaded = manage_check(OPENAI_MAX_CONCURRENCY="150000")
+
+    assert loaded.returncode == 1
+    assert "OPENAI_MAX_CONCURRENCY must be at most 4096, got 150000." in loaded.stderr
+    assert loaded.stderr.count("\n") == 1 and "Traceback" not in loaded.stderr

@@ -40,6 +40,10 @@ DEFAULT_URLS = {
 # Calls in flight when a connection states no cap, as OPENAI_MAX_CONCURRENCY and
 # ANTHROPIC_MAX_CONCURRENCY default: a tier-one account's comfortable share.
 DEFAULT_CONCURRENCY = {"openai": 16, "anthropic": 8, "builtin": None}
+# The most calls at once a cap may state. Each is a CallSlot row that the first claim under the
+# cap writes, so a cap typed with the tokens-per-minute figure would have one claim write
+# millions of rows; no provider account takes this many calls at once.
+MAX_CONCURRENCY = 4096
 FIELDS = (
     "kind",
     "base_url",
@@ -187,7 +191,9 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
         kind=kind,
         base_url=base_url.rstrip("/"),
         key_env=key_env,
-        max_concurrency=_whole(entry, "max_concurrency", 1, DEFAULT_CONCURRENCY[kind], refuse),
+        max_concurrency=_whole(
+            entry, "max_concurrency", 1, DEFAULT_CONCURRENCY[kind], refuse, maximum=MAX_CONCURRENCY
+        ),
         requests_per_minute=_whole(entry, "requests_per_minute", 0, 0, refuse) or 0,
         tokens_per_minute=_whole(entry, "tokens_per_minute", 0, 0, refuse) or 0,
         prices=_prices(entry.get("prices"), refuse),
@@ -213,7 +219,9 @@ def _batch_api(entry: dict, kind: str, base_url: str, refuse) -> bool:
     return entry["batch_api"]
 
 
-def _whole(entry: dict, name: str, minimum: int, default: int | None, refuse) -> int | None:
+def _whole(
+    entry: dict, name: str, minimum: int, default: int | None, refuse, maximum: int | None = None
+) -> int | None:
     if name not in entry:
         return default
     value = entry[name]
@@ -221,6 +229,8 @@ def _whole(entry: dict, name: str, minimum: int, default: int | None, refuse) ->
         return None  # stated: no cap
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise refuse(f"has {name} {json_text(value)}; it must be a whole number of at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise refuse(f"has {name} {json_text(value)}; it must be at most {maximum}")
     return value
 
 
