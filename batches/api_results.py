@@ -244,7 +244,9 @@ class Estimate(_Doc):
     currency = serializers.CharField()
     delivery = serializers.DictField(
         help_text="The delivery rule, what it chooses now (realtime, economy or mixed) and why, "
-        "and the cost each way: realtime_cost, economy_cost."
+        "and the cost each way: realtime_cost, economy_cost; economy_available (false when no "
+        "connection of the batch has a batch API, and economy_cost is then the real-time price) and "
+        "no_batch_api, the connections without one."
     )
     by_model = ModelEstimate(many=True)
     spent_so_far = serializers.DictField()

@@ -258,8 +258,14 @@ def provider_choices() -> list[tuple[str, str]]:
     ]
 
 
-# The fields that say who grades: a choice among them is checked as it is made.
-PROVIDER_FIELDS = {"provider": "provider", "model": "model", "models": "compare_models"}
+# The fields that say who grades, and how (economy needs a batch API): a choice among them is
+# checked as it is made.
+PROVIDER_FIELDS = {
+    "provider": "provider",
+    "model": "model",
+    "models": "compare_models",
+    "processing.delivery": "delivery",
+}
 
 
 class ProviderCheckMixin:
@@ -287,7 +293,7 @@ class ProviderCheckMixin:
             return []
 
     def _chosen_overrides(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """`settings` with the provider, model and models as chosen (blank: the template's)."""
+        """`settings` with the provider, model, models and delivery as chosen (blank: the template's)."""
         for path, name in PROVIDER_FIELDS.items():
             value = self.cleaned_data.get(name)
             if value in (None, "", []):

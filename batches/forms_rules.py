@@ -17,7 +17,7 @@ from batches.forms import DeadlineField, DeliveryField, ProviderChoiceField, Tag
 from batches.models import BatchStatus, JobBatch
 from batches.rule_models import AssignmentRule, DocumentKind, NamePatternKind
 from batches.rules import clean_extensions
-from grading.schema import target_problems
+from grading.schema import economy_problem, target_problems
 from templates_app.models import BatchTemplate
 
 KB = 1024
@@ -294,7 +294,11 @@ class ScratchBatchForm(forms.Form):
         self.is_valid()  # cleans each field; the rubric's rows need not be filled in yet
         if "provider" in self.errors or "model" in self.errors:
             return []
-        return target_problems([(self.cleaned_data["provider"], self.cleaned_data["model"])])
+        provider = self.cleaned_data["provider"]
+        problems = target_problems([(provider, self.cleaned_data["model"])])
+        if self.cleaned_data.get("delivery") == "economy":
+            problems += [problem for problem in [economy_problem(provider)] if problem]
+        return problems
 
     def add_settings_errors(self, errors: dict[str, list[str]]) -> None:
         for path, messages in errors.items():

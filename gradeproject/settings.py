@@ -21,8 +21,9 @@ from core.env import (
     parse_database_url,
     sqlite_database,
 )
-from grading.providers.connections import BadConnection
+from grading.providers.connections import MAX_CONCURRENCY, BadConnection
 from grading.providers.connections import load_setting as load_connections
+from grading.providers.remote import configured_prices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -214,12 +215,12 @@ SPECTACULAR_SETTINGS = {
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 # 0: not known; learnt from the provider's 429s (grading.learnt_limits).
-OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=0)
+OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16, minimum=0, maximum=MAX_CONCURRENCY)
 OPENAI_RPM = env_int("OPENAI_RPM", 0, minimum=0)  # 0: no request-rate limit
 OPENAI_TPM = env_int("OPENAI_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0)
+ANTHROPIC_MAX_CONCURRENCY = env_int("ANTHROPIC_MAX_CONCURRENCY", 8, minimum=0, maximum=MAX_CONCURRENCY)
 ANTHROPIC_RPM = env_int("ANTHROPIC_RPM", 0, minimum=0)  # 0: no request-rate limit
 ANTHROPIC_TPM = env_int("ANTHROPIC_TPM", 0, minimum=0)  # 0: no token-rate limit (the headers may state one)
 # Whether the endpoint offers the provider's batch API (economy delivery at half price): the
@@ -240,6 +241,12 @@ except BadConnection as error:
 # {"model": [input $/1M tokens, output $/1M tokens]} over the providers' own tables; Claude
 # models may add [cache write $/1M, cache read $/1M] after them.
 MODEL_PRICES = env_json("MODEL_PRICES", {})
+try:
+    configured_prices(MODEL_PRICES)
+except ValueError as error:
+    # Read by the providers only when they price a call: checked here so that a bad row stops
+    # start-up, not an estimate or a recorded result later.
+    raise ImproperlyConfigured(str(error)) from None
 # {"name": "dotted.path.ProviderClass"}: providers beside the built-in ones (plug-ins; the
 # fault benchmark registers one that crashes its worker on a marked document).
 EXTRA_PROVIDERS = env_json("EXTRA_PROVIDERS", {})

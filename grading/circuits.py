@@ -178,26 +178,31 @@ def announce_long_outages(now: datetime | None = None) -> list[str]:
     """Send provider_outage for each provider down longer than PROVIDER_OUTAGE_PAUSE_AFTER.
 
     Only batches still active with work for that provider are named; once they are
-    paused, the next look names none, so the signal is sent once per batch.
+    paused, the next look names none, so the signal is sent once per batch. A batch that
+    still has work for a provider that answers (a comparison across connections, one of
+    them down) is named only once that work is done: pausing it would stop the grading
+    that goes on.
     """
     now = now or timezone.now()
     cut_off = now - settings.PROVIDER_OUTAGE_PAUSE_AFTER
     announced = []
-    for outage in outages().values():
+    down = outages()
+    unfinished = GradingJob.objects.filter(
+        status__in=[JobStatus.QUEUED, JobStatus.PROCESSING], batch__status__in=CLAIMING_BATCH_STATES
+    ).order_by()
+    for outage in down.values():
         if outage.since > cut_off:
             continue
-        batch_ids = sorted(
-            set(
-                GradingJob.objects.filter(
-                    provider=outage.provider,
-                    status__in=[JobStatus.QUEUED, JobStatus.PROCESSING],
-                    batch__status__in=CLAIMING_BATCH_STATES,
-                )
-                .order_by()
-                .values_list("batch_id", flat=True)
-                .distinct()
-            )
+        waiting = set(
+            unfinished.filter(provider=outage.provider).values_list("batch_id", flat=True).distinct()
         )
+        still_graded = set(
+            unfinished.filter(batch_id__in=waiting)
+            .exclude(provider__in=list(down))
+            .values_list("batch_id", flat=True)
+            .distinct()
+        )
+        batch_ids = sorted(waiting - still_graded)
         if batch_ids:
             provider_outage.send_robust(
                 sender=ProviderCircuit,

@@ -13,7 +13,8 @@ runs `tick`, which does four things in order, each safe to run twice or side by 
    that expired or was cancelled goes back to the queue without using one;
 3. fall back: a batch whose deadline is near (economy.MARGIN) stops waiting: its open
    provider batches are cancelled (what finished is kept when they end) and its queued
-   economy jobs become real-time jobs, which the runners claim;
+   economy jobs become real-time jobs, which the runners claim; a cancelled batch's provider
+   batches still open (their cancel never reached the provider) are cancelled again;
 4. submit: queued economy jobs of active batches are claimed under a new submission's
    token and recorded (ProviderBatch) before anything is sent, split by the provider's
    limits on requests and bytes, then uploaded and created.
@@ -40,9 +41,9 @@ from grading import economy
 from grading.claims import Blame, Outcome, Recorded, Work, record_outcomes
 from grading.exemplars import batch_exemplars
 from grading.models import GradingJob, ProviderBatch
-from grading.providers import Provider, ProviderError, RemoteBatch, get_provider
+from grading.providers import Provider, ProviderError, RemoteBatch, UnknownProvider, get_provider
 from grading.runner import PermanentFailure, grade_request
-from grading.statuses import CLAIMING_BATCH_STATES, Delivery, JobStatus
+from grading.statuses import CLAIMING_BATCH_STATES, BatchStatus, Delivery, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +95,44 @@ def submit_due(report: TickReport, now: datetime | None = None) -> None:
         .order_by()
         .distinct()
     )
+    # Connections whose submission failed in this round: their other jobs wait for the next one.
+    # Per connection, so that one provider that cannot be reached (or an earlier step's error,
+    # such as a failed poll) holds up no other connection's submissions.
+    failing: set[str] = set()
     for batch_id, provider_name, model in list(groups):
-        provider = get_provider(provider_name)
+        if provider_name in failing:
+            continue
+        provider = _known(provider_name, report)
+        if provider is None:
+            failing.add(provider_name)
+            continue
         while (submission := _claim(batch_id, provider, model, now)) is not None:
+            errors = len(report.errors)
             _send(submission, provider, report)
-            if report.errors:
-                return
+            if len(report.errors) > errors:
+                failing.add(provider_name)
+                break
+
+
+def _known(name: str, report: TickReport) -> Provider | None:
+    """The provider of this name; None, with the reason in the report, when the connection is no
+    longer configured (renamed or removed from PROVIDERS while its jobs wait): its work waits for it
+    to come back, and the round goes on with the other connections."""
+    try:
+        return get_provider(name)
+    except UnknownProvider as error:
+        report.errors.append(str(error))
+        return None
 
 
 def _active(batch_id: int) -> bool:
     batches = GradingJob._meta.get_field("batch").related_model.objects
     return batches.filter(pk=batch_id, status__in=CLAIMING_BATCH_STATES).exists()
+
+
+def _cancelled(batch_id: int) -> bool:
+    batches = GradingJob._meta.get_field("batch").related_model.objects
+    return batches.filter(pk=batch_id, status=BatchStatus.CANCELLED).exists()
 
 
 def _due(jobs, now: datetime):
@@ -249,6 +277,13 @@ def _submitted(submission: ProviderBatch, remote: RemoteBatch, provider: Provide
         remote_status=remote.status,
         last_error="",
     )
+    # A cancel that committed while the provider batch was being created found it preparing and
+    # left it alone (cancel_open takes submitted ones only): cancel it now, or the provider grades
+    # and bills the whole of a cancelled batch. Read after the update above has committed, so a
+    # cancel committing later finds the provider batch submitted and cancels it itself.
+    if submission.batch_id is not None and _cancelled(submission.batch_id):
+        submission.external_id = remote.id
+        _cancel(submission, TickReport())
 
 
 def custom_id(work: Work) -> str:
@@ -283,7 +318,9 @@ def take_abandoned(submission: ProviderBatch, now: datetime) -> bool:
 
 
 def _reconcile_one(submission: ProviderBatch, report: TickReport) -> None:
-    provider = get_provider(submission.provider)
+    provider = _known(submission.provider, report)
+    if provider is None:
+        return
     known = set(ProviderBatch.objects.exclude(external_id="").values_list("external_id", flat=True))
     try:
         found = provider.find_batch(
@@ -293,7 +330,10 @@ def _reconcile_one(submission: ProviderBatch, report: TickReport) -> None:
             size=len(submission.jobs),
             known=known,
         )
-        if found is None and submission.input_file_id:
+        # Created from its uploaded file only while its batch still wants it: a batch paused or
+        # cancelled meanwhile has its jobs given back by _send below, as if never sent.
+        wanted = submission.batch_id is None or _active(submission.batch_id)
+        if found is None and submission.input_file_id and wanted:
             found = provider.create_batch_from_file(submission.input_file_id, submission.marker)
     except ProviderError as error:
         report.errors.append(f"Reconciling {submission} failed: {error}")
@@ -314,7 +354,9 @@ def poll(report: TickReport, now: datetime | None = None) -> None:
         status__in=[ProviderBatch.Status.SUBMITTED, ProviderBatch.Status.CANCELLING]
     )
     for submission in list(open_batches):
-        provider = get_provider(submission.provider)
+        provider = _known(submission.provider, report)
+        if provider is None:
+            continue
         try:
             remote = provider.poll_batch(submission.external_id)
             report.polled += 1
@@ -413,8 +455,12 @@ def fall_back(report: TickReport, now: datetime | None = None) -> None:
     """Batches whose deadline is near stop waiting for provider batches: the rest is graded in real time."""
     now = now or timezone.now()
     near = Q(batch__deadline__isnull=False, batch__deadline__lte=now + economy.MARGIN)
+    # A cancelled batch's provider batch still open is one whose cancel did not reach the
+    # provider (it could not be reached as the cancel committed): it is sent again each round.
     waiting = ProviderBatch.objects.filter(
-        near, status=ProviderBatch.Status.SUBMITTED, cancel_requested=False
+        near | Q(batch__status=BatchStatus.CANCELLED),
+        status=ProviderBatch.Status.SUBMITTED,
+        cancel_requested=False,
     )
     for submission in list(waiting):
         if _cancel(submission, report):
@@ -437,8 +483,11 @@ def cancel_open(batch_id: int) -> TickReport:
 
 
 def _cancel(submission: ProviderBatch, report: TickReport) -> bool:
+    provider = _known(submission.provider, report)
+    if provider is None:
+        return False
     try:
-        remote = get_provider(submission.provider).cancel_batch(submission.external_id)
+        remote = provider.cancel_batch(submission.external_id)
     except ProviderError as error:
         report.errors.append(f"Cancelling {submission} failed: {error}")
         return False

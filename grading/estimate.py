@@ -288,10 +288,16 @@ def _delivery(batch, groups: dict[tuple, Group], models: list[dict[str, Any]]) -
     rule = settings_processing(settings).get("delivery") or "auto"
     deadline = getattr(batch, "deadline", None)
     chosen: list[economy.Decision] = []
+    # Connections whose economy price is their real-time one, as they have no batch API: the
+    # pages say so rather than offer a "provider batch" price that cannot be had.
+    no_batch_api: list[str] = []
     for group, row in zip((g for g in groups.values() if g.jobs), models, strict=True):
         decision = economy.decide(rule, group.provider, deadline)
         cost = Decimal(str(row["cost"]))
-        economy_cost = cost * economy.discount(group.provider) if _has_batch_api(group) else cost
+        has_batch_api = _has_batch_api(group)
+        if not has_batch_api and group.provider not in no_batch_api:
+            no_batch_api.append(group.provider)
+        economy_cost = cost * economy.discount(group.provider) if has_batch_api else cost
         row["economy_cost"] = _dollars(economy_cost)
         row["delivery"] = {"chosen": decision.delivery, "reason": decision.reason}
         chosen.append(decision)
@@ -309,6 +315,8 @@ def _delivery(batch, groups: dict[tuple, Group], models: list[dict[str, Any]]) -
         "reasons": reasons,
         "realtime_cost": _dollars(realtime_cost),
         "economy_cost": _dollars(economy_cost),
+        "economy_available": len(no_batch_api) < len(models),
+        "no_batch_api": no_batch_api,
     }
 
 

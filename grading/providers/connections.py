@@ -40,6 +40,10 @@ DEFAULT_URLS = {
 # Calls in flight when a connection states no cap, as OPENAI_MAX_CONCURRENCY and
 # ANTHROPIC_MAX_CONCURRENCY default: a tier-one account's comfortable share.
 DEFAULT_CONCURRENCY = {"openai": 16, "anthropic": 8, "builtin": None}
+# The most calls at once a cap may state. Each is a CallSlot row that the first claim under the
+# cap writes, so a cap typed with the tokens-per-minute figure would have one claim write
+# millions of rows; no provider account takes this many calls at once.
+MAX_CONCURRENCY = 4096
 FIELDS = (
     "kind",
     "base_url",
@@ -52,7 +56,15 @@ FIELDS = (
 )
 # A connection's name is a job's `provider` (50 characters) and the prefix of `name:model`.
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,49}")
-VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Key variables are named in capitals, as every provider's documentation names them: a key pasted
+# in place of the name (an Azure key is 32 hexadecimal characters, letters first) would otherwise
+# pass for a variable and be shown wherever the variable is, in readiness sentences and the API.
+VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+# No query or fragment: the SDKs append their paths after it (every call a 404), and a key
+# written in it would be shown wherever the endpoint is.
+URL = re.compile(r"https?://[^/\s?#]+(/[^\s?#]*)?")
+# A word of a variable's name longer than this with a digit in it is a key written in capitals.
+KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])[A-Z0-9]{16,}")
 
 
 class BadConnection(ValueError):
@@ -160,22 +172,39 @@ def _connection(name: str, entry: Any, where: str) -> Connection:
     if kind not in DEFAULT_URLS:
         raise refuse(f"has kind {json_text(kind)}; kind must be one of {', '.join(sorted(DEFAULT_URLS))}")
     base_url = entry.get("base_url") or DEFAULT_URLS[kind]
-    if not isinstance(base_url, str) or (kind != "builtin" and not re.match(r"https?://[^/\s]+", base_url)):
-        raise refuse("has a base_url that is not an http:// or https:// URL")
+    if isinstance(base_url, str):
+        base_url = base_url.strip()  # pasted with the spaces around it
+    # The whole of it: a space inside (a host and path pasted apart) is no URL a client can call.
+    if not isinstance(base_url, str) or (kind != "builtin" and not URL.fullmatch(base_url)):
+        raise refuse(
+            "has a base_url that is not an http:// or https:// URL without spaces, query or fragment "
+            "(a key belongs in the variable key_env names)"
+        )
     key_env = entry.get("key_env") or ""
-    if not isinstance(key_env, str) or (key_env and not VARIABLE.fullmatch(key_env)):
-        raise refuse("has a key_env that is not the name of an environment variable")
+    if not isinstance(key_env, str) or (key_env and not _names_a_variable(key_env)):
+        raise refuse(
+            "has a key_env that is not the name of an environment variable in capitals, such as "
+            "AZURE_OPENAI_KEY: key_env names the variable that holds the key, never the key itself"
+        )
     return Connection(
         name=name,
         kind=kind,
         base_url=base_url.rstrip("/"),
         key_env=key_env,
-        max_concurrency=_whole(entry, "max_concurrency", 1, DEFAULT_CONCURRENCY[kind], refuse),
+        max_concurrency=_whole(
+            entry, "max_concurrency", 1, DEFAULT_CONCURRENCY[kind], refuse, maximum=MAX_CONCURRENCY
+        ),
         requests_per_minute=_whole(entry, "requests_per_minute", 0, 0, refuse) or 0,
         tokens_per_minute=_whole(entry, "tokens_per_minute", 0, 0, refuse) or 0,
         prices=_prices(entry.get("prices"), refuse),
         batch_api=_batch_api(entry, kind, base_url.rstrip("/"), refuse),
         source=f"{where} (connection “{name}”)",
+    )
+
+
+def _names_a_variable(key_env: str) -> bool:
+    return bool(VARIABLE.fullmatch(key_env)) and not any(
+        KEY_LIKE_WORD.fullmatch(word) for word in key_env.split("_")
     )
 
 
@@ -190,7 +219,9 @@ def _batch_api(entry: dict, kind: str, base_url: str, refuse) -> bool:
     return entry["batch_api"]
 
 
-def _whole(entry: dict, name: str, minimum: int, default: int | None, refuse) -> int | None:
+def _whole(
+    entry: dict, name: str, minimum: int, default: int | None, refuse, maximum: int | None = None
+) -> int | None:
     if name not in entry:
         return default
     value = entry[name]
@@ -198,6 +229,8 @@ def _whole(entry: dict, name: str, minimum: int, default: int | None, refuse) ->
         return None  # stated: no cap
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise refuse(f"has {name} {json_text(value)}; it must be a whole number of at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise refuse(f"has {name} {json_text(value)}; it must be at most {maximum}")
     return value
 
 
@@ -206,7 +239,8 @@ def _prices(raw: Any, refuse) -> dict[str, tuple[float, ...]]:
         return configured_prices(raw or {})
     except ValueError:
         raise refuse(
-            'has prices that are not like {"model": [input_per_million, output_per_million]}'
+            'has prices that are not like {"model": [input_per_million, output_per_million]}, '
+            "each a dollar amount of 0 or more"
         ) from None
 
 
@@ -316,19 +350,51 @@ def load_setting(raw_json: str, file_path: str) -> dict:
     if file_path and not raw_json:
         where = f"PROVIDERS_FILE ({file_path})"
         try:
-            with open(file_path, encoding="utf-8") as handle:
+            # utf-8-sig: editors on Windows save JSON with a byte order mark, which json refuses.
+            with open(file_path, encoding="utf-8-sig") as handle:
                 raw_json = handle.read()
         except OSError as error:
             raise BadConnection(
                 f"PROVIDERS_FILE names {file_path}, which cannot be read: {error.strerror}."
             ) from None
+        except UnicodeDecodeError:
+            raise BadConnection(
+                f"PROVIDERS_FILE names {file_path}, which is not UTF-8 text: save it as UTF-8."
+            ) from None
     if not raw_json.strip():
         return {}
     try:
-        value = json.loads(raw_json)
+        value = json.loads(raw_json, object_pairs_hook=_Written)
     except json.JSONDecodeError as error:
         raise BadConnection(
             f"{where} must be JSON: {error.msg} at line {error.lineno}, column {error.colno}."
         ) from None
+    _refuse_repeats(value, where)
     parse_connections(value, where)
-    return value
+    return json.loads(raw_json)
+
+
+class _Written(dict):
+    """A JSON object that remembers the names written in it more than once.
+
+    json.loads keeps the last of a repeated name without a word, so a connection declared twice
+    (pasted from two places) would grade through whichever came last."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        names = [name for name, _ in pairs]
+        self.repeated = sorted({name for name in names if names.count(name) > 1})
+
+
+def _refuse_repeats(value: Any, where: str) -> None:
+    if not isinstance(value, _Written):
+        return
+    if value.repeated:
+        raise BadConnection(
+            f"{where}: the connection “{value.repeated[0]}” is declared twice; keep one entry for it."
+        )
+    for name, entry in value.items():
+        if isinstance(entry, _Written) and entry.repeated:
+            raise BadConnection(
+                f"{where}: the connection “{name}” states {entry.repeated[0]} twice; keep one."
+            )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -31,7 +32,7 @@ STATUS_REASONS = {
 }
 PRICES_FORMAT = (
     'MODEL_PRICES must be JSON like {"model": [input_per_million, output_per_million]}, '
-    "optionally followed by the cache-write and cache-read prices per million."
+    "optionally followed by the cache-write and cache-read prices per million, none negative."
 )
 
 
@@ -46,11 +47,12 @@ def is_loopback(base_url: str) -> bool:
 
 
 def shown_url(base_url: str) -> str:
-    """The endpoint as it may appear in an error: without any user name or password in it."""
+    """The endpoint as it may appear in an error: without any user name or password, query or fragment
+    in it (gateways take keys there: `?key=…`, `?api-key=…`)."""
     parts = urlsplit(base_url)
-    if "@" not in parts.netloc:
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
         return base_url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment=""))
 
 
 def endpoint(base_url: str, api_key: str, key_setting: str, connection: str = "") -> tuple[str, str]:
@@ -217,6 +219,10 @@ def configured_prices(raw: dict) -> dict[str, tuple[float, ...]]:
             prices[str(name)] = tuple(float(value) for value in row)
         except (ValueError, TypeError) as error:
             raise ValueError(PRICES_FORMAT) from error
+        # JSON as Python reads it takes NaN and Infinity: a price must be a real amount, and no
+        # provider pays the school for tokens.
+        if not all(math.isfinite(value) and value >= 0 for value in prices[str(name)]):
+            raise ValueError(PRICES_FORMAT)
     return prices
 
 

@@ -482,7 +482,17 @@ class MessageBatchAPI:
         self.standin = standin
         self.book = BatchBook(standin.message)
 
+    def refused(self, handler: MessagesHandler) -> bool:
+        """A required key missing or wrong: 401, as the Messages endpoint answers."""
+        key = self.standin.config.api_key
+        if not key or sent_key(handler.headers) == key:
+            return False
+        handler.send_json(401, error_body("authentication_error", "invalid x-api-key"))
+        return True
+
     def post(self, handler: MessagesHandler, path: str, body: dict | None) -> None:
+        if self.refused(handler):
+            return
         if path == BATCHES_PATH:
             requests = (body or {}).get("requests")
             if not isinstance(requests, list) or not requests:
@@ -502,6 +512,8 @@ class MessageBatchAPI:
         handler.send_json(200, self.describe(batch))
 
     def get(self, handler: MessagesHandler, path: str) -> None:
+        if self.refused(handler):
+            return
         if path == BATCHES_PATH:
             batches = sorted(self.book.batches.values(), key=lambda item: item.created_at, reverse=True)
             data = [self.describe(batch) for batch in batches]
