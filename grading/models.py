@@ -467,7 +467,7 @@ class GradingResult(models.Model):
         """
         with transaction.atomic():
             # Locked, so a review saved at the same moment is seen rather than overwritten.
-            current = GradingResult.objects.select_for_update().filter(pk=self.pk)
+            current = GradingResult.objects.select_for_update(of=("self",)).filter(pk=self.pk)
             reviewed = current.values_list("reviewed_score", "reviewer__username", "review_comment").first()
             if reviewed and reviewed[0] is not None:
                 score, by, comment = reviewed
