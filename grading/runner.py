@@ -163,6 +163,17 @@ class CallSlots:
         self.renew_at = now + renew_every
         self.next_try = now + SLOT_RETRY_S if held != target else now
 
+    def keep(self, target: int) -> int:
+        """How many slots to keep in the database: the target, or the calls in flight if more.
+
+        Slots about to be given back stop counting here first, under the lock, so no call
+        starts on a slot that another runner may take the moment it is given back.
+        """
+        with self._changed:
+            keep = max(target, self.in_use)
+            self.held = min(self.held, keep)
+            return keep
+
     def close(self) -> None:
         with self._changed:
             self._closed = True
@@ -595,7 +606,7 @@ class Runner:
                 continue
             # Slots still in use are given back once their calls end.
             lease_s = self._slot_lease_s
-            held = hold_slots(self.claimant, name, slots.cap, max(target, slots.in_use), lease_s=lease_s)
+            held = hold_slots(self.claimant, name, slots.cap, slots.keep(target), lease_s=lease_s)
             # The lease counts from before the statement; stop using it well before
             # it ends, and before this runner could be taken for dead.
             slots.update(held, target, now + min(lease_s * 0.8, SLOT_TRUST_S), time.monotonic(), SLOT_RENEW_S)

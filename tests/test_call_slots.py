@@ -146,6 +146,31 @@ def test_a_call_does_not_start_on_a_lapsed_lease_until_the_slots_are_renewed():
     assert slots.in_use == 0
 
 
+def test_slots_about_to_be_given_back_take_no_new_call_while_the_database_is_asked():
+    # Holding 3 with 2 calls in flight, the fair share drops to 1 (a node joined): the
+    # runner keeps the 2 in use, and from that moment a third call waits, so the slot
+    # given back is never in use here while another node takes it.
+    slots = CallSlots("openai", cap=3)
+    slots.update(held=3, target=3, good_until=float("inf"), now=0.0, renew_every=1.0)
+    first, second = slots.call(), slots.call()
+    first.__enter__(), second.__enter__()
+    entered = threading.Event()
+
+    def third_call() -> None:
+        with slots.call():
+            entered.set()
+
+    assert slots.keep(1) == 2
+    waiting = threading.Thread(target=third_call)
+    waiting.start()
+    assert not entered.wait(timeout=0.3)
+    first.__exit__(None, None, None)
+    assert entered.wait(timeout=5)
+    waiting.join(timeout=5)
+    second.__exit__(None, None, None)
+    assert slots.in_use == 0
+
+
 def test_a_runner_keeps_jobs_ready_beyond_its_slots_and_calls_within_them(owner, monkeypatch, settings):
     # Through the settings fixture, not @override_settings: the two together leaked the
     # decorator's value into every later test (the fixture restores what it saw last).
