@@ -11,6 +11,14 @@ work resumes at once; another failure opens it again, for twice as long (from
 PROBE_BASE_S up to PROVIDER_PROBE_MAX_S, never shorter than the provider's
 Retry-After). A single 429 therefore only delays its own job by its Retry-After.
 
+A 429 or 529 that refuses calls beyond how many the provider takes at once, while it
+keeps answering the others (an answer within ANSWERING_S), is "slow down", not an
+outage: grading.learnt_limits lowers the calls at once, and the circuit leaves the
+provider's other work running. Counted as failures, a burst of five such refusals
+stopped every call for a whole Retry-After. A refusal that says a per-minute budget
+is spent (its headers leave nothing) and refusals after the provider stopped
+answering still count.
+
 The circuit row is written in the transactions that record outcomes and claim
 jobs, so every worker on every node sees the same state. A provider down for
 longer than PROVIDER_OUTAGE_PAUSE_AFTER is announced with the `provider_outage`
@@ -45,6 +53,10 @@ CIRCUIT_FAILURES = 5
 PROBE_BASE_S = 0.5
 # How long a probe may take before another job may probe (beyond its own timeout).
 PROBE_MARGIN_S = 5.0
+# A provider that answered this recently is up: refusals of calls at once are not failures.
+ANSWERING_S = 2.0
+# How often a provider's latest answer is written down (answered_at): enough for ANSWERING_S.
+ANSWER_STAMP_S = 0.5
 
 # Sent (by a runner, or the reaper) while a provider has been down for longer than
 # PROVIDER_OUTAGE_PAUSE_AFTER. Arguments: provider, reason, since, batch_ids (the
@@ -58,6 +70,8 @@ class Tally:
 
     answered: int = 0
     faults: int = 0
+    # Refusals of calls beyond those the provider takes at once: faults only if it stopped answering.
+    slow_down: int = 0
     reason: str = ""
     retry_after: float | None = None
     probe_failed: bool = False
@@ -77,8 +91,32 @@ def record(tallies: dict[str, Tally], now: datetime) -> None:
     for provider, tally in tallies.items():
         if tally.answered:
             _close(provider)
-        elif tally.faults:
+            _stamp_answer(provider, now)
+            continue
+        if tally.slow_down and provider not in answering([provider], now):
+            tally.faults += tally.slow_down
+        if tally.faults:
             _failed(provider, tally, now)
+
+
+def answering(providers, now: datetime) -> set[str]:
+    """The providers among these that answered a call within ANSWERING_S: they are up."""
+    since = now - timedelta(seconds=ANSWERING_S)
+    rows = ProviderCircuit.objects.filter(provider__in=list(providers), answered_at__gte=since)
+    return set(rows.values_list("provider", flat=True))
+
+
+def _stamp_answer(provider: str, now: datetime) -> None:
+    # At most one write per ANSWER_STAMP_S: every recorder of a busy provider comes here.
+    table = _table()
+    sql = (
+        f"INSERT INTO {table} (provider, failures, opens, reason, probe_by, answered_at) "
+        "VALUES (%s, 0, 0, '', '', %s) ON CONFLICT (provider) DO UPDATE SET answered_at = excluded.answered_at "
+        f"WHERE {table}.answered_at IS NULL OR {table}.answered_at < %s"
+    )
+    stale = now - timedelta(seconds=ANSWER_STAMP_S)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [provider, _adapt(now), _adapt(stale)])
 
 
 def _close(provider: str) -> None:

@@ -133,6 +133,9 @@ class Outcome:
     # The call took the last of its runner's slots for the provider: the cap was what bound it,
     # so its answer says the provider took that many at once (grading.learnt_limits grows on these).
     crowded: bool = False
+    # A refused call: other calls of its runner to the provider were in flight as it was
+    # refused, so the refusal was of one call too many at once (grading.claims._slow_down).
+    alongside: bool = False
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
@@ -541,9 +544,10 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
         requeued = {o.work.batch_id for o in outcomes if _disposition(o) in (_RETRY, _AGAIN)}
         statuses = claim_sql.lock_batches(requeued) if requeued else {}
         stopped = {batch_id for batch_id, status in statuses.items() if status not in REQUEUE_BATCH_STATES}
+        answering = _answering(outcomes, now)
         groups: dict[tuple, list[Outcome]] = {}
         for outcome in outcomes:
-            values, add = _ended_values(outcome, now, stopped)
+            values, add = _ended_values(outcome, now, stopped, answering)
             key = (outcome.work.token, tuple(values.items()), tuple(add.items()))
             groups.setdefault(key, []).append(outcome)
         results = []
@@ -566,6 +570,29 @@ def record_outcomes(outcomes: list[Outcome], now: datetime | None = None) -> Rec
         circuits.record(tallies, now)
         learnt_limits.record({p: t for p, t in learnt.items() if learnt_limits.learns(p)}, now)
     return recorded
+
+
+def _answering(outcomes: list[Outcome], now: datetime) -> set[str]:
+    """Providers that refused calls at once in these outcomes and answer others: they are up."""
+    refusing = {o.work.provider for o in outcomes if _slow_down(o)}
+    if not refusing:
+        return set()
+    answered_now = {o.work.provider for o in outcomes if o.answered}
+    return (refusing & answered_now) | circuits.answering(refusing - answered_now, now)
+
+
+def _slow_down(outcome: Outcome) -> bool:
+    """A refusal of calls beyond those the provider takes at once, rather than of a spent budget.
+
+    A 429 that came while other calls were in flight, with headers that leave requests and
+    tokens of the minute (or none at all), refused this call for the others. One whose headers
+    leave nothing says the budget is spent, and one refusing a call made alone is not about
+    calls at once: their Retry-After is the provider's word, and the job waits for it.
+    """
+    if not (outcome.refused and outcome.alongside):
+        return False
+    quota = outcome.quota
+    return not (quota and 0 in (quota.requests_remaining, quota.tokens_remaining))
 
 
 def _learn(outcome: Outcome, learnt: dict[str, "learnt_limits.Tally"]) -> None:
@@ -594,7 +621,10 @@ def _tally(outcome: Outcome, tallies: dict[str, "circuits.Tally"]) -> None:
     if outcome.answered:
         tally.answered += 1
         return
-    tally.faults += 1
+    if _slow_down(outcome) and not outcome.work.probe:
+        tally.slow_down += 1
+    else:
+        tally.faults += 1
     tally.reason = outcome.error
     if outcome.retry_after:
         tally.retry_after = max(tally.retry_after or 0, outcome.retry_after)
@@ -645,9 +675,12 @@ def _disposition(outcome: Outcome) -> str:
 
 
 def _ended_values(
-    outcome: Outcome, now: datetime, stopped: set[int]
+    outcome: Outcome, now: datetime, stopped: set[int], answering: frozenset[str] | set[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order), and what to add to its counters."""
+    """The job's new outcome columns (JOB_OUTCOME_FIELDS, in order), and what to add to its counters.
+
+    `answering`: providers that refused calls at once here while answering others (_answering).
+    """
     work = outcome.work
     # From when the call could start, not from the claim: a staggered or rate-paced job
     # waits in hand first, and that wait is no part of grading it. started_at is that
@@ -690,7 +723,13 @@ def _ended_values(
         )
     elif disposition == _AGAIN:
         next_at = None
-        if outcome.blame == Blame.PROVIDER:
+        if outcome.blame == Blame.PROVIDER and not (
+            _slow_down(outcome) and outcome.work.provider in answering
+        ):
+            # Only a refusal of calls at once, by a provider that answers others, goes back
+            # with no wait: the refusal took a slot away, so the job waits for a free one
+            # instead. Held for its Retry-After, a job refused near the end of a batch kept
+            # the whole batch waiting that long.
             delay = backoff_delay(
                 min(work.provider_retries + 1, 6),
                 rule(processing, "backoff_base_s"),

@@ -12,9 +12,13 @@ again by one, up to the configured cap, counting only answers to calls that took
 runner's last slot (a cap nobody reaches proves nothing). A provider with no configured cap
 starts at UNKNOWN_START and grows by one per answer (doubling per round of calls, as TCP's
 slow start) until it first refuses. How many calls were in flight at the last refusal is kept
-(`wall`): below it the number grows back quickly (one per quarter round), at it only after
-PROBE_ROUNDS rounds of answers, so a provider that accepts 32 at once, configured with 128,
-settles at 32 with a refused probe every few seconds.
+(`wall`), and how many of them it refused (`cut_refusals`): up to the calls it took then
+(the wall less the refused; the wall less one after a storm of refusals, which says less)
+the number grows back quickly (one per quarter round), past them
+only after PROBE_ROUNDS rounds of answers, so a provider that accepts 32 at once, configured
+with 128 or not at all, settles at 32 with a refused probe every few seconds. (Growing
+quickly up to the wall itself kept it one or two above what the provider takes — the slots
+held at a refusal count some not in use — and refusing every few rounds.)
 
 Rate limits. Requests and tokens per minute are buckets that mirror the provider's: what was
 left at a moment and the per-minute limit, refilled at the limit per minute. A claim spends
@@ -163,16 +167,27 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
         state.concurrency = grown
         if state.wall is not None and grown >= state.wall:
             # The provider took the wall's number at once for a long run: its limit moved up.
-            state.wall = grown + 1
+            state.wall, state.cut_refusals = grown + 1, 1
 
 
 def _run_to_grow(state: ProviderLimitState, current: int) -> int:
     """Answers in a row after which one more call at once is tried."""
     if state.wall is None:
         return 1  # never refused: slow start, doubling per round
-    if current < state.wall - 1:
-        return max(1, current // 4)  # back to what it took before, quickly
+    if current < _known_good(state):
+        return max(1, current // 4)  # back to what it took at the last refusal, quickly
     return PROBE_ROUNDS * current
+
+
+def _known_good(state: ProviderLimitState) -> int:
+    """How many calls at once the provider is known to take: those it took at the last refusal.
+
+    That is the wall less the refused, when the cut believed it. A storm of refusals (slow
+    start overshooting, calls refused long after the slots were counted) says less than the
+    multiplicative cut: then only that the wall was too many.
+    """
+    took = state.wall - max(state.cut_refusals, 1)
+    return took if took >= math.floor(state.wall * DECREASE) else state.wall - 1
 
 
 def _slots_held(provider: str) -> int:

@@ -675,7 +675,8 @@ class ProviderCircuit(models.Model):
     """A provider's health as every worker sees it: closed (no row, or open_until null) or open.
 
     Failures that are the provider's (connection refused, timeouts, 5xx, 429)
-    count here instead of against the jobs; after CIRCUIT_FAILURES of them in a
+    count here instead of against the jobs (a 429 for calls at once only while the
+    provider has not answered for a while); after CIRCUIT_FAILURES of them in a
     row, with no answer between, the circuit opens: no job of the provider is
     claimed until open_until. Then one claim takes a single job, the probe
     (probe_by is its claim token, probe_until when another may be tried); an
@@ -692,6 +693,9 @@ class ProviderCircuit(models.Model):
     reason = models.TextField(blank=True)
     probe_by = models.CharField(max_length=120, blank=True)
     probe_until = models.DateTimeField(null=True, blank=True)
+    # When the provider last answered a call (written at most every ANSWER_STAMP_S): a 429
+    # that comes while it answers others says "slow down", not that it is down.
+    answered_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.provider}: {'open' if self.open_until else 'closed'}"

@@ -127,6 +127,9 @@ class CallSlots:
         self.provider = provider
         self.cap = cap
         self.held = 0
+        # How many this runner asked for last (its share of the cap): until it holds them all,
+        # its calls are bound by slots it could not get, not by the cap.
+        self.wanted = 0
         self.in_use = 0
         # After a refusal (429, 529): the most slots this runner uses. Each refusal says one
         # call too many was in flight, so one slot fewer is used at once (and given back),
@@ -158,7 +161,7 @@ class CallSlots:
 
     def update(self, held: int, target: int, good_until: float, now: float, renew_every: float) -> None:
         with self._changed:
-            self.held, self._good_until = held, good_until
+            self.held, self.wanted, self._good_until = held, target, good_until
             self._changed.notify_all()
         self.renew_at = now + renew_every
         self.next_try = now + SLOT_RETRY_S if held != target else now
@@ -204,7 +207,10 @@ class CallSlots:
                 # The lease can lapse while waiting; look again now and then.
                 self._changed.wait(timeout=0.5)
             self.in_use += 1
-            crowded = self.in_use >= self._usable()
+            # Only a call at the runner's whole share shows the provider took the cap at once:
+            # counting calls bound by slots not yet taken grew an unknown cap to twice the
+            # provider's before its first refusal.
+            crowded = self.in_use >= self._usable() and self.held >= self.wanted
         try:
             yield crowded
         finally:
@@ -740,6 +746,7 @@ def grade_work(
         return Outcome(work, error=str(error), transient=True, blame=Blame.RUNNER)
     except ProviderError as error:
         if error.transient:
+            alongside = slots is not None and slots.in_use > 0
             if error.rate_limited and slots is not None:
                 slots.refused()
             # Connection refused, timeouts, 5xx, 429: the provider's failure, not the job's.
@@ -750,6 +757,7 @@ def grade_work(
                 retry_after=error.retry_after,
                 blame=Blame.PROVIDER,
                 refused=error.rate_limited,
+                alongside=alongside,
                 quota=error.quota,
             )
         # The provider answered, and refused this job (a 4xx, a reply that cannot be repaired).
