@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('grading', '0011_provider_limit_state'),
+        ('grading', '0012_job_batch_duration_index'),
     ]
 
     operations = [
