@@ -613,19 +613,9 @@ def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
     """Set the level a user or group holds on the batch (owners and `manage` holders only)."""
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "manage")
-    form = ShareForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            permissions.set_level(batch, data["principal"], data["permission"])
-        except permissions.SharingError as exc:
-            form.add_error("name", str(exc))
-        else:
-            level = permissions.Level(data["permission"]).label.lower()
-            messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
-            return redirect(_sharing_anchor(batch))
+    form, shared = share_from_page(request, batch, _sharing_anchor(batch))
     # Refused: the page again, the error beside the field in the sharing card and what was typed kept.
-    return _detail_page(request, batch, share_form=form, status=400)
+    return shared or _detail_page(request, batch, share_form=form, status=400)
 
 
 @login_required
@@ -633,21 +623,42 @@ def batch_share(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     _require(access_to(request.user, batch), "manage")
-    form = ShareForm.for_removal(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Nothing to remove: {form.problem()}")
-        return redirect(_sharing_anchor(batch))
-    try:
-        permissions.unshare(batch, form.cleaned_data["principal"], permissions.Level.VIEW)
-    except permissions.SharingError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"“{form.cleaned_data['name']}” no longer has access to “{batch.name}”.")
-    return redirect(_sharing_anchor(batch))
+    return unshare_from_page(request, batch, _sharing_anchor(batch))
 
 
 def _sharing_anchor(batch: JobBatch) -> str:
     return reverse("batches:detail", args=[batch.pk]) + "#sharing"
+
+
+def share_from_page(request: HttpRequest, obj, anchor: str) -> tuple[ShareForm, HttpResponse | None]:
+    """A page's sharing card sets a level on a batch or rule: the form, and where to go when it took."""
+    form = ShareForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            permissions.set_level(obj, data["principal"], data["permission"])
+        except permissions.SharingError as exc:
+            form.add_error("name", str(exc))
+        else:
+            level = permissions.Level(data["permission"]).label.lower()
+            messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
+            return form, redirect(anchor)
+    return form, None
+
+
+def unshare_from_page(request: HttpRequest, obj, anchor: str) -> HttpResponse:
+    """A page's sharing card takes a user's or group's access to a batch or rule away."""
+    form = ShareForm.for_removal(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Nothing to remove: {form.problem()}")
+        return redirect(anchor)
+    try:
+        permissions.unshare(obj, form.cleaned_data["principal"], permissions.Level.VIEW)
+    except permissions.SharingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{form.cleaned_data['name']}” no longer has access to “{obj.name}”.")
+    return redirect(anchor)
 
 
 EDIT_FORMS = {"details": BatchDetailsForm, "settings": BatchSettingsForm}

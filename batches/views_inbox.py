@@ -33,7 +33,13 @@ from batches.models import JobBatch
 from batches.queue import queue_for
 from batches.rule_models import AssignmentRule, InboxItem
 from batches.uploads import UploadRefused, read_upload, refuse_oversized
-from batches.views import _upload_limits, created_batch, login_required_live
+from batches.views import (
+    _upload_limits,
+    created_batch,
+    login_required_live,
+    share_from_page,
+    unshare_from_page,
+)
 from core import permissions
 from core.permissions import can_change
 from grading.schema import SettingsError
@@ -252,35 +258,17 @@ def _rule_page(
 def rule_share(request: HttpRequest, pk: int) -> HttpResponse:
     """Set the level a user or group holds on the rule (its owner and `manage` holders only)."""
     rule = _rule_requiring(request, pk, "manage")
-    form = ShareForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            permissions.set_level(rule, data["principal"], data["permission"])
-        except permissions.SharingError as exc:
-            form.add_error("name", str(exc))
-        else:
-            level = permissions.Level(data["permission"]).label.lower()
-            messages.success(request, f"{data['kind'].capitalize()} “{data['name']}” now has {level} access.")
-            return redirect(_rule_sharing_anchor(rule))
-    return _rule_page(request, rule, RuleForm(user=request.user, rule=rule), share_form=form, status=400)
+    form, shared = share_from_page(request, rule, _rule_sharing_anchor(rule))
+    return shared or _rule_page(
+        request, rule, RuleForm(user=request.user, rule=rule), share_form=form, status=400
+    )
 
 
 @login_required
 @require_POST
 def rule_unshare(request: HttpRequest, pk: int) -> HttpResponse:
     rule = _rule_requiring(request, pk, "manage")
-    form = ShareForm.for_removal(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Nothing to remove: {form.problem()}")
-        return redirect(_rule_sharing_anchor(rule))
-    try:
-        permissions.unshare(rule, form.cleaned_data["principal"], permissions.Level.VIEW)
-    except permissions.SharingError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"“{form.cleaned_data['name']}” no longer has access to “{rule.name}”.")
-    return redirect(_rule_sharing_anchor(rule))
+    return unshare_from_page(request, rule, _rule_sharing_anchor(rule))
 
 
 def _rule_sharing_anchor(rule: AssignmentRule) -> str:
