@@ -39,6 +39,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
 
+from batches.eta import estimate_finish
 from batches.memo import BatchState, batch_state, remembered
 from grading.agreement import BUCKET_WIDTH, BUCKETS, EPSILON, agreement, bucket_label
 from grading.models import GradingJob, GradingResult, JobStatus
@@ -227,14 +228,15 @@ def wall_seconds(batch, now: datetime) -> float | None:
 
 
 def timeline(batch, counts: dict[str, int], now: datetime) -> dict[str, Any]:
-    projected = batch.projected_completion(counts, now)
+    expected = estimate_finish(batch, counts, now)
     return {
         "created_at": _iso(batch.created_at),
         "started_at": _iso(batch.started_at),
         "completed_at": _iso(batch.completed_at),
         "deadline": _iso(batch.deadline),
-        "projected_completion_at": _iso(projected),
-        "deadline_standing": batch.deadline_standing(now, counts),
+        "projected_completion_at": _iso(expected.at),
+        "projected_from": expected.source,
+        "deadline_standing": expected.standing,
         "seconds_to_deadline": _round((batch.deadline - now).total_seconds(), 1) if batch.deadline else None,
     }
 

@@ -96,7 +96,14 @@ class Timeline(_Doc):
     completed_at = serializers.DateTimeField(allow_null=True)
     deadline = serializers.DateTimeField(allow_null=True)
     projected_completion_at = serializers.DateTimeField(
-        allow_null=True, help_text="At the rate jobs have ended so far."
+        allow_null=True,
+        help_text=(
+            "At the rate jobs have ended so far; for economy jobs, their provider batches' expected "
+            "completion (now plus the provider's window for jobs not yet submitted)."
+        ),
+    )
+    projected_from = serializers.ChoiceField(
+        choices=["rate", "provider_batch"], help_text="What the projected completion is worked out from."
     )
     deadline_standing = serializers.ChoiceField(
         choices=["on_track", "at_risk", "late"], allow_null=True, help_text="None without a deadline."

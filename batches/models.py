@@ -848,8 +848,9 @@ class JobBatch(models.Model):
     ) -> str | None:
         """on_track, at_risk (projected to finish after the deadline) or late; None without a deadline.
 
-        `projected` is a finish worked out by the caller (the queue's, from provider batches for
-        economy work); without it, the rate its jobs have ended so far.
+        `projected` is the finish batches.eta.estimate_finish worked out (from provider batches for
+        economy work), which every page, the API and the warnings go through; without it, the rate
+        its jobs have ended so far.
         """
         if self.deadline is None:
             return None

@@ -7,9 +7,11 @@ state machine or the user's permissions would refuse.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from batches.actions import ACTIONS, BY_NAME, BatchAction
+from batches.eta import Estimate, estimate_finish
 from batches.models import BatchStatus, JobBatch
 from core import permissions
 from grading.models import JobStatus
@@ -107,7 +109,6 @@ class BatchRow:
     counts: dict[str, Any] = field(init=False)
     actions: list[str] = field(init=False)
     live: bool = field(init=False)
-    standing: str | None = field(init=False)
     among: tuple[str, ...] = LIST_ACTIONS
     # Its place in the processing queue while active (batches.queue.attach_places sets it).
     queue: Any = None
@@ -118,19 +119,33 @@ class BatchRow:
         self.counts = self.batch.known_progress()
         self.actions = available_actions(self.batch, self.access, self.counts, self.among)
         self.live = is_live(self.batch, self.counts)
-        self.standing = self.batch.deadline_standing(counts=self.counts)
 
     @property
     def offered(self) -> list[BatchAction]:
         """The actions offered, as the table declares them (label, style): the buttons to draw."""
         return [BY_NAME[name] for name in self.actions]
 
+    @cached_property
+    def estimate(self) -> Estimate:
+        """Its estimated finish and deadline standing; from its queue entry when it has one (no further query)."""
+        if self.queue is not None:
+            return self.queue.estimate
+        return estimate_finish(self.batch, self.counts)
+
+    @property
+    def standing(self) -> str | None:
+        return self.estimate.standing
+
     @property
     def eta(self):
-        """The estimated finish of an active batch, at the rate its jobs have ended so far (None before one ends)."""
+        """The estimated finish of an active batch (None before there is anything to go by)."""
         if self.batch.status not in BatchStatus.active():
             return None
-        return self.batch.projected_completion(self.counts)
+        return self.estimate.at
+
+    @property
+    def eta_by_provider_batch(self) -> bool:
+        return self.estimate.by_provider_batch
 
     @property
     def done(self) -> int:

@@ -5,16 +5,14 @@ batch is placed by its first job in line (its oldest queued job, or, when all
 its jobs are in flight, its oldest job in flight) under the same keys claims
 sort by: priority, deadline, age. Each batch carries its jobs waiting and in
 flight, its share of its provider's capacity now (jobs in flight / the
-provider's cap, from the provider's own `limits()`), and an estimated finish
-at the rate its jobs have ended so far (`JobBatch.projected_completion`).
+provider's cap, from the provider's own `limits()`), and its estimated finish
+and deadline standing (batches/eta.py, as every page and the API show them).
 
 Economy jobs (grading/economy.py) are not claimed by the runners and make no
 calls: they are counted apart, as waiting to be submitted (queued) and at the
 provider (held by an open provider batch), not as waiting or in flight. They
 take no share of the provider's capacity and are never "ahead" of anyone's
-real-time work, and an economy batch's estimated finish is its provider
-batches' expected completion (a job still to be submitted: now plus the
-provider's batch window), not a rate of calls.
+real-time work.
 
 A user sees the batches they may view; everyone else's work appears only as
 totals: how many other batches and jobs are ahead of each of theirs, and in
@@ -29,13 +27,12 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, IntegerFiel
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from batches.eta import EconomyWork, Estimate, estimate_finish, provider_of
 from batches.models import JobBatch
 from core.permissions import is_superuser
-from grading import economy
 from grading.limits import provider_limits
 from grading.models import GradingJob, JobStatus, ProviderBatch
 from grading.progress import Progress
-from grading.schema import SettingsError
 from grading.serve_order import batch_ordering
 from grading.statuses import CLAIMING_BATCH_STATES, Delivery
 
@@ -50,7 +47,6 @@ class QueueEntry:
     counts: dict[str, int]
     provider: str
     cap: int | None
-    eta: datetime | None
     # Economy jobs: queued for the next submission, and held by open provider batches.
     to_submit: int = 0
     at_provider: int = 0
@@ -60,6 +56,15 @@ class QueueEntry:
     hidden_ahead_batches: int = 0
     hidden_ahead_jobs: int = 0
     visible: bool = True
+    estimate: Estimate | None = None
+
+    @property
+    def eta(self) -> datetime | None:
+        return self.estimate.at if self.estimate else None
+
+    @property
+    def economy(self) -> EconomyWork:
+        return EconomyWork(self.provider, self.to_submit, self.at_provider, self.expected_by)
 
     @property
     def waiting(self) -> int:
@@ -99,7 +104,8 @@ class QueueEntry:
                 "expected_by": _iso(self.expected_by),
             },
             "estimated_finish": _iso(self.eta),
-            "deadline_standing": batch.deadline_standing(counts=self.counts, projected=self.eta),
+            "estimate_source": self.estimate.source if self.estimate else None,
+            "deadline_standing": self.estimate.standing if self.estimate else None,
             "ahead": {"batches": self.ahead_batches, "jobs": self.ahead_jobs},
             "others_ahead": {"batches": self.hidden_ahead_batches, "jobs": self.hidden_ahead_jobs},
         }
@@ -157,14 +163,13 @@ def serve_queue(user=None, now: datetime | None = None) -> list[QueueEntry]:
     hidden_ahead = ahead_jobs = hidden_jobs = 0
     for position, batch in enumerate(active_batches(user), start=1):
         counts = batch.known_progress()
-        provider = batch.first_job_provider or _provider_of(batch)
+        provider = batch.first_job_provider or provider_of(batch)
         entry = QueueEntry(
             batch=batch,
             position=position,
             counts=counts,
             provider=provider,
             cap=provider_limits(provider).max_concurrency if provider else None,
-            eta=None,
             to_submit=batch.economy_to_submit,
             at_provider=batch.economy_at_provider,
             expected_by=batch.economy_expected_by,
@@ -174,37 +179,13 @@ def serve_queue(user=None, now: datetime | None = None) -> list[QueueEntry]:
             hidden_ahead_jobs=hidden_jobs,
             visible=bool(getattr(batch, "is_visible", True)),
         )
-        entry.eta = _estimated_finish(entry, now)
+        entry.estimate = estimate_finish(batch, counts, now, entry.economy)
         entries.append(entry)
         ahead_jobs += entry.waiting
         if not entry.visible:
             hidden_ahead += 1
             hidden_jobs += entry.waiting
     return entries
-
-
-def _estimated_finish(entry: QueueEntry, now: datetime) -> datetime | None:
-    """The rate of its calls for real-time work; its provider batches' expected completion for economy."""
-    batch, counts = entry.batch, entry.counts
-    if not (entry.to_submit or entry.at_provider):
-        return batch.projected_completion(counts, now)
-    finishes = [entry.expected_by] if entry.expected_by else []
-    if entry.to_submit:
-        # Submitted at the engine's next round, then given the provider's whole window.
-        finishes.append(now + economy.window(entry.provider))
-    if entry.waiting or entry.in_flight:
-        realtime = batch.projected_completion(counts, now)
-        if realtime is None:
-            return None
-        finishes.append(realtime)
-    return max(finishes) if finishes else None
-
-
-def _provider_of(batch: JobBatch) -> str:
-    try:
-        return batch.validated_settings().provider
-    except SettingsError:
-        return ""
 
 
 def queue_for(user, now: datetime | None = None) -> dict[str, Any]:

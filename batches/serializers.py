@@ -7,8 +7,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from batches import eta
 from batches.actions import allowed_in
 from batches.models import BatchStatus, JobBatch
+from batches.queue import places
 from core.api_support import ObjectField, StrictSerializerMixin
 from grading import economy_engine
 from grading.circuits import outages
@@ -109,6 +111,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     )
     waiting_for_provider = serializers.SerializerMethodField()
     provider_batches = serializers.SerializerMethodField()
+    estimate = serializers.SerializerMethodField()
     calibration = serializers.JSONField(
         read_only=True,
         help_text="The last calibration to the teacher's scale (POST …/calibrate), empty before the first.",
@@ -131,6 +134,7 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "allowed_actions",
             "waiting_for_provider",
             "provider_batches",
+            "estimate",
             "owner",
             "deadline",
             "student_pattern",
@@ -207,6 +211,52 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             found = economy_engine.progress(ids)
             known.update({pk: found.get(pk, []) for pk in {*ids, batch.pk}})
         return known[batch.pk]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "When the batch should finish and how that stands against its deadline.",
+            "properties": {
+                "estimated_finish": {
+                    "type": "string",
+                    "format": "date-time",
+                    "nullable": True,
+                    "description": (
+                        "At the rate its jobs have ended so far (null before the first ends); for economy "
+                        "jobs, their provider batches' expected completion (now plus the provider's window "
+                        "for jobs not yet submitted); once finished, when it did."
+                    ),
+                },
+                "source": {"type": "string", "enum": [eta.RATE, eta.PROVIDER_BATCH]},
+                "deadline_standing": {
+                    "type": "string",
+                    "nullable": True,
+                    "enum": ["on_track", "at_risk", "late", None],
+                },
+            },
+        }
+    )
+    def get_estimate(self, batch: JobBatch) -> dict[str, Any]:
+        found = self._estimate_of(batch)
+        return {
+            "estimated_finish": found.at.isoformat() if found.at else None,
+            "source": found.source,
+            "deadline_standing": found.standing,
+        }
+
+    def _estimate_of(self, batch: JobBatch) -> eta.Estimate:
+        # The queue's entries carry the economy figures of every active batch: read once
+        # per response for the whole page, as the circuits are.
+        asked, entries = self.context.setdefault("_queue_places", (set(), {}))
+        if batch.pk not in asked:
+            page = getattr(self.parent, "instance", None) if self.parent is not None else None
+            batches = [*page, batch] if isinstance(page, list | tuple) else [batch]
+            asked.update(item.pk for item in batches)
+            entries.update(places(None, batches))
+        entry = entries.get(batch.pk)
+        if entry is not None:
+            return entry.estimate
+        return eta.estimate_finish(batch, batch.known_progress())
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, batch: JobBatch) -> dict[str, Any]:

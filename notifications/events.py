@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from batches.eta import Estimate, estimate_finish
 from batches.models import BatchStatus, JobBatch, JobBatchGroupObjectPermission, JobBatchUserObjectPermission
 from core.permissions import Level, level_codenames
 from grading.models import GradingJob, JobStatus
@@ -85,7 +86,7 @@ def progress_occurrences(batch: JobBatch, counts: dict[str, int], now: datetime)
         for occurrence in (
             _milestone(batch, counts, now),
             _failure_rate(batch, counts),
-            _deadline(batch, remaining, now),
+            _deadline(batch, counts, remaining, now),
         )
         if occurrence is not None
     ]
@@ -128,20 +129,17 @@ def _failure_rate(batch: JobBatch, counts: dict[str, int]) -> Occurrence | None:
     )
 
 
-def _deadline(batch: JobBatch, remaining: int, now: datetime) -> Occurrence | None:
+def _deadline(batch: JobBatch, counts: dict[str, int], remaining: int, now: datetime) -> Occurrence | None:
     if batch.deadline is None:
         return None
-    standing = batch.deadline_standing(now)
+    expected = estimate_finish(batch, counts, now)
+    standing = expected.standing
     due = f"{batch.deadline:%Y-%m-%d %H:%M} UTC"
     data = {"deadline": batch.deadline.isoformat(), "remaining": remaining}
     if standing == "late":
         title, body, kind = "is past its deadline", f"The deadline ({due}) has passed", "late"
     elif standing == "at_risk":
-        title, body, kind = (
-            "may miss its deadline",
-            f"At the current pace it will finish after {due}",
-            "at_risk",
-        )
+        title, body, kind = "may miss its deadline", _behind(expected, due), "at_risk"
     elif batch.deadline - now <= settings.NOTIFY_DEADLINE_NEAR:
         title, body, kind = "is near its deadline", f"The deadline ({due}) is near", "near"
     else:
@@ -153,6 +151,13 @@ def _deadline(batch: JobBatch, remaining: int, now: datetime) -> Occurrence | No
         f"{body} with {remaining} job{'s' if remaining != 1 else ''} left.",
         {**data, "standing": kind},
     )
+
+
+def _behind(expected: Estimate, due: str) -> str:
+    if expected.by_provider_batch and expected.at is not None:
+        # A provider batch takes as long as it takes: no pace of ours changes it.
+        return f"Its provider batches are expected by {expected.at:%Y-%m-%d %H:%M} UTC, after {due},"
+    return f"At the current pace it will finish after {due}"
 
 
 def _counts_sentence(counts: dict[str, int]) -> str:
