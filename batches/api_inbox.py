@@ -489,6 +489,11 @@ class QueuedBatch(_Doc):
             "the expected completion of their provider batches."
         ),
     )
+    estimate_source = serializers.ChoiceField(
+        choices=["rate", "provider_batch"],
+        allow_null=True,
+        help_text="What the estimated finish is worked out from (batches.eta, as on every page).",
+    )
     deadline_standing = serializers.CharField(allow_null=True)
     ahead = AheadCounts(help_text="Batches before it in the queue, and their jobs waiting.")
     others_ahead = AheadCounts(help_text="Of those, the ones you may not see.")
