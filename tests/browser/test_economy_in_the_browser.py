@@ -1,4 +1,4 @@
-"""An economy batch's page (its provider batches) and a draft's two prices fit every width and pass axe-core."""
+"""An economy batch's page (its provider batches), the list (its expected finish) and a draft's two prices fit every width and pass axe-core."""
 
 from datetime import timedelta
 
@@ -29,7 +29,11 @@ def economy_pages(owner, settings, standin):
         name="Draft due in three days",
         deadline=timezone.now() + timedelta(days=3),
     )
-    return {"economy-batch": f"/batches/{running.pk}", "economy-draft": f"/batches/{draft.pk}/documents"}
+    return {
+        "economy-batch": f"/batches/{running.pk}",
+        "economy-draft": f"/batches/{draft.pk}/documents",
+        "economy-list": "/batches",
+    }
 
 
 def test_economy_pages_fit_every_width_and_pass_axe_core(web, owner, economy_pages, artifacts):
@@ -41,6 +45,9 @@ def test_economy_pages_fit_every_width_and_pass_axe_core(web, owner, economy_pag
         expect(web.locator("main h1")).to_be_visible()
         if name == "economy-batch":
             expect(web.locator("[data-provider-batches]")).to_contain_text("0 of 4 finished")
+            expect(web.locator(".eta-provider-batch")).to_contain_text("(provider batch)")
+        elif name == "economy-list":
+            expect(web.locator(".eta-provider-batch").first).to_contain_text("Expected by")
         else:
             expect(web.locator("[data-delivery]")).to_contain_text("economy")
         for width in FIT_WIDTHS:
