@@ -252,7 +252,9 @@ class JobBatchSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             page = getattr(self.parent, "instance", None) if self.parent is not None else None
             batches = [*page, batch] if isinstance(page, list | tuple) else [batch]
             asked.update(item.pk for item in batches)
-            entries.update(places(None, batches))
+            # Only active batches are in the queue: a page of finished ones skips its query.
+            if any(item.status in BatchStatus.active() for item in batches):
+                entries.update(places(None, batches))
         entry = entries.get(batch.pk)
         if entry is not None:
             return entry.estimate

@@ -7,6 +7,8 @@ batches.eta.estimate_finish, against the OpenAI stand-in's batch API.
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import dateformat, timezone
 
 from batches.models import BatchStatus, JobBatch
@@ -180,3 +182,17 @@ def test_a_stranger_gets_no_estimate_of_someone_elses_batch(owner, stranger, bat
     response = client_for(stranger).get(f"/api/batches/{batch.pk}")
 
     assert response.status_code == 404
+
+
+def test_the_api_list_estimates_a_page_of_economy_batches_without_a_query_per_batch(owner, batch_api):
+    economy_batch(owner, jobs=2, name="First")
+    api = client_for(owner)
+    with CaptureQueriesContext(connection) as one:
+        api.get("/api/batches")
+    economy_batch(owner, jobs=2, name="Second")
+    economy_batch(owner, jobs=2, name="Third")
+    with CaptureQueriesContext(connection) as three:
+        rows = api.get("/api/batches").json()["results"]
+
+    assert {row["estimate"]["source"] for row in rows} == {"provider_batch"}
+    assert len(three) == len(one)
