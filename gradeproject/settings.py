@@ -254,6 +254,9 @@ EXTRA_PROVIDERS = env_json("EXTRA_PROVIDERS", {})
 # capped at this; a batch whose provider stays down this long is paused, with a notification.
 PROVIDER_PROBE_MAX_S = env_float("PROVIDER_PROBE_MAX_S", 5.0, minimum=0.1)
 PROVIDER_OUTAGE_PAUSE_AFTER = env_duration("PROVIDER_OUTAGE_PAUSE_AFTER", "1h")
+# Learnt limits (grading/learnt_limits.py): a cut calls-at-once figure no refusal has
+# confirmed for this long relaxes halfway back to the configured cap, and again each period.
+LEARNT_LIMIT_RELAX_AFTER = env_duration("LEARNT_LIMIT_RELAX_AFTER", "10m")
 
 # The processing engine (grading/runner.py). A claimed job's lease is renewed while
 # its worker lives; when the worker dies the lease runs out and the job is re-queued.

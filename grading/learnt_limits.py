@@ -11,7 +11,9 @@ kept a provider that takes 32 at once between 22 and 32. Runs of answers grow th
 again by one, up to the configured cap, counting only answers to calls that took their
 runner's last slot (a cap nobody reaches proves nothing). A provider with no configured cap
 starts at UNKNOWN_START and grows by one per answer (doubling per round of calls, as TCP's
-slow start) until it first refuses. How many calls were in flight at the last refusal is kept
+slow start) up to SLOW_START_DOUBLING, by half a call per answer past it (×1.5 per round, so
+the round that meets the provider's limit oversteps it by less), and by half from the start
+once the provider has ever refused, until it refuses. How many calls were in flight at the last refusal is kept
 (`wall`), and how many of them it refused (`cut_refusals`): up to the calls it took then
 (the wall less the refused; the wall less one after a storm of refusals, which says less)
 the number grows back quickly (one per quarter round), past them
@@ -19,6 +21,20 @@ only after PROBE_ROUNDS rounds of answers, so a provider that accepts 32 at once
 with 128 or not at all, settles at 32 with a refused probe every few seconds. (Growing
 quickly up to the wall itself kept it one or two above what the provider takes — the slots
 held at a refusal count some not in use — and refusing every few rounds.)
+
+Refusals that are not a wall. A provider also refuses at random (a shared limit, a busy
+minute): refusals that come while the calls in flight are at most what a cut at the last wall
+would leave (wall × DECREASE) say nothing about how many calls at once it takes, when the
+provider took most of the calls in flight at that wall (a storm of refusals may set a wall
+far too high) and it was set lately. They cut nothing, and leave the wall as it was; the Retry-After waits
+and the circuits (grading.circuits) deal with a provider that refuses everything. No cut
+goes below LEARNT_MIN (2): a lone call refused says nothing of a concurrency limit, and a
+server that takes one call at once is given a configured cap of 1. And a wall
+is only kept while refusals confirm it: once no refusal has come for
+LEARNT_LIMIT_RELAX_AFTER (10 minutes), the learnt number relaxes halfway back to the
+configured cap (UNKNOWN_START when there is none), and halfway again each such period, and
+the first answer recorded after that forgets the wall and grows again as a slow start, so a
+bad minute today is not the limit of tomorrow's batch.
 
 Rate limits. Requests and tokens per minute are buckets that mirror the provider's: what was
 left at a moment and the per-minute limit, refilled at the limit per minute. A claim spends
@@ -39,8 +55,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 
 from grading.limits import provider_limits
 from grading.models import CallSlot, ProviderLimitState
@@ -56,8 +74,13 @@ CUT_WINDOW_S = 0.5
 UNKNOWN_START = 8
 # The most calls at once learnt for a provider with no configured cap.
 LEARNT_MAX = 512
+# The fewest calls at once refusals cut to (within the configured cap): refusals with one or two
+# calls in flight are not a concurrency limit; a server that takes one call at once is configured so.
+LEARNT_MIN = 2
 # Rounds of answers at the wall before one more call at once is tried.
 PROBE_ROUNDS = 8
+# Slow start doubles up to this many calls at once, and grows by half per round past it.
+SLOW_START_DOUBLING = 16
 SECONDS_PER_MINUTE = 60.0
 # How far (in seconds of the limit's refill) the mirror may stay below a reply's figure.
 HEADER_SLACK_S = 1.0
@@ -71,18 +94,49 @@ def learns(provider: str) -> bool:
         return False
 
 
-def effective_cap(state: ProviderLimitState | None, configured: int | None) -> int:
-    """The calls at once the provider is given now: learnt, within the configured cap."""
+def effective_cap(
+    state: ProviderLimitState | None, configured: int | None, now: datetime | None = None
+) -> int:
+    """The calls at once the provider is given now: learnt, within the configured cap, relaxed when stale."""
     if state is None or state.concurrency is None:
         return configured or UNKNOWN_START
-    return max(1, min(state.concurrency, configured or LEARNT_MAX))
+    learnt = max(1, min(state.concurrency, configured or LEARNT_MAX))
+    periods = _stale_periods(state, now or timezone.now())
+    if not periods:
+        return learnt
+    # Halfway back to what a provider never refused would be given, for each stale period.
+    target = configured or max(UNKNOWN_START, learnt)
+    return target - (target - learnt) // 2**periods if learnt < target else learnt
+
+
+def _stale_periods(state: ProviderLimitState, now: datetime) -> int:
+    """How many LEARNT_LIMIT_RELAX_AFTER periods have passed since a refusal last confirmed the wall."""
+    relax_after = settings.LEARNT_LIMIT_RELAX_AFTER.total_seconds()
+    if state.cut_at is None or relax_after <= 0:
+        return 0
+    return min(int((now - state.cut_at).total_seconds() // relax_after), 30)
+
+
+def _not_a_wall(state: ProviderLimitState, level: int, now: datetime) -> bool:
+    """Whether refusals with `level` calls in flight say nothing of how many calls at once the provider takes.
+
+    So when a wall a refusal set lately, and believed (the provider took most of the calls in
+    flight then: a storm of refusals may set a wall far too high), is further above them
+    than a cut at it would leave.
+    """
+    if not state.wall or state.cut_at is None or _stale_periods(state, now):
+        return False
+    cut = math.floor(state.wall * DECREASE)
+    return state.wall - state.cut_refusals >= cut and level <= cut
 
 
 def caps(providers) -> dict[str, int]:
     """The effective cap of each of these providers (see effective_cap)."""
     states = {state.provider: state for state in ProviderLimitState.objects.filter(provider__in=providers)}
+    now = timezone.now()
     return {
-        name: effective_cap(states.get(name), provider_limits(name).max_concurrency) for name in providers
+        name: effective_cap(states.get(name), provider_limits(name).max_concurrency, now)
+        for name in providers
     }
 
 
@@ -135,15 +189,28 @@ def _locked(provider: str) -> ProviderLimitState:
 
 def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None:
     configured = provider_limits(state.provider).max_concurrency
-    current = effective_cap(state, configured)
+    current = effective_cap(state, configured, now)
+    if _stale_periods(state, now):
+        # No refusal confirmed the wall for a while: what was learnt then is relaxed (see
+        # effective_cap) and the wall forgotten; the provider's next refusal sets a new one.
+        state.concurrency, state.wall, state.cut_at = current, None, None
+        state.cut_refusals, state.wall_first, state.cut_ignored, state.successes = 0, False, False, 0
     if tally.refused:
         state.refusals += tally.refused
         if state.cut_at is None or now - state.cut_at >= timedelta(seconds=CUT_WINDOW_S):
             # A new refusal event. The runner of a refused call gives its slot back at once,
             # so the calls in flight when it came were the slots held now and the refused ones.
             level = min(current, _slots_held(state.provider) + tally.refused)
+            state.cut_ignored = _not_a_wall(state, level, now)
+            if state.cut_ignored:
+                # Fewer calls in flight than a cut at the wall leaves: not a concurrency limit
+                # (random refusals, a busy minute). The wall and the number stay.
+                state.cut_at = now
+                return
             state.wall_first = state.wall is None
             state.wall, state.cut_at, state.cut_refusals, state.successes = max(level, 1), now, 0, 0
+        elif state.cut_ignored:
+            return  # more refusals of an event that was not a wall
         # The refusals of one event say how many calls were too many: the cut is to those the
         # provider took. It is never by more than the multiplicative one (an overloaded
         # provider refuses them all), and calls refused later in the event only cut further.
@@ -152,7 +219,7 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
         # The first refusal ends a cap never confirmed (a guess, or slow start's doubling,
         # which overshoots by up to twice): it may halve, as TCP does when slow start ends.
         decrease = FIRST_DECREASE if state.wall_first else DECREASE
-        state.concurrency = min(current, max(1, math.floor(state.wall * decrease), took))
+        state.concurrency = min(current, max(LEARNT_MIN, math.floor(state.wall * decrease), took))
         return
     state.successes += tally.answered
     ceiling = configured or LEARNT_MAX
@@ -173,7 +240,9 @@ def _concurrency(state: ProviderLimitState, tally: Tally, now: datetime) -> None
 def _run_to_grow(state: ProviderLimitState, current: int) -> int:
     """Answers in a row after which one more call at once is tried."""
     if state.wall is None:
-        return 1  # never refused: slow start, doubling per round
+        # Slow start: doubling per round while small and never refused, by half a round past
+        # that, so the round that meets the provider's limit oversteps it by less.
+        return 1 if current < SLOW_START_DOUBLING and not state.refusals else 2
     if current < _known_good(state):
         return max(1, current // 4)  # back to what it took at the last refusal, quickly
     return PROBE_ROUNDS * current

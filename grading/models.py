@@ -722,6 +722,9 @@ class ProviderLimitState(models.Model):
     # provider's first (the wall it set is the first one known).
     cut_refusals = models.PositiveIntegerField(default=0)
     wall_first = models.BooleanField(default=False)
+    # Whether the refusal event since cut_at came with too few calls in flight to be a wall
+    # (grading.learnt_limits: random refusals cut nothing).
+    cut_ignored = models.BooleanField(default=False)
     refusals = models.PositiveIntegerField(default=0)
     requests_limit = models.PositiveIntegerField(null=True, blank=True)
     requests_left = models.FloatField(null=True, blank=True)
