@@ -24,6 +24,10 @@ def configure(db_name: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
     os.environ["LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
+    # The bench process starts batches, and a start checks the provider's endpoint: a loopback
+    # one needs no key. The clusters that grade get the stand-ins' addresses in their own env.
+    os.environ.setdefault("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    os.environ.setdefault("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
     ensure_database(os.environ["DATABASE_URL"].rsplit("/", 1)[1])
 
     import django

@@ -54,9 +54,6 @@ TARGET = 0.90
 
 def main() -> None:
     options = parse_args()
-    # The process that starts batches checks the providers' endpoints; the cluster's are the stand-ins'.
-    os.environ.setdefault("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
-    os.environ.setdefault("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
     configure("gp_bench_limits")
     load = os.getloadavg()
     print(f"load average at the start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
