@@ -410,14 +410,7 @@ def _detail_page(
     if row.counts["total"]:
         context["students"] = student_overview(batch)
     if "manage" in row.access:
-        context.update(
-            sharing=permissions.permissions_of(batch),
-            share_form=share_form or ShareForm(),
-            levels=permissions.Level.choices,
-            share_url=reverse("batches:share", args=[batch.pk]),
-            unshare_url=reverse("batches:unshare", args=[batch.pk]),
-            shared_noun="batch",
-        )
+        context.update(sharing_card(batch, share_form, "batches:share", "batches:unshare", "batch"))
     return render(request, "batches/detail.html", context, status=status)
 
 
@@ -628,6 +621,18 @@ def batch_unshare(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _sharing_anchor(batch: JobBatch) -> str:
     return reverse("batches:detail", args=[batch.pk]) + "#sharing"
+
+
+def sharing_card(obj, share_form: ShareForm | None, share_route: str, unshare_route: str, noun: str) -> dict:
+    """What a page's sharing card (`_sharing.html`) shows of a batch or rule, for its managers."""
+    return {
+        "sharing": permissions.permissions_of(obj),
+        "share_form": share_form or ShareForm(),
+        "levels": permissions.Level.choices,
+        "share_url": reverse(share_route, args=[obj.pk]),
+        "unshare_url": reverse(unshare_route, args=[obj.pk]),
+        "shared_noun": noun,
+    }
 
 
 def share_from_page(request: HttpRequest, obj, anchor: str) -> tuple[ShareForm, HttpResponse | None]:

@@ -38,6 +38,7 @@ from batches.views import (
     created_batch,
     login_required_live,
     share_from_page,
+    sharing_card,
     unshare_from_page,
 )
 from core import permissions
@@ -242,14 +243,7 @@ def _rule_page(
             field.disabled = True
     context = {"form": form, "rule": rule, "level": level, "may_change": may_change}
     if level == permissions.Level.MANAGE:
-        context.update(
-            sharing=permissions.permissions_of(rule),
-            share_form=share_form or ShareForm(),
-            levels=permissions.Level.choices,
-            share_url=reverse("batches:rule-share", args=[rule.pk]),
-            unshare_url=reverse("batches:rule-unshare", args=[rule.pk]),
-            shared_noun="rule",
-        )
+        context.update(sharing_card(rule, share_form, "batches:rule-share", "batches:rule-unshare", "rule"))
     return render(request, "batches/rule_form.html", context, status=status)
 
 
