@@ -51,8 +51,6 @@ from grading.providers.base import (
     Quota,
     Tokenizer,
     TransientProviderError,
-    criteria_of,
-    require_text,
 )
 from grading.providers.connections import Connection, bound_connection
 from grading.providers.prompting import (
@@ -60,13 +58,13 @@ from grading.providers.prompting import (
     MAX_REPLY_TOKENS,
     ReplyCutOff,
     ReplyMismatch,
-    check_keys,
     mismatch,
     parse_payload,
     prompt_criteria,
     repair_request,
     reply_payload,
     reply_token_budget,
+    request_criteria,
     response_schema,
     system_prompt,
     token_count,
@@ -531,9 +529,7 @@ class AnthropicProvider(AnthropicBatches, Provider):
         return tokenizer.count(text) + TOOL_USE_PROMPT_TOKENS + DOCUMENT_HEADING_TOKENS
 
     def grade(self, request: GradeRequest) -> Grade:
-        require_text(request)
-        criteria = criteria_of(request.rubric)
-        check_keys(criteria)
+        criteria = request_criteria(request)
         bound = self.connection()
         base_url, api_key = bound.endpoint()
         try:

@@ -23,16 +23,14 @@ from typing import TYPE_CHECKING, Any
 from grading.providers.base import (
     COST_QUANTUM,
     BatchItem,
-    Grade,
     GradeRequest,
     PermanentProviderError,
     ProviderError,
     RemoteBatch,
     TransientProviderError,
     criteria_of,
-    require_text,
 )
-from grading.providers.prompting import check_keys
+from grading.providers.prompting import ConnectionBatches, request_criteria
 from grading.providers.remote import status_error
 
 if TYPE_CHECKING:
@@ -41,27 +39,14 @@ if TYPE_CHECKING:
 RECONCILE_LOOKBACK = 200
 
 
-class AnthropicBatches:
+class AnthropicBatches(ConnectionBatches):
     """The batch API half of AnthropicProvider (mixed into it)."""
 
     batch_max_requests = 100_000
     batch_max_bytes = 256 * 1024 * 1024
 
-    def supports_batch_api(self) -> bool:
-        """Whether this provider's connection offers the batch API (its `batch_api`)."""
-        return self.connection().batch_api
-
-    # What the real-time path lends (AnthropicProvider states these): the request body, the
-    # reading of a reply, and one use of the SDK client.
-    request_body: Callable[[GradeRequest, list[dict]], dict]
-    read_reply: Callable[[GradeRequest, dict, list[dict]], Grade]
-    sdk_call: Callable[[Callable[[Any], Any]], Any]
-    connection: Callable[[], Any]
-
     def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
-        require_text(request)
-        criteria = criteria_of(request.rubric)
-        check_keys(criteria)
+        criteria = request_criteria(request)
         return {"custom_id": custom_id, "params": self.request_body(request, criteria)}
 
     def submit_batch(

@@ -34,8 +34,6 @@ from grading.providers.base import (
     Quota,
     Tokenizer,
     TransientProviderError,
-    criteria_of,
-    require_text,
 )
 from grading.providers.connections import Connection, bound_connection
 from grading.providers.openai_batches import OpenAIBatches
@@ -67,6 +65,7 @@ from grading.providers.prompting import (
     repair_request,
     reply_payload,
     reply_token_budget,
+    request_criteria,
     response_schema,
     system_prompt,
     token_count,
@@ -461,9 +460,7 @@ class OpenAIProvider(OpenAIBatches, Provider):
         return tokenizer.count(text) + 2 * TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS + DOCUMENT_HEADING_TOKENS
 
     def grade(self, request: GradeRequest) -> Grade:
-        require_text(request)
-        criteria = criteria_of(request.rubric)
-        check_keys(criteria)
+        criteria = request_criteria(request)
         bound = self.connection()
         base_url, api_key = bound.endpoint()
         key_env = bound.key_env

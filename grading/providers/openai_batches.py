@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Any
 from grading.providers.base import (
     COST_QUANTUM,
     BatchItem,
-    Grade,
     GradeRequest,
     PermanentProviderError,
     ProviderError,
     RemoteBatch,
     TransientProviderError,
     criteria_of,
-    require_text,
 )
-from grading.providers.prompting import check_keys
+from grading.providers.prompting import ConnectionBatches, request_criteria
 from grading.providers.remote import status_error
 
 if TYPE_CHECKING:
@@ -40,28 +38,17 @@ ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 RECONCILE_LOOKBACK = 1000
 
 
-class OpenAIBatches:
+class OpenAIBatches(ConnectionBatches):
     """The batch API half of OpenAIProvider (mixed into it)."""
 
     batch_max_requests = 50_000
     batch_max_bytes = 200 * 1024 * 1024
 
-    def supports_batch_api(self) -> bool:
-        """Whether this provider's connection offers the batch API (its `batch_api`)."""
-        return self.connection().batch_api
-
-    # What the real-time path lends (OpenAIProvider states these): the request body, the
-    # reading of a reply, an error body's message, and one use of the SDK client.
-    request_body: Callable[[GradeRequest, list[dict]], dict]
-    read_reply: Callable[[GradeRequest, dict, list[dict]], Grade]
+    # What the real-time path lends besides (OpenAIProvider states it): an error body's message.
     error_message: Callable[[Any], str]
-    sdk_call: Callable[[Callable[[Any], Any]], Any]
-    connection: Callable[[], Any]
 
     def batch_request(self, custom_id: str, request: GradeRequest) -> dict:
-        require_text(request)
-        criteria = criteria_of(request.rubric)
-        check_keys(criteria)
+        criteria = request_criteria(request)
         return {
             "custom_id": custom_id,
             "method": "POST",

@@ -18,7 +18,13 @@ import json
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from grading.providers.base import CriterionGrade, GradeRequest, PermanentProviderError
+from grading.providers.base import (
+    CriterionGrade,
+    GradeRequest,
+    PermanentProviderError,
+    criteria_of,
+    require_text,
+)
 
 GRADER_BRIEF = """\
 You are an experienced, fair grader. Grade the document against the rubric below.
@@ -132,6 +138,31 @@ def check_keys(criteria: list[dict]) -> None:
     keys = [criterion.get("key") for criterion in criteria]
     if not all(keys) or len(set(keys)) != len(keys):
         raise PermanentProviderError("Every rubric criterion needs a unique key.")
+
+
+def request_criteria(request: GradeRequest) -> list[dict]:
+    """The criteria a model is asked to grade, once the request has text and each criterion a unique key."""
+    require_text(request)
+    criteria = criteria_of(request.rubric)
+    check_keys(criteria)
+    return criteria
+
+
+class ConnectionBatches:
+    """What the batch API halves of the remote providers share (mixed into the provider).
+
+    The real-time path lends the rest: the request body, the reading of a reply, one use
+    of the SDK client and the connection the provider is bound to.
+    """
+
+    request_body: Callable[[GradeRequest, list[dict]], dict]
+    read_reply: Callable[..., object]
+    sdk_call: Callable[[Callable], object]
+    connection: Callable[[], object]
+
+    def supports_batch_api(self) -> bool:
+        """Whether this provider's connection offers the batch API (its `batch_api`)."""
+        return self.connection().batch_api
 
 
 # --- the prompt ----------------------------------------------------------------------------
