@@ -7,35 +7,14 @@ from django.test import override_settings
 from django.utils import timezone
 
 from grading import learnt_limits
-from grading.claims import Blame, Outcome, claim_jobs, hold_slots, record_outcomes
+from grading.claims import claim_jobs, hold_slots, record_outcomes
 from grading.models import ProviderLimitState
 from grading.runner import Runner
-from tests.support.engine import OPENAI, processing, started_batch
+from tests.support.engine import processing, started_batch
+from tests.support.learnt import QUICK, answered, refused, state
 from tests.support.llm_standin import LLMStandin
 
 pytestmark = pytest.mark.django_db
-
-QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0, concurrency=50)}
-
-
-def refused(work) -> Outcome:
-    return Outcome(
-        work,
-        error="The provider is rate limiting requests (HTTP 429).",
-        transient=True,
-        blame=Blame.PROVIDER,
-        refused=True,
-    )
-
-
-def answered(work) -> Outcome:
-    return Outcome(
-        work, error="The provider rejected the request as invalid (HTTP 400).", answered=True, crowded=True
-    )
-
-
-def state() -> ProviderLimitState:
-    return ProviderLimitState.objects.get(provider="openai")
 
 
 def cap() -> int:

@@ -7,24 +7,19 @@ from django.test import override_settings
 from django.utils import timezone
 
 from grading.claims import claim_jobs, record_outcomes
-from grading.models import GradingJob, JobStatus, ProviderLimitState
+from grading.models import GradingJob, JobStatus
 from grading.providers import GradeRequest, PermanentProviderError, TransientProviderError
 from grading.providers.anthropic import AnthropicProvider
 from grading.providers.remote import quota_from_headers, status_error
 from grading.runner import Runner, grade_work
 from tests.support.anthropic_standin import AnthropicStandin
-from tests.support.engine import OPENAI, processing, started_batch
+from tests.support.engine import started_batch
+from tests.support.learnt import QUICK, state
 from tests.support.llm_standin import LLMStandin
 from tests.support.rate_limits import duration
 from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY
 
 pytestmark = pytest.mark.django_db
-
-QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0, concurrency=50)}
-
-
-def state(provider: str = "openai") -> ProviderLimitState:
-    return ProviderLimitState.objects.get(provider=provider)
 
 
 # --- reading the headers ------------------------------------------------------------------

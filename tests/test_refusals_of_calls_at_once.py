@@ -12,12 +12,12 @@ from grading.claims import Blame, Outcome, claim_jobs, record_outcomes
 from grading.models import GradingJob, JobStatus, ProviderCircuit, ProviderLimitState
 from grading.providers import Quota
 from grading.runner import CallSlots, Runner
-from tests.support.engine import OPENAI, processing, started_batch
+from tests.support.engine import started_batch
+from tests.support.learnt import QUICK
 from tests.support.llm_standin import LLMStandin
 
 pytestmark = pytest.mark.django_db
 
-QUICK = {**OPENAI, **processing(backoff_base_s=0, backoff_max_s=0, concurrency=50)}
 REFUSED = "The provider is rate limiting requests (HTTP 429)."
 
 
