@@ -30,7 +30,7 @@ from rest_framework.exceptions import ValidationError
 from batches.autostart import start_if_auto
 from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
-from core.request_guards import upload_body_problem
+from core.upload_limit import upload_body_problem
 from grading.containers import MIB, RATIO_FLOOR_BYTES, InflateLimit, declared_entries, ratio, read_entry
 from grading.documents import safe_filename, store_document
 from grading.extraction import DocumentTooLarge, UnreadableDocument, extract_text

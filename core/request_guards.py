@@ -11,21 +11,21 @@ characters"), so a view handing a query parameter to the database answered
   /api/ ``{"detail", "code": "not_found"}``): no object's address holds one.
 
 And a body over the upload limit, sent to a page's upload form, is refused
-from its Content-Length before anything parses it (RefuseOversizedBodyMiddleware).
+from its Content-Length before anything parses it (RefuseOversizedBodyMiddleware;
+the API's side is core.upload_limit.SessionAuthentication).
 """
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.datastructures import MultiValueDict
 from django.views.defaults import bad_request, page_not_found, permission_denied
 
 from core.api_errors import not_found
+from core.upload_limit import upload_body_problem
 
 NUL = "\x00"
-MIB = 1024 * 1024
 
 
 def invalid_parameter(request: HttpRequest) -> str | None:
@@ -49,21 +49,6 @@ class RejectInvalidQueryMiddleware:
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": problem, "code": "invalid_query"}, status=400)
         return bad_request(request, ValueError(problem))
-
-
-def upload_body_problem(content_length: str | int | None) -> str | None:
-    """The sentence refusing a request body over MAX_UPLOAD_MB, or None.
-
-    A megabyte more is allowed for the multipart framing around the files. A
-    missing or unreadable Content-Length is left to Django's own bounds.
-    """
-    try:
-        length = int(content_length or 0)
-    except ValueError:
-        return None
-    if length <= (settings.MAX_UPLOAD_MB + 1) * MIB:
-        return None
-    return f"The upload is {length / MIB:.0f} MB; the limit is {settings.MAX_UPLOAD_MB} MB."
 
 
 Refusal = Callable[..., HttpResponse]
