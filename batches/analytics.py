@@ -571,8 +571,8 @@ class _BatchSql:
         Each side is joined through the jobs table, so the second side is found
         with the index on jobs' document. Self-joining a CTE of the graded jobs
         instead made SQLite compare every graded job with every other (a
-        materialised CTE has no index): 2.6 s of the 2.8 s batch page for
-        10,000 jobs (README, the batch page benchmark, has the figures).
+        materialised CTE has no index): most of the batch page's time on a
+        large batch (README, the batch page benchmark, has the figures).
         """
         percent_a = "ra.score * 100.0 / ra.max_score"
         percent_b = "rb.score * 100.0 / rb.max_score"

@@ -12,9 +12,8 @@ Greek, Cyrillic names or quotes…) is set in DejaVu Sans, shipped in
 static/fonts/ (its licence permits it), which fpdf2 embeds as a subset.
 
 fpdf2 parses the whole font file for every PDF it adds the font to, and its
-subsetting then prunes that parsed font in place: of the 76 ms a DejaVu sheet
-took (3 ms in Helvetica), two thirds were parsing two fonts of 6,000 glyphs.
-So each font is parsed once per process (_font_template) and every PDF gets a
+subsetting then prunes that parsed font in place: parsing two fonts of 6,000
+glyphs was most of a DejaVu sheet's time. So each font is parsed once per process (_font_template) and every PDF gets a
 working copy of it that subsetting may prune (_working_copy), which shares
 what subsetting only reads (README, the export section, has the figures).
 """

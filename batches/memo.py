@@ -9,8 +9,8 @@ per status and sums that every write the pages reflect moves (a job added,
 claimed, retried, finished, removed or restored; a result written, calibrated,
 reviewed or withdrawn), with the batch's status, settings and calibration.
 What was computed for the same state is served again, and the state costs one
-indexed pass (for 10,000 jobs 13–30 ms on PostgreSQL and 20–55 ms on SQLite,
-against 100–250 ms for the queue alone and seconds for the analytics on SQLite).
+indexed pass, a fraction of what the queue alone costs, let alone the analytics
+(README, "Batch page at size", has the figures).
 
 Never older than its state: the state is read before what is computed from it,
 so a value may be newer (a job finished in between) but not older; the next
@@ -37,9 +37,9 @@ from django.db.models.functions import Cast
 from grading.models import GradingJob, JobStatus
 from grading.progress import Progress
 
-# Batches whose figures a process keeps; the one used longest ago goes first. A
-# 10,000-job queue holds about 8 MB, so a process keeps at most about 65 MB; a
-# batch of a class or two (tens to hundreds of jobs), a few hundred kB.
+# Batches whose figures a process keeps; the one used longest ago goes first. A queue's
+# memory grows with its jobs, so this bounds what a process keeps for the largest batches
+# (README, "Batch page at size", has what a 10,000-job queue holds).
 KEPT_BATCHES = 8
 
 T = TypeVar("T")

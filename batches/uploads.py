@@ -30,6 +30,7 @@ from rest_framework.exceptions import ValidationError
 from batches.autostart import start_if_auto
 from batches.exceptions import InvalidTransition
 from batches.models import BatchStatus, JobBatch
+from core.upload_limit import upload_body_problem
 from grading.containers import MIB, RATIO_FLOOR_BYTES, InflateLimit, declared_entries, ratio, read_entry
 from grading.documents import safe_filename, store_document
 from grading.extraction import DocumentTooLarge, UnreadableDocument, extract_text
@@ -402,15 +403,9 @@ def _nothing_left(skipped: list[Skipped]) -> list[str]:
 
 def refuse_oversized(content_length: str | int | None) -> None:
     """Refuse a request body over the upload limit before Django reads it into temporary files."""
-    try:
-        length = int(content_length or 0)
-    except ValueError:
-        length = 0
-    limit = settings.MAX_UPLOAD_MB * MIB
-    if length > limit + MIB:  # room for the multipart framing
-        raise UploadRefused(
-            [f"The upload is {length / MIB:.0f} MB; the limit is {settings.MAX_UPLOAD_MB} MB."]
-        )
+    problem = upload_body_problem(content_length)
+    if problem:
+        raise UploadRefused([problem])
 
 
 @dataclass(frozen=True)

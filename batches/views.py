@@ -74,6 +74,7 @@ from batches.review_queue import (
 from batches.students import RosterRefused, parse_roster, replace_roster, student_overview
 from batches.uploads import UploadRefused, add_upload
 from core import permissions
+from core.request_guards import refuses_oversized_body
 from grading.calibration import MIN_PAIRS
 from grading.estimate import estimate_batch
 from grading.models import Document, Exemplar, GradingJob, ReviewError
@@ -553,7 +554,16 @@ def _upload_limits() -> dict[str, int]:
 
 
 @login_required
+def _upload_over_the_limit(request: HttpRequest, problem: str, pk: int) -> HttpResponse:
+    """The documents page with the sentence, as a refused upload gets, for a body too big to read."""
+    batch = _batch_or_404(request, pk)
+    _require(access_to(request.user, batch), "change")
+    return _documents_page(request, batch, upload_errors=[problem], status=400)
+
+
+@login_required
 @require_POST
+@refuses_oversized_body(_upload_over_the_limit)
 def batch_upload(request: HttpRequest, pk: int) -> HttpResponse:
     """Several files or a ZIP, from the picker or dropped; all stored or none, each problem listed."""
     batch = _batch_or_404(request, pk)

@@ -43,6 +43,7 @@ from batches.views import (
 )
 from core import permissions
 from core.permissions import can_change
+from core.request_guards import refuses_oversized_body
 from grading.schema import SettingsError
 from templates_app.models import BatchTemplate
 
@@ -67,7 +68,14 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 
 @login_required
+def _upload_over_the_limit(request: HttpRequest, problem: str) -> HttpResponse:
+    """The inbox with the sentence, as a refused upload gets, for a body too big to read."""
+    return render(request, "batches/inbox.html", _inbox_context(request, upload_errors=[problem]), status=400)
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
+@refuses_oversized_body(_upload_over_the_limit)
 def inbox(request: HttpRequest) -> HttpResponse:
     """GET the inbox; POST an upload that the rules assign (or, ticked "try", only say where it would go)."""
     if request.method == "GET":

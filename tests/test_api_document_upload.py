@@ -319,6 +319,45 @@ def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(
     assert_nothing_created(draft, media)
 
 
+def signed_in_with_csrf(user) -> tuple[APIClient, str]:
+    """A session, as the pages' scripts use, checked for CSRF as a browser's is, and its token."""
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get("/batches")
+    return client, client.cookies["csrftoken"].value
+
+
+@pytest.mark.parametrize("url", ["/api/batches/{pk}/documents", "/api/inbox"])
+def test_a_body_over_the_upload_limit_sent_with_a_session_is_refused_before_it_is_parsed(
+    owner, draft, media, settings, multipart_parses, url
+):
+    settings.MAX_UPLOAD_MB = 1
+    client, token = signed_in_with_csrf(owner)
+    big = text_file("big.txt", "x" * (2 * MIB + 1024))
+    response = client.post(
+        url.format(pk=draft.pk), {"files": [big]}, format="multipart", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 400
+    assert multipart_parses == []
+    assert response.json() == {"files": ["The upload is 2 MB; the limit is 1 MB."]}
+    assert_nothing_created(draft, media)
+
+
+def test_a_session_s_body_over_the_limit_still_needs_its_csrf_token(owner, draft, media, settings):
+    settings.MAX_UPLOAD_MB = 1
+    client, token = signed_in_with_csrf(owner)
+    big = text_file("big.txt", "x" * (2 * MIB + 1024))
+    # In the body the token is not read: the body is not.
+    response = client.post(
+        f"/api/batches/{draft.pk}/documents",
+        {"files": [big], "csrfmiddlewaretoken": token},
+        format="multipart",
+    )
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert_nothing_created(draft, media)
+
+
 def test_a_body_within_the_upload_limit_is_parsed_and_stored(owner, draft, media, settings, multipart_parses):
     settings.MAX_UPLOAD_MB = 1
     settings.MAX_DOCUMENT_CHARS = 2 * MIB  # the body's size is the point here, not the text's

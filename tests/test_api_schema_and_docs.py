@@ -53,6 +53,18 @@ def test_the_schema_is_openapi_3_and_names_every_endpoint_without_a_trailing_sla
     assert not [path for path in schema["paths"] if path.endswith("/")]
 
 
+def test_the_schema_names_both_ways_to_sign_in_on_every_operation_that_needs_one(schema):
+    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth"}
+    signed_in = [
+        operation
+        for item in schema["paths"].values()
+        for operation in item.values()
+        if "security" in operation
+    ]
+    assert signed_in
+    assert all({"cookieAuth": []} in operation["security"] for operation in signed_in)
+
+
 def test_every_operation_documents_its_responses_and_errors(schema):
     for path, item in schema["paths"].items():
         for method, operation in item.items():

@@ -128,26 +128,77 @@ def test_a_body_over_the_upload_limit_is_refused_with_a_sentence(client, owner, 
     assert not Document.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the body is parsed before the view can refuse it: CsrfViewMiddleware reads request.POST "
-        "for the token (before the X-CSRFToken header), and the view's _back() reads `next` from it"
-    ),
-)
+def signed_in_with_csrf(user) -> tuple[Client, str]:
+    """A client that checks CSRF as a browser's requests are checked, and its token."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get("/batches")
+    return client, client.cookies["csrftoken"].value
+
+
+@pytest.mark.parametrize("token_in", ["header", "form"])
 def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(
+    owner, draft, settings, multipart_parses, token_in
+):
+    settings.MAX_UPLOAD_MB = 1
+    client, token = signed_in_with_csrf(owner)
+    # A browser's form carries its token in the body, which nothing may read now.
+    form = {"files": [oversized()], "next": "/batches", "csrfmiddlewaretoken": token}
+    headers = {"X-CSRFToken": token} if token_in == "header" else {}
+    if token_in == "header":
+        del form["csrfmiddlewaretoken"]
+    response = client.post(f"/batches/{draft.pk}/upload", form, headers=headers)
+    assert response.status_code == 400
+    assert multipart_parses == []
+    html = response.content.decode()
+    assert "The upload is 2 MB; the limit is 1 MB." in html
+    assert 'enctype="multipart/form-data"' in html  # the documents page, to try again
+    assert not Document.objects.exists()
+
+
+def test_a_body_within_the_upload_limit_is_still_checked_for_its_csrf_token(
     owner, draft, settings, multipart_parses
 ):
     settings.MAX_UPLOAD_MB = 1
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(owner)
-    client.get(f"/batches/{draft.pk}/documents")
-    token = client.cookies["csrftoken"].value
-    response = client.post(
-        f"/batches/{draft.pk}/upload", {"files": [oversized()]}, headers={"X-CSRFToken": token}
-    )
+    client, _ = signed_in_with_csrf(owner)
+    response = client.post(f"/batches/{draft.pk}/upload", {"files": [text_file("a.txt")]})
+    assert response.status_code == 403
+    assert len(multipart_parses) == 1
+    assert draft.jobs.count() == 0
+
+
+def test_a_body_over_the_limit_to_a_batch_not_shared_is_a_404_and_to_a_viewer_a_403(
+    owner, colleague, stranger, draft, settings, multipart_parses
+):
+    settings.MAX_UPLOAD_MB = 1
+    share_for_viewing(draft, colleague)
+    for user, status in ((stranger, 404), (colleague, 403)):
+        client, token = signed_in_with_csrf(user)
+        response = client.post(
+            f"/batches/{draft.pk}/upload", {"files": [oversized()]}, headers={"X-CSRFToken": token}
+        )
+        assert response.status_code == status
+    assert multipart_parses == []
+
+
+def test_a_body_over_the_limit_from_someone_signed_out_goes_to_the_sign_in_page(
+    draft, settings, multipart_parses
+):
+    settings.MAX_UPLOAD_MB = 1
+    response = Client(enforce_csrf_checks=True).post(f"/batches/{draft.pk}/upload", {"files": [oversized()]})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert multipart_parses == []
+
+
+def test_an_inbox_upload_over_the_limit_is_refused_before_it_is_parsed(owner, settings, multipart_parses):
+    settings.MAX_UPLOAD_MB = 1
+    client, token = signed_in_with_csrf(owner)
+    response = client.post("/inbox", {"files": [oversized()], "csrfmiddlewaretoken": token, "dry_run": "on"})
     assert response.status_code == 400
     assert multipart_parses == []
+    assert "The upload is 2 MB; the limit is 1 MB." in response.content.decode()
+    assert not Document.objects.exists()
 
 
 def test_a_docx_bomb_is_refused_by_name_and_nothing_is_stored(client, owner, draft):

@@ -282,8 +282,8 @@ def from_settings(settings) -> dict[str, Connection]:
 
 
 # The settings the connections were last made from, and the connections: they are looked up on
-# every claimed job and every call, and making them again each time made a limits lookup ten times
-# slower (5 µs against 59 µs). Tests replace settings, so the settings are compared on each lookup,
+# every claimed job and every call, and making them again each time made a limits lookup several
+# times slower (README, Benchmarks, has the figures). Tests replace settings, so the settings are compared on each lookup,
 # from where Django's LazySettings keeps each setting it has read (its own __dict__, from which a
 # changed or overridden setting is dropped): a setting missing there is read again, the slow way.
 SETTINGS_READ = (
