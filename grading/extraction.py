@@ -45,7 +45,8 @@ PDF_STREAM_MAX_BYTES = 32 * MIB
 # pypdf's guards are per stream, and it keeps every stream it decoded: a few
 # MB of PDF whose pages each hold a deflated MB of drawing operators grew a
 # worker by 1.5 GB in 10 s. The pages' content streams together may inflate
-# to this much; a 2,000-page text document holds a few tens of MB.
+# to this much (a 2,000-page text document holds a few tens of MB), and each
+# page's are forgotten once read (forget_decoded), so memory holds one page's.
 PDF_CONTENT_MAX_BYTES = 64 * MIB
 PDF_LIMITS = {
     "maximum_declared_stream_length": PDF_STREAM_MAX_BYTES,
@@ -220,7 +221,21 @@ def pdf_page_texts(reader, filename: str) -> Iterator[str]:
                 f"holds more than {PDF_CONTENT_MAX_BYTES // MIB} MB of page content once inflated, "
                 "the limit of safe PDF reading.",
             )
-        yield page.extract_text() or ""
+        text = page.extract_text() or ""
+        forget_decoded(page)
+        yield text
+
+
+def forget_decoded(page) -> None:
+    """Drop the decoded bytes pypdf keeps on the page's content streams; the budget counted them."""
+    from pypdf.generic import ArrayObject
+
+    contents = page.get("/Contents")
+    streams = contents.get_object() if contents is not None else None
+    for stream in streams if isinstance(streams, ArrayObject) else [streams]:
+        stream = stream.get_object() if stream is not None else None
+        if getattr(stream, "decoded_self", None) is not None:
+            stream.decoded_self = None
 
 
 def join_capped(blocks: Iterable[str], filename: str, keep_blank: bool = False) -> str:

@@ -390,3 +390,44 @@ def test_a_pdf_with_more_pages_than_the_limit_is_refused(monkeypatch):
     assert "Two." in extract_text(io.BytesIO(make_pdf(["One.", "Two."])), "two.pdf")
     with pytest.raises(DocumentTooLarge, match="has 3 pages; the limit is 2"):
         extract_text(io.BytesIO(make_pdf(["One.", "Two.", "Three."])), "three.pdf")
+
+
+PDF_MEMORY_PROBE = """
+import io, json, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
+import django
+django.setup()
+import psutil
+from grading.extraction import DocumentTooLarge, extract_text
+from tests.support.documents import make_pdf
+from tests.test_text_extraction import deflated_pages
+
+extract_text(io.BytesIO(make_pdf(["Every parser imported and used once."])), "warm-up.pdf")
+# 1,500 pages of 1 MB of drawing each, about 3.5 MB deflated.
+bomb = deflated_pages([b"0 0 m 1 1 l S\\n" * ((1 << 20) // 14)] * 1500)
+process = psutil.Process()
+before = process.memory_info().rss
+try:
+    extract_text(io.BytesIO(bomb), "drawn.pdf")
+    problem = None
+except DocumentTooLarge as exc:
+    problem = str(exc)
+print(json.dumps({"growth": process.memory_info().rss - before, "problem": problem}))
+"""
+
+
+def test_refusing_a_pdf_of_many_inflating_pages_grows_memory_by_less_than_50_mb():
+    """In a fresh interpreter measuring its own RSS: pypdf kept every page's stream, 1.5 GB of them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", PDF_MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["problem"].startswith("“drawn.pdf” holds more than 64 MB of page content once inflated")
+    assert result["growth"] < 50 * MIB, result
