@@ -49,6 +49,15 @@ FORMULA_SIGNS = ("=", "+", "-", "@")
 # characters (zero-width spaces and joiners U+200B..U+200D, U+2060, the BOM U+FEFF,
 # bidirectional marks). Spreadsheets skip some of these when they look for a formula.
 INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+# Characters that show nothing though their category says a letter or a mark:
+# Unicode's default-ignorable ones outside Cf (the Hangul fillers, the combining
+# grapheme joiner, Khmer's inherent vowels, variation selectors) and the blank
+# braille pattern, all used to hide a prefix from the eye.
+INVISIBLE_CHARACTERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 # Which score a gradebook carries (?score=): the final one (FINAL_SCORE_RULE), the
 # reviewer's alone, or the AI's as calibrated to the teacher's scale alone.
 SCORE_BASES = ("final", "reviewed", "calibrated")
@@ -110,7 +119,11 @@ def looks_like_formula(text: str) -> bool:
     if text.startswith(FORMULA_PREFIXES):
         return True
     for character in unicodedata.normalize("NFKC", text):
-        if not (character.isspace() or unicodedata.category(character) in INVISIBLE_CATEGORIES):
+        if not (
+            character.isspace()
+            or character in INVISIBLE_CHARACTERS
+            or unicodedata.category(character) in INVISIBLE_CATEGORIES
+        ):
             return character in FORMULA_SIGNS  # the first visible character
     return False
 

@@ -94,11 +94,23 @@ def main() -> None:
     print(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
+SCENARIOS = ("a", "b", "c", "d", "e", "f")
+
+
+def scenario_keys(text: str) -> list[str]:
+    """The scenarios named, checked before anything starts (a baseline takes minutes)."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in (*SCENARIOS, "c-inner")]
+    if unknown or not keys:
+        raise argparse.ArgumentTypeError(
+            f"no scenario {', '.join(map(repr, unknown)) or 'named'}; choose among {','.join(SCENARIOS)}"
+        )
+    return keys
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--only", default="a,b,c,d,e,f", type=lambda text: [k.strip() for k in text.split(",")]
-    )
+    parser.add_argument("--only", default=",".join(SCENARIOS), type=scenario_keys)
     return parser.parse_args()
 
 

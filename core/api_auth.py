@@ -14,12 +14,15 @@ password: here a 429 `{"detail", "code": "locked_out"}`, on the sign-in page a
 """
 
 import hashlib
+import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import APIException, ValidationError
@@ -29,6 +32,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from core.api_errors import FIELD_ERRORS, ErrorSerializer
 from core.api_support import StrictJSONParser, StrictSerializerMixin
+
+logger = logging.getLogger(__name__)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -48,10 +53,27 @@ def client_ip(request: HttpRequest) -> str:
 
 
 class _TokenThrottle(SimpleRateThrottle):
-    """A rate from settings.AUTH_TOKEN_RATE, read when a request comes (None: no throttle)."""
+    """A rate from settings.AUTH_TOKEN_RATE, read when a request comes (None: no throttle).
+
+    Counted in the `throttles` cache, Redis when there is one, so that every web
+    process shares the count. Were that cache unreachable, the request is let
+    through: signing in must not fail with the cache, and django-axes, which
+    counts failures in the database, still locks a guessed username.
+    """
+
+    def __init__(self) -> None:
+        self.cache = caches["throttles"]
+        super().__init__()
 
     def get_rate(self) -> str | None:
         return settings.AUTH_TOKEN_RATE
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (OSError, RedisError) as exc:
+            logger.warning("The token throttle's cache is unreachable; request let through: %s", exc)
+            return True
 
     def get_ident(self, request) -> str:
         return client_ip(request)

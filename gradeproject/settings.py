@@ -349,6 +349,21 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 # POST /api/auth/token, per client address and per username (core/api_auth.py).
 AUTH_TOKEN_RATE = env_rate("AUTH_TOKEN_RATE", "10/min")
+# Where those requests are counted. In process memory, each gunicorn worker of
+# each web machine would allow AUTH_TOKEN_RATE on its own; with Redis, every web
+# process counts against the one limit. Nothing else uses a cache.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttles": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{Q_CLUSTER['name']}:throttles",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttles"}
+    ),
+}
 # django-axes counts failed sign-ins (sign-in page, admin and token endpoint alike)
 # in the database. LOGIN_FAILURE_LIMIT wrong passwords for one username from one
 # address are answered as such; the next attempt that fails locks the pair out

@@ -3,6 +3,7 @@
 import io
 import mimetypes
 import os
+import re
 
 from django.core.files.base import ContentFile
 
@@ -11,6 +12,11 @@ from grading.models import Document
 MAX_NAME_CHARS = 200
 # Longer "extensions" are not file types ("report.final draft of the thesis").
 MAX_EXTENSION_CHARS = 16
+# The file on disk: a path component holds at most 255 bytes on most file systems,
+# and storage may add "_" and 7 characters to make a name unique. 200 characters
+# are 600 bytes in Chinese, 800 in emoji.
+MAX_STORED_NAME_BYTES = 200
+STORAGE_UNSAFE = re.compile(r"[^-\w.]")
 
 
 def safe_filename(name: str) -> str:
@@ -27,6 +33,24 @@ def safe_filename(name: str) -> str:
             stem, extension = cleaned, ""
         cleaned = stem[: MAX_NAME_CHARS - len(extension)].rstrip(" .") + extension
     return cleaned or "document"
+
+
+def stored_filename(name: str) -> str:
+    """The name of the document's file on disk, within MAX_STORED_NAME_BYTES of UTF-8 and keeping its extension.
+
+    The document keeps `name` itself (original_name) for every page and export.
+    Only what storage would keep anyway is kept (django.utils.text.
+    get_valid_filename: letters, digits, "-", "_" and "."), so a name of emoji
+    alone is stored as "document.txt" rather than as the hidden ".txt".
+    """
+    stem, extension = os.path.splitext(name)
+    if len(extension) > MAX_EXTENSION_CHARS:
+        stem, extension = name, ""
+    stem = STORAGE_UNSAFE.sub("", stem.strip().replace(" ", "_"))
+    extension = STORAGE_UNSAFE.sub("", extension)
+    budget = MAX_STORED_NAME_BYTES - len(extension.encode())
+    stem = stem.encode()[:budget].decode(errors="ignore").strip("._")
+    return (stem or "document") + extension
 
 
 def read_text(filename: str, data: bytes) -> tuple[str, str]:
@@ -68,6 +92,6 @@ def store_document(
         extraction_error=error[:500],
         owner=owner,
     )
-    document.file.save(name, ContentFile(data), save=False)
+    document.file.save(stored_filename(name), ContentFile(data), save=False)
     document.save()
     return document

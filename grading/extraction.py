@@ -42,6 +42,12 @@ MAX_PDF_PAGES = 2_000
 # pypdf's guards (pypdf.Configuration), tightened from its defaults of 75 MB per
 # decoded stream: a page's content stream is kilobytes, rarely a few MB.
 PDF_STREAM_MAX_BYTES = 32 * MIB
+# pypdf's guards are per stream, and it keeps every stream it decoded: a few
+# MB of PDF whose pages each hold a deflated MB of drawing operators grew a
+# worker by 1.5 GB in 10 s. The pages' content streams together may inflate
+# to this much (a 2,000-page text document holds a few tens of MB), and each
+# page's are forgotten once read (forget_decoded), so memory holds one page's.
+PDF_CONTENT_MAX_BYTES = 64 * MIB
 PDF_LIMITS = {
     "maximum_declared_stream_length": PDF_STREAM_MAX_BYTES,
     "array_based_stream_maximum_output_length": PDF_STREAM_MAX_BYTES,
@@ -53,6 +59,8 @@ PDF_LIMITS = {
     "image_maximum_buffer_size": PDF_STREAM_MAX_BYTES,
     "stream_decoding_work_maximum_length": 2 * PDF_STREAM_MAX_BYTES,
     "page_tree_maximum_entries": 4 * MAX_PDF_PAGES,
+    # Tokens per content stream (pypdf: 2,000,000); a dense page of text holds thousands.
+    "stream_parsing_work_maximum_count": 400_000,
 }
 
 logger = logging.getLogger(__name__)
@@ -179,9 +187,7 @@ def pdf_text(data: bytes, filename: str) -> str:
             pages = len(reader.pages)
             if pages > MAX_PDF_PAGES:
                 raise DocumentTooLarge(filename, f"has {pages:,} pages; the limit is {MAX_PDF_PAGES:,}.")
-            return join_capped(
-                (page.extract_text() or "" for page in reader.pages), filename, keep_blank=True
-            )
+            return join_capped(pdf_page_texts(reader, filename), filename, keep_blank=True)
     except UnreadableDocument:
         raise
     except FileNotDecryptedError as error:
@@ -196,6 +202,40 @@ def pdf_text(data: bytes, filename: str) -> str:
         # A damaged PDF can fail anywhere inside the parser, with any exception type.
         logger.info("Could not parse PDF %s", filename, exc_info=True)
         raise UnreadableDocument(f"“{filename}” is damaged or not a PDF and could not be read.") from error
+
+
+def pdf_page_texts(reader, filename: str) -> Iterator[str]:
+    """Each page's text, refusing before a page whose content would take the document past its budget.
+
+    The page's content stream is decoded first (pypdf keeps the decoded bytes,
+    so extract_text does not decode it again) and counted against
+    PDF_CONTENT_MAX_BYTES; no page's text is extracted past it.
+    """
+    inflated = 0
+    for page in reader.pages:
+        contents = page.get_contents()
+        inflated += len(contents.get_data()) if contents is not None else 0
+        if inflated > PDF_CONTENT_MAX_BYTES:
+            raise DocumentTooLarge(
+                filename,
+                f"holds more than {PDF_CONTENT_MAX_BYTES // MIB} MB of page content once inflated, "
+                "the limit of safe PDF reading.",
+            )
+        text = page.extract_text() or ""
+        forget_decoded(page)
+        yield text
+
+
+def forget_decoded(page) -> None:
+    """Drop the decoded bytes pypdf keeps on the page's content streams; the budget counted them."""
+    from pypdf.generic import ArrayObject
+
+    contents = page.get("/Contents")
+    streams = contents.get_object() if contents is not None else None
+    for stream in streams if isinstance(streams, ArrayObject) else [streams]:
+        stream = stream.get_object() if stream is not None else None
+        if getattr(stream, "decoded_self", None) is not None:
+            stream.decoded_self = None
 
 
 def join_capped(blocks: Iterable[str], filename: str, keep_blank: bool = False) -> str:

@@ -116,7 +116,8 @@ class WebhookSerializer(serializers.ModelSerializer):
         if not url.lower().startswith(("http://", "https://")):
             raise serializers.ValidationError("Use an http:// or https:// URL.")
         if not settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
-            host = urlsplit(url).hostname or ""
+            # "name.localhost." is "name.localhost": a trailing dot only says the name is complete.
+            host = (urlsplit(url).hostname or "").rstrip(".")
             if host == "localhost" or host.endswith(".localhost") or _is_internal_literal(host):
                 raise serializers.ValidationError("Webhooks cannot point at loopback or private addresses.")
         batch = self.context["batch"]

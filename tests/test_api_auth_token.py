@@ -55,13 +55,23 @@ def test_a_session_signs_the_browsable_api_in(owner, client):
 
 @pytest.fixture
 def throttled(settings):
-    """The token endpoint's throttle at its default rate, its counts (in the cache) fresh."""
-    from django.core.cache import cache
+    """The token endpoint's throttle at its default rate, its counts in a fresh cache of this process.
+
+    Never the Redis a REDIS_URL may name: clearing a Redis cache empties its whole database.
+    """
+    from django.core.cache import caches
 
     settings.AUTH_TOKEN_RATE = "10/min"
-    cache.clear()
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttles": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "test-throttles",
+        },
+    }
+    caches["throttles"].clear()
     yield
-    cache.clear()
+    caches["throttles"].clear()
 
 
 @pytest.fixture

@@ -469,6 +469,25 @@ def test_a_long_zip_entry_name_is_shortened_keeping_its_extension(owner, draft, 
     assert Document.objects.get().text.startswith("Parks make cities")
 
 
+@pytest.mark.parametrize("character", ["漢", "😀"])
+def test_a_long_name_in_a_script_of_many_bytes_is_kept_whole_and_stored_within_the_disks_limit(
+    owner, draft, media, character
+):
+    # 150 characters of Chinese are 450 bytes, of emoji 600: more than the 255 a
+    # file system allows in a name, which made the upload a 500.
+    name = character * 150 + ".txt"
+    response = upload(owner, draft, text_file(name), zip_file("class.zip", {f"b/{name}": b"Another essay."}))
+
+    assert response.status_code == 201, response.content[:300]
+    assert [document["name"] for document in response.json()["documents"]] == [name, name]
+    for path in stored_files(media):
+        assert path.suffix == ".txt" and not path.name.startswith(".")
+        assert len(path.name.encode()) <= 255
+    assert sorted(Document.objects.values_list("text", flat=True)) == sorted(
+        [ESSAY.strip(), "Another essay."]
+    )
+
+
 def test_a_long_file_name_is_shortened_keeping_its_extension(owner, draft, media):
     response = upload(owner, draft, text_file("y" * 300 + ".md"))
     assert response.status_code == 201, response.json()

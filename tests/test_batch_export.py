@@ -150,13 +150,21 @@ def test_every_formula_like_cell_is_neutralised(owner):
         "\x0b=1+1",
         "\x1f+1",
         "\u200b\u200b \ufeff=1",
+        "\u3164=1+1",  # Hangul filler
+        "\uffa0=1+1",  # halfwidth Hangul filler
+        "\u115f+1",
+        "\u034f=1",  # combining grapheme joiner
+        "\ufe0f@SUM(A1)",  # variation selector
+        "\u2800=1",  # blank braille pattern
     ],
 )
 def test_formulas_behind_look_alikes_or_invisible_prefixes_are_neutralised(text):
     assert neutralise(text) == f"'{text}"
 
 
-@pytest.mark.parametrize("text", ["Ada Lovelace", "3.5", "a=b", "café – “quoted”", "", "\u200b", "１２"])
+@pytest.mark.parametrize(
+    "text", ["Ada Lovelace", "3.5", "a=b", "café – “quoted”", "", "\u200b", "１２", "\u3164Ada"]
+)
 def test_ordinary_cells_are_left_alone(text):
     assert neutralise(text) == text
 

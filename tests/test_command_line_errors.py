@@ -74,3 +74,22 @@ def test_seeding_the_demo_prints_the_account_and_the_demo_and_no_task_queue_chat
     assert "Sign in as   username: admin" in finished.stdout
     assert "Created and started the demo batch" in finished.stdout
     assert "Enqueued" not in finished.stdout + finished.stderr
+
+
+def test_the_fault_benchmark_refuses_an_unknown_scenario_before_starting_anything():
+    # Each scenario first runs a fault-free batch, minutes long; a typo used to end
+    # in a KeyError traceback after that batch.
+    finished = subprocess.run(
+        [sys.executable, "bench/faults.py", "--only", "a,z"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert finished.stderr.strip().endswith(
+        "error: argument --only: no scenario 'z'; choose among a,b,c,d,e,f"
+    )
+    assert "Traceback" not in finished.stderr
+    assert finished.stdout == ""

@@ -193,6 +193,7 @@ def test_the_schema_describes_the_notification_and_webhook_endpoints(owner):
     [
         "http://127.0.0.1:9000/h",
         "http://localhost/h",
+        "http://hooks.localhost./h",  # a fully qualified name, trailing dot and all
         "http://10.0.0.5/h",
         "http://[::1]/h",
         "http://169.254.169.254/",

@@ -344,9 +344,90 @@ def test_a_pdf_stream_bomb_is_refused_by_pypdfs_tightened_limits():
         extract_text(io.BytesIO(data), "bomb.pdf")
 
 
+def deflated_pages(raw_per_page: list[bytes]) -> bytes:
+    """A PDF with one page per content stream, each stored deflated."""
+    kids = " ".join(f"{4 + 2 * index} 0 R" for index in range(len(raw_per_page)))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(raw_per_page)} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for index, raw in enumerate(raw_per_page):
+        packed = zlib.compress(raw, 9)
+        objects.append(page_object(contents=5 + 2 * index))
+        objects.append(
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed)
+        )
+    return assemble(objects)
+
+
+def test_pages_whose_content_inflates_past_the_documents_budget_are_refused(monkeypatch):
+    # Each page is within pypdf's per-stream limit; together they are not. pypdf
+    # keeps what it decoded, so without a budget for the whole document a few MB
+    # of such pages grew a worker by gigabytes.
+    monkeypatch.setattr(extraction, "PDF_CONTENT_MAX_BYTES", 1 * MIB)
+    drawing = b"BT /F1 12 Tf 72 720 Td (Page) Tj ET\n" + b"0 0 m 1 1 l S\n" * (200 * 1024 // 14)
+
+    assert extract_text(io.BytesIO(deflated_pages([drawing] * 4)), "four.pdf").count("Page") == 4
+    with pytest.raises(
+        DocumentTooLarge, match="“drawn.pdf” holds more than 1 MB of page content once inflated"
+    ):
+        extract_text(io.BytesIO(deflated_pages([drawing] * 8)), "drawn.pdf")
+
+
+def test_a_page_of_more_operators_than_any_page_holds_is_refused():
+    # 600,000 tokens deflate to a few kB; pypdf's default budget (2,000,000) took
+    # seconds and hundreds of MB to parse a page of them.
+    flood = b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * 300_000 + b"ET"
+
+    with pytest.raises(DocumentTooLarge, match="“flood.pdf” is past the limits of safe PDF reading"):
+        extract_text(io.BytesIO(deflated_pages([flood])), "flood.pdf")
+
+
 def test_a_pdf_with_more_pages_than_the_limit_is_refused(monkeypatch):
     monkeypatch.setattr(extraction, "MAX_PDF_PAGES", 2)
 
     assert "Two." in extract_text(io.BytesIO(make_pdf(["One.", "Two."])), "two.pdf")
     with pytest.raises(DocumentTooLarge, match="has 3 pages; the limit is 2"):
         extract_text(io.BytesIO(make_pdf(["One.", "Two.", "Three."])), "three.pdf")
+
+
+PDF_MEMORY_PROBE = """
+import io, json, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
+import django
+django.setup()
+import psutil
+from grading.extraction import DocumentTooLarge, extract_text
+from tests.support.documents import make_pdf
+from tests.test_text_extraction import deflated_pages
+
+extract_text(io.BytesIO(make_pdf(["Every parser imported and used once."])), "warm-up.pdf")
+# 1,500 pages of 1 MB of drawing each, about 3.5 MB deflated.
+bomb = deflated_pages([b"0 0 m 1 1 l S\\n" * ((1 << 20) // 14)] * 1500)
+process = psutil.Process()
+before = process.memory_info().rss
+try:
+    extract_text(io.BytesIO(bomb), "drawn.pdf")
+    problem = None
+except DocumentTooLarge as exc:
+    problem = str(exc)
+print(json.dumps({"growth": process.memory_info().rss - before, "problem": problem}))
+"""
+
+
+def test_refusing_a_pdf_of_many_inflating_pages_grows_memory_by_less_than_50_mb():
+    """In a fresh interpreter measuring its own RSS: pypdf kept every page's stream, 1.5 GB of them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", PDF_MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["problem"].startswith("“drawn.pdf” holds more than 64 MB of page content once inflated")
+    assert result["growth"] < 50 * MIB, result

@@ -122,3 +122,19 @@ def test_the_sign_in_cookies_are_sent_secure(client, owner, settings):
     response = client.post("/accounts/login/", {"username": "olivia", "password": "pw-olivia"})
     assert response.cookies["sessionid"]["secure"] is True
     assert client.get("/batches").status_code == 200  # the test client still sends them
+
+
+@pytest.mark.parametrize("page", ["/accounts/login/", "/admin/login/"])
+def test_a_username_longer_than_any_account_is_refused_on_the_form_and_not_counted(
+    client, owner, settings, page
+):
+    # django-axes records a failed sign-in's username in a 255-character column:
+    # on PostgreSQL a longer one made the page a 500.
+    from axes.models import AccessAttempt
+
+    settings.AXES_ENABLED = True
+    response = client.post(page, {"username": "x" * 10_000, "password": "nope"})
+
+    assert response.status_code == 200
+    assert "at most 150 characters" in response.content.decode()
+    assert not AccessAttempt.objects.exists()
