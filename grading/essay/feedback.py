@@ -11,6 +11,9 @@ from grading.essay.plan import CriterionPlan, Plan
 from grading.essay.text import Sentence
 
 QUOTE_LIMIT = 160
+# Below this share of English words a text is most likely in another language (a weak English
+# essay, misspelt throughout, still has most of its words right).
+NOT_ENGLISH = 0.5
 INTRO_RE = re.compile(
     r"\b(?:this (?:essay|paper|report|study|article)|i (?:will )?argue|we (?:will )?argue"
     r"|i contend|i propose|in this (?:essay|paper|report|study)|the purpose of|aims? to"
@@ -276,6 +279,13 @@ def overall_feedback(
     ]
     if fixes:
         parts.append(f"To fix first: {fixes[0]}.")
+    english = lexicon.english_share(essay.bag)
+    if english < NOT_ENGLISH:
+        parts.insert(
+            0,
+            f"Only {100 * english:.0f}% of the words are English: the offline grader measures English "
+            "writing, so this grade says little; an AI provider can grade other languages.",
+        )
     if exemplars:
         parts.append(f"Graded against {plural(exemplars, 'teacher-graded exemplar')}.")
     else:
