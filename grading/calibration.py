@@ -93,6 +93,19 @@ def fit_linear(pairs: Sequence[Pair]) -> ScoreMap | None:
     return LinearMap((low, high), (at(low), at(high)), "linear", slope)
 
 
+def why_no_map(pairs: Sequence[Pair]) -> str:
+    """Why the default map cannot be fitted on these pairs, in words for the teacher."""
+    if len(pairs) < MIN_PAIRS:
+        return f"too few exemplars (at least {MIN_PAIRS})"
+    raw = np.array([pair[0] for pair in pairs], dtype=float)
+    teacher = np.array([pair[1] for pair in pairs], dtype=float)
+    if teacher.std() == 0:
+        return f"every exemplar has your score {teacher[0]:g}: nothing to learn a spread from"
+    if raw.std() == 0:
+        return f"the grader gave every exemplar {raw[0]:g}"
+    return "the grader's scores do not rise with yours"
+
+
 @dataclass(frozen=True)
 class LinearMap(ScoreMap):
     slope: float = 1.0

@@ -351,7 +351,10 @@ class Command(BaseCommand):
         for group in batch.calibrate()["models"]:
             model = f"{group['provider']} · {group['model']}"
             if group["method"] is None:
-                self.stdout.write(f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it.")
+                reason = group.get("reason") or "too few exemplars"
+                self.stdout.write(
+                    f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it; {reason}."
+                )
             else:
                 self.stdout.write(
                     f"Calibrated ({model}) from {group['exemplars']} exemplars, {group['method']} map: "
