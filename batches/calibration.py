@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from batches.exceptions import NothingToCalibrate
 from grading.calibration import (
     MIN_PAIRS,
     Scale,
@@ -75,7 +76,10 @@ class RubricScale:
 
 
 def calibrate_batch(batch) -> dict[str, Any]:
-    """Fit a map per provider and model from the batch's exemplars and re-score its results."""
+    """Fit a map per provider and model from the batch's exemplars and re-score its results.
+
+    Raises NothingToCalibrate when no job of the batch has completed.
+    """
     scale = RubricScale(batch.validated_settings().rubric.model_dump())
     teacher = {
         document_id: (score, criteria or {})
@@ -83,10 +87,13 @@ def calibrate_batch(batch) -> dict[str, Any]:
             "document_id", "score", "criteria"
         )
     }
+    by_model = _results_by_model(batch)
+    if not by_model:
+        raise NothingToCalibrate
     with transaction.atomic():
         groups = [
             _calibrate_group(provider, model, results, teacher, scale)
-            for (provider, model), results in _results_by_model(batch).items()
+            for (provider, model), results in by_model.items()
         ]
         batch.calibration = {
             "fitted_at": timezone.now().isoformat(),

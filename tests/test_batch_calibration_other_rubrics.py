@@ -111,3 +111,30 @@ def test_too_few_exemplars_say_how_many_are_needed(owner):
     (fitted,) = calibrate(owner, batch)["models"]
 
     assert fitted["reason"] == "too few exemplars (at least 5)"
+
+
+def test_calibrating_a_batch_with_no_completed_grade_is_a_409_with_a_sentence(owner):
+    batch = make_batch(owner, jobs=2, settings={"rubric": BAND})
+
+    response = client_for(owner).post(f"/api/batches/{batch.pk}/calibrate")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "The batch has no completed grades to calibrate yet: grade it first.",
+        "code": "nothing_to_calibrate",
+    }
+
+
+def test_the_calibrate_button_says_why_nothing_was_calibrated(owner):
+    jobs, batch = band_batch(owner, [2, 3, 4, 5, 6, 3, 4])
+    for job in jobs[:6]:
+        review_as_exemplar(owner, job, 4)
+    client = client_for(owner)
+    client.force_login(owner)
+
+    page = client.post(f"/batches/{batch.pk}/calibrate", follow=True).content.decode()
+
+    assert "Not calibrated (6 exemplar(s)): every exemplar has your score 4" in page
+    empty = make_batch(owner, jobs=1, settings={"rubric": BAND})
+    page = client.post(f"/batches/{empty.pk}/calibrate", follow=True).content.decode()
+    assert "Not calibrated: The batch has no completed grades to calibrate yet" in page
