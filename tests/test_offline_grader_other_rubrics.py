@@ -4,6 +4,7 @@ one line, very long essays, accented words and other languages."""
 
 import pytest
 
+from grading.essay.plan import plan
 from grading.providers import Exemplar, GradeRequest, PermanentProviderError
 from grading.providers.builtin import BuiltinProvider
 from tests.support.essays import story
@@ -132,3 +133,11 @@ def test_a_text_in_another_language_is_graded_with_a_warning_that_says_so():
     assert result.feedback.startswith("Only ")
     assert "the offline grader measures English writing" in result.feedback
     assert "Only " not in grade(ESSAYS[4], [band(0, 5)]).feedback
+
+
+@pytest.mark.parametrize("name", ["Overall", "Holistic score", "Writing quality", "Overall impression"])
+def test_a_criterion_named_as_the_whole_of_the_writing_is_every_general_aspect_not_words_to_find(name):
+    (criterion,) = plan({"criteria": [band(1, 6, name=name)]}, {}).criteria
+
+    assert criterion.aspects == ("ideas", "organisation", "style", "conventions")
+    assert criterion.terms == ()
