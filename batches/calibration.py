@@ -57,6 +57,8 @@ class RubricScale:
             return Scale((0.0,))
         sums = {0.0}
         for scale in scales:
+            if len(sums) * len(scale.points) > 50 * MAX_TOTALS:
+                break  # wide criteria without levels: their sums are the steps anyway
             sums = {total + point for total in sums for point in scale.points}
             if len(sums) > MAX_TOTALS:
                 break
