@@ -6,6 +6,7 @@ import pytest
 
 from batches.models import JobBatch
 from grading.models import Exemplar, GradingResult
+from templates_app.models import BatchTemplate
 from tests.conftest import prebuilt
 from tests.test_grade_command import grade
 
@@ -145,3 +146,35 @@ def test_a_batch_whose_every_job_failed_is_not_calibrated_and_says_why(superuser
     assert status == 1
     assert "Not calibrated: The batch has no completed grades to calibrate yet: grade it first." in output
     assert "Traceback" not in output
+
+
+def test_a_holistic_band_from_1_to_6_is_learnt_calibrated_and_printed_on_the_band(superuser, folder):
+    settings = {
+        **prebuilt("academic-essay").default_settings,
+        "rubric": {
+            "criteria": [
+                {
+                    "key": "overall",
+                    "name": "Overall",
+                    "points": 6,
+                    "levels": [{"points": p, "label": f"Band {p}", "descriptor": ""} for p in range(1, 7)],
+                }
+            ]
+        },
+    }
+    BatchTemplate.objects.create(name="Holistic", slug="holistic", default_settings=settings, owner=superuser)
+    teacher = {f"essay-{i:02}.txt": 1 + i // 2 for i in (0, 2, 4, 6, 8, 10)}
+    csv_path = exemplar_csv(folder, [f"{name},{score}" for name, score in teacher.items()])
+
+    status, output = grade(str(folder), "--template", "holistic", "--inline", "--exemplars", str(csv_path))
+
+    assert status == 0, output
+    assert "Calibrated (builtin" in output
+    others = GradingResult.objects.filter(job__batch__isnull=False, is_exemplar=False)
+    assert others.count() == 6
+    for result in others.select_related("job__document"):
+        assert result.score in {1, 2, 3, 4, 5, 6}
+        assert result.criteria[0]["score"] == result.score
+        assert f"{result.job.document.original_name}  {result.score:g} / 6" in output
+    by_name = {r.job.document.original_name: r.score for r in others.select_related("job__document")}
+    assert by_name["essay-01.txt"] <= by_name["essay-11.txt"]
