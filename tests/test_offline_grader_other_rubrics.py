@@ -75,12 +75,18 @@ def test_criteria_of_mixed_shapes_each_land_on_their_own_scale():
         assert result.score == ideas + budget + conventions
 
 
-def test_exemplars_that_all_share_one_score_grade_every_essay_at_that_score():
-    exemplars = [Exemplar(story(2 + i, offset=i), 4.0) for i in range(8)]
+def test_exemplars_that_all_share_one_score_set_the_level_and_the_features_keep_the_order():
+    exemplars = [Exemplar(story(6 + i, offset=i), 5.0) for i in range(8)]
 
-    scores = {grade(text, [band(1, 6)], exemplars).score for text in ESSAYS}
+    results = [grade(text, [band(1, 6)], exemplars) for text in ESSAYS]
+    prior = [grade(text, [band(1, 6)]).score for text in ESSAYS]
+    scores = [result.score for result in results]
 
-    assert scores == {4.0}
+    assert scores == sorted(scores) and scores[0] < scores[-1]  # not every essay a 5
+    assert sum(scores) > sum(prior)  # lifted toward the exemplars' 5
+    assert grade(story(9, offset=3), [band(1, 6)], exemplars).score in {4, 5, 6}
+    assert results[0].raw["model"]["method"] == "prior at the exemplars' level"
+    assert "at the level of 8 teacher-graded exemplars" in results[0].feedback
 
 
 def test_an_empty_exemplar_set_grades_by_the_prior():

@@ -256,6 +256,7 @@ def overall_feedback(
     qualities: list[float],
     evidence: Evidence,
     exemplars: int,
+    level_of: int | None = None,
 ) -> str:
     """The score, the strongest and weakest criteria (by share of points, ties broken by the
     quality the features show), the most developed sentence, the first thing to fix."""
@@ -286,7 +287,12 @@ def overall_feedback(
             f"Only {100 * english:.0f}% of the words are English: the offline grader measures English "
             "writing, so this grade says little; an AI provider can grade other languages.",
         )
-    if exemplars:
+    if level_of is not None:
+        parts.append(
+            f"Graded on general writing features, at the level of {plural(level_of, 'teacher-graded exemplar')} "
+            "(they all have one score, which shows a level but no scale to learn)."
+        )
+    elif exemplars:
         parts.append(f"Graded against {plural(exemplars, 'teacher-graded exemplar')}.")
     else:
         parts.append("Graded on general writing features (no teacher-graded exemplars).")

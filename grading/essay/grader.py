@@ -56,6 +56,9 @@ class Fit:
     exemplars: int = 0
     total: Learnt | None = None
     criteria: dict[str, Learnt] = field(default_factory=dict)
+    # Exemplars that all share one score show the teacher's level but no scale: the prior's
+    # grades are moved by `offset` to that level, and nothing else is learnt.
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,11 @@ def fit_exemplars(plan_: Plan, exemplars: Sequence) -> Fit:
     if len(exemplars) < MIN_EXEMPLARS:
         return Fit(len(exemplars))
     essays = [analyse(exemplar.text) for exemplar in exemplars]
-    z = np.vstack([plan_.row(essay) for essay in essays])
     y = np.array([float(exemplar.score) for exemplar in exemplars])
+    if np.ptp(y) == 0:
+        priors = [score(plan_, essay, Fit()).predicted for essay in essays]
+        return Fit(len(exemplars), offset=float(y[0] - np.mean(priors)))
+    z = np.vstack([plan_.row(essay) for essay in essays])
     weights = plan_.learning_weights(plan_.total_weights, len(y))
     total = learn(z, essays, y, weights, plan_.min_total, plan_.max_total)
     criteria = {}
@@ -107,6 +113,9 @@ def score(plan_: Plan, essay: Essay, fit: Fit) -> Scored:
         # A share of each criterion's range, from its lowest level: a 1–6 band starts at 1.
         wanted = [low + (p - low) * prior.share(q) for low, p, q in zip(lows, points, qualities, strict=True)]
         predicted = sum(wanted)
+        if fit.offset is not None:
+            predicted = min(max(predicted + fit.offset, plan_.min_total), plan_.max_total)
+            wanted = shares(qualities, points, predicted, prior.PRIOR_SLOPE, lows)
         return Scored(essay, allocate(wanted, scales, predicted), qualities, predicted, fit)
     # Criteria with a model of their own keep its score; the others share what remains of the
     # predicted total by their quality indexes.

@@ -81,6 +81,7 @@ class BuiltinProvider(Provider):
             scored.qualities,
             evidence,
             scored.fit.exemplars if scored.fit.total is not None else 0,
+            scored.fit.exemplars if scored.fit.offset is not None else None,
         )
         output_chars = len(overall) + sum(len(item.feedback) for item in graded)
         return Grade(
@@ -118,7 +119,11 @@ def model_summary(scored: grader.Scored) -> dict:
     fit = scored.fit
     learnt = fit.total is not None
     return {
-        "method": "ridge on exemplars" if learnt else "prior",
+        "method": "ridge on exemplars"
+        if learnt
+        else "prior at the exemplars' level"
+        if fit.offset is not None
+        else "prior",
         "exemplars": fit.exemplars,
         "criteria_learnt": sorted(fit.criteria),
         "predicted_total": round(scored.predicted, 3),
