@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from batches.api_results import visible_batch
 from batches.uploads import UploadRefused, read_upload
-from core.api_errors import READ_ERRORS, WRITE_ERRORS
+from core.api_errors import CONFLICT, READ_ERRORS, WRITE_ERRORS
 from core.api_permissions import CHANGE_DENIED, can_change
 from core.api_support import StrictJSONParser
 from grading.documents import store_document
@@ -192,10 +192,11 @@ class BatchCalibrateView(APIView):
             "Fits, per provider and model, a monotone map from the provider's scores on the batch's "
             "exemplar jobs to the teacher's, and re-scores every result with it (rounded to the rubric's "
             "levels; the provider's score is kept as `raw_score`). No provider is called. The agreement "
-            "figures are cross-validated (leave-one-out), never scored on the exemplars a map was fitted on."
+            "figures are cross-validated (leave-one-out), never scored on the exemplars a map was fitted on. "
+            "409 while no job of the batch has completed."
         ),
         request=None,
-        responses={200: CalibrationSerializer, **WRITE_ERRORS},
+        responses={200: CalibrationSerializer, **WRITE_ERRORS, 409: CONFLICT},
     )
     def post(self, request, pk: int) -> Response:
         batch = visible_batch(request, pk)

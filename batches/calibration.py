@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from batches.exceptions import NothingToCalibrate
 from grading.calibration import (
     MIN_PAIRS,
     Scale,
@@ -30,22 +31,42 @@ from grading.calibration import (
     cross_validated_qwk,
     fit_map,
     scale_qwk,
+    why_no_map,
 )
 from grading.models import Exemplar, GradingResult, JobStatus
 
 CHUNK = 500
 
 
+# Past this many totals the rubric allows, its total is taken as steps from the lowest to the
+# highest (a QWK over more categories than this costs more than it tells).
+MAX_TOTALS = 1001
+
+
 class RubricScale:
-    """The scores a rubric allows: per criterion its levels (or whole points), and the total's steps."""
+    """The scores a rubric allows: per criterion its levels (or whole points), and the totals
+    their sums can make — a holistic 1–6 band's total is 1–6, never 0."""
 
     def __init__(self, rubric: dict[str, Any]):
         self.criteria = {str(c["key"]): c for c in rubric.get("criteria") or []}
-        maximum = sum(float(c.get("points") or 0) for c in self.criteria.values())
-        values = [float(c.get("points") or 0) for c in self.criteria.values()]
-        values += [float(level["points"]) for c in self.criteria.values() for level in c.get("levels") or []]
+        self.total = self._totals()
+
+    def _totals(self) -> Scale:
+        scales = [self.criterion(key) for key in self.criteria]
+        if not scales:
+            return Scale((0.0,))
+        sums = {0.0}
+        for scale in scales:
+            if len(sums) * len(scale.points) > 50 * MAX_TOTALS:
+                break  # wide criteria without levels: their sums are the steps anyway
+            sums = {total + point for total in sums for point in scale.points}
+            if len(sums) > MAX_TOTALS:
+                break
+        else:
+            return Scale.levels(sums)
+        values = [point for scale in scales for point in scale.points]
         step = 1.0 if all(value.is_integer() for value in values) else 0.5
-        self.total = Scale.steps(0.0, maximum, step)
+        return Scale.steps(sum(s.low for s in scales), sum(s.high for s in scales), step)
 
     def criterion(self, key: str) -> Scale:
         criterion = self.criteria[key]
@@ -57,7 +78,10 @@ class RubricScale:
 
 
 def calibrate_batch(batch) -> dict[str, Any]:
-    """Fit a map per provider and model from the batch's exemplars and re-score its results."""
+    """Fit a map per provider and model from the batch's exemplars and re-score its results.
+
+    Raises NothingToCalibrate when no job of the batch has completed.
+    """
     scale = RubricScale(batch.validated_settings().rubric.model_dump())
     teacher = {
         document_id: (score, criteria or {})
@@ -65,10 +89,13 @@ def calibrate_batch(batch) -> dict[str, Any]:
             "document_id", "score", "criteria"
         )
     }
+    by_model = _results_by_model(batch)
+    if not by_model:
+        raise NothingToCalibrate
     with transaction.atomic():
         groups = [
             _calibrate_group(provider, model, results, teacher, scale)
-            for (provider, model), results in _results_by_model(batch).items()
+            for (provider, model), results in by_model.items()
         ]
         batch.calibration = {
             "fitted_at": timezone.now().isoformat(),
@@ -98,6 +125,11 @@ def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> d
     pairs = [(r.provider_score, float(teacher[r.job.document_id][0])) for r in exemplar_results]
     total_map = fit_map(pairs)
     criteria = {key: _criterion_fit(key, exemplar_results, teacher, scale) for key in scale.criteria}
+    if len(criteria) == 1:
+        # One criterion is the total: it follows the total's map unless the teacher scored it.
+        ((key, fitted),) = criteria.items()
+        if fitted["map"] is None and total_map is not None:
+            criteria[key] = {"pairs": pairs, "map": total_map}
     maps = {key: fitted["map"] for key, fitted in criteria.items() if fitted["map"] is not None}
     for result in results:
         _rescore(result, total_map, maps, scale)
@@ -131,6 +163,7 @@ def _figures(pairs: list[tuple[float, float]], score_map: ScoreMap | None, scale
     after = cross_validated_qwk(pairs, scale) if score_map is not None else None
     return {
         "method": score_map.kind if score_map is not None else None,
+        "reason": None if score_map is not None else why_no_map(pairs),
         "map": _described(score_map),
         "exemplars": len(pairs),
         "qwk_before": _rounded(before),

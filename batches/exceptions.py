@@ -16,3 +16,13 @@ class InvalidTransition(DomainError):
 
     def as_dict(self) -> dict[str, str]:
         return {"detail": self.detail, "code": self.code, "status": self.status, "action": self.action}
+
+
+class NothingToCalibrate(DomainError):
+    """A batch with no completed grade: there are no provider scores to map yet."""
+
+    status_code = 409
+    code = "nothing_to_calibrate"
+
+    def __init__(self) -> None:
+        super().__init__("The batch has no completed grades to calibrate yet: grade it first.")

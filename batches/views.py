@@ -36,7 +36,7 @@ from batches import form_tokens
 from batches.actions import BY_NAME
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
-from batches.exceptions import InvalidTransition
+from batches.exceptions import InvalidTransition, NothingToCalibrate
 from batches.export import feedback_filename, job_feedback_sheet
 from batches.feedback import render_pdf
 from batches.forms import (
@@ -442,6 +442,9 @@ def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
     except SettingsError as exc:
         messages.error(request, f"Not calibrated: the batch's settings are invalid ({exc}).")
         return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
+    except NothingToCalibrate as exc:
+        messages.error(request, f"Not calibrated: {exc}")
+        return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
     fitted = [group for group in calibration["models"] if group["method"]]
     if fitted:
         messages.success(
@@ -449,10 +452,13 @@ def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
             f"Calibrated from {calibration['exemplars']} exemplar(s): the scores now follow your scale.",
         )
     else:
+        reasons = "; ".join(
+            dict.fromkeys(group["reason"] for group in calibration["models"] if group["reason"])
+        )
         messages.error(
             request,
-            f"Not calibrated: {calibration['exemplars']} exemplar(s), and a model needs "
-            f"{calibration['min_exemplars']} graded by it. Tick “Use as an exemplar” on more reviews.",
+            f"Not calibrated ({calibration['exemplars']} exemplar(s)): {reasons}. "
+            "Tick “Use as an exemplar” on reviews whose scores spread over your scale.",
         )
     return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
 

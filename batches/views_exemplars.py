@@ -4,6 +4,8 @@ The same rules as the API (batches/api_exemplars.py): anyone who may view the
 template sees its exemplars; adding and removing one needs change on it.
 """
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -69,6 +71,8 @@ def _score(raw: str | None) -> float:
     try:
         score = float(raw or "")
     except ValueError:
+        raise ValidationError({"score": ["Give the teacher's score as a number."]})
+    if not math.isfinite(score):  # float() reads "nan" and "inf" too
         raise ValidationError({"score": ["Give the teacher's score as a number."]})
     if score < 0:
         raise ValidationError({"score": ["The score cannot be negative."]})

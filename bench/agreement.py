@@ -39,6 +39,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# No database is used, but a template's settings are validated against the configured providers,
+# which Django's settings hold.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 import numpy as np  # noqa: E402
 
@@ -69,6 +74,9 @@ def parse_args() -> argparse.Namespace:
 
 def load(data: Path) -> tuple[list[dict], dict]:
     csv.field_size_limit(10**8)
+    missing = [name for name in ("essays.tsv", "rubric.json") if not (data / name).is_file()]
+    if missing:
+        sys.exit(f"{data} has no {' or '.join(missing)}: give --data a folder like ../shared/data/asap7.")
     with (data / "essays.tsv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     rubric = json.loads((data / "rubric.json").read_text(encoding="utf-8"))
@@ -79,20 +87,32 @@ def template_settings(rubric: dict) -> dict:
     """Settings as a user would write them for this rubric, validated like a template's."""
     criteria = []
     for criterion in rubric["criteria"]:
-        levels = sorted(((int(points), text) for points, text in criterion["levels"].items()), reverse=True)
+        levels = sorted(
+            ((int(points), text) for points, text in (criterion.get("levels") or {}).items()), reverse=True
+        )
         criteria.append(
             {
                 "key": criterion["name"].lower().replace(" ", "_"),
                 "name": criterion["name"],
-                "points": max(points for points, _ in levels),
+                "points": max((points for points, _ in levels), default=criterion.get("points")),
                 "levels": [
                     {"points": points, "label": f"Level {points}", "descriptor": text}
                     for points, text in levels
                 ],
             }
         )
-    settings = {"provider": "builtin", "instructions": rubric["prompt"], "rubric": {"criteria": criteria}}
+    settings = {
+        "provider": "builtin",
+        "instructions": rubric.get("prompt") or "",
+        "rubric": {"criteria": criteria},
+    }
     return validate_settings(settings).model_dump(mode="json")
+
+
+def total_range(rubric: dict) -> tuple[int, int]:
+    """The lowest and highest total the rubric allows: a 1–6 scale does not start at 0."""
+    lows = [min((level["points"] for level in c.get("levels") or ()), default=0) for c in rubric["criteria"]]
+    return int(sum(lows)), int(sum(c["points"] for c in rubric["criteria"]))
 
 
 def spearman(first, second) -> float:
@@ -116,18 +136,21 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     options = parse_args()
+    import django
+
+    django.setup()
     grader.CALIBRATION = options.method
     rows, rubric = load(options.data)
     settings = template_settings(rubric)
     rubric_json = settings["rubric"]
-    high = int(sum(c["points"] for c in rubric_json["criteria"]))
-    scale = calibration.Scale.steps(0, high)
+    low, high = total_range(rubric_json)
+    scale = calibration.Scale.steps(low, high)
     teacher = np.array([float(row[options.teacher]) for row in rows])
     other = "rater2" if options.teacher == "rater1" else "rater1"
     raters = {options.teacher: teacher, other: np.array([float(row[other]) for row in rows])}
     resolved = np.array([float(row["score"]) for row in rows])
     texts = [row["essay"] for row in rows]
-    print(f"{len(rows):,} essays from {options.data}; teacher = {options.teacher} (0–{high}); "
+    print(f"{len(rows):,} essays from {options.data}; teacher = {options.teacher} ({low}–{high}); "
           f"{options.method} calibration")  # fmt: skip
 
     started, cpu = time.perf_counter(), time.process_time()
@@ -172,14 +195,14 @@ def main() -> None:
                     calibrated[name] = [calibration.calibrate(raw[i], score_map, scale) for i in rest]
             for rater, scores in raters.items():
                 record("builtin (learnt)" if size else "builtin (no exemplars)", size, rater,
-                       qwk(learnt, scores[rest], 0, high))  # fmt: skip
+                       qwk(learnt, scores[rest], low, high))  # fmt: skip
                 for name, values in calibrated.items():
-                    record(name, size, rater, qwk(values, scores[rest], 0, high))
+                    record(name, size, rater, qwk(values, scores[rest], low, high))
             record(
                 "rater 1 vs rater 2",
                 size,
                 "both",
-                qwk(raters["rater1"][rest], raters["rater2"][rest], 0, high),
+                qwk(raters["rater1"][rest], raters["rater2"][rest], low, high),
             )
             if size:
                 pairs = [(float(prior_scores[i]), float(teacher[i])) for i in chosen]

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grading.agreement import quadratic_weighted_kappa
-
 MIN_PAIRS = 5
 Pair = tuple[float, float]  # (raw, teacher)
 
@@ -91,6 +89,19 @@ def fit_linear(pairs: Sequence[Pair]) -> ScoreMap | None:
     at = lambda x: float(teacher.mean() + slope * (x - raw.mean()))  # noqa: E731
     # Two knots, and the line extended beyond them: a new essay may score outside the exemplars.
     return LinearMap((low, high), (at(low), at(high)), "linear", slope)
+
+
+def why_no_map(pairs: Sequence[Pair]) -> str:
+    """Why the default map cannot be fitted on these pairs, in words for the teacher."""
+    if len(pairs) < MIN_PAIRS:
+        return f"too few exemplars (at least {MIN_PAIRS})"
+    raw = np.array([pair[0] for pair in pairs], dtype=float)
+    teacher = np.array([pair[1] for pair in pairs], dtype=float)
+    if teacher.std() == 0:
+        return f"every exemplar has your score {teacher[0]:g}: nothing to learn a spread from"
+    if raw.std() == 0:
+        return f"the grader gave every exemplar {raw[0]:g}"
+    return "the grader's scores do not rise with yours"
 
 
 @dataclass(frozen=True)
@@ -192,13 +203,22 @@ def cross_validated_qwk(
 
 
 def scale_qwk(first: Sequence[float], second: Sequence[float], scale: Scale) -> float | None:
-    """QWK with the scale's points as the categories (both sides rounded onto the scale)."""
+    """QWK with the scale's points as the categories (both sides rounded onto the scale).
+
+    The same figure as `quadratic_weighted_kappa` over the table of counts, computed from the
+    category indexes' means and variances instead: a total of 0–1,000 in half points has 2,001
+    categories, whose table would hold four million cells.
+    """
     index = {point: i for i, point in enumerate(scale.points)}
-    size = len(scale.points)
-    matrix = [[0] * size for _ in range(size)]
-    for a, b in zip(first, second, strict=True):
-        matrix[index[scale.nearest(a)]][index[scale.nearest(b)]] += 1
-    return quadratic_weighted_kappa(matrix)
+    a = np.array([index[scale.nearest(value)] for value in first], dtype=float)
+    b = np.array([index[scale.nearest(value)] for value in second], dtype=float)
+    if len(scale.points) < 2 or not len(a):
+        return None
+    observed = float(np.mean((a - b) ** 2))
+    expected = float(a.var() + b.var() + (a.mean() - b.mean()) ** 2)
+    if expected == 0:
+        return None
+    return 1 - observed / expected
 
 
 def criterion_maps(

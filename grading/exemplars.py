@@ -22,9 +22,13 @@ KEEP_S = 10.0
 
 
 def batch_exemplars(batch_id: int) -> tuple[tuple[int, Exemplar], ...]:
-    """(document id, Exemplar) for the batch's own exemplars and its template's, oldest first."""
+    """(document id, Exemplar) for the batch's own exemplars and, unless the batch sets its own
+    rubric, its template's, oldest first."""
+    # The template's exemplars are graded on the template's rubric: a batch that sets a rubric of
+    # its own (settings.rubric) is on another scale, and learns only from its own exemplars.
+    of_the_template = Q(template__batches__id=batch_id, template__batches__settings__rubric__isnull=True)
     rows = (
-        ExemplarRow.objects.filter(Q(batch_id=batch_id) | Q(template__batches__id=batch_id))
+        ExemplarRow.objects.filter(Q(batch_id=batch_id) | of_the_template)
         .exclude(document__text="")
         .order_by("created_at", "id")
         .values_list("document_id", "document__text", "score", "criteria")[:MAX_EXEMPLARS]

@@ -8,8 +8,9 @@ import pytest
 
 from grading.exemplars import batch_exemplars, for_document
 from grading.models import Exemplar, GradingJob, GradingResult, JobStatus
+from templates_app.models import BatchTemplate
 from tests.api_support import client_for, share
-from tests.conftest import make_batch, make_document
+from tests.conftest import make_batch, make_document, prebuilt
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +33,13 @@ RUBRIC = {
 }
 
 
-def graded_batch(owner, raw_scores: list[tuple[float, float]]):
-    """A completed batch whose builtin results have these (ideas, conventions) raw scores."""
-    batch = make_batch(owner, jobs=0, settings={"rubric": RUBRIC})
+def graded_batch(owner, raw_scores: list[tuple[float, float]], template=None):
+    """A completed batch whose builtin results have these (ideas, conventions) raw scores: on
+    RUBRIC set by the batch, or on the given template's (which should be RUBRIC)."""
+    if template is None:
+        batch = make_batch(owner, jobs=0, settings={"rubric": RUBRIC})
+    else:
+        batch = make_batch(owner, template, jobs=0)
     documents = [make_document(owner, f"essay-{i}.txt", f"Essay number {i}.") for i in range(len(raw_scores))]
     batch.add_documents(documents)
     for job, (ideas, conventions) in zip(batch.jobs.order_by("pk"), raw_scores, strict=True):
@@ -176,8 +181,15 @@ def test_a_viewer_can_neither_mark_an_exemplar_nor_calibrate(owner, colleague):
     assert not Exemplar.objects.exists()
 
 
+def rubric_template(owner) -> BatchTemplate:
+    settings = {**prebuilt("academic-essay").default_settings, "rubric": RUBRIC}
+    return BatchTemplate.objects.create(
+        name="Two traits", slug="two-traits", default_settings=settings, owner=owner
+    )
+
+
 def test_a_batch_grades_with_its_templates_exemplars_and_its_own_but_never_the_document_itself(owner):
-    batch = graded_batch(owner, RAW[:3])
+    batch = graded_batch(owner, RAW[:3], template=rubric_template(owner))
     jobs = list(batch.jobs.order_by("pk").select_related("document"))
     template_document = make_document(owner, "model-answer.txt", "A model answer.")
     Exemplar.objects.create(template=batch.template, document=template_document, score=8, owner=owner)
@@ -188,6 +200,15 @@ def test_a_batch_grades_with_its_templates_exemplars_and_its_own_but_never_the_d
     assert sorted(e.score for _, e in exemplars) == [6, 8]
     assert [e.text for e in for_document(exemplars, jobs[0].document_id)] == ["A model answer."]
     assert len(for_document(exemplars, jobs[1].document_id)) == 2
+
+
+def test_a_batch_that_sets_its_own_rubric_does_not_learn_from_its_templates_exemplars(owner):
+    batch = graded_batch(owner, RAW[:3])  # RUBRIC (0–8) over the template's 0–100 essay rubric
+    template_document = make_document(owner, "model-answer.txt", "A model answer.")
+    Exemplar.objects.create(template=batch.template, document=template_document, score=80, owner=owner)
+    review_as_exemplar(owner, batch.jobs.order_by("pk").first(), 6)
+
+    assert [e.score for _, e in batch_exemplars(batch.pk)] == [6]
 
 
 def test_the_review_page_ticks_a_review_as_exemplar_and_the_batch_page_calibrates(owner):

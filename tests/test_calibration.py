@@ -3,8 +3,15 @@
 import pytest
 
 from grading import calibration
-from grading.agreement import integer_quadratic_weighted_kappa
-from grading.calibration import Scale, calibrate, cross_validated_qwk, fit_map, held_out_predictions
+from grading.agreement import integer_quadratic_weighted_kappa, quadratic_weighted_kappa
+from grading.calibration import (
+    Scale,
+    calibrate,
+    cross_validated_qwk,
+    fit_map,
+    held_out_predictions,
+    scale_qwk,
+)
 
 TWELVE = Scale.steps(0, 12)
 
@@ -119,3 +126,22 @@ def test_integer_qwk_compares_scores_on_one_scale():
     assert integer_quadratic_weighted_kappa([0, 1, 2], [2, 1, 0], 0, 2) == pytest.approx(-1)
     # Out-of-scale and fractional scores are clamped and rounded first.
     assert integer_quadratic_weighted_kappa([-1, 1.2, 3], [0, 1, 2], 0, 2) == pytest.approx(1)
+
+
+def test_scale_qwk_is_the_qwk_of_the_table_of_counts_over_the_scale_s_points():
+    scale = Scale.levels([0, 1, 3, 5])
+    first, second = [0, 1, 3, 5, 5, 3, 1, 0.4], [1, 1, 3, 3, 5, 5, 0, 0]
+    table = [[0] * 4 for _ in range(4)]
+    for a, b in zip(first, second, strict=True):
+        table[scale.points.index(scale.nearest(a))][scale.points.index(scale.nearest(b))] += 1
+
+    assert scale_qwk(first, second, scale) == pytest.approx(quadratic_weighted_kappa(table))
+    assert scale_qwk([3, 3], [3, 3], scale) is None
+
+
+def test_agreement_on_a_scale_of_thousands_of_points_is_measured_from_the_scores_alone():
+    scale = Scale.steps(0, 2000, 0.5)  # 4,001 categories
+    teacher = [float(i * 37 % 2000) for i in range(60)]
+    pairs = [(t / 2 + 11, t) for t in teacher]
+
+    assert cross_validated_qwk(pairs, scale) == pytest.approx(1.0, abs=1e-6)

@@ -3,6 +3,8 @@
 Everything goes through the openai provider to a real HTTP stand-in on loopback.
 """
 
+import re
+
 import pytest
 
 from grading.claims import record_outcomes
@@ -121,8 +123,25 @@ def test_exemplars_go_into_the_system_prompt_as_graded_examples_within_a_token_b
     system = standin.requests[-1].body["messages"][0]["content"]
     assert 'score="50 of 100"' in system
     assert "Exemplar essay 0." in system
-    assert "Exemplar essay 39." not in system
+    assert 0 < system.count("<example number=") < 40
     assert len(system) - len(grade_prompt_without_examples(standin)) <= EXEMPLAR_TOKEN_BUDGET * 4 + 200
+
+
+def test_the_examples_that_fit_the_budget_span_the_teachers_scale_lowest_first(standin):
+    # The first eight graded all sit on one level; the budget holds about four examples.
+    scores = [60, 60, 60, 60, 60, 60, 60, 60, 20, 45, 75, 95]
+    exemplars = tuple(
+        Exemplar(text=f"Exemplar essay {n}. " + "It develops its point with care. " * 70, score=score)
+        for n, score in enumerate(scores)
+    )
+
+    grade(exemplars=exemplars)
+
+    system = standin.requests[-1].body["messages"][0]["content"]
+    shown = [int(found) for found in re.findall(r'<example number="\d+" score="(\d+) of 100"', system)]
+    assert 3 <= len(shown) < len(scores)
+    assert shown[0] == 20 and shown[-1] == 95
+    assert shown == sorted(shown)
 
 
 def grade_prompt_without_examples(standin) -> str:

@@ -49,6 +49,19 @@ def test_a_score_off_the_rubric_is_refused_with_a_sentence_and_nothing_stored(cl
     assert not Exemplar.objects.exists()
 
 
+@pytest.mark.parametrize("score", ["nan", "inf", "-inf", "lots"])
+def test_a_score_that_is_not_a_number_is_refused_with_a_sentence_and_nothing_stored(
+    client, owner, template, score
+):
+    client.force_login(owner)
+
+    response = add(client, template, score=score)
+
+    assert response.status_code == 400
+    assert "Not added (score): Give the teacher&#x27;s score as a number." in response.content.decode()
+    assert not Exemplar.objects.exists()
+
+
 def test_a_viewer_sees_the_exemplars_but_can_neither_add_nor_remove(client, owner, colleague, template):
     share(template, colleague, "view")
     client.force_login(owner)

@@ -11,6 +11,9 @@ from grading.essay.plan import CriterionPlan, Plan
 from grading.essay.text import Sentence
 
 QUOTE_LIMIT = 160
+# Below this share of English words a text is most likely in another language (a weak English
+# essay, misspelt throughout, still has most of its words right).
+NOT_ENGLISH = 0.5
 INTRO_RE = re.compile(
     r"\b(?:this (?:essay|paper|report|study|article)|i (?:will )?argue|we (?:will )?argue"
     r"|i contend|i propose|in this (?:essay|paper|report|study)|the purpose of|aims? to"
@@ -253,6 +256,7 @@ def overall_feedback(
     qualities: list[float],
     evidence: Evidence,
     exemplars: int,
+    level_of: int | None = None,
 ) -> str:
     """The score, the strongest and weakest criteria (by share of points, ties broken by the
     quality the features show), the most developed sentence, the first thing to fix."""
@@ -276,7 +280,19 @@ def overall_feedback(
     ]
     if fixes:
         parts.append(f"To fix first: {fixes[0]}.")
-    if exemplars:
+    english = lexicon.english_share(essay.bag)
+    if english < NOT_ENGLISH:
+        parts.insert(
+            0,
+            f"Only {100 * english:.0f}% of the words are English: the offline grader measures English "
+            "writing, so this grade says little; an AI provider can grade other languages.",
+        )
+    if level_of is not None:
+        parts.append(
+            f"Graded on general writing features, at the level of {plural(level_of, 'teacher-graded exemplar')} "
+            "(they all have one score, which shows a level but no scale to learn)."
+        )
+    elif exemplars:
         parts.append(f"Graded against {plural(exemplars, 'teacher-graded exemplar')}.")
     else:
         parts.append("Graded on general writing features (no teacher-graded exemplars).")

@@ -56,6 +56,9 @@ class Fit:
     exemplars: int = 0
     total: Learnt | None = None
     criteria: dict[str, Learnt] = field(default_factory=dict)
+    # Exemplars that all share one score show the teacher's level but no scale: the prior's
+    # grades are moved by `offset` to that level, and nothing else is learnt.
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,21 +70,27 @@ class Scored:
     fit: Fit
 
 
-def learn(z: np.ndarray, essays: list[Essay], y: np.ndarray, weights: np.ndarray, high: float) -> Learnt:
+def learn(
+    z: np.ndarray, essays: list[Essay], y: np.ndarray, weights: np.ndarray, low: float, high: float
+) -> Learnt:
     bags = [essay.bag for essay in essays]
     fitted = model.fit(z, bags, y, weights, EXEMPLAR_COLUMN)
     held_out = model.cross_validated(z, bags, y, weights, EXEMPLAR_COLUMN)
     score_map = calibration.fit_map(list(zip(held_out.tolist(), y.tolist(), strict=True)), CALIBRATION)
-    return Learnt(fitted, score_map, 0.0, high)
+    return Learnt(fitted, score_map, low, high)
 
 
 def fit_exemplars(plan_: Plan, exemplars: Sequence) -> Fit:
     if len(exemplars) < MIN_EXEMPLARS:
         return Fit(len(exemplars))
     essays = [analyse(exemplar.text) for exemplar in exemplars]
-    z = np.vstack([plan_.row(essay) for essay in essays])
     y = np.array([float(exemplar.score) for exemplar in exemplars])
-    total = learn(z, essays, y, plan_.learning_weights(plan_.total_weights, len(y)), plan_.max_total)
+    if np.ptp(y) == 0:
+        priors = [score(plan_, essay, Fit()).predicted for essay in essays]
+        return Fit(len(exemplars), offset=float(y[0] - np.mean(priors)))
+    z = np.vstack([plan_.row(essay) for essay in essays])
+    weights = plan_.learning_weights(plan_.total_weights, len(y))
+    total = learn(z, essays, y, weights, plan_.min_total, plan_.max_total)
     criteria = {}
     for criterion in plan_.criteria:
         graded = [i for i, exemplar in enumerate(exemplars) if criterion.key in (exemplar.criteria or {})]
@@ -89,7 +98,7 @@ def fit_exemplars(plan_: Plan, exemplars: Sequence) -> Fit:
             scores = np.array([float(exemplars[i].criteria[criterion.key]) for i in graded])
             weights = plan_.learning_weights(criterion.weights, len(graded))
             criteria[criterion.key] = learn(
-                z[graded], [essays[i] for i in graded], scores, weights, criterion.points
+                z[graded], [essays[i] for i in graded], scores, weights, criterion.scale.low, criterion.points
             )
     return Fit(len(exemplars), total, criteria)
 
@@ -99,9 +108,14 @@ def score(plan_: Plan, essay: Essay, fit: Fit) -> Scored:
     qualities = [plan_.quality(criterion, row, essay) for criterion in plan_.criteria]
     points = [criterion.points for criterion in plan_.criteria]
     scales = [criterion.scale for criterion in plan_.criteria]
+    lows = [scale.low for scale in scales]
     if fit.total is None:
-        wanted = [p * prior.share(q) for p, q in zip(points, qualities, strict=True)]
+        # A share of each criterion's range, from its lowest level: a 1–6 band starts at 1.
+        wanted = [low + (p - low) * prior.share(q) for low, p, q in zip(lows, points, qualities, strict=True)]
         predicted = sum(wanted)
+        if fit.offset is not None:
+            predicted = min(max(predicted + fit.offset, plan_.min_total), plan_.max_total)
+            wanted = shares(qualities, points, predicted, prior.PRIOR_SLOPE, lows)
         return Scored(essay, allocate(wanted, scales, predicted), qualities, predicted, fit)
     # Criteria with a model of their own keep its score; the others share what remains of the
     # predicted total by their quality indexes.
@@ -112,7 +126,13 @@ def score(plan_: Plan, essay: Essay, fit: Fit) -> Scored:
     scores = [fixed.get(c.key, 0.0) for c in plan_.criteria]
     if rest:
         remaining = predicted - sum(fixed.values())
-        wanted = shares([qualities[i] for i in rest], [points[i] for i in rest], remaining, prior.PRIOR_SLOPE)
+        wanted = shares(
+            [qualities[i] for i in rest],
+            [points[i] for i in rest],
+            remaining,
+            prior.PRIOR_SLOPE,
+            [lows[i] for i in rest],
+        )
         for i, value in zip(rest, allocate(wanted, [scales[i] for i in rest], remaining), strict=True):
             scores[i] = value
     return Scored(essay, scores, qualities, predicted, fit)

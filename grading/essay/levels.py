@@ -44,29 +44,38 @@ def allocate(wanted: Sequence[float], scales: Sequence[Scale], total: float) -> 
     return scores
 
 
-def shares(qualities: Sequence[float], points: Sequence[float], total: float, slope: float) -> list[float]:
-    """Criterion scores that add up to `total`, each criterion's share of its points rising
-    with its quality index: points_c · logistic(θ + slope · quality_c), θ solved for by Newton's
-    method (the sum rises with θ, so each step is safe once bounded)."""
-    maximum = sum(points)
-    if maximum <= 0:
-        return [0.0 for _ in points]
-    total = min(max(total, 1e-9 * maximum), maximum * (1 - 1e-9))
+def shares(
+    qualities: Sequence[float],
+    points: Sequence[float],
+    total: float,
+    slope: float,
+    lows: Sequence[float] | None = None,
+) -> list[float]:
+    """Criterion scores that add up to `total`, each criterion's share of its range rising with
+    its quality index: low_c + (points_c − low_c) · logistic(θ + slope · quality_c), θ solved for
+    by Newton's method (the sum rises with θ, so each step is safe once bounded). `lows` are the
+    criteria's lowest levels (0 when not given): a 1–6 band starts at 1."""
+    lows = list(lows) if lows is not None else [0.0 for _ in points]
+    ranges = [high - low for low, high in zip(lows, points, strict=True)]
+    floor, span = sum(lows), sum(ranges)
+    if span <= 0:
+        return [float(low) for low in lows]
+    total = min(max(total - floor, 1e-9 * span), span * (1 - 1e-9))
     offsets = [slope * quality for quality in qualities]
     low, high, theta = -80.0, 80.0, 0.0
     for _ in range(60):
         logistic = [1 / (1 + math.exp(-min(80.0, max(-80.0, theta + offset)))) for offset in offsets]
-        gap = sum(p * value for p, value in zip(points, logistic, strict=True)) - total
-        if abs(gap) < 1e-6 * maximum:
+        gap = sum(r * value for r, value in zip(ranges, logistic, strict=True)) - total
+        if abs(gap) < 1e-6 * span:
             break
         if gap > 0:
             high = theta
         else:
             low = theta
-        slope_here = sum(p * value * (1 - value) for p, value in zip(points, logistic, strict=True))
+        slope_here = sum(r * value * (1 - value) for r, value in zip(ranges, logistic, strict=True))
         step = theta - gap / slope_here if slope_here > 1e-12 else (low + high) / 2
         theta = step if low < step < high else (low + high) / 2
     return [
-        p / (1 + math.exp(-min(80.0, max(-80.0, theta + offset))))
-        for p, offset in zip(points, offsets, strict=True)
+        floor_c + r / (1 + math.exp(-min(80.0, max(-80.0, theta + offset))))
+        for floor_c, r, offset in zip(lows, ranges, offsets, strict=True)
     ]

@@ -11,6 +11,7 @@ import gzip
 import json
 import math
 import threading
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -87,6 +88,10 @@ def known(word: str) -> bool:
     table = counts()
     if word in table:
         return True
+    if not word.isascii():
+        # The dictionary holds “naive” and “resume” but only some accented forms (“café”).
+        folded = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+        return folded.isalpha() and len(folded) == len(word) and known(folded)
     if "-" in word:
         return all(known(part) for part in word.split("-") if part)
     forms = [word] + [word[: -len(end)] for end in ("s", "es", "d", "ed", "ing", "ly") if word.endswith(end)]
@@ -103,6 +108,16 @@ def known(word: str) -> bool:
         if table.get(word[:cut], 0) >= 20_000 and table.get(word[cut:], 0) >= 20_000:
             return True
     return False
+
+
+def english_share(bag: dict[str, int]) -> float:
+    """The share of a text's words (of three letters or more) that are English: low for a text
+    in another language, which the features, made for English, cannot measure."""
+    counted = [(word, count) for word, count in bag.items() if len(word) > 2 and word[0] != "@"]
+    total = sum(count for _, count in counted)
+    if not total:
+        return 1.0
+    return sum(count for word, count in counted if known(word)) / total
 
 
 @lru_cache(maxsize=200_000)

@@ -91,6 +91,11 @@ class Plan:
         return sum(criterion.points for criterion in self.criteria)
 
     @cached_property
+    def min_total(self) -> float:
+        """The lowest total the rubric allows: the sum of its criteria's lowest levels."""
+        return sum(criterion.scale.low for criterion in self.criteria)
+
+    @cached_property
     def total_weights(self) -> np.ndarray:
         """What the whole rubric asks for: its criteria's aspect weights, weighted by points."""
         weights = sum(c.points * c.weights for c in self.criteria) / max(self.max_total, 1e-9)

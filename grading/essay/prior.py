@@ -85,6 +85,11 @@ ASPECT_CUES = (
                "engagement", "understanding", "knowledge", "story")),
 )  # fmt: skip
 FALLBACK_ASPECT = "ideas"
+# A criterion named as the whole of the writing (“Overall”, “Holistic score”, “Writing quality”)
+# is every general aspect at once, not content to look for on the words of its name.
+HOLISTIC_CUES = ("overall", "holistic", "general", "global", "total", "score", "grade", "mark",
+                 "quality", "writing", "impression", "essay", "band", "whole", "composition")  # fmt: skip
+HOLISTIC_ASPECTS = ("ideas", "organisation", "style", "conventions")
 
 # How the zero-exemplar quality index becomes a share of the points: a logistic curve on which
 # an essay of typical features earns about 60 %.
@@ -95,13 +100,16 @@ PRIOR_SLOPE = 2.5
 def aspects_of(key: str, name: str, description: str = "", descriptors: str = "") -> tuple[str, ...]:
     """The aspects a criterion's words name: all those its key and name name (“Style, grammar and
     mechanics” is style and conventions), else those of its description, else of its level
-    descriptors. Empty when none is named: a content criterion, such as “Budget forecast”,
-    which the caller grades as FALLBACK_ASPECT on its own terms."""
+    descriptors, else, for a criterion named as the whole of the writing (“Overall”), the general
+    aspects. Empty when none is named: a content criterion, such as “Budget forecast”, which the
+    caller grades as FALLBACK_ASPECT on its own terms."""
     label = f"{key.replace('_', ' ')} {name}".lower()
     for haystack in (label, description.lower(), descriptors.lower()):
         found = tuple(aspect for aspect, cues in ASPECT_CUES if any(cue in haystack for cue in cues))
         if found:
             return found
+    if any(cue in label.split() for cue in HOLISTIC_CUES):
+        return HOLISTIC_ASPECTS
     return ()
 
 

@@ -30,7 +30,8 @@ ABBREVIATIONS = frozenset(
     )
 )
 # Words, with their apostrophes; `@CAPS1`-style placeholders of anonymised text are one word.
-WORD_RE = re.compile(r"[A-Za-z]+(?:['’\-][A-Za-z]+)*|@[A-Z]+\d*")
+# Letters are any script's (“café” and “naïve” are one word each, not “caf” and “na”, “ve”).
+WORD_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*|@[A-Z]+\d*")
 # Sentences' words are found with ’ read as ', so that “don’t” and “don't” are one word.
 # Punctuation with a space before it (“home .”), or none after it before a word (“home,then”,
 # “home.Then”). Separate patterns, each opening with a fixed character class, scan fastest.
@@ -79,6 +80,10 @@ def paragraphs_of(text: str) -> tuple[list[str], int]:
             headings += 1
         else:
             paragraphs.append(block)
+    if not paragraphs:
+        # Nothing but short lines (a one-line answer without a full stop): they are the text.
+        blocks = [block.strip() for block in PARAGRAPH_SPLIT_RE.split(text.strip())]
+        return [block for block in blocks if block], 0
     return paragraphs, headings
 
 

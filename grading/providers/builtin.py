@@ -11,11 +11,12 @@ land on the rubric's levels and the feedback quotes the sentences it refers to.
 
 from __future__ import annotations
 
-from grading.essay import feedback, grader
+from grading.essay import feedback, grader, lexicon
 from grading.providers.base import (
     CriterionGrade,
     Grade,
     GradeRequest,
+    PermanentProviderError,
     Provider,
     ProviderLimits,
     Tokenizer,
@@ -57,6 +58,11 @@ class BuiltinProvider(Provider):
         require_text(request)
         criteria_of(request.rubric)
         plan, scored = grader.grade(request.text, request.rubric, request.settings or {}, request.exemplars)
+        if not scored.essay.word_count:
+            name = f" “{request.document_name}”" if request.document_name else ""
+            raise PermanentProviderError(
+                f"The document{name} has no words the builtin grader can read: it grades written text."
+            )
         evidence = feedback.Evidence(scored.essay, plan)
         graded = [
             CriterionGrade(
@@ -75,6 +81,7 @@ class BuiltinProvider(Provider):
             scored.qualities,
             evidence,
             scored.fit.exemplars if scored.fit.total is not None else 0,
+            scored.fit.exemplars if scored.fit.offset is not None else None,
         )
         output_chars = len(overall) + sum(len(item.feedback) for item in graded)
         return Grade(
@@ -102,6 +109,7 @@ def features_summary(scored: grader.Scored) -> dict:
         "root_ttr": round(essay.value("root_ttr"), 2),
         "rare_word_share": round(essay.value("rare_words"), 3),
         "likely_misspellings": len(essay.misspelt),
+        "english_word_share": round(lexicon.english_share(essay.bag), 3),
         "linking_words": sum(essay.connectives.values()),
         "citations": essay.citations,
     }
@@ -111,7 +119,11 @@ def model_summary(scored: grader.Scored) -> dict:
     fit = scored.fit
     learnt = fit.total is not None
     return {
-        "method": "ridge on exemplars" if learnt else "prior",
+        "method": "ridge on exemplars"
+        if learnt
+        else "prior at the exemplars' level"
+        if fit.offset is not None
+        else "prior",
         "exemplars": fit.exemplars,
         "criteria_learnt": sorted(fit.criteria),
         "predicted_total": round(scored.predicted, 3),

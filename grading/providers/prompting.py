@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
@@ -204,19 +205,42 @@ def exemplar_lines(exemplars: tuple, criteria: list[dict]) -> list[str]:
     maximum = sum(criterion_points(criterion) for criterion in criteria)
     lines = ["", "Examples the teacher graded (use them to learn the teacher's scale; do not grade them):"]
     budget = EXEMPLAR_TOKEN_BUDGET * 4
-    for number, exemplar in enumerate(exemplars, start=1):
+    chosen = []
+    for exemplar in spread_over_the_scale(exemplars):
         text = (
             exemplar.text
             if len(exemplar.text) <= EXEMPLAR_MAX_CHARS
             else exemplar.text[:EXEMPLAR_MAX_CHARS] + " […]"
         )
         scores = "".join(f", {key} {value:g}" for key, value in sorted(exemplar.criteria.items()))
-        block = f'<example number="{number}" score="{exemplar.score:g} of {maximum:g}{scores}">\n{fenced(text, "example")}\n</example>'
-        if len(block) > budget:
+        block = f'score="{exemplar.score:g} of {maximum:g}{scores}">\n{fenced(text, "example")}\n</example>'
+        if len(block) + 24 > budget:
             break
-        budget -= len(block)
-        lines.append(block)
+        budget -= len(block) + 24
+        chosen.append((exemplar.score, block))
+    # Shown from the lowest score to the highest, so that the scale reads in order.
+    for number, (_, block) in enumerate(sorted(chosen, key=lambda item: item[0]), start=1):
+        lines.append(f'<example number="{number}" {block}')
     return lines if len(lines) > 2 else []
+
+
+def spread_over_the_scale(exemplars: tuple) -> list:
+    """The exemplars in the order that covers the teacher's scale soonest: the lowest score, the
+    highest, then the middle of each gap in turn. When the budget holds only a few, they show
+    the scale's range rather than the first few graded, which may all sit on one level."""
+    ordered = sorted(exemplars, key=lambda exemplar: exemplar.score)  # stable: ties keep their order
+    count = len(ordered)
+    if count <= 2:
+        return ordered
+    picks, gaps = [0, count - 1], deque([(0, count - 1)])
+    while gaps:
+        low, high = gaps.popleft()
+        if high - low < 2:
+            continue
+        middle = (low + high) // 2
+        picks.append(middle)
+        gaps.extend(((low, middle), (middle, high)))
+    return [ordered[index] for index in picks]
 
 
 def fenced(text: str, tag: str) -> str:

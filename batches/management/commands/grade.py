@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from batches.exceptions import NothingToCalibrate
 from batches.models import BatchStatus, JobBatch
 from grading.documents import store_document
 from grading.extraction import SUPPORTED_EXTENSIONS
@@ -156,15 +157,29 @@ class Command(BaseCommand):
         source = Path(options["exemplars"]).expanduser()
         try:
             with source.open(newline="", encoding="utf-8-sig") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+                columns = [name.strip() for name in reader.fieldnames or ()]
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise bad_input(f"--exemplars {source} cannot be read: {error}.") from None
+        if not {"file", "score"} <= set(columns):
+            found = ", ".join(column for column in columns if column) or "none"
+            raise bad_input(f"--exemplars {source} needs the columns file and score (found: {found}).")
         rubric = JobBatch(template=plan.template, settings=plan.settings).validated_settings().rubric
         points = {criterion.key: criterion.points for criterion in rubric.criteria}
         names = {path.name for path in plan.files}
-        grades = dict(
-            self.exemplar_row(row, number, names, points) for number, row in enumerate(rows, start=2)
-        )
+        grades: dict[str, tuple[float, dict[str, float]]] = {}
+        lines: dict[str, int] = {}
+        for number, row in enumerate(rows, start=2):
+            if None in row:
+                raise bad_input(f"--exemplars line {number} has more values than the header has columns.")
+            row = {key.strip(): (value or "").strip() for key, value in row.items()}
+            name, grade = self.exemplar_row(row, number, names, points)
+            if name in grades:
+                raise bad_input(
+                    f"--exemplars line {number}: “{name}” is graded on line {lines[name]} already."
+                )
+            grades[name], lines[name] = grade, number
         if not grades:
             raise bad_input(f"--exemplars {source} has no rows (columns: file, score).")
         if len(grades) >= len(names):
@@ -174,14 +189,19 @@ class Command(BaseCommand):
     @staticmethod
     def exemplar_row(row: dict, number: int, names: set[str], points: dict[str, float]):
         where = f"--exemplars line {number}"
-        name = (row.get("file") or "").strip()
+        name = (row.get("file") or "").strip().removeprefix("./")
         if name not in names:
             raise bad_input(f"{where}: “{name}” is not a document of the folder.")
         try:
-            score = float(row.get("score") or "")
             criteria = {
                 key: float(value) for key, value in row.items() if key in points and value not in (None, "")
             }
+            if row.get("score"):
+                score = float(row["score"])
+            elif set(criteria) == set(points):
+                score = sum(criteria.values())  # every criterion given: the total is their sum
+            else:
+                raise bad_input(f"{where}: the score is missing (give it, or every criterion's).")
         except ValueError:
             raise bad_input(f"{where}: the scores must be numbers.") from None
         if not 0 <= score <= sum(points.values()):
@@ -348,10 +368,18 @@ class Command(BaseCommand):
                 comment="The teacher's grade, given with --exemplars.",
                 exemplar=True,
             )
-        for group in batch.calibrate()["models"]:
+        try:
+            calibration = batch.calibrate()
+        except NothingToCalibrate as refusal:
+            self.stdout.write(f"Not calibrated: {refusal}")
+            return
+        for group in calibration["models"]:
             model = f"{group['provider']} · {group['model']}"
             if group["method"] is None:
-                self.stdout.write(f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it.")
+                reason = group.get("reason") or "too few exemplars"
+                self.stdout.write(
+                    f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it; {reason}."
+                )
             else:
                 self.stdout.write(
                     f"Calibrated ({model}) from {group['exemplars']} exemplars, {group['method']} map: "
