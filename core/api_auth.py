@@ -10,7 +10,9 @@ this endpoint and the sign-in page alike (it hooks Django's `authenticate`):
 after LOGIN_FAILURE_LIMIT wrong passwords for one username from one address,
 the next failure locks that pair out for LOGIN_COOLOFF, even with the right
 password: here a 429 `{"detail", "code": "locked_out"}`, on the sign-in page a
-429 page.
+429 page. And failed sign-ins from one address, whatever the usernames, are
+bounded by SIGN_IN_ADDRESS_RATE on all of them (core/sign_in_limit.py): past
+it, a 429 `{"detail", "code": "throttled"}` before the password is checked.
 """
 
 import hashlib
@@ -25,31 +27,17 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.api_errors import FIELD_ERRORS, ErrorSerializer
 from core.api_support import StrictJSONParser, StrictSerializerMixin
+from core.client_address import client_ip
+from core.sign_in_limit import limited_sentence, retry_after, seconds_to_wait
 
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or with NUM_PROXIES trusted proxies, the one they saw.
-
-    X-Forwarded-For is believed only as far as the proxies we run append to it;
-    otherwise a client would pick a new address for every guess.
-    """
-    meta = getattr(request, "META", {})
-    remote = meta.get("REMOTE_ADDR", "") or ""
-    proxies = settings.NUM_PROXIES
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-    if not proxies or not forwarded:
-        return remote
-    addresses = [address.strip() for address in forwarded.split(",") if address.strip()]
-    return addresses[-min(proxies, len(addresses))] if addresses else remote
 
 
 class _TokenThrottle(SimpleRateThrottle):
@@ -100,6 +88,14 @@ class TokenUsernameThrottle(_TokenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
+class AddressLimited(Throttled):
+    """Too many failed sign-ins from the client's address (core/sign_in_limit.py)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(detail=limited_sentence(seconds))
+        self.wait = retry_after(seconds)  # the Retry-After header
+
+
 class LockedOut(APIException):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "locked_out"
@@ -136,7 +132,10 @@ class TokenRequestSerializer(StrictSerializerMixin, serializers.Serializer):
 
 THROTTLED = OpenApiResponse(
     ErrorSerializer,
-    description="Too many requests (`throttled`), or signing in is locked after too many failures (`locked_out`).",
+    description=(
+        "Too many requests, or too many failed sign-ins from this address (`throttled`), "
+        "or signing in is locked after too many failures (`locked_out`)."
+    ),
 )
 
 
@@ -146,6 +145,13 @@ class ObtainTokenView(ObtainAuthToken):
     parser_classes = [StrictJSONParser, FormParser, MultiPartParser]
     renderer_classes = api_settings.DEFAULT_RENDERER_CLASSES  # browsable too, not JSON only
     throttle_classes = [TokenAddressThrottle, TokenUsernameThrottle]
+
+    def check_throttles(self, request) -> None:
+        # Before the request is parsed, and so before any password is checked.
+        seconds = seconds_to_wait(request)
+        if seconds is not None:
+            raise AddressLimited(seconds)
+        super().check_throttles(request)
 
     @extend_schema(
         summary="Exchange a username and password for an API token",

@@ -8,4 +8,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
+
         from core import api_schema  # noqa: F401  (defining its extensions registers them)
+        from core.sign_in_limit import count_failed_sign_in
+
+        user_login_failed.connect(count_failed_sign_in, dispatch_uid="core.sign_in_limit")

@@ -163,3 +163,42 @@ def env_rate(name: str, default: str) -> str | None:
             f"{name} must be a rate such as 10/min (per s, min, h or day) or off, got {value!r}."
         )
     return f"{int(match.group(1))}/{match.group(2)}"
+
+
+_WINDOW = re.compile(
+    r"\s*(\d+)\s*/\s*(\d*)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|h|days?|d)\s*", re.IGNORECASE
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window_rate(text: str) -> tuple[int, int] | None:
+    """'30/10m' as (30, 600): that many per that many seconds; 'off' as None; ValueError otherwise.
+
+    Unlike a DRF rate, the period may be several units long (10m, 2h), and the unit
+    alone means one of it (30/h).
+    """
+    value = (text or "").strip()
+    if value.lower() in ("off", "none", "0", ""):
+        return None
+    match = _WINDOW.fullmatch(value)
+    count, amount = (int(match.group(1)), int(match.group(2) or 1)) if match else (0, 0)
+    if count < 1 or amount < 1:
+        raise ValueError(f"{value!r} is not a rate; write a count per period, such as 30/10m, 100/h or off.")
+    return count, amount * _UNIT_SECONDS[match.group(3)[0].lower()]
+
+
+def env_window_rate(name: str, default: str) -> str | None:
+    """A count per period such as '30/10m' (or 'off' for none), checked at start-up and written out plainly."""
+    raw = os.environ.get(name)
+    value = default if raw is None else raw
+    try:
+        parsed = parse_window_rate(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    if parsed is None:
+        return None
+    count, seconds = parsed
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{count}/{seconds // size}{unit}"
+    return f"{count}/{seconds}s"

@@ -18,6 +18,7 @@ from core.env import (
     env_list,
     env_rate,
     env_str,
+    env_window_rate,
     parse_database_url,
     sqlite_database,
 )
@@ -349,9 +350,15 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 # POST /api/auth/token, per client address and per username (core/api_auth.py).
 AUTH_TOKEN_RATE = env_rate("AUTH_TOKEN_RATE", "10/min")
-# Where those requests are counted. In process memory, each gunicorn worker of
-# each web machine would allow AUTH_TOKEN_RATE on its own; with Redis, every web
-# process counts against the one limit. Nothing else uses a cache.
+# Failed sign-ins from one client address, whatever the usernames, on the sign-in
+# page, the admin's and the token endpoint (core/sign_in_limit.py): password
+# spraying stays under the lockout per username below. Generous, because a
+# school's pupils may all sign in from behind one NAT address.
+SIGN_IN_ADDRESS_RATE = env_window_rate("SIGN_IN_ADDRESS_RATE", "30/10m")
+MIDDLEWARE.append("core.sign_in_limit.SignInAddressLimitMiddleware")
+# Where those requests and failures are counted. In process memory, each gunicorn
+# worker of each web machine would allow the limits on its own; with Redis, every
+# web process counts against the one limit. Nothing else uses a cache.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "throttles": (
@@ -380,7 +387,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Tries during a lockout do not extend it: the lock ends LOGIN_COOLOFF after the last counted failure.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_CLIENT_IP_CALLABLE = "core.api_auth.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "core.api_auth.lockout_page"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False  # no start-up banner; lockouts are still logged
