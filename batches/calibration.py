@@ -30,6 +30,7 @@ from grading.calibration import (
     calibrate,
     cross_validated_qwk,
     fit_map,
+    identity_map,
     scale_qwk,
     why_no_map,
 )
@@ -123,16 +124,16 @@ def _results_by_model(batch) -> dict[tuple[str, str], list[GradingResult]]:
 def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> dict[str, Any]:
     exemplar_results = [r for r in results if r.job.document_id in teacher]
     pairs = [(r.provider_score, float(teacher[r.job.document_id][0])) for r in exemplar_results]
-    total_map = fit_map(pairs)
+    total = _chosen_map(pairs, scale.total)
     criteria = {key: _criterion_fit(key, exemplar_results, teacher, scale) for key in scale.criteria}
     if len(criteria) == 1:
         # One criterion is the total: it follows the total's map unless the teacher scored it.
         ((key, fitted),) = criteria.items()
-        if fitted["map"] is None and total_map is not None:
-            criteria[key] = {"pairs": pairs, "map": total_map}
+        if fitted["map"] is None and total["map"] is not None:
+            criteria[key] = {**total, "figures": _figures(pairs, total["map"], scale.criterion(key))}
     maps = {key: fitted["map"] for key, fitted in criteria.items() if fitted["map"] is not None}
     for result in results:
-        _rescore(result, total_map, maps, scale)
+        _rescore(result, total["map"], maps, scale)
     GradingResult.objects.bulk_update(
         results, ["score", "criteria", "raw_score", "raw_criteria"], batch_size=CHUNK
     )
@@ -140,11 +141,8 @@ def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> d
         "provider": provider,
         "model": model,
         "results": len(results),
-        **_figures(pairs, total_map, scale.total),
-        "criteria": {
-            key: _figures(fitted["pairs"], fitted["map"], scale.criterion(key))
-            for key, fitted in criteria.items()
-        },
+        **total["figures"],
+        "criteria": {key: fitted["figures"] for key, fitted in criteria.items()},
     }
 
 
@@ -154,7 +152,34 @@ def _criterion_fit(key: str, exemplar_results, teacher, scale: RubricScale) -> d
         for r in exemplar_results
         if key in teacher[r.job.document_id][1] and (raw := _raw_criterion(r, key)) is not None
     ]
-    return {"pairs": pairs, "map": fit_map(pairs)}
+    return _chosen_map(pairs, scale.criterion(key))
+
+
+def _chosen_map(pairs: list[tuple[float, float]], scale: Scale) -> dict[str, Any]:
+    """The map fitted on these pairs, or the identity when the provider's own scores agree better.
+
+    A grader that already learnt the teacher's scale from the exemplars (the offline grader
+    does) can agree with them better as it is than through a map fitted on a few of them. The
+    comparison is fair: the provider's scores need no fit, and the fitted map's agreement is
+    cross-validated. The identity still rounds grades onto the rubric's levels and keeps the
+    provider's score beside them, like any map.
+    """
+    score_map = fit_map(pairs)
+    figures = _figures(pairs, score_map, scale)
+    before, after = figures["qwk_before"], figures["qwk_after"]
+    if score_map is not None and before is not None and after is not None and after <= before:
+        fitted = score_map.kind
+        score_map = identity_map(pairs)
+        figures.update(
+            method=score_map.kind,
+            map=_described(score_map),
+            qwk_after=before,
+            note=(
+                f"your scale already: the grader's own scores agree with yours at {before:.2f}, "
+                f"a {fitted} map fitted on them would at {after:.2f}"
+            ),
+        )
+    return {"pairs": pairs, "map": score_map, "figures": figures}
 
 
 def _figures(pairs: list[tuple[float, float]], score_map: ScoreMap | None, scale: Scale) -> dict[str, Any]:
@@ -168,6 +193,7 @@ def _figures(pairs: list[tuple[float, float]], score_map: ScoreMap | None, scale
         "exemplars": len(pairs),
         "qwk_before": _rounded(before),
         "qwk_after": _rounded(after),
+        "note": None,
     }
 
 

@@ -112,6 +112,13 @@ class LinearMap(ScoreMap):
         return self.values[0] + self.slope * (raw - self.knots[0])
 
 
+def identity_map(pairs: Sequence[Pair]) -> ScoreMap:
+    """The map that keeps the raw score: for a grader already on the teacher's scale."""
+    raws = [pair[0] for pair in pairs] or [0.0]
+    low, high = float(min(raws)), float(max(raws))
+    return LinearMap((low, high), (low, high), "identity", 1.0)
+
+
 FITTERS: dict[str, Callable[[Sequence[Pair]], ScoreMap | None]] = {
     "linear": fit_linear,
     "isotonic": fit_isotonic,

@@ -91,6 +91,26 @@ def test_a_teacher_who_grades_two_points_harsher_gets_calibrated_grades_that_agr
         assert result.score == max(job.result.score - 2, 0)
 
 
+def test_a_grader_already_on_the_teachers_scale_keeps_its_scores_rather_than_a_worse_map(owner):
+    # The teacher agrees with the provider on every exemplar but one: a line fitted on
+    # them, each left out in turn, agrees less than the provider's own scores do.
+    batch = graded_batch(owner, RAW)
+    jobs = list(batch.jobs.order_by("pk").select_related("result"))
+    for index, job in enumerate(jobs[:8]):
+        score = job.result.score + (1 if index == 0 else 0)
+        assert review_as_exemplar(owner, job, score).status_code == 200
+
+    (fitted,) = client_for(owner).post(f"/api/batches/{batch.pk}/calibrate").json()["models"]
+
+    assert fitted["method"] == "identity"
+    assert fitted["qwk_after"] == fitted["qwk_before"] > 0.9
+    assert "a linear map fitted on them would at" in fitted["note"]
+    for job in jobs:
+        result = GradingResult.objects.get(job=job)
+        assert (result.raw_score, result.score) == (job.result.score, job.result.score)
+        assert result.is_calibrated
+
+
 def test_calibrated_scores_are_shown_by_the_api_with_the_providers_score_kept(owner):
     batch = graded_batch(owner, RAW)
     for job in batch.jobs.order_by("pk")[:6]:

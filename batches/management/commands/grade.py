@@ -381,8 +381,9 @@ class Command(BaseCommand):
                     f"Not calibrated ({model}): {group['exemplars']} exemplar(s) graded by it; {reason}."
                 )
             else:
+                note = f" ({group['note']})" if group.get("note") else ""
                 self.stdout.write(
-                    f"Calibrated ({model}) from {group['exemplars']} exemplars, {group['method']} map: "
+                    f"Calibrated ({model}) from {group['exemplars']} exemplars, {group['method']} map{note}: "
                     f"agreement with the teacher (QWK, leave-one-out) {_figure(group['qwk_before'])} before, "
                     f"{_figure(group['qwk_after'])} after."
                 )
