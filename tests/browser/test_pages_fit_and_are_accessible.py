@@ -182,6 +182,10 @@ def overflow(page) -> dict:
             tables: [...document.querySelectorAll('.table-card, .table-wrap')]
                 .filter(box => box.scrollWidth > box.clientWidth + 1)
                 .map(box => (box.id || box.className) + ' by ' + (box.scrollWidth - box.clientWidth) + 'px'),
+            captions: [...document.querySelectorAll('caption')]
+                .filter(caption => caption.getClientRects().length && getComputedStyle(caption).position !== 'absolute'
+                    && caption.getBoundingClientRect().width < caption.closest('table').getBoundingClientRect().width / 2)
+                .map(caption => caption.textContent.trim()),
         })"""
     )
 
@@ -201,6 +205,9 @@ def test_every_page_fits_from_phone_to_wide_desktop(web, owner, desk, artifacts)
             # On a desktop every table fits its card: no column is cut off behind a scrollbar.
             if found["tables"]:
                 problems.append(f"{name} at {width}px: a table is wider than its card: {found['tables']}")
+            # A stacked table's caption spans it, not one letter a line down its side.
+            if found["captions"]:
+                problems.append(f"{name} at {width}px: captions squeezed narrow: {found['captions']}")
             if width in SHOT_WIDTHS:
                 web.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)
     assert not problems, "\n".join(problems)
