@@ -77,7 +77,7 @@ def test_the_list_with_a_selection_fits_every_width_and_passes_axe(web, owner, a
         web.get_by_label("Select all on this page").check()
         expect(web.locator("[data-selected-count]")).to_have_text("4 selected.")
         found = overflow(web)
-        if found["page"] > 0 or found["tables"]:
+        if found["page"] > 0 or found["tables"] or found["captions"]:
             problems.append(f"list at {width}px: {found}")
         web.screenshot(path=str(artifacts / f"list-bulk-{width}.png"), full_page=True)
         if width == 390:
