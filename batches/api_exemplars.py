@@ -145,7 +145,9 @@ def add_template_exemplar(user, template, score, criteria, upload=None, document
 
 
 def exemplar_document(user, upload, document_id) -> Document:
-    if (upload is None) == (document_id is None):
+    if upload is None and document_id is None:
+        raise ValidationError({"file": ["Attach the exemplar's file, or name a document you may view."]})
+    if upload is not None and document_id is not None:
         raise ValidationError({"file": ["Attach a file, or name a document, not both."]})
     if document_id is not None:
         return get_object_or_404(Document.objects.visible_to(user), pk=document_id)

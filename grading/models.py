@@ -554,7 +554,7 @@ def clean_review_criteria(
         if key not in points:
             known = ", ".join(points) or "none"
             raise ReviewError(
-                "criteria", f"“{key}” is not a criterion of this job's rubric (criteria: {known})."
+                "criteria", f"“{key}” is not a criterion of the rubric (criteria: {known})."
             )
         if key in seen:
             raise ReviewError("criteria", f"“{key}” is scored twice.")

@@ -72,6 +72,20 @@ def test_a_grade_off_the_rubric_is_refused_naming_the_field(owner, template, fie
     assert not Exemplar.objects.exists()
 
 
+def test_an_exemplar_without_a_document_or_with_two_says_which(owner, template):
+    document = make_document(owner, "mine.txt", "My own essay.")
+    url = f"/api/batch-templates/{template.pk}/exemplars"
+
+    neither = client_for(owner).post(url, {"score": 50}, format="json")
+    both = upload(owner, template, document=str(document.pk))
+
+    assert neither.status_code == 400
+    assert neither.json()["file"] == ["Attach the exemplar's file, or name a document you may view."]
+    assert both.status_code == 400
+    assert both.json()["file"] == ["Attach a file, or name a document, not both."]
+    assert not Exemplar.objects.exists()
+
+
 def test_an_empty_or_unsupported_file_is_refused_with_its_name(owner, template):
     empty = upload(owner, template, name="blank.txt", data=b"   ")
     program = upload(owner, template, name="virus.exe", data=b"MZ")
