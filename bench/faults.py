@@ -39,6 +39,8 @@ from urllib.request import Request, urlopen
 
 from _engine import ROOT, bench_owner, configure, empty_database, make_batch, make_documents
 
+from core.processes import stop_process_groups
+
 JOBS = 600
 CRASH_JOBS = 200
 CAP = 16
@@ -601,15 +603,7 @@ def redis_node_killed(owner, standin: Standin, env, base: float) -> None:
         watch.until(watch.finished, 600, "the batch to finish")
         after = per_node(batch, [pids[0], pids[1] | node_pids(nodes[1:])[0]])
     finally:
-        for node in nodes:
-            with suppress(ProcessLookupError):
-                node.send_signal(signal.SIGTERM)
-        for node in nodes:
-            with suppress(subprocess.TimeoutExpired):
-                node.wait(timeout=20)
-            with suppress(ProcessLookupError):
-                os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
+        stop_process_groups(nodes, timeout=20)
         client = redis.from_url(REDIS_URL)
         keys = list(client.scan_iter(match=f"django_q:{name}:*"))
         if keys:

@@ -9,7 +9,6 @@ all that is removed afterwards.
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import Client
 
+from core.processes import stop_process_groups
 from tests.support import qcluster_nodes
 from tests.support.qcluster_nodes import REDIS_URL, require_redis
 
@@ -102,15 +102,7 @@ def web_processes(count: int, env: dict[str, str], log_dir: Path) -> Iterator[li
             urls.append(url)
         yield urls
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=15)
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_groups(processes, timeout=15)
 
 
 def web_env(cluster_name: str) -> dict[str, str]:

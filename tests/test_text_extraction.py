@@ -11,6 +11,7 @@ from tests.support.documents import (
     DOCX_RELS,
     WORDML,
     assemble,
+    deflated_pages,
     docx_bomb,
     encrypt_pdf,
     make_docx,
@@ -344,23 +345,6 @@ def test_a_pdf_stream_bomb_is_refused_by_pypdfs_tightened_limits():
         extract_text(io.BytesIO(data), "bomb.pdf")
 
 
-def deflated_pages(raw_per_page: list[bytes]) -> bytes:
-    """A PDF with one page per content stream, each stored deflated."""
-    kids = " ".join(f"{4 + 2 * index} 0 R" for index in range(len(raw_per_page)))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(raw_per_page)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for index, raw in enumerate(raw_per_page):
-        packed = zlib.compress(raw, 9)
-        objects.append(page_object(contents=5 + 2 * index))
-        objects.append(
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed)
-        )
-    return assemble(objects)
-
-
 def test_pages_whose_content_inflates_past_the_documents_budget_are_refused(monkeypatch):
     # Each page is within pypdf's per-stream limit; together they are not. pypdf
     # keeps what it decoded, so without a budget for the whole document a few MB
@@ -399,8 +383,7 @@ import django
 django.setup()
 import psutil
 from grading.extraction import DocumentTooLarge, extract_text
-from tests.support.documents import make_pdf
-from tests.test_text_extraction import deflated_pages
+from tests.support.documents import deflated_pages, make_pdf
 
 extract_text(io.BytesIO(make_pdf(["Every parser imported and used once."])), "warm-up.pdf")
 # 1,500 pages of 1 MB of drawing each, about 3.5 MB deflated.

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 
 def make_pdf(pages: list[str]) -> bytes:
     """A minimal but valid PDF with one Helvetica text page per string, lines split on newlines."""
-    kids = " ".join(f"{4 + 2 * index} 0 R" for index in range(len(pages)))
+    return pdf_of_streams([content_stream(text) for text in pages])
+
+
+def deflated_pages(raw_per_page: list[bytes]) -> bytes:
+    """A PDF with one page per content stream, each given raw and stored deflated."""
+    return pdf_of_streams([deflated_stream(raw) for raw in raw_per_page])
+
+
+def pdf_of_streams(streams: list[bytes]) -> bytes:
+    """A PDF with one page per content stream object (its dictionary and data)."""
+    kids = " ".join(f"{4 + 2 * index} 0 R" for index in range(len(streams)))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(streams)} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    for index, text in enumerate(pages):
+    for index, stream in enumerate(streams):
         objects.append(page_object(contents=5 + 2 * index))
-        objects.append(content_stream(text))
+        objects.append(stream)
     return assemble(objects)
+
+
+def deflated_stream(raw: bytes) -> bytes:
+    packed = zlib.compress(raw, 9)
+    return b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed)
 
 
 def page_object(contents: int) -> bytes:
