@@ -84,6 +84,18 @@ def fit_linear(pairs: Sequence[Pair]) -> ScoreMap | None:
     teacher = np.array([pair[1] for pair in pairs], dtype=float)
     if raw.std() == 0 or teacher.std() == 0 or np.corrcoef(raw, teacher)[0, 1] <= 0:
         return None
+    return match_spread(pairs)
+
+
+def match_spread(pairs: Sequence[Pair]) -> ScoreMap | None:
+    """The increasing line that gives the raw scores the teacher's mean and spread, whether or
+    not these pairs rise together: for a raw score whose direction is trusted on other grounds
+    (the grader's prior), where a handful of pairs is too few to confirm it. None when either
+    side does not vary."""
+    raw = np.array([pair[0] for pair in pairs], dtype=float)
+    teacher = np.array([pair[1] for pair in pairs], dtype=float)
+    if raw.std() == 0 or teacher.std() == 0:
+        return None
     slope = teacher.std() / raw.std()
     low, high = float(raw.min()), float(raw.max())
     at = lambda x: float(teacher.mean() + slope * (x - raw.mean()))  # noqa: E731

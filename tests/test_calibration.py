@@ -69,6 +69,15 @@ def test_the_linear_map_gives_the_teacher_s_mean_and_spread():
     assert fit_map([(5, 1), (4, 2), (3, 3), (2, 4), (1, 5)], "linear") is None  # falling: no map
 
 
+def test_matching_the_spread_trusts_the_raw_score_s_direction_where_pairs_do_not_confirm_it():
+    falling = [(5, 1), (4, 2), (3, 3), (2, 4), (1, 5)]
+    score_map = calibration.match_spread(falling)
+
+    assert score_map(3) == pytest.approx(3)  # the mean to the mean
+    assert score_map(5) - score_map(1) == pytest.approx(4)  # rising, with the teacher's spread
+    assert calibration.match_spread([(1, 4), (2, 4), (3, 4), (4, 4), (5, 4)]) is None
+
+
 def test_each_held_out_pair_is_scored_by_a_map_fitted_without_it():
     pairs = [(float(i), float(i // 2)) for i in range(8)]
     fitted_on = []

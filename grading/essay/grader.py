@@ -5,6 +5,8 @@
 - Exemplars with totals: a ridge model (see `model`) predicts the total on the teacher's scale,
   and a monotone map fitted on the exemplars' cross-validated predictions (`grading.calibration`)
   gives it the teacher's mean and spread; the criteria share that total by their quality indexes.
+  When those predictions do not rise with the teacher's scores, the prior's quality index is
+  given the teacher's mean and spread instead.
 - Exemplars with criterion scores: the same per criterion, for each criterion with enough of them.
 
 Criterion scores always land on the criterion's levels (or whole or half points), adding up as
@@ -44,6 +46,7 @@ class Learnt:
     score_map: calibration.ScoreMap | None
     low: float
     high: float
+    from_prior: bool = False  # the exemplars taught nothing but the teacher's mean and spread
 
     def predict(self, row: np.ndarray, essay: Essay) -> float:
         raw = self.model.predict(row, essay.bag)
@@ -77,7 +80,28 @@ def learn(
     fitted = model.fit(z, bags, y, weights, EXEMPLAR_COLUMN)
     held_out = model.cross_validated(z, bags, y, weights, EXEMPLAR_COLUMN)
     score_map = calibration.fit_map(list(zip(held_out.tolist(), y.tolist(), strict=True)), CALIBRATION)
+    if score_map is None:
+        # A criterion all of whose exemplars share one score has no spread to match: the ridge
+        # then predicts that score.
+        return prior_on_scale(z, y, weights, low, high) or Learnt(fitted, None, low, high)
     return Learnt(fitted, score_map, low, high)
+
+
+def prior_on_scale(
+    z: np.ndarray, y: np.ndarray, weights: np.ndarray, low: float, high: float
+) -> Learnt | None:
+    """The prior's quality index, given the exemplars' mean and spread.
+
+    For exemplars whose held-out predictions do not rise with the teacher's scores (a few noisy
+    ones): nothing learnt from them can be trusted, and the ridge's own output, a least-squares
+    fit, would shrink every grade toward their mean — ten exemplars could leave a whole batch
+    within a point of 8 of 12. The prior's direction is trusted instead, on the teacher's scale.
+    """
+    weights = weights.copy()
+    weights[EXEMPLAR_COLUMN] = 0.0
+    prior_only = model.Model(model.Ridge(0.0, weights, float("inf")), None, EXEMPLAR_COLUMN)
+    score_map = calibration.match_spread(list(zip((z @ weights).tolist(), y.tolist(), strict=True)))
+    return Learnt(prior_only, score_map, low, high, from_prior=True) if score_map is not None else None
 
 
 def fit_exemplars(plan_: Plan, exemplars: Sequence) -> Fit:

@@ -119,7 +119,9 @@ def model_summary(scored: grader.Scored) -> dict:
     fit = scored.fit
     learnt = fit.total is not None
     return {
-        "method": "ridge on exemplars"
+        "method": "prior on the exemplars' scale"
+        if learnt and fit.total.from_prior
+        else "ridge on exemplars"
         if learnt
         else "prior at the exemplars' level"
         if fit.offset is not None
