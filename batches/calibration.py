@@ -25,13 +25,11 @@ from django.utils import timezone
 from batches.exceptions import NothingToCalibrate
 from grading.calibration import (
     MIN_PAIRS,
+    Choice,
     Scale,
     ScoreMap,
     calibrate,
-    cross_validated_qwk,
-    fit_map,
-    identity_map,
-    scale_qwk,
+    choose_map,
     why_no_map,
 )
 from grading.models import Exemplar, GradingResult, JobStatus
@@ -130,7 +128,7 @@ def _calibrate_group(provider, model, results, teacher, scale: RubricScale) -> d
         # One criterion is the total: it follows the total's map unless the teacher scored it.
         ((key, fitted),) = criteria.items()
         if fitted["map"] is None and total["map"] is not None:
-            criteria[key] = {**total, "figures": _figures(pairs, total["map"], scale.criterion(key))}
+            criteria[key] = total  # one criterion's scale is the total's
     maps = {key: fitted["map"] for key, fitted in criteria.items() if fitted["map"] is not None}
     for result in results:
         _rescore(result, total["map"], maps, scale)
@@ -156,44 +154,27 @@ def _criterion_fit(key: str, exemplar_results, teacher, scale: RubricScale) -> d
 
 
 def _chosen_map(pairs: list[tuple[float, float]], scale: Scale) -> dict[str, Any]:
-    """The map fitted on these pairs, or the identity when the provider's own scores agree better.
-
-    A grader that already learnt the teacher's scale from the exemplars (the offline grader
-    does) can agree with them better as it is than through a map fitted on a few of them. The
-    comparison is fair: the provider's scores need no fit, and the fitted map's agreement is
-    cross-validated. The identity still rounds grades onto the rubric's levels and keeps the
-    provider's score beside them, like any map.
-    """
-    score_map = fit_map(pairs)
-    figures = _figures(pairs, score_map, scale)
-    before, after = figures["qwk_before"], figures["qwk_after"]
-    if score_map is not None and before is not None and after is not None and after <= before:
-        fitted = score_map.kind
-        score_map = identity_map(pairs)
-        figures.update(
-            method=score_map.kind,
-            map=_described(score_map),
-            qwk_after=before,
-            note=(
-                f"your scale already: the grader's own scores agree with yours at {before:.2f}, "
-                f"a {fitted} map fitted on them would at {after:.2f}"
-            ),
-        )
-    return {"pairs": pairs, "map": score_map, "figures": figures}
+    """The map to apply (see `grading.calibration.choose_map`) and its figures for the page."""
+    choice = choose_map(pairs, scale)
+    return {"pairs": pairs, "map": choice.map, "figures": _figures(pairs, choice)}
 
 
-def _figures(pairs: list[tuple[float, float]], score_map: ScoreMap | None, scale: Scale) -> dict[str, Any]:
+def _figures(pairs: list[tuple[float, float]], choice: Choice) -> dict[str, Any]:
     """The map and its agreement with the teacher: the provider's own scores, and leave-one-out calibrated."""
-    before = scale_qwk([raw for raw, _ in pairs], [t for _, t in pairs], scale) if pairs else None
-    after = cross_validated_qwk(pairs, scale) if score_map is not None else None
+    note = None
+    if choice.kept:
+        note = (
+            f"your scale already: the grader's own scores agree with yours at {choice.before:.2f}, "
+            f"a {choice.fitted.kind} map fitted on them would at {choice.after:.2f}"
+        )
     return {
-        "method": score_map.kind if score_map is not None else None,
-        "reason": None if score_map is not None else why_no_map(pairs),
-        "map": _described(score_map),
+        "method": choice.map.kind if choice.map is not None else None,
+        "reason": None if choice.map is not None else why_no_map(pairs),
+        "map": _described(choice.map),
         "exemplars": len(pairs),
-        "qwk_before": _rounded(before),
-        "qwk_after": _rounded(after),
-        "note": None,
+        "qwk_before": _rounded(choice.before),
+        "qwk_after": _rounded(choice.agreement),
+        "note": note,
     }
 
 

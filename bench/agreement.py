@@ -12,6 +12,9 @@ are graded and compared with each rater by quadratic weighted kappa (QWK), besid
   output mapped to the teacher's scale by a map fitted on cross-validated predictions;
 - builtin (prior) + calibration: the grader without exemplars, its raw score mapped by
   `grading.calibration` fitted on the exemplars (what calibration alone does for any provider);
+- builtin (learnt), the batch then calibrated: what a teacher gets from a batch — each exemplar
+  graded by a model fitted without it, as the runner grades it, then `grading.calibration.
+  choose_map` on those pairs (a fitted map, or the learnt scores kept when it agrees less);
 - word count + calibration: the same map on word count alone;
 - rater 1 vs rater 2 on the same essays: the human bar.
 
@@ -56,6 +59,9 @@ from grading.providers.builtin import BuiltinProvider  # noqa: E402
 from grading.schema import validate_settings  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "asap7"
+
+
+AS_A_BATCH = "builtin (learnt), the batch then calibrated"
 
 
 def parse_args() -> argparse.Namespace:
@@ -171,6 +177,7 @@ def main() -> None:
         if value is not None:
             results.setdefault((method, size), {}).setdefault(rater, []).append(value)
 
+    kept: dict[int, int] = {}  # draws whose batch calibration kept the learnt scores
     for size in sizes:
         draws = 1 if size == 0 else options.draws
         for _ in range(draws):
@@ -186,6 +193,21 @@ def main() -> None:
                 else np.array([sum(grader.score(plan, essays[i], fit).scores) for i in rest])
             )
             calibrated = {}
+            if size:
+                # What a teacher gets from the batch: each exemplar graded by a model fitted
+                # without it (as the runner grades it), then the batch calibrated on those pairs,
+                # which keeps the grader's scores when a map would agree less.
+                own = [
+                    sum(grader.score(plan, essays[i], grader.fit_exemplars(plan, exemplars[:k] + exemplars[k + 1 :])).scores)
+                    for k, i in enumerate(chosen)
+                ]  # fmt: skip
+                choice = calibration.choose_map(
+                    [(float(raw), float(teacher[i])) for raw, i in zip(own, chosen, strict=True)], scale, options.method
+                )  # fmt: skip
+                kept[size] = kept.get(size, 0) + choice.kept
+                calibrated[AS_A_BATCH] = [
+                    calibration.calibrate(float(raw), choice.map, scale) for raw in learnt
+                ]
             for name, raw in (
                 ("builtin (prior) + calibration", prior_scores),
                 ("word count + calibration", words),
@@ -222,6 +244,11 @@ def main() -> None:
     for (method, size), by_rater in results.items():
         if method == "rater 1 vs rater 2":
             print(f"| rater 1 vs rater 2 | ({size} drawn) | {mean_sd(by_rater['both'])} | |")
+
+    for size, count in kept.items():
+        print(
+            f"{AS_A_BATCH}: with {size} exemplars the learnt scores were kept (identity map) in {count} of {options.draws} draws"
+        )
 
     print()
     print("No exemplars: Spearman ρ with the resolved score (rater1 + rater2)")

@@ -177,6 +177,43 @@ class Scale:
         return above if above - value <= value - below else below
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The map to apply to a provider's scores, and the agreement with the teacher that chose it."""
+
+    map: ScoreMap | None  # the fitted map, the identity, or None (nothing could be fitted)
+    fitted: ScoreMap | None  # the map fitted on the pairs, also when the identity won
+    before: float | None  # the provider's own scores against the teacher's
+    after: float | None  # the fitted map's, cross-validated
+
+    @property
+    def kept(self) -> bool:
+        """The provider's scores agree with the teacher at least as well as the fitted map."""
+        return self.map is not None and self.map.kind == "identity"
+
+    @property
+    def agreement(self) -> float | None:
+        """The agreement of what is applied: the provider's own when kept, else the map's."""
+        return self.before if self.kept else self.after
+
+
+def choose_map(pairs: Sequence[Pair], scale: Scale, method: str = DEFAULT_METHOD) -> Choice:
+    """The fitted map, or the identity when the provider's own scores agree better.
+
+    A grader that already learnt the teacher's scale from the exemplars (the offline grader
+    does) can agree with them better as it is than through a map fitted on a few of them. The
+    comparison is fair: the provider's scores need no fit, and the fitted map's agreement is
+    cross-validated. The identity still rounds scores onto the scale, like any map.
+    """
+    fitted = fit_map(pairs, method)
+    before = scale_qwk([raw for raw, _ in pairs], [t for _, t in pairs], scale) if pairs else None
+    after = cross_validated_qwk(pairs, scale, method) if fitted is not None else None
+    chosen = fitted
+    if fitted is not None and before is not None and after is not None and after <= before:
+        chosen = identity_map(pairs)
+    return Choice(chosen, fitted, before, after)
+
+
 def calibrate(raw: float, score_map: ScoreMap | None, scale: Scale) -> float:
     """A raw score on the teacher's scale: mapped when there is a map, rounded and clamped."""
     return scale.nearest(score_map(raw) if score_map is not None else raw)

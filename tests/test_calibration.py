@@ -154,3 +154,19 @@ def test_agreement_on_a_scale_of_thousands_of_points_is_measured_from_the_scores
     pairs = [(t / 2 + 11, t) for t in teacher]
 
     assert cross_validated_qwk(pairs, scale) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_map_is_chosen_only_when_it_agrees_better_than_the_raw_scores():
+    scale = calibration.Scale.steps(0, 12)
+    on_scale = [(float(s), float(s)) for s in (2, 4, 5, 6, 7, 8, 9, 10)] + [(6.0, 7.0)]
+    harsher = [(raw, max(raw - 2, 0.0)) for raw, _ in on_scale]
+
+    kept = calibration.choose_map(on_scale, scale)
+    moved = calibration.choose_map(harsher, scale)
+
+    assert kept.kept and kept.map.kind == "identity" and kept.fitted.kind == "linear"
+    assert kept.agreement == kept.before >= kept.after
+    assert calibration.calibrate(6.0, kept.map, scale) == 6.0
+    assert not moved.kept and moved.map is moved.fitted
+    assert moved.agreement == moved.after > moved.before
+    assert calibration.calibrate(9.0, moved.map, scale) == 7.0
