@@ -444,16 +444,9 @@ print(json.dumps({"growth": process.memory_info().rss - before, "problems": prob
 
 def test_refusing_a_docx_bomb_grows_memory_by_less_than_50_mb():
     """In a fresh interpreter measuring its own RSS: python-docx grew by 2.1 GB on this bomb."""
-    import json
-    import subprocess
-    import sys
+    from tests.support.probes import run_probe
 
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(MEMORY_PROBE)
     assert result["problems"][0].startswith("“bomb.docx” looks like a zip bomb")
     assert result["problems"][1].startswith("“liar.docx” holds more than 500,000 characters")
     assert result["growth"] < 50 * 1024 * 1024, result

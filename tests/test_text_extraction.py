@@ -401,16 +401,8 @@ print(json.dumps({"growth": process.memory_info().rss - before, "problem": probl
 
 def test_refusing_a_pdf_of_many_inflating_pages_grows_memory_by_less_than_50_mb():
     """In a fresh interpreter measuring its own RSS: pypdf kept every page's stream, 1.5 GB of them."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.support.probes import run_probe
 
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [sys.executable, "-c", PDF_MEMORY_PROBE], cwd=root, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(PDF_MEMORY_PROBE)
     assert result["problem"].startswith("“drawn.pdf” holds more than 64 MB of page content once inflated")
     assert result["growth"] < 50 * MIB, result
