@@ -51,7 +51,7 @@ def follow_up(standin) -> str:
     return result["content"]
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-6", "25.5"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "1e400", "-6", "25.5"])
 def test_a_score_off_the_levels_even_nan_is_repaired_and_the_follow_up_goes_out(standin, literal):
     standin.script(scripted.tool_call(thesis_score_text(literal)))
 
@@ -62,8 +62,9 @@ def test_a_score_off_the_levels_even_nan_is_repaired_and_the_follow_up_goes_out(
     assert result.criteria[0].score in {25, 19, 12, 6}
 
 
-def test_a_nan_outside_the_scores_does_not_reach_the_stored_reply(standin):
-    standin.script(scripted.tool_call(lambda good: json.dumps(good)[:-1] + ', "confidence": NaN}'))
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e400"])
+def test_a_number_json_cannot_hold_outside_the_scores_does_not_reach_the_stored_reply(standin, literal):
+    standin.script(scripted.tool_call(lambda good: json.dumps(good)[:-1] + f', "confidence": {literal}}}'))
 
     result = grade()
 

@@ -217,6 +217,19 @@ def test_a_criterion_given_twice_is_repaired_rather_than_one_taken_at_random(sta
     assert "criterion “thesis” is given twice" in repair_of(standin)
 
 
+def test_the_criteria_object_given_twice_is_repaired(standin):
+    def content(good):
+        other = json.dumps(good["criteria"])
+        return json.dumps(good).replace('{"criteria": ', f'{{"criteria": {other}, "criteria": ', 1)
+
+    standin.script(scripted.chat(content))
+
+    grade()
+
+    assert len(standin.requests) == 2
+    assert "the “criteria” object is given twice" in repair_of(standin)
+
+
 def test_a_reply_cut_off_mid_string_is_asked_again_with_twice_the_room(standin):
     standin.script(scripted.chat(lambda good: json.dumps(good)[:150], finish_reason="length"))
 
@@ -268,6 +281,16 @@ def test_an_empty_content_with_a_refusal_fails_at_once_as_an_answer(standin):
 
     assert len(standin.requests) == 1
     assert failure.value.answered  # the provider is up: a probe that gets it closes the circuit
+
+
+def test_a_reply_stopped_by_a_content_filter_fails_at_once_as_an_answer(standin):
+    standin.script(scripted.chat(None, finish_reason="content_filter"))
+
+    with pytest.raises(PermanentProviderError, match="content filter stopped the reply") as failure:
+        grade()
+
+    assert len(standin.requests) == 1
+    assert failure.value.answered
 
 
 def test_an_html_page_with_http_200_is_the_provider_s_failure_not_the_reply_s(standin):

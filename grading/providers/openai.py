@@ -363,6 +363,9 @@ def reply_content(response: dict) -> str:
         raise ModelRefusal(f"The model refused to grade the document: {message['refusal']}")
     if choice.get("finish_reason") == "length":
         raise ReplyCutOff()
+    if choice.get("finish_reason") == "content_filter":
+        # Azure OpenAI and other gateways stop a reply their filter flags; asking again gets the same.
+        raise ModelRefusal("The provider's content filter stopped the reply to this document.")
     content = message.get("content")
     if not content or not isinstance(content, str):
         mismatch("the reply is empty")

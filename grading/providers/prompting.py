@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import unicodedata
 from collections import deque
@@ -378,9 +379,16 @@ def loads(text: str | bytes) -> object:
     them) nor sent back in a repair (the SDKs' JSON refuses them), and as a score no level
     matches them.
     """
-    return json.loads(text, object_pairs_hook=keyed_object, parse_constant=str)
+    return READER.decode(text.decode() if isinstance(text, bytes) else text)
 
 
+def finite_or_text(literal: str) -> float | str:
+    """A JSON number as a float, or as its text when too large for one (1e400 would be Infinity)."""
+    number = float(literal)
+    return number if math.isfinite(number) else literal
+
+
+READER = json.JSONDecoder(object_pairs_hook=keyed_object, parse_constant=str, parse_float=finite_or_text)
 _FENCE = re.compile(r"```[\w-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
 
@@ -400,9 +408,7 @@ def reply_payload(content: str) -> dict:
         candidates.append(text[text.index("{") :])
     for candidate in candidates:
         with contextlib.suppress(ValueError):
-            payload, _ = json.JSONDecoder(object_pairs_hook=keyed_object, parse_constant=str).raw_decode(
-                candidate
-            )
+            payload, _ = READER.raw_decode(candidate)
             if isinstance(payload, dict):
                 return payload
     with contextlib.suppress(ValueError):
@@ -420,6 +426,8 @@ def parse_payload(payload: dict, criteria: list[dict], text: str) -> tuple[list[
             scores = loads(scores)
     if not isinstance(scores, dict):
         mismatch("the reply has no “criteria” object")
+    if "criteria" in getattr(payload, "repeated", ()):
+        mismatch("the “criteria” object is given twice")
     # JSON keeps the last of a key given twice: which of two grades the model meant is unknown.
     twice = sorted(
         str(criterion["key"]) for criterion in criteria if criterion["key"] in getattr(scores, "repeated", ())
