@@ -156,8 +156,9 @@ def test_a_quote_with_other_typography_or_spacing_than_the_document_is_found(sta
     assert result.criteria[0].evidence == [{"quote": quote, "found": True}]
 
 
-def test_an_elision_is_found_only_when_its_parts_come_in_the_document_s_order(standin):
-    standin.script(scripted.chat(with_thesis(evidence=["and left … She said"])))
+@pytest.mark.parametrize("quote", ["and left … She said", "The … the", "She … it"])
+def test_an_elision_is_found_only_when_its_parts_of_two_words_or_more_come_in_order(standin, quote):
+    standin.script(scripted.chat(with_thesis(evidence=[quote])))
 
     result = grade(text=TYPOGRAPHIC_DOCUMENT)
 

@@ -501,6 +501,8 @@ def quote_found(quote: str, haystack: str) -> bool:
     start = 0
     parts = [part.strip(" .\"'") for part in quote.split("...")]
     parts = [part for part in parts if part]
+    if len(parts) > 1 and any(" " not in part for part in parts):
+        return False  # "the … the" would be found in any document: each part of an elision needs two words
     for part in parts:
         found = haystack.find(part, start)
         if found < 0:
