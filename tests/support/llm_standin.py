@@ -337,6 +337,7 @@ class LLMStandin:
             in_flight = self._counters.in_flight
             self._counters = Counters(in_flight=in_flight)
             self.requests = []
+            self._script.clear()
             self._cache = {}
             self._rng = random.Random(self.config.seed)
             # The per-minute limits are the provider's, not counters: what is spent stays spent.
