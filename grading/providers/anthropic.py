@@ -26,6 +26,7 @@ itself must not load it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -56,12 +57,14 @@ from grading.providers.connections import Connection, bound_connection
 from grading.providers.prompting import (
     DOCUMENT_HEADING_TOKENS,
     MAX_REPLY_TOKENS,
+    ModelRefusal,
     ReplyCutOff,
     ReplyMismatch,
     mismatch,
     parse_payload,
     prompt_criteria,
     repair_request,
+    reply_envelope,
     reply_payload,
     reply_token_budget,
     request_criteria,
@@ -308,22 +311,16 @@ def reply_room(model: str) -> int:
 
 def message_json(response: httpx2.Response) -> dict:
     """The Message a successful reply carries, as plain JSON."""
-    try:
-        payload = response.json()
-    except ValueError:
-        mismatch("the reply is not a JSON Message")
-    if not isinstance(payload, dict):
-        mismatch("the reply is not a JSON Message")
-    return payload
+    return reply_envelope(response, "Message")
 
 
 def tool_input(message: dict) -> dict:
     """The input of the reply's call to record_grade: the grade, as the schema asked for it."""
     stop = message.get("stop_reason")
     if stop == "refusal":
-        raise PermanentProviderError("The model refused to grade the document.")
+        raise ModelRefusal("The model refused to grade the document.")
     if stop == "model_context_window_exceeded":
-        raise PermanentProviderError("The document is too long for the model's context window.")
+        raise ModelRefusal("The document is too long for the model's context window.")
     if stop == "max_tokens":
         raise ReplyCutOff()
     content = message.get("content")
@@ -335,13 +332,25 @@ def tool_input(message: dict) -> dict:
         if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == TOOL_NAME
     ]
     if not calls:
-        mismatch(f"the reply did not call {TOOL_NAME}")
+        return grade_in_words(content)
     payload = calls[-1].get("input")
     if isinstance(payload, str):
         payload = reply_payload(payload)
     if not isinstance(payload, dict):
         mismatch(f"the input of {TOOL_NAME} is not a JSON object")
     return payload
+
+
+def grade_in_words(content: list) -> dict:
+    """The grade a model asked with `tool_choice: auto` wrote as JSON in its text instead of calling the tool."""
+    text = "\n".join(
+        str(block.get("text")) for block in content if isinstance(block, dict) and block.get("type") == "text"
+    )
+    with contextlib.suppress(ReplyMismatch):
+        payload = reply_payload(text)
+        if "criteria" in payload:
+            return payload
+    mismatch(f"the reply did not call {TOOL_NAME}")
 
 
 def repair_body(body: dict, reply: dict, problem: ReplyMismatch, *, room: int = MAX_REPLY_TOKENS) -> dict:

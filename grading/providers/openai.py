@@ -49,6 +49,7 @@ from grading.providers.prompting import (
     MAX_REPLY_TOKENS,
     REPLY_TOKENS_BASE,
     REPLY_TOKENS_PER_CRITERION,
+    ModelRefusal,
     ReplyCutOff,
     ReplyMismatch,
     allowed_scores,
@@ -63,6 +64,7 @@ from grading.providers.prompting import (
     parse_payload,
     prompt_criteria,
     repair_request,
+    reply_envelope,
     reply_payload,
     reply_token_budget,
     request_criteria,
@@ -346,13 +348,7 @@ def parse_reply(response: dict, criteria: list[dict], text: str):
 
 def completion_json(response: httpx2.Response) -> dict:
     """The Chat Completion a successful reply carries, as plain JSON."""
-    try:
-        payload = response.json()
-    except ValueError:
-        mismatch("the reply is not a JSON Chat Completion")
-    if not isinstance(payload, dict):
-        mismatch("the reply is not a JSON Chat Completion")
-    return payload
+    return reply_envelope(response, "Chat Completion")
 
 
 def reply_content(response: dict) -> str:
@@ -364,9 +360,12 @@ def reply_content(response: dict) -> str:
     if not isinstance(message, dict):
         mismatch("the reply has no message")
     if message.get("refusal"):
-        raise PermanentProviderError(f"The model refused to grade the document: {message['refusal']}")
+        raise ModelRefusal(f"The model refused to grade the document: {message['refusal']}")
     if choice.get("finish_reason") == "length":
         raise ReplyCutOff()
+    if choice.get("finish_reason") == "content_filter":
+        # Azure OpenAI and other gateways stop a reply their filter flags; asking again gets the same.
+        raise ModelRefusal("The provider's content filter stopped the reply to this document.")
     content = message.get("content")
     if not content or not isinstance(content, str):
         mismatch("the reply is empty")

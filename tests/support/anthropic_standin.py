@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from tests.support.llm_standin import (
     StandinHandler,
     graded_reply,
     leaver,
+    send_scripted,
     spoil,
 )
 from tests.support.rate_limits import RateLimits, request_tokens
@@ -221,6 +223,8 @@ class AnthropicStandin:
         # Cached prefixes by digest of (model, prefix): when each was last written or read.
         self._cache: dict[str, float] = {}
         self.requests: list[RecordedRequest] = []
+        # Replies scripted by a test, each answering one message in turn.
+        self._script: deque = deque()
         self._server: MessagesServer | None = None
 
     def __enter__(self) -> Self:
@@ -265,6 +269,7 @@ class AnthropicStandin:
         with self._lock:
             self._counters = Counters(in_flight=self._counters.in_flight)
             self.requests = []
+            self._script.clear()
             self._cache = {}
             self._rng = random.Random(self.config.seed)
             # The per-minute limits are the provider's, not counters: what is spent stays spent.
@@ -284,6 +289,11 @@ class AnthropicStandin:
         stats["batches_created"] = self.batch_api.book.created
         stats["batch_cancels"] = self.batch_api.book.cancels
         return stats
+
+    def script(self, *replies: Callable[[dict], tuple[int, str, bytes]]) -> None:
+        """Answer the next messages, one each, with these replies (tests/support/scripted.py), then as configured."""
+        with self._lock:
+            self._script.extend(replies)
 
     def hold_replies(self) -> None:
         """Messages admitted from now on stay in flight, unanswered, until release_replies()."""
@@ -331,6 +341,8 @@ class AnthropicStandin:
             self.requests.append(record)
             record.reserved = request_tokens(body, "max_tokens")
             verdict = self._verdict(counters, config, headers, record.reserved)
+            if verdict in ("ok", "malformed") and self._script:
+                record.scripted = self._script.popleft()
             delay = config.latency_s + self._rng.random() * config.latency_jitter_s
             self._changed.notify_all()
         return record, verdict, delay
@@ -391,6 +403,8 @@ class AnthropicStandin:
         time.sleep(delay)
         if kind == "server_error":
             return self._fail(handler, 500)
+        if record.scripted is not None:
+            return send_scripted(handler, record.scripted, body)
         malformed = self.config.malformed if kind == "malformed" else False
         reply = self.message(body, malformed)
         used = sum(value for value in reply["usage"].values() if isinstance(value, int))

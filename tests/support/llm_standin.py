@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from email.parser import BytesParser
@@ -109,6 +110,8 @@ class RecordedRequest:
     status: int | None = None
     # Tokens the request reserved against a tokens-per-minute limit on arrival.
     reserved: int = 0
+    # The scripted answer this request takes (LLMStandin.script): body -> (status, content type, bytes).
+    scripted: Callable[[dict], tuple[int, str, bytes]] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -283,6 +286,8 @@ class LLMStandin:
         self._counters = Counters()
         self.limits = RateLimits.of(self.config)
         self.requests: list[RecordedRequest] = []
+        # Replies scripted by a test, each answering one completion in turn.
+        self._script: deque = deque()
         # Prompt prefixes seen, by model and prefix hash: when each was last used.
         self._cache: dict[str, float] = {}
         self._server: StandinServer | None = None
@@ -332,6 +337,7 @@ class LLMStandin:
             in_flight = self._counters.in_flight
             self._counters = Counters(in_flight=in_flight)
             self.requests = []
+            self._script.clear()
             self._cache = {}
             self._rng = random.Random(self.config.seed)
             # The per-minute limits are the provider's, not counters: what is spent stays spent.
@@ -353,6 +359,11 @@ class LLMStandin:
         stats["files_uploaded"] = self.batch_api.uploads
         stats["batch_steps_arrived"] = dict(self.batch_api.arrived)
         return stats
+
+    def script(self, *replies: Callable[[dict], tuple[int, str, bytes]]) -> None:
+        """Answer the next requests, one each, with these replies (tests/support/scripted.py), then as configured."""
+        with self._lock:
+            self._script.extend(replies)
 
     def hold_replies(self) -> None:
         """Completions admitted from now on stay in flight, unanswered, until release_replies().
@@ -407,6 +418,8 @@ class LLMStandin:
             self.requests.append(record)
             record.reserved = request_tokens(body, "max_completion_tokens")
             verdict = self._verdict(counters, config, record.reserved)
+            if verdict in ("ok", "malformed") and self._script:
+                record.scripted = self._script.popleft()
             delay = config.latency_s + self._rng.random() * config.latency_jitter_s
             self._changed.notify_all()
         return record, verdict, delay
@@ -453,6 +466,8 @@ class LLMStandin:
             return 500
         if not isinstance(body, dict) or not body.get("messages"):
             return self._fail(handler, 400)
+        if record.scripted is not None:
+            return send_scripted(handler, record.scripted, body)
         malformed = self.config.malformed if kind == "malformed" else False
         reply = completion(body, malformed)
         reply["usage"]["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens(body)}
@@ -500,6 +515,14 @@ class LLMStandin:
         message, kind, code = FAILURE_MESSAGES.get(status, default)
         handler.send_json(status, error_body(message, kind, code))
         return status
+
+
+def send_scripted(
+    handler: StandinHandler, reply: Callable[[dict], tuple[int, str, bytes]], body: dict
+) -> int:
+    status, content_type, data = reply(body)
+    handler.send_bytes(status, data, content_type)
+    return status
 
 
 def batch_reply(standin: LLMStandin, body: dict) -> dict:
