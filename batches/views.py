@@ -873,6 +873,8 @@ def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "batch": batch,
         "columns": columns,
+        # Models whose scores a calibration re-scored: their column is on the teacher's scale.
+        "calibrated_columns": {cell.column for row in rows for cell in row.cells if cell and cell.calibrated},
         "page": page,
         "ordering": ordering,
         "orderings": MATRIX_ORDERINGS,
