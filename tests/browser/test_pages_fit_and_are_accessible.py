@@ -328,6 +328,29 @@ def test_the_notifications_grouped_per_batch_fit_and_pass_axe_when_unfolded(web,
     assert not problems, "\n".join(problems)
 
 
+def test_a_refused_exemplar_shows_its_problems_on_its_fields_and_fits_and_passes_axe(
+    web, owner, desk, artifacts
+):
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto(desk["template-exemplars"])
+    web.get_by_label("Your total score").fill("150")
+    web.get_by_role("button", name="Add exemplar").click()
+    expect(web.get_by_label("Your total score")).to_have_value("150")
+    expect(web.get_by_label("Your total score")).to_have_accessible_description(
+        "The score must be between 0 and 100."
+    )
+    expect(web.locator("#id_file_error")).to_have_text("Choose the document the score is for.")
+    problems = []
+    for width in SHOT_WIDTHS:
+        web.set_viewport_size({"width": width, "height": 900})
+        found = overflow(web)
+        if found["page"] > 0 or found["tables"] or found["captions"] or found["words"]:
+            problems.append(f"refused exemplar at {width}px: {found}")
+        problems += [f"refused exemplar at {width}px: {v}" for v in axe_violations(web)]
+        web.screenshot(path=str(artifacts / f"template-exemplars-refused-{width}.png"), full_page=True)
+    assert not problems, "\n".join(problems)
+
+
 # A name typed without a space: a file name as a learning platform exports it, repeated to 200 characters.
 UNBROKEN = ("Mueller_Anna_40213_Hausarbeit_Endfassung_überarbeitet_" * 4)[:200]
 
