@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from batches.exceptions import NothingToCalibrate
+from batches.exceptions import NothingToCalibrate, StillGrading
 from grading.calibration import (
     MIN_PAIRS,
     Choice,
@@ -33,6 +33,7 @@ from grading.calibration import (
     why_no_map,
 )
 from grading.models import Exemplar, GradingResult, JobStatus
+from grading.statuses import BatchStatus
 
 CHUNK = 500
 
@@ -79,19 +80,25 @@ class RubricScale:
 def calibrate_batch(batch) -> dict[str, Any]:
     """Fit a map per provider and model from the batch's exemplars and re-score its results.
 
-    Raises NothingToCalibrate when no job of the batch has completed.
+    Raises StillGrading while its jobs are being graded, NothingToCalibrate when none has completed.
     """
     scale = RubricScale(batch.validated_settings().rubric.model_dump())
-    teacher = {
-        document_id: (score, criteria or {})
-        for document_id, score, criteria in Exemplar.objects.filter(batch=batch).values_list(
-            "document_id", "score", "criteria"
-        )
-    }
-    by_model = _results_by_model(batch)
-    if not by_model:
-        raise NothingToCalibrate
     with transaction.atomic():
+        # One calibration of a batch at a time, reading the exemplars and results under the lock:
+        # two at once (a double click, the API and the page) then apply in turn, the later one
+        # from the exemplars as they are when it runs, rather than a stale set committed last.
+        status = type(batch).objects.select_for_update().values_list("status", flat=True).get(pk=batch.pk)
+        if BatchStatus(status).calibration_waits:
+            raise StillGrading
+        teacher = {
+            document_id: (score, criteria or {})
+            for document_id, score, criteria in Exemplar.objects.filter(batch=batch).values_list(
+                "document_id", "score", "criteria"
+            )
+        }
+        by_model = _results_by_model(batch)
+        if not by_model:
+            raise NothingToCalibrate
         groups = [
             _calibrate_group(provider, model, results, teacher, scale)
             for (provider, model), results in by_model.items()

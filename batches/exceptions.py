@@ -18,6 +18,20 @@ class InvalidTransition(DomainError):
         return {"detail": self.detail, "code": self.code, "status": self.status, "action": self.action}
 
 
+class StillGrading(DomainError):
+    """A batch whose jobs are still being graded: grades that arrive after a calibration would
+    stay on the provider's scale beside calibrated ones."""
+
+    status_code = 409
+    code = "still_grading"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The batch still has jobs to grade: calibrate it once it has ended, so that every grade is "
+            "on the same scale."
+        )
+
+
 class NothingToCalibrate(DomainError):
     """A batch with no completed grade: there are no provider scores to map yet."""
 

@@ -142,6 +142,9 @@ class DocumentGrade:
     comments: list[str]
     # The AI's overall feedback of the results counted.
     feedback: list[str] = field(default_factory=list)
+    # "yes" when the score counts only calibrated AI scores, "partly" when it also counts a
+    # provider's own (a model the calibration had no map for), else "no".
+    calibrated: str = "no"
 
 
 def document_grade(results: list[GradingResult], basis: str = "final") -> DocumentGrade:
@@ -173,6 +176,7 @@ def document_grade(results: list[GradingResult], basis: str = "final") -> Docume
         graded_by=sorted({f"{result.provider}:{result.model}" for result in results}),
         comments=[result.review_comment for result in reviewed if result.review_comment],
         feedback=list(dict.fromkeys(result.feedback for result in counted or results if result.feedback)),
+        calibrated=_calibrated(counted, score_of),
     )
 
 
@@ -273,12 +277,19 @@ def _graded_jobs(queryset):
     )
 
 
+def _calibrated(counted: list[GradingResult], score_of) -> str:
+    if score_of is _reviewed_score or (score_of is _final_score and any(r.is_reviewed for r in counted)):
+        return "no"  # the reviewer's scores
+    calibrated = [result.is_calibrated for result in counted]
+    return "yes" if calibrated and all(calibrated) else "partly" if any(calibrated) else "no"
+
+
 def gradebook_rows(batch, basis: str = "final") -> Iterator[list[str]]:
     """The header, then one row per document in the batch, every cell neutralised."""
     columns = rubric_columns(batch)
     header = ["document_id", "file_name", "student_id", "student_name", f"{basis}_score", "max_score"]
     header += ["percent", *(title for _, title in columns)]
-    header += ["reviewed", "graded_by", "status", "feedback", "review_comment"]
+    header += ["reviewed", "calibrated", "graded_by", "status", "feedback", "review_comment"]
     yield [neutralise(cell) for cell in header]
     jobs = (
         _graded_jobs(GradingJob.objects.in_batch(batch))
@@ -299,7 +310,7 @@ def _gradebook_row(jobs: list[GradingJob], columns: list[tuple[str, str]], basis
     row += [student.student_id, student.name] if student else ["", ""]
     row += [_number(grade.score), _number(grade.max_score), _number(percent)]
     row += [_number(grade.criteria.get(key)) for key, _ in columns]
-    row += ["yes" if grade.reviewed else "no", "; ".join(grade.graded_by), status]
+    row += ["yes" if grade.reviewed else "no", grade.calibrated, "; ".join(grade.graded_by), status]
     row += [" | ".join(grade.feedback), " | ".join(grade.comments)]
     return [neutralise(cell) for cell in row]
 

@@ -36,7 +36,7 @@ from batches import form_tokens
 from batches.actions import BY_NAME
 from batches.analytics import batch_analytics
 from batches.charts import charts_for
-from batches.exceptions import InvalidTransition, NothingToCalibrate
+from batches.exceptions import InvalidTransition, NothingToCalibrate, StillGrading
 from batches.export import feedback_filename, job_feedback_sheet
 from batches.feedback import render_pdf
 from batches.forms import (
@@ -405,6 +405,7 @@ def _detail_page(
         context.update(analytics=analytics, charts=charts_for(analytics), can_export=row.done > 0)
         context.update(
             can_calibrate="change" in row.access,
+            calibration_waits=BatchStatus(batch.status).calibration_waits,
             exemplar_count=Exemplar.objects.filter(batch=batch).count(),
             min_exemplars=MIN_PAIRS,
         )
@@ -442,7 +443,7 @@ def batch_calibrate(request: HttpRequest, pk: int) -> HttpResponse:
     except SettingsError as exc:
         messages.error(request, f"Not calibrated: the batch's settings are invalid ({exc}).")
         return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
-    except NothingToCalibrate as exc:
+    except (NothingToCalibrate, StillGrading) as exc:
         messages.error(request, f"Not calibrated: {exc}")
         return redirect(f"{reverse('batches:detail', args=[batch.pk])}#calibration")
     fitted = [group for group in calibration["models"] if group["method"]]
@@ -873,6 +874,8 @@ def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "batch": batch,
         "columns": columns,
+        # Models whose scores a calibration re-scored: their column is on the teacher's scale.
+        "calibrated_columns": {cell.column for row in rows for cell in row.cells if cell and cell.calibrated},
         "page": page,
         "ordering": ordering,
         "orderings": MATRIX_ORDERINGS,

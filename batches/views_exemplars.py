@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
-from batches.api_exemplars import add_template_exemplar, rubric_points
+from batches.api_exemplars import add_template_exemplar, clean_grade, rubric_points
 from core.permissions import can_change
 from templates_app.models import BatchTemplate
 
@@ -30,20 +30,14 @@ def _template(request: HttpRequest, pk: int, change: bool = False) -> BatchTempl
 @require_http_methods(["GET", "POST"])
 def template_exemplars(request: HttpRequest, pk: int) -> HttpResponse:
     template = _template(request, pk, change=request.method == "POST")
-    status = 200
+    status, typed, errors = 200, {}, {}
     if request.method == "POST":
+        typed = {name: request.POST.get(name, "") for name in request.POST if name != "csrfmiddlewaretoken"}
         try:
-            exemplar = add_template_exemplar(
-                request.user,
-                template,
-                _score(request.POST.get("score")),
-                _criteria(request.POST, template),
-                upload=request.FILES.get("file"),
-            )
+            exemplar = _add(request, template)
         except ValidationError as error:
-            for field, problems in error.detail.items():
-                for problem in problems if isinstance(problems, list) else [problems]:
-                    messages.error(request, f"Not added ({field}): {problem}")
+            errors = _field_errors(error.detail, template)
+            messages.error(request, "Not added: see the problems marked below.")
             status = 400
         else:
             messages.success(request, f"Added “{exemplar.document.original_name}” at {exemplar.score:g}.")
@@ -51,10 +45,57 @@ def template_exemplars(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "template": template,
         "exemplars": template.exemplars.select_related("document", "owner"),
-        "criteria": _rubric(template),
+        "criteria": [
+            {
+                **criterion,
+                "value": typed.get(f"criterion_{criterion.get('key')}", ""),
+                "errors": errors.get(f"criterion_{criterion.get('key')}", []),
+            }
+            for criterion in _rubric(template)
+        ],
+        "typed": typed,
+        "errors": errors,
         "can_change": can_change(request.user, template),
     }
     return render(request, "batches/template_exemplars.html", context, status=status)
+
+
+def _add(request: HttpRequest, template: BatchTemplate):
+    """The exemplar typed in, every field checked before any is refused (all problems at once)."""
+    problems: dict[str, list[str]] = {}
+    score, criteria = None, {}
+    try:
+        score = _score(request.POST.get("score"))
+    except ValidationError as error:
+        problems.update(error.detail)
+    try:
+        criteria = _criteria(request.POST, template)
+    except ValidationError as error:
+        problems.update(error.detail)
+    if not problems:
+        try:
+            clean_grade(score, criteria, rubric_points(template))  # against the rubric, as the API does
+        except ValidationError as error:
+            problems.update(error.detail)
+    if request.FILES.get("file") is None:
+        problems["file"] = ["Choose the document the score is for."]
+    if problems:
+        raise ValidationError(problems)
+    return add_template_exemplar(request.user, template, score, criteria, upload=request.FILES["file"])
+
+
+def _field_errors(detail, template: BatchTemplate) -> dict[str, list[str]]:
+    """{form field: its sentences}; a problem of the criteria goes to the criterion it names."""
+    keys = list(rubric_points(template))
+    errors: dict[str, list[str]] = {}
+    for field, problems in detail.items():
+        for problem in problems if isinstance(problems, list) else [problems]:
+            name = str(field)
+            if name == "criteria":
+                named = [key for key in keys if f"“{key}”" in str(problem)]
+                name = f"criterion_{named[0]}" if named else "criteria"
+            errors.setdefault(name, []).append(str(problem))
+    return errors
 
 
 @login_required
@@ -81,14 +122,16 @@ def _score(raw: str | None) -> float:
 
 def _criteria(post, template: BatchTemplate) -> dict[str, float]:
     """The criterion scores typed in (fields criterion_<key>); blank ones are left out."""
-    criteria = {}
+    criteria, problems = {}, {}
     for key in rubric_points(template):
         raw = (post.get(f"criterion_{key}") or "").strip()
         if raw:
             try:
                 criteria[key] = float(raw)
             except ValueError:
-                raise ValidationError({"criteria": [f"The score for “{key}” must be a number."]})
+                problems[f"criterion_{key}"] = [f"The score for “{key}” must be a number."]
+    if problems:
+        raise ValidationError(problems)
     return criteria
 
 

@@ -505,16 +505,29 @@ class GradingResult(models.Model):
         job = self.job
         if job.batch_id is None:
             return
+        ticked = self
         if not self.is_exemplar:
+            # A batch holds one exemplar per document, but each model's job of it has a review:
+            # unticking one leaves the document an exemplar while another review is ticked.
+            ticked = (
+                GradingResult.objects.filter(
+                    job__batch_id=job.batch_id, job__document_id=job.document_id, is_exemplar=True
+                )
+                .exclude(pk=self.pk)
+                .select_related("reviewer")
+                .order_by("-reviewed_at", "-pk")
+                .first()
+            )
+        if ticked is None:
             Exemplar.objects.filter(batch_id=job.batch_id, document_id=job.document_id).delete()
             return
         Exemplar.objects.update_or_create(
             batch_id=job.batch_id,
             document_id=job.document_id,
             defaults={
-                "score": self.reviewed_score,
-                "criteria": {item["key"]: item["score"] for item in self.reviewed_criteria},
-                "owner": self.reviewer or job.owner,
+                "score": ticked.reviewed_score,
+                "criteria": {item["key"]: item["score"] for item in ticked.reviewed_criteria},
+                "owner": ticked.reviewer or job.owner,
             },
         )
 

@@ -77,6 +77,11 @@ class BatchStatus(models.TextChoices):
     def settings_editable(self) -> bool:
         return self in (BatchStatus.DRAFT, BatchStatus.PAUSED)
 
+    @property
+    def calibration_waits(self) -> bool:
+        """Jobs are (or, paused, will be) graded: their results would arrive on the provider's scale."""
+        return self in (BatchStatus.PENDING, BatchStatus.PROCESSING, BatchStatus.PAUSED)
+
 
 # The batch states in which workers claim a batch's jobs, as plain strings for
 # the claim's SQL parameters: BatchStatus.active(), by construction.

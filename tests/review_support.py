@@ -62,6 +62,26 @@ def comparison_batch(owner, grades=GRADES, name="Week 6 essays"):
     return batch, jobs
 
 
+CALIBRATION_RAW = [30, 42, 55, 61, 70, 78, 84, 90]
+
+
+def calibrated_comparison_batch(owner, name="Week 6 essays"):
+    """Two models graded eight essays; the teacher reviewed six of the builtin grader's as exemplars,
+    documents the other model failed to grade (so it has nothing to learn the teacher's scale from),
+    and calibrated the batch: the teacher is twenty points harsher than the builtin grader."""
+    raw = CALIBRATION_RAW
+    grades = [(f"essay-{i}.txt", ("builtin", "builtin-v1"), score, None) for i, score in enumerate(raw)]
+    grades += [
+        (f"essay-{i}.txt", ("openai", "gpt-4o-mini"), score + 5 if i >= 6 else None, None)
+        for i, score in enumerate(raw)
+    ]
+    batch, jobs = comparison_batch(owner, grades, name=name)
+    for i in range(6):
+        jobs[(f"essay-{i}.txt", "builtin")].result.record_review(owner, max(raw[i] - 20, 0), exemplar=True)
+    batch.calibrate()
+    return batch, jobs
+
+
 def job_ids_in_table(html: str, batch) -> list[int]:
     """The jobs linked from the batch page's jobs table, in the table's order."""
     table = html[html.index('id="batch-jobs"') :]

@@ -65,7 +65,7 @@ def test_exemplars_become_reviewed_exemplars_and_the_rest_is_calibrated(superuse
     [
         (["missing.txt,50"], "“missing.txt” is not a document of the folder"),
         (["essay-01.txt,500"], "the score must be between 0 and 100"),
-        (["essay-01.txt,lots"], "the scores must be numbers"),
+        (["essay-01.txt,lots"], "the score “lots” is not a number"),
         (["essay-01.txt,"], "the score is missing (give it, or every criterion's)"),
         (["essay-01.txt,50,7"], "has more values than the header has columns"),
         (["essay-01.txt,50", "essay-01.txt,60"], "line 3: “essay-01.txt” is graded on line 2 already"),

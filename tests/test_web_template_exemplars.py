@@ -45,7 +45,9 @@ def test_a_score_off_the_rubric_is_refused_with_a_sentence_and_nothing_stored(cl
     response = add(client, template, score="1000")
 
     assert response.status_code == 400
-    assert "Not added (score)" in response.content.decode()
+    assert '<ul class="errors" id="id_score_error"><li>The score must be between 0 and 100.</li></ul>' in (
+        response.content.decode()
+    )
     assert not Exemplar.objects.exists()
 
 
@@ -58,7 +60,10 @@ def test_a_score_that_is_not_a_number_is_refused_with_a_sentence_and_nothing_sto
     response = add(client, template, score=score)
 
     assert response.status_code == 400
-    assert "Not added (score): Give the teacher&#x27;s score as a number." in response.content.decode()
+    assert (
+        '<ul class="errors" id="id_score_error"><li>Give the teacher&#x27;s score as a number.</li></ul>'
+        in response.content.decode()
+    )
     assert not Exemplar.objects.exists()
 
 
@@ -106,3 +111,33 @@ def test_the_batch_page_links_to_its_templates_exemplars(client, owner, template
     page = client.get(f"/batches/{batch.pk}").content.decode()
 
     assert f'href="/templates/{template.pk}/exemplars"' in page
+
+
+def test_each_problem_is_shown_on_its_field_with_what_was_typed_kept(client, owner, template):
+    keys = [criterion["key"] for criterion in template.default_settings["rubric"]["criteria"]]
+    client.force_login(owner)
+
+    response = client.post(
+        f"/templates/{template.pk}/exemplars",
+        {"score": "72.5", f"criterion_{keys[0]}": "99", f"criterion_{keys[1]}": "12"},
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert '<ul class="errors" id="id_file_error"><li>Choose the document the score is for.</li></ul>' in html
+    assert 'id="id_score" step="any" min="0" required value="72.5"' in html
+    assert f'id="id_criterion_{keys[1]}" value="12"' in html
+    assert f'id="id_criterion_{keys[0]}" value="99" aria-invalid="true"' in html
+    assert not Exemplar.objects.exists()
+
+
+def test_a_criterion_off_the_rubric_is_named_on_its_own_field(client, owner, template):
+    key = template.default_settings["rubric"]["criteria"][0]["key"]
+    client.force_login(owner)
+
+    html = add(client, template, **{f"criterion_{key}": "99"}).content.decode()
+
+    error = html[html.index(f'id="id_criterion_{key}_error"') :].split("</ul>")[0]
+    assert f"“{key}”" in error
+    assert "choose it again" in html  # a browser does not keep the chosen file
+    assert not Exemplar.objects.exists()

@@ -14,13 +14,15 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from batches.models import BatchStatus, InboxItem
+from batches.models import BatchStatus, InboxItem, JobBatch
 from core.permissions import Level, share
-from grading.models import GradingJob, JobStatus
+from grading.models import Exemplar, GradingJob, JobStatus
 from notifications.models import Channel, Event, Notification
 from tests.browser.conftest import sign_in
 from tests.conftest import make_batch, make_document, prebuilt, set_status
 from tests.inbox_support import rule
+from tests.review_support import calibrated_comparison_batch
+from tests.test_batch_calibration import RAW, graded_batch
 from tests.web_support import share_for_viewing
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -150,6 +152,11 @@ def desk(owner, colleague, essay_template, tasks_inline, settings):
     )
     # The editor with the longest pre-built rubric, copied: five criteria of four levels each.
     own_template = essay_template.copy_for(owner, name="Week 5 essays — the department's rubric, adapted")
+    calibrated = calibrated_batch(owner)
+    compared, _ = calibrated_comparison_batch(owner, name="Week 6 essays, two models, one calibrated")
+    for name, score in (("strong_essay.txt", 88), ("weak_essay.txt", 31.5)):
+        document = make_document(owner, f"Exemplar of the department – {name}", (DEMO / name).read_text())
+        Exemplar.objects.create(template=own_template, document=document, score=score, owner=owner)
     return {
         "list": "/batches",
         "batch": f"/batches/{graded.pk}",
@@ -171,13 +178,29 @@ def desk(owner, colleague, essay_template, tasks_inline, settings):
         "rules": "/rules",
         "rule": f"/rules/{own_rule.pk}/edit",
         "queue": "/queue",
+        "calibrated": f"/batches/{calibrated.pk}",
+        "calibrated-job": f"/batches/{calibrated.pk}/jobs/{calibrated.jobs.order_by('pk').first().pk}",
+        "compare": f"/batches/{compared.pk}/compare",
+        "template-exemplars": f"/templates/{own_template.pk}/exemplars",
     }
+
+
+def calibrated_batch(owner):
+    """A graded batch whose teacher reviewed eight grades as exemplars, then calibrated it."""
+    batch = graded_batch(owner, RAW)
+    set_status(batch, BatchStatus.COMPLETED)
+    JobBatch.objects.filter(pk=batch.pk).update(name="Week 6 essays, calibrated to the teacher's scale")
+    for job in batch.jobs.order_by("pk").select_related("result")[:8]:
+        ideas, conventions = job.result.criteria[0]["score"], job.result.criteria[1]["score"]
+        job.result.record_review(owner, max(ideas + conventions - 2, 0), exemplar=True)
+    batch.calibrate()
+    return batch
 
 
 def overflow(page) -> dict:
     """How far the page, and any scrolling table inside a card, is wider than its box."""
     return page.evaluate(
-        """() => ({
+        r"""() => ({
             page: document.documentElement.scrollWidth - window.innerWidth,
             tables: [...document.querySelectorAll('.table-card, .table-wrap')]
                 .filter(box => box.scrollWidth > box.clientWidth + 1)
@@ -186,7 +209,29 @@ def overflow(page) -> dict:
                 .filter(caption => caption.getClientRects().length && getComputedStyle(caption).position !== 'absolute'
                     && caption.getBoundingClientRect().width < caption.closest('table').getBoundingClientRect().width / 2)
                 .map(caption => caption.textContent.trim()),
-        })"""
+            words: brokenWords(),
+        })
+        function brokenWords() {
+            // A short word in a table cell split across lines: its column was squeezed narrower
+            // than the word ("Unknow|n"). Long names without spaces may break, and any word may
+            // break after a hyphen, colon or slash ("openai:gpt-|4o-mini").
+            const broken = [];
+            const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+            while (walker.nextNode()) {
+                const node = walker.currentNode;
+                const cell = node.parentElement.closest('td, th');
+                // Visually hidden text (a stacked table's header row) is 1px wide on purpose.
+                if (!cell || node.parentElement.getBoundingClientRect().width <= 1) continue;
+                for (const match of node.textContent.matchAll(/[^\s:/-]{2,20}/g)) {
+                    const range = document.createRange();
+                    range.setStart(node, match.index);
+                    range.setEnd(node, match.index + match[0].length);
+                    const tops = new Set([...range.getClientRects()].map(rect => Math.round(rect.top)));
+                    if (tops.size > 1) broken.push(match[0]);
+                }
+            }
+            return [...new Set(broken)];
+        }"""
     )
 
 
@@ -208,6 +253,10 @@ def test_every_page_fits_from_phone_to_wide_desktop(web, owner, desk, artifacts)
             # A stacked table's caption spans it, not one letter a line down its side.
             if found["captions"]:
                 problems.append(f"{name} at {width}px: captions squeezed narrow: {found['captions']}")
+            # At the widths of the screenshots (a phone, a laptop, a wide desktop): at 360 px a
+            # table of four short columns may still have to break a word.
+            if found["words"] and width in SHOT_WIDTHS:
+                problems.append(f"{name} at {width}px: words broken in table cells: {found['words']}")
             if width in SHOT_WIDTHS:
                 web.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)
     assert not problems, "\n".join(problems)
@@ -235,7 +284,21 @@ def test_axe_core_finds_no_wcag_violation_on_any_page(web, owner, desk):
         (1280, list(desk)),
         (
             390,
-            ["list", "batch", "job", "new", "scratch", "template-editor", "inbox", "rules", "rule", "queue"],
+            [
+                *(
+                    "list",
+                    "batch",
+                    "job",
+                    "new",
+                    "scratch",
+                    "template-editor",
+                    "inbox",
+                    "rules",
+                    "rule",
+                    "queue",
+                ),
+                *("calibrated", "calibrated-job", "compare", "template-exemplars"),
+            ],
         ),
     ):
         web.set_viewport_size({"width": width, "height": 900})
@@ -262,6 +325,29 @@ def test_the_notifications_grouped_per_batch_fit_and_pass_axe_when_unfolded(web,
             problems.append(f"unfolded notifications at {width}px: {found}")
         problems += [f"unfolded notifications at {width}px: {v}" for v in axe_violations(web)]
         web.screenshot(path=str(artifacts / f"notifications-unfolded-{width}.png"), full_page=True)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_refused_exemplar_shows_its_problems_on_its_fields_and_fits_and_passes_axe(
+    web, owner, desk, artifacts
+):
+    sign_in(web, "olivia", "pw-olivia")
+    web.goto(desk["template-exemplars"])
+    web.get_by_label("Your total score").fill("150")
+    web.get_by_role("button", name="Add exemplar").click()
+    expect(web.get_by_label("Your total score")).to_have_value("150")
+    expect(web.get_by_label("Your total score")).to_have_accessible_description(
+        "The score must be between 0 and 100."
+    )
+    expect(web.locator("#id_file_error")).to_have_text("Choose the document the score is for.")
+    problems = []
+    for width in SHOT_WIDTHS:
+        web.set_viewport_size({"width": width, "height": 900})
+        found = overflow(web)
+        if found["page"] > 0 or found["tables"] or found["captions"] or found["words"]:
+            problems.append(f"refused exemplar at {width}px: {found}")
+        problems += [f"refused exemplar at {width}px: {v}" for v in axe_violations(web)]
+        web.screenshot(path=str(artifacts / f"template-exemplars-refused-{width}.png"), full_page=True)
     assert not problems, "\n".join(problems)
 
 

@@ -7,7 +7,6 @@ The steps are separate methods — plan (validate everything), create, process, 
 and --export FILE writes the results ZIP after `report`, however the batch ended.
 """
 
-import csv
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from batches.exceptions import NothingToCalibrate
+from batches.exemplar_sheet import SheetError, number, read_sheet
 from batches.models import BatchStatus, JobBatch
 from grading.documents import store_document
 from grading.extraction import SUPPORTED_EXTENSIONS
@@ -156,30 +156,27 @@ class Command(BaseCommand):
             raise bad_input("--exemplars calibrates the grades when the batch ends: add --wait or --inline.")
         source = Path(options["exemplars"]).expanduser()
         try:
-            with source.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                rows = list(reader)
-                columns = [name.strip() for name in reader.fieldnames or ()]
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
-            raise bad_input(f"--exemplars {source} cannot be read: {error}.") from None
+            columns, rows = read_sheet(source)
+        except SheetError as error:
+            raise bad_input(f"--exemplars {error}.") from None
         if not {"file", "score"} <= set(columns):
             found = ", ".join(column for column in columns if column) or "none"
             raise bad_input(f"--exemplars {source} needs the columns file and score (found: {found}).")
         rubric = JobBatch(template=plan.template, settings=plan.settings).validated_settings().rubric
         points = {criterion.key: criterion.points for criterion in rubric.criteria}
+        # Headers are read lower-cased: a criterion column is matched to its key whatever its case.
+        keys = {key.lower(): key for key in points}
         names = {path.name for path in plan.files}
         grades: dict[str, tuple[float, dict[str, float]]] = {}
         lines: dict[str, int] = {}
-        for number, row in enumerate(rows, start=2):
-            if None in row:
-                raise bad_input(f"--exemplars line {number} has more values than the header has columns.")
-            row = {key.strip(): (value or "").strip() for key, value in row.items()}
-            name, grade = self.exemplar_row(row, number, names, points)
+        for row in rows:
+            values = {keys.get(column, column): value for column, value in row.values.items()}
+            name, grade = self.exemplar_row(values, row.line, names, points)
             if name in grades:
                 raise bad_input(
-                    f"--exemplars line {number}: “{name}” is graded on line {lines[name]} already."
+                    f"--exemplars line {row.line}: “{name}” is graded on line {lines[name]} already."
                 )
-            grades[name], lines[name] = grade, number
+            grades[name], lines[name] = grade, row.line
         if not grades:
             raise bad_input(f"--exemplars {source} has no rows (columns: file, score).")
         if len(grades) >= len(names):
@@ -190,20 +187,19 @@ class Command(BaseCommand):
     def exemplar_row(row: dict, number: int, names: set[str], points: dict[str, float]):
         where = f"--exemplars line {number}"
         name = (row.get("file") or "").strip().removeprefix("./")
+        if not name:
+            raise bad_input(f"{where}: the file name is empty.")
         if name not in names:
             raise bad_input(f"{where}: “{name}” is not a document of the folder.")
-        try:
-            criteria = {
-                key: float(value) for key, value in row.items() if key in points and value not in (None, "")
-            }
-            if row.get("score"):
-                score = float(row["score"])
-            elif set(criteria) == set(points):
-                score = sum(criteria.values())  # every criterion given: the total is their sum
-            else:
-                raise bad_input(f"{where}: the score is missing (give it, or every criterion's).")
-        except ValueError:
-            raise bad_input(f"{where}: the scores must be numbers.") from None
+        criteria = {
+            key: _score(value, f"{where}: “{key}”") for key, value in row.items() if key in points and value
+        }
+        if row.get("score"):
+            score = _score(row["score"], f"{where}: the score")
+        elif set(criteria) == set(points):
+            score = sum(criteria.values())  # every criterion given: the total is their sum
+        else:
+            raise bad_input(f"{where}: the score is missing (give it, or every criterion's).")
         if not 0 <= score <= sum(points.values()):
             raise bad_input(f"{where}: the score must be between 0 and {sum(points.values()):g}.")
         for key, value in criteria.items():
@@ -433,6 +429,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Batch #{batch.pk} ended {batch.status.replace('_', ' ')}.", returncode=ENDED_OTHERWISE
             )
+
+
+def _score(text: str, what: str) -> float:
+    try:
+        return number(text)
+    except ValueError:
+        raise bad_input(f"{what} “{text}” is not a number.") from None
 
 
 def _figure(value: float | None) -> str:
