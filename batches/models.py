@@ -1,3 +1,4 @@
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from batches.actions import ACTIONS
 from batches.calibration import calibrate_batch
 from batches.dispatch import enqueue_processing
-from batches.exceptions import InvalidTransition
+from batches.exceptions import InvalidTransition, NothingToCalibrate, StillGrading
 from batches.signals import announce, batch_finished, batch_paused_for_provider
 
 # Student is defined beside its matching rules and registered with this app's models here.
@@ -807,7 +808,15 @@ class JobBatch(models.Model):
             batch.save(update_fields=["status", "completed_at"])
             announce(batch_finished, batch)
         self._refresh_from(batch)
+        if batch.calibration:
+            self._recalibrate()
         return True
+
+    def _recalibrate(self) -> None:
+        """Calibrate again a batch calibrated before some of its grades ended (a retry, a resumed
+        run), so that every grade it finishes with is on the teacher's scale, not some of them."""
+        with contextlib.suppress(NothingToCalibrate, StillGrading):
+            self.calibrate()
 
     def mark_processing(self) -> bool:
         """pending -> processing, when a worker first picks the batch up."""

@@ -281,3 +281,26 @@ def test_analytics_and_the_export_say_the_scores_are_calibrated(owner):
         (result_name,) = [n for n in exported.namelist() if n.endswith(f"-{last.job_id}/result.json")]
         result = json.loads(exported.read(result_name))
         assert (result["calibrated"], result["raw_score"], result["score"]) == (True, 5, 3)
+
+
+def test_grades_that_end_after_a_calibration_are_calibrated_when_the_batch_finishes_again(owner):
+    # A retry: the batch was calibrated, then one job was graded again; as the batch finishes
+    # again, that grade joins the teacher's scale with the rest instead of keeping the provider's.
+    from batches.models import JobBatch
+    from grading.statuses import BatchStatus
+
+    batch = graded_batch(owner, RAW)
+    jobs = list(batch.jobs.order_by("pk").select_related("result"))
+    for job in jobs[:8]:
+        review_as_exemplar(owner, job, max(job.result.score - 2, 0))
+    assert client_for(owner).post(f"/api/batches/{batch.pk}/calibrate").status_code == 200
+    retried = jobs[-1]
+    JobBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PROCESSING)
+    GradingJob.objects.filter(pk=retried.pk).update(status=JobStatus.QUEUED)
+    GradingResult.objects.filter(job=retried).update(score=5, raw_score=None, raw_criteria=[], criteria=[])
+    GradingJob.objects.filter(pk=retried.pk).update(status=JobStatus.COMPLETED)
+
+    assert JobBatch.objects.get(pk=batch.pk).finalize()
+
+    result = GradingResult.objects.get(job=retried)
+    assert (result.raw_score, result.score) == (5, 3)
