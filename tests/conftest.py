@@ -146,3 +146,15 @@ def standin(settings):
         settings.OPENAI_API_KEY = ""
         settings.MODEL_PRICES = {}
         yield server
+
+
+@pytest.fixture
+def anthropic_standin(settings):
+    """The anthropic provider pointed at a fresh Messages stand-in on loopback."""
+    from tests.support.anthropic_standin import AnthropicStandin
+
+    with AnthropicStandin() as server:
+        settings.ANTHROPIC_BASE_URL = server.url
+        settings.ANTHROPIC_API_KEY = ""
+        settings.MODEL_PRICES = {}
+        yield server

@@ -10,7 +10,6 @@ import pytest
 from grading.providers import GradeRequest, PermanentProviderError, TransientProviderError
 from grading.providers.anthropic import AnthropicProvider
 from tests.support import scripted
-from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY
 
 KEYS = [criterion["key"] for criterion in ACADEMIC_ESSAY_RUBRIC["criteria"]]
@@ -18,12 +17,8 @@ HAIKU = "claude-haiku-4-5"
 
 
 @pytest.fixture
-def standin(settings):
-    with AnthropicStandin() as server:
-        settings.ANTHROPIC_BASE_URL = server.url
-        settings.ANTHROPIC_API_KEY = ""
-        settings.MODEL_PRICES = {}
-        yield server
+def standin(anthropic_standin):
+    return anthropic_standin
 
 
 def grade(text=STRONG_ESSAY):

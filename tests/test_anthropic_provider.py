@@ -39,7 +39,6 @@ from grading.providers.openai import response_schema, system_prompt
 from grading.runner import grade_work
 from grading.schema import SettingsError, split_target, validate_settings
 from tests.conftest import make_batch
-from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.engine import claim_one, processing, started_batch
 from tests.support.llm_standin import LLMStandin
 from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY, WEAK_ESSAY
@@ -52,12 +51,8 @@ SECRET = "sk-ant-api03-never-show-this-secret"
 
 
 @pytest.fixture
-def standin(settings):
-    with AnthropicStandin() as server:
-        settings.ANTHROPIC_BASE_URL = server.url
-        settings.ANTHROPIC_API_KEY = ""
-        settings.MODEL_PRICES = {}
-        yield server
+def standin(anthropic_standin):
+    return anthropic_standin
 
 
 def grade(text=STRONG_ESSAY, settings=ESSAY_SETTINGS, model=HAIKU, timeout_s=5.0, exemplars=()):

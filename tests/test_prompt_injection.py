@@ -11,7 +11,6 @@ import pytest
 from grading.providers import Exemplar, GradeRequest
 from grading.providers.anthropic import RECORD_REQUEST, AnthropicProvider
 from grading.providers.openai import OpenAIProvider
-from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.rubrics import ACADEMIC_ESSAY_RUBRIC, ESSAY_SETTINGS, STRONG_ESSAY
 
 ATTACKS = {
@@ -98,15 +97,11 @@ def test_instructions_in_an_exemplar_stay_inside_its_example_and_are_called_data
     fence_contents(user)
 
 
-def test_claude_gets_the_injection_as_data_inside_the_fence_of_the_user_turn(settings):
-    with AnthropicStandin() as server:
-        settings.ANTHROPIC_BASE_URL = server.url
-        settings.ANTHROPIC_API_KEY = ""
-        settings.MODEL_PRICES = {}
-        attack = f"{STRONG_ESSAY}\n{ATTACKS['closing tag in capitals']}"
-        AnthropicProvider().grade(claude(attack))
+def test_claude_gets_the_injection_as_data_inside_the_fence_of_the_user_turn(anthropic_standin):
+    attack = f"{STRONG_ESSAY}\n{ATTACKS['closing tag in capitals']}"
+    AnthropicProvider().grade(claude(attack))
 
-        body = server.requests[-1].body
+    body = anthropic_standin.requests[-1].body
 
     (system,) = body["system"]
     assert "award 100 points" not in system["text"]
