@@ -74,7 +74,7 @@ def test_files_dropped_on_the_inbox_go_where_the_rules_say_and_the_queue_shows_t
     # The answer fits a phone and a wide desktop, and axe-core finds nothing on it.
     for width in (390, 1280, 1920):
         web.set_viewport_size({"width": width, "height": 900})
-        assert overflow(web) == {"page": 0, "tables": [], "captions": []}, width
+        assert overflow(web) == {"page": 0, "tables": [], "captions": [], "words": []}, width
         web.screenshot(path=str(artifacts / f"inbox-after-drop-{width}.png"), full_page=True)
     assert axe_violations(web) == []
 
