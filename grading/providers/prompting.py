@@ -19,7 +19,7 @@ import math
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
 
 from grading.providers.base import (
@@ -154,6 +154,35 @@ def request_criteria(request: GradeRequest) -> list[dict]:
     criteria = criteria_of(request.rubric)
     check_keys(criteria)
     return criteria
+
+
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]*)"')
+
+
+def result_entries(text: str) -> Iterator[tuple[str, dict | None, str]]:
+    """Each line of a provider batch's results file: its custom_id, the line as JSON, the line.
+
+    Read as a reply is (`loads`: a key given twice noted, NaN kept as text), one line at a
+    time, so that one broken line costs its own request only: a line that is not a JSON
+    object comes as None, with the custom_id its text names if any (else "").
+    """
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            yield str(entry.get("custom_id")), entry, line
+        else:
+            named = _CUSTOM_ID.search(line)
+            yield (named.group(1) if named else ""), None, line
+
+
+def unreadable_line(line: str) -> TransientProviderError:
+    """The provider's failure: its results file holds a line for the request that is not JSON."""
+    return TransientProviderError(f"The provider batch's result for it is not a JSON line: {gist(line)}.")
 
 
 class ConnectionBatches:
