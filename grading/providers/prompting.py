@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
 
 from grading.providers.base import (
+    Billed,
     CriterionGrade,
     GradeRequest,
     PermanentProviderError,
+    ProviderError,
     TransientProviderError,
     criteria_of,
     require_text,
@@ -573,23 +575,34 @@ def with_one_repair(
     body: dict,
     build: Callable[[list[T]], G],
     repair: Callable[[dict, T, ReplyMismatch], dict],
+    billed: Callable[[list[T]], Billed] | None = None,
 ) -> G:
     """Ask once; if the reply does not fit, ask once more with `repair`'s follow-up; then give up.
 
     Models slip (a missing criterion, a score off the scale, a cut-off reply) far more often
     than twice in a row. `build` reads the grade from every reply so far (the last one counts;
     tokens and cost count them all). A second mismatch is permanent, naming both reasons.
+
+    When no grade comes of it, what the provider billed for the replies it did send goes with
+    the error (`billed`, from `billed`'s reading of their usage): a repair whose call fails
+    (a 5xx, a timeout) still cost the first call, and the batch's figures count it.
     """
     first = ask(body)
     try:
         return build([first])
     except ReplyMismatch as problem:
-        second = ask(repair(body, first, problem))
+        try:
+            second = ask(repair(body, first, problem))
+        except ProviderError as error:
+            error.billed = billed([first]) if billed else None
+            raise
         try:
             return build([first, second])
         except ReplyMismatch as again:
             # Still a mismatch (an answer: the provider is up), but no longer one worth repairing.
-            raise ReplyMismatch(f"{problem.reason}; and after one repair: {again.reason}") from again
+            failed = ReplyMismatch(f"{problem.reason}; and after one repair: {again.reason}")
+            failed.billed = billed([first, second]) if billed else None
+            raise failed from again
 
 
 def token_count(value) -> int:
