@@ -6,6 +6,7 @@ from the stand-ins on loopback, graded and recorded by the engine in the databas
 """
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -118,3 +119,22 @@ def test_an_anthropic_repair_answered_overloaded_still_counts_the_first_call(own
     cost = AnthropicProvider.cost_of("claude-haiku-4-5", 100, 50)
     assert job.billed_cost == cost > 0
     assert estimate_batch(batch)["spent_so_far"]["input_tokens"] == 100
+
+
+def test_a_repair_that_times_out_still_counts_the_first_call(owner, standin):
+    usages: list[dict] = []
+    late = scripted.chat(lambda good: json.dumps(good))
+
+    def too_late(body):
+        time.sleep(1.5)  # past the batch's timeout_s: the client gives up first
+        return late(body)
+
+    standin.script(noting_usage(scripted.chat(lambda good: WRONG_SCHEMA), usages), too_late)
+
+    batch, job = graded_once(owner, {**OPENAI, **processing(max_attempts=3, timeout_s=0.5)})
+
+    [usage] = usages
+    assert job.status == JobStatus.QUEUED and job.attempts == 0
+    assert "timed out" in job.last_error.lower() or "timeout" in job.last_error.lower()
+    assert job.billed_input_tokens == usage["prompt_tokens"] > 0
+    assert estimate_batch(batch)["spent_so_far"]["output_tokens"] == usage["completion_tokens"]
