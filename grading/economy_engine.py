@@ -430,7 +430,11 @@ def _outcome(work: Work, item) -> Outcome:
         # The model's reply does not fit, and a provider batch cannot repair it: the job is
         # tried again under the retry rules, the attempt used.
         return Outcome(
-            work, error=f"{error} (no repair inside a provider batch)", transient=True, answered=True
+            work,
+            error=f"{error} (no repair inside a provider batch)",
+            transient=True,
+            answered=True,
+            billed=error.billed,
         )
     if error is not None and error.transient:
         # The provider's failure (a 5xx or overloaded entry, an HTML page or an unreadable line
@@ -444,7 +448,12 @@ def _outcome(work: Work, item) -> Outcome:
             blame=Blame.PROVIDER,
         )
     # The provider refused this request (a 4xx) or the model declined it: the job fails.
-    return Outcome(work, error=str(error or "The provider batch gave no result for it."), answered=True)
+    return Outcome(
+        work,
+        error=str(error or "The provider batch gave no result for it."),
+        answered=True,
+        billed=error.billed if error is not None else None,
+    )
 
 
 def works_of(submission: ProviderBatch, held_only: bool = False) -> list[Work]:

@@ -9,13 +9,16 @@ is recorded twice and no job is lost.
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 
 from batches.models import BatchStatus
 from batches.tasks import update_batch_progress
 from grading.economy_engine import TickReport, poll, tick
+from grading.estimate import estimate_batch
 from grading.models import GradingJob, GradingResult, JobStatus, ProviderBatch
+from grading.providers import get_provider
 from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.economy import economy_batch, run_until_settled
 
@@ -244,6 +247,32 @@ def test_a_score_off_the_scale_is_the_job_s_and_uses_an_attempt(owner, openai_ap
 
     assert_tried_again(jobs[0], "thesis")
     assert_others_graded(jobs)
+
+
+def test_a_reply_that_does_not_fit_still_counts_its_tokens_at_the_batch_price(owner, openai_api):
+    batch = economy_batch(owner, jobs=2)
+    usages = []
+
+    def noted(line):
+        usages.append(line["response"]["body"]["usage"])
+        return content_of(thesis_score("NaN"))(line)
+
+    jobs = graded_once(openai_api, batch, first_line("output", noted))
+
+    [usage] = usages
+    job = jobs[0]
+    assert job.billed_input_tokens == usage["prompt_tokens"] > 0
+    assert job.billed_output_tokens == usage["completion_tokens"]
+    realtime = get_provider("openai").cost_of(
+        "gpt-4o-mini",
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+        usage["prompt_tokens_details"]["cached_tokens"],
+    )
+    assert job.billed_cost == (realtime / 2).quantize(Decimal("0.000001")) > 0
+    spent = estimate_batch(batch)["spent_so_far"]
+    graded = GradingResult.objects.get(job=jobs[1])
+    assert spent["input_tokens"] == graded.input_tokens + job.billed_input_tokens
 
 
 def test_a_criterion_given_twice_is_the_job_s_and_uses_an_attempt(owner, openai_api):

@@ -497,6 +497,10 @@ class AnthropicProvider(AnthropicBatches, Provider):
         return build_grade(request, [reply], criteria, cls.connection().prices)
 
     @classmethod
+    def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
+        return billed(request, [reply], cls.connection().prices)
+
+    @classmethod
     def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
         """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
         import anthropic

@@ -148,7 +148,7 @@ class AnthropicBatches(ConnectionBatches):
         except ProviderError as problem:
             # No repair inside a provider batch: the engine tells a reply that does not fit
             # (the job's, tried again) from the provider's failure (ReplyMismatch or not).
-            return BatchItem(custom_id, error=problem)
+            return BatchItem(custom_id, error=self.unread(problem, request, result.get("message")))
         grade.cost = (grade.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
         return BatchItem(custom_id, grade=grade)
 

@@ -427,6 +427,10 @@ class OpenAIProvider(OpenAIBatches, Provider):
         return build_grade(request, [reply], criteria, cls)
 
     @classmethod
+    def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
+        return billed(request, [reply], cls)
+
+    @classmethod
     def sdk_call(cls, use: Callable[[openai.OpenAI], Any]) -> Any:
         """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
         import openai

@@ -140,7 +140,7 @@ class OpenAIBatches(ConnectionBatches):
         except ProviderError as problem:
             # No repair inside a provider batch: the engine tells a reply that does not fit
             # (the job's, tried again) from the provider's failure (ReplyMismatch or not).
-            return BatchItem(custom_id, error=problem)
+            return BatchItem(custom_id, error=self.unread(problem, request, body))
         grade.cost = (grade.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
         return BatchItem(custom_id, grade=grade)
 

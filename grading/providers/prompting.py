@@ -14,15 +14,18 @@ and in how a reply arrives; nothing here imports an SDK or Django.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import re
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import NoReturn, TypeVar
 
 from grading.providers.base import (
+    COST_QUANTUM,
     Billed,
     CriterionGrade,
     GradeRequest,
@@ -196,12 +199,25 @@ class ConnectionBatches:
 
     request_body: Callable[[GradeRequest, list[dict]], dict]
     read_reply: Callable[..., object]
+    reply_billed: Callable[[GradeRequest, dict], Billed]
+    batch_discount: Decimal
     sdk_call: Callable[[Callable], object]
     connection: Callable[[], object]
 
     def supports_batch_api(self) -> bool:
         """Whether this provider's connection offers the batch API (its `batch_api`)."""
         return self.connection().batch_api
+
+    def unread(self, problem: ProviderError, request: GradeRequest, reply: object) -> ProviderError:
+        """A result that gave no grade, with what the provider billed for it (at the batch price),
+        so that a reply that does not fit still counts in the batch's figures."""
+        if isinstance(reply, dict):
+            spent = self.reply_billed(request, reply)
+            if spent.input_tokens or spent.output_tokens:
+                problem.billed = dataclasses.replace(
+                    spent, cost=(spent.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
+                )
+        return problem
 
 
 # --- the prompt ----------------------------------------------------------------------------
