@@ -4,7 +4,8 @@ Each request's params are the real-time path's own body (anthropic.message_body:
 cached system block, the forced tool), and each result is read by the same build_grade,
 priced at the batch discount (cache reads and writes keep their own rates on top).
 The official SDK's methods are used: `messages.batches.create`, `retrieve`, `list`,
-`results` (which streams the results file once the batch has ended) and `cancel`.
+`results` (the results file once the batch has ended, taken as its raw text and read a
+line at a time, as prompting.result_entries says why) and `cancel`.
 
 Message Batches carry no metadata, so a batch whose creation was never recorded (the
 submitter died during the call) is found by a reconcile among the batches created since
