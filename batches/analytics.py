@@ -278,6 +278,10 @@ def per_model_rows(jobs) -> list[dict[str, Any]]:
             input_tokens=Sum("result__input_tokens"),
             output_tokens=Sum("result__output_tokens"),
             cost=Sum("result__cost"),
+            # What failed attempts were billed (a repair's first call whose repair failed).
+            billed_input_tokens=Sum("billed_input_tokens"),
+            billed_output_tokens=Sum("billed_output_tokens"),
+            billed_cost=Sum("billed_cost"),
             **buckets,
         )
         .order_by("provider", "model")
@@ -303,9 +307,9 @@ def model_breakdown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "mean_score_percent": _round(row["ai_sum"] / row["graded"], 2) if row["graded"] else None,
             "mean_latency_ms": _round(row["mean_latency_ms"], 1),
             "mean_duration_ms": _round(row["mean_duration_ms"], 1),
-            "input_tokens": row["input_tokens"] or 0,
-            "output_tokens": row["output_tokens"] or 0,
-            "cost": _money(row["cost"]),
+            "input_tokens": (row["input_tokens"] or 0) + (row["billed_input_tokens"] or 0),
+            "output_tokens": (row["output_tokens"] or 0) + (row["billed_output_tokens"] or 0),
+            "cost": _money((row["cost"] or 0) + (row["billed_cost"] or 0)),
             "reviewed": row["reviewed"],
         }
         for row in rows

@@ -37,7 +37,7 @@ from django.utils import timezone
 from grading import circuits, claim_sql, learnt_limits
 from grading.limits import backoff_delay, provider_limits, rule
 from grading.models import CallSlot, GradingJob, GradingResult, JobStatus, LiveRunner, PaceClock
-from grading.providers import Grade, Quota
+from grading.providers import Billed, Grade, Quota
 from grading.statuses import BatchStatus
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,9 @@ class Outcome:
     # A refused call: other calls of its runner to the provider were in flight as it was
     # refused, so the refusal was of one call too many at once (grading.claims._slow_down).
     alongside: bool = False
+    # What the provider billed for this attempt's calls when they left no grade (a repair's first
+    # reply, before the repair's own call failed): added to the job's billed_* columns.
+    billed: Billed | None = field(default=None, repr=False)
 
     @classmethod
     def graded(cls, work: Work, grade: Grade, latency_ms: int) -> "Outcome":
@@ -694,6 +697,8 @@ def _ended_values(
     add: dict[str, int] = {}
     disposition = _disposition(outcome)
     processing = work.settings.get("processing")
+    if outcome.grade is None and outcome.billed is not None:
+        add.update(_billed_counters(outcome.billed))
     if disposition == _AGAIN:
         # Not the job's failure: the attempt is given back.
         add["attempts"] = -1
@@ -755,6 +760,15 @@ def _ended_values(
             last_error=f"{outcome.error}{gave_up}",
         )
     return values, add
+
+
+def _billed_counters(billed: Billed) -> dict[str, Any]:
+    """The job's billed_* columns to add to: what its failed attempt cost, kept beside its result's."""
+    return {
+        "billed_input_tokens": billed.input_tokens,
+        "billed_output_tokens": billed.output_tokens,
+        "billed_cost": billed.cost,
+    }
 
 
 def _count(outcome: Outcome, recorded: Recorded, stopped: set[int]) -> None:

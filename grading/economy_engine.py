@@ -42,6 +42,8 @@ from grading.claims import Blame, Outcome, Recorded, Work, record_outcomes
 from grading.exemplars import batch_exemplars
 from grading.models import GradingJob, ProviderBatch
 from grading.providers import Provider, ProviderError, RemoteBatch, UnknownProvider, get_provider
+from grading.providers.base import BatchItem
+from grading.providers.prompting import ReplyMismatch
 from grading.runner import PermanentFailure, grade_request
 from grading.statuses import CLAIMING_BATCH_STATES, BatchStatus, Delivery, JobStatus
 
@@ -375,21 +377,32 @@ def record_results(submission: ProviderBatch, provider: Provider) -> Recorded:
     Each outcome goes through claims.record_outcomes, fenced by the submission's token and
     the job's attempt: a job already recorded (by an earlier run) is no longer processing
     under this token, so its outcome is discarded. A job with no outcome in the results
-    goes back to the queue without using an attempt.
+    goes back to the queue without using an attempt (counted as the provider's failure).
     """
     works = {custom_id(work): work for work in works_of(submission, held_only=True)}
     requests = {key: grade_request(work) for key, work in works.items() if not work.unreadable}
-    outcomes, seen = [], set()
+    # One outcome per job: a result given twice (a custom_id repeated in the file) is recorded
+    # once, its grade if either has one; a result for no job of ours is left aside.
+    chosen: dict[str, BatchItem] = {}
     for item in provider.batch_results(submission.external_id, requests):
-        work = works.get(item.custom_id)
-        if work is None:
+        if item.custom_id not in works:
+            logger.warning("%s returned a result for no job of it: %r", submission, item.custom_id[:100])
             continue
-        seen.add(item.custom_id)
-        outcomes.append(_outcome(work, item))
+        if item.custom_id not in chosen or (chosen[item.custom_id].grade is None and item.grade is not None):
+            chosen[item.custom_id] = item
+    outcomes = [_outcome(works[key], item) for key, item in chosen.items()]
     for key, work in works.items():
-        if key not in seen:
+        if key not in chosen:
+            # The provider's failure (its results file lost the line): no attempt used, but
+            # counted against the document like a provider's error, so it cannot go round for ever.
             outcomes.append(
-                Outcome(work, error="The provider batch ended without a result for it.", blame=Blame.RUNNER)
+                Outcome(
+                    work,
+                    error="The provider batch ended without a result for it.",
+                    transient=True,
+                    answered=True,
+                    blame=Blame.PROVIDER,
+                )
             )
     recorded = Recorded()
     for start in range(0, len(outcomes), RECORD_CHUNK):
@@ -413,7 +426,34 @@ def _outcome(work: Work, item) -> Outcome:
         )
         return Outcome(work, error=f"The provider batch request {why}.", transient=True, blame=Blame.RUNNER)
     error = item.error
-    return Outcome(work, error=str(error), transient=bool(error and error.transient), answered=True)
+    if isinstance(error, ReplyMismatch):
+        # The model's reply does not fit, and a provider batch cannot repair it: the job is
+        # tried again under the retry rules, the attempt used.
+        return Outcome(
+            work,
+            error=f"{error} (no repair inside a provider batch)",
+            transient=True,
+            answered=True,
+            billed=error.billed,
+        )
+    if error is not None and error.transient:
+        # The provider's failure (a 5xx or overloaded entry, an HTML page or an unreadable line
+        # for a result): no attempt used. It answered the batch, so its circuit stays closed.
+        return Outcome(
+            work,
+            error=str(error),
+            transient=True,
+            answered=True,
+            retry_after=error.retry_after,
+            blame=Blame.PROVIDER,
+        )
+    # The provider refused this request (a 4xx) or the model declined it: the job fails.
+    return Outcome(
+        work,
+        error=str(error or "The provider batch gave no result for it."),
+        answered=True,
+        billed=error.billed if error is not None else None,
+    )
 
 
 def works_of(submission: ProviderBatch, held_only: bool = False) -> list[Work]:

@@ -106,6 +106,12 @@ def estimate_batch(batch) -> dict[str, Any]:
     spent = GradingResult.objects.filter(job__batch_id=batch.pk).aggregate(
         input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
     )
+    # Calls billed for attempts that left no result (a repair's first call whose repair failed).
+    failed = jobs.aggregate(
+        input_tokens=Sum("billed_input_tokens"),
+        output_tokens=Sum("billed_output_tokens"),
+        cost=Sum("billed_cost"),
+    )
     return {
         "scope": "jobs not yet finished (pending, queued or processing); before the start, every job",
         "jobs": sum(item["jobs"] for item in models),
@@ -118,9 +124,9 @@ def estimate_batch(batch) -> dict[str, Any]:
         "delivery": delivery,
         "by_model": models,
         "spent_so_far": {
-            "input_tokens": spent["input_tokens"] or 0,
-            "output_tokens": spent["output_tokens"] or 0,
-            "cost": _dollars(spent["cost"] or Decimal(0)),
+            "input_tokens": (spent["input_tokens"] or 0) + (failed["input_tokens"] or 0),
+            "output_tokens": (spent["output_tokens"] or 0) + (failed["output_tokens"] or 0),
+            "cost": _dollars((spent["cost"] or Decimal(0)) + (failed["cost"] or Decimal(0))),
         },
     }
 

@@ -218,6 +218,12 @@ class GradingJob(models.Model):
     # they use up no attempt, but a document the provider fails on again and
     # again while it answers others ends failed (grading.claims.PROVIDER_RETRY_LIMIT).
     provider_retries = models.PositiveIntegerField(default=0)
+    # What the provider billed for calls of this job that left no result: the first reply of a
+    # repair whose own call failed (a 5xx, a timeout), or two replies that did not fit. The batch's
+    # token and cost figures add these to its results' (grading.claims._billed_counters).
+    billed_input_tokens = models.PositiveIntegerField(default=0)
+    billed_output_tokens = models.PositiveIntegerField(default=0)
+    billed_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     # Decided when the batch starts (grading.economy.decide): economy jobs are not claimed by
     # the runners but submitted in provider batches (grading.economy); realtime is what every
     # job was before, and what the existing rows keep.

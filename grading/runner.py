@@ -759,6 +759,7 @@ def grade_work(
                 refused=error.rate_limited,
                 alongside=alongside,
                 quota=error.quota,
+                billed=error.billed,
             )
         # The provider answered, and refused this job (a 4xx, a reply that cannot be repaired).
         return Outcome(
@@ -766,6 +767,7 @@ def grade_work(
             error=str(error),
             answered=error.status_code is not None or error.answered,
             quota=error.quota,
+            billed=error.billed,
         )
     except PermanentFailure as failure:
         return Outcome(work, error=str(failure))

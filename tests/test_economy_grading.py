@@ -92,7 +92,8 @@ def test_partial_errors_and_expiry_requeue_only_the_failed_jobs(owner, batch_api
     assert statuses == ["completed", "queued", "completed", "queued", "queued"]
     assert report.recorded.completed == 2 and report.recorded.requeued == 3
     errored, expired = jobs[1], jobs[4]
-    assert errored.attempts == 1 and "HTTP 500" in errored.last_error  # an attempt, under the retry rules
+    # The provider's failure: no attempt used, counted against the document instead.
+    assert errored.attempts == 0 and errored.provider_retries == 1 and "HTTP 500" in errored.last_error
     assert errored.next_attempt_at is not None
     assert expired.attempts == 0 and "expired" in expired.last_error  # not the job's failure
     assert GradingResult.objects.filter(job__batch=batch).count() == 2

@@ -22,6 +22,7 @@ from typing import Any
 from grading.providers import connections
 from grading.providers.base import (
     BatchItem,
+    Billed,
     CriterionGrade,
     Exemplar,
     Grade,
@@ -39,6 +40,7 @@ from grading.providers.base import (
 __all__ = [
     "PROVIDERS",
     "BatchItem",
+    "Billed",
     "CriterionGrade",
     "Exemplar",
     "Grade",

@@ -43,6 +43,7 @@ from grading.providers.base import (
     CHARS_PER_TOKEN,
     COST_QUANTUM,
     MILLION,
+    Billed,
     Grade,
     GradeRequest,
     PermanentProviderError,
@@ -432,6 +433,22 @@ def build_grade(
     """
     reply = replies[-1]
     graded, feedback = parse_payload(tool_input(reply), criteria, request.text)
+    spent = billed(request, replies, stated)
+    return Grade(
+        score=sum(item.score for item in graded),
+        max_score=sum(item.max_score for item in graded),
+        criteria=graded,
+        feedback=feedback,
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        cost=spent.cost,
+        raw=reply,
+        model=str(reply.get("model") or request.model),
+    )
+
+
+def billed(request: GradeRequest, replies: list[dict], stated: dict | None = None) -> Billed:
+    """What these replies cost, from their usage blocks (whatever their content is worth)."""
     usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in replies]
     input_tokens = sum(
         token_count(usage.get(field))
@@ -440,17 +457,7 @@ def build_grade(
     )
     output_tokens = sum(token_count(usage.get("output_tokens")) for usage in usages)
     cost = sum((usage_cost(request.model, usage, stated) for usage in usages), Decimal(0))
-    return Grade(
-        score=sum(item.score for item in graded),
-        max_score=sum(item.max_score for item in graded),
-        criteria=graded,
-        feedback=feedback,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost=cost.quantize(COST_QUANTUM),
-        raw=reply,
-        model=str(reply.get("model") or request.model),
-    )
+    return Billed(input_tokens, output_tokens, cost.quantize(COST_QUANTUM))
 
 
 class AnthropicProvider(AnthropicBatches, Provider):
@@ -488,6 +495,10 @@ class AnthropicProvider(AnthropicBatches, Provider):
     @classmethod
     def read_reply(cls, request: GradeRequest, reply: dict, criteria: list[dict]) -> Grade:
         return build_grade(request, [reply], criteria, cls.connection().prices)
+
+    @classmethod
+    def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
+        return billed(request, [reply], cls.connection().prices)
 
     @classmethod
     def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
@@ -551,6 +562,7 @@ class AnthropicProvider(AnthropicBatches, Provider):
             message_body(request, criteria),
             lambda replies: build_grade(request, replies, criteria, bound.prices),
             functools.partial(repair_body, room=reply_room(request.model)),
+            lambda replies: billed(request, replies, bound.prices),
         )
         grade.quota = quotas[-1]
         return grade

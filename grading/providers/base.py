@@ -65,6 +65,15 @@ class CriterionGrade:
     evidence: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Billed:
+    """Tokens and cost the provider billed for calls that produced no grade."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+
 @dataclass
 class Grade:
     score: float
@@ -174,6 +183,8 @@ class ProviderError(Exception):
     # The provider answered, and the answer is what failed (a reply that does not fit
     # even after a repair); an HTTP status says so too. An answer means the provider is up.
     answered: bool = False
+    # What the calls behind this error cost (a repair's first reply, say), when any was billed.
+    billed: Billed | None = None
 
     def __init__(
         self,

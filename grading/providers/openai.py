@@ -25,6 +25,7 @@ from grading.providers.base import (
     CHARS_OVER_FOUR,
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,
+    Billed,
     Grade,
     GradeRequest,
     PermanentProviderError,
@@ -426,6 +427,10 @@ class OpenAIProvider(OpenAIBatches, Provider):
         return build_grade(request, [reply], criteria, cls)
 
     @classmethod
+    def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
+        return billed(request, [reply], cls)
+
+    @classmethod
     def sdk_call(cls, use: Callable[[openai.OpenAI], Any]) -> Any:
         """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
         import openai
@@ -474,6 +479,7 @@ class OpenAIProvider(OpenAIBatches, Provider):
             body,
             lambda responses: build_grade(request, responses, criteria, type(self)),
             repair_body,
+            lambda responses: billed(request, responses, type(self)),
         )
         grade.quota = quotas[-1]
         return grade
@@ -522,21 +528,28 @@ def build_grade(
     """The grade from the last reply; tokens and cost count every call it took."""
     response = responses[-1]
     graded, feedback = parse_reply(response, criteria, request.text)
-    usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in responses]
-    input_tokens = sum(token_count(usage.get("prompt_tokens")) for usage in usages)
-    cached_tokens = sum(cached_token_count(usage) for usage in usages)
-    output_tokens = sum(token_count(usage.get("completion_tokens")) for usage in usages)
+    spent = billed(request, responses, provider)
     return Grade(
         score=sum(item.score for item in graded),
         max_score=sum(item.max_score for item in graded),
         criteria=graded,
         feedback=feedback,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost=(provider or OpenAIProvider).cost_of(request.model, input_tokens, output_tokens, cached_tokens),
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        cost=spent.cost,
         raw=response,
         model=str(response.get("model") or request.model),
     )
+
+
+def billed(request: GradeRequest, responses: list[dict], provider: type[Provider] | None = None) -> Billed:
+    """What these replies cost, from their usage blocks (whatever their content is worth)."""
+    usages = [r.get("usage") if isinstance(r.get("usage"), dict) else {} for r in responses]
+    input_tokens = sum(token_count(usage.get("prompt_tokens")) for usage in usages)
+    cached_tokens = sum(cached_token_count(usage) for usage in usages)
+    output_tokens = sum(token_count(usage.get("completion_tokens")) for usage in usages)
+    cost = (provider or OpenAIProvider).cost_of(request.model, input_tokens, output_tokens, cached_tokens)
+    return Billed(input_tokens, output_tokens, cost)
 
 
 def cached_token_count(usage: dict) -> int:

@@ -26,7 +26,13 @@ from grading.providers.base import (
     TransientProviderError,
     criteria_of,
 )
-from grading.providers.prompting import ConnectionBatches, request_criteria
+from grading.providers.prompting import (
+    ConnectionBatches,
+    gist,
+    request_criteria,
+    result_entries,
+    unreadable_line,
+)
 from grading.providers.remote import status_error
 
 if TYPE_CHECKING:
@@ -104,35 +110,54 @@ class OpenAIBatches(ConnectionBatches):
             if not file_id:
                 continue
             text = self.sdk_call(lambda client, file_id=file_id: client.files.content(file_id).text)
-            for line in text.splitlines():
-                if line.strip():
-                    yield self._item(json.loads(line), requests)
+            for custom_id, line, raw in result_entries(text):
+                if line is None:
+                    yield BatchItem(custom_id, error=unreadable_line(raw))
+                else:
+                    yield self._item(line, requests)
 
     def _item(self, line: dict, requests: Mapping[str, GradeRequest]) -> BatchItem:
         custom_id = str(line.get("custom_id"))
-        error = line.get("error") or {}
+        error = line.get("error") if isinstance(line.get("error"), dict) else {}
         if error.get("code") == "batch_expired":
             return BatchItem(custom_id, expired=True)
         if error.get("code") == "batch_cancelled":
             return BatchItem(custom_id, cancelled=True)
-        response = line.get("response") or {}
-        status = int(response.get("status_code") or 0)
-        body = response.get("body") or {}
+        response = line.get("response") if isinstance(line.get("response"), dict) else {}
+        status = response.get("status_code") if isinstance(response.get("status_code"), int) else 0
+        body = response.get("body")
         if error or status != 200:
-            message = error.get("message") or self.error_message(body) or "the request failed"
-            return BatchItem(custom_id, error=status_error(status or 500, message, {}))
+            given = body if isinstance(body, dict) else {}
+            message = error.get("message") or self.error_message(given) or "the request failed"
+            return BatchItem(custom_id, error=status_error(status or 500, str(message), {}))
         request = requests.get(custom_id)
         if request is None:
             return BatchItem(
                 custom_id, error=PermanentProviderError("The batch returned an unknown request.")
             )
         try:
-            grade = self.read_reply(request, body, criteria_of(request.rubric))
+            grade = self.read_reply(request, batch_envelope(body), criteria_of(request.rubric))
         except ProviderError as problem:
-            # No repair inside a provider batch: the job is tried again under the retry rules.
-            return BatchItem(custom_id, error=TransientProviderError(str(problem)))
+            # No repair inside a provider batch: the engine tells a reply that does not fit
+            # (the job's, tried again) from the provider's failure (ReplyMismatch or not).
+            return BatchItem(custom_id, error=self.unread(problem, request, body))
         grade.cost = (grade.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
         return BatchItem(custom_id, grade=grade)
+
+
+def batch_envelope(body: Any) -> dict:
+    """The Chat Completion a result line carries with its 200; anything else is the provider's failure,
+    as an HTTP 200 with an HTML page or an error object is on the real-time path (reply_envelope)."""
+    if not isinstance(body, dict):
+        raise TransientProviderError(
+            f"The provider batch's result for it is not a JSON Chat Completion: {gist(str(body or ''))}."
+        )
+    if body.get("error") and not body.get("choices"):
+        detail = body["error"].get("message") if isinstance(body["error"], dict) else body["error"]
+        raise TransientProviderError(
+            f"The provider batch's result for it is an error, not a Chat Completion: {gist(str(detail))}."
+        )
+    return body
 
 
 def remote(batch: Any) -> RemoteBatch:

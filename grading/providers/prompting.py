@@ -14,18 +14,23 @@ and in how a reply arrives; nothing here imports an SDK or Django.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import NoReturn, TypeVar
 
 from grading.providers.base import (
+    COST_QUANTUM,
+    Billed,
     CriterionGrade,
     GradeRequest,
     PermanentProviderError,
+    ProviderError,
     TransientProviderError,
     criteria_of,
     require_text,
@@ -156,6 +161,35 @@ def request_criteria(request: GradeRequest) -> list[dict]:
     return criteria
 
 
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"\\]*)"')
+
+
+def result_entries(text: str) -> Iterator[tuple[str, dict | None, str]]:
+    """Each line of a provider batch's results file: its custom_id, the line as JSON, the line.
+
+    Read as a reply is (`loads`: a key given twice noted, NaN kept as text), one line at a
+    time, so that one broken line costs its own request only: a line that is not a JSON
+    object comes as None, with the custom_id its text names if any (else "").
+    """
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            yield str(entry.get("custom_id")), entry, line
+        else:
+            named = _CUSTOM_ID.search(line)
+            yield (named.group(1) if named else ""), None, line
+
+
+def unreadable_line(line: str) -> TransientProviderError:
+    """The provider's failure: its results file holds a line for the request that is not JSON."""
+    return TransientProviderError(f"The provider batch's result for it is not a JSON line: {gist(line)}.")
+
+
 class ConnectionBatches:
     """What the batch API halves of the remote providers share (mixed into the provider).
 
@@ -165,12 +199,25 @@ class ConnectionBatches:
 
     request_body: Callable[[GradeRequest, list[dict]], dict]
     read_reply: Callable[..., object]
+    reply_billed: Callable[[GradeRequest, dict], Billed]
+    batch_discount: Decimal
     sdk_call: Callable[[Callable], object]
     connection: Callable[[], object]
 
     def supports_batch_api(self) -> bool:
         """Whether this provider's connection offers the batch API (its `batch_api`)."""
         return self.connection().batch_api
+
+    def unread(self, problem: ProviderError, request: GradeRequest, reply: object) -> ProviderError:
+        """A result that gave no grade, with what the provider billed for it (at the batch price),
+        so that a reply that does not fit still counts in the batch's figures."""
+        if isinstance(reply, dict):
+            spent = self.reply_billed(request, reply)
+            if spent.input_tokens or spent.output_tokens:
+                problem.billed = dataclasses.replace(
+                    spent, cost=(spent.cost * Decimal(self.batch_discount)).quantize(COST_QUANTUM)
+                )
+        return problem
 
 
 # --- the prompt ----------------------------------------------------------------------------
@@ -544,23 +591,34 @@ def with_one_repair(
     body: dict,
     build: Callable[[list[T]], G],
     repair: Callable[[dict, T, ReplyMismatch], dict],
+    billed: Callable[[list[T]], Billed] | None = None,
 ) -> G:
     """Ask once; if the reply does not fit, ask once more with `repair`'s follow-up; then give up.
 
     Models slip (a missing criterion, a score off the scale, a cut-off reply) far more often
     than twice in a row. `build` reads the grade from every reply so far (the last one counts;
     tokens and cost count them all). A second mismatch is permanent, naming both reasons.
+
+    When no grade comes of it, what the provider billed for the replies it did send goes with
+    the error (`billed`, from `billed`'s reading of their usage): a repair whose call fails
+    (a 5xx, a timeout) still cost the first call, and the batch's figures count it.
     """
     first = ask(body)
     try:
         return build([first])
     except ReplyMismatch as problem:
-        second = ask(repair(body, first, problem))
+        try:
+            second = ask(repair(body, first, problem))
+        except ProviderError as error:
+            error.billed = billed([first]) if billed else None
+            raise
         try:
             return build([first, second])
         except ReplyMismatch as again:
             # Still a mismatch (an answer: the provider is up), but no longer one worth repairing.
-            raise ReplyMismatch(f"{problem.reason}; and after one repair: {again.reason}") from again
+            failed = ReplyMismatch(f"{problem.reason}; and after one repair: {again.reason}")
+            failed.billed = billed([first, second]) if billed else None
+            raise failed from again
 
 
 def token_count(value) -> int:

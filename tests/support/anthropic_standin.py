@@ -579,8 +579,8 @@ class MessageBatchAPI:
                 result = {"type": "errored", "error": error_body("api_error", "Internal server error")}
             else:
                 result = {"type": "canceled" if outcome == "cancelled" else "expired"}
-            lines.append(json.dumps({"custom_id": custom_id, "result": result}) + "\n")
-        return "".join(lines).encode()
+            lines.append(json.dumps({"custom_id": custom_id, "result": result}))
+        return "".join(line + "\n" for line in self.book.lines("results", lines)).encode()
 
 
 def _iso(moment: float) -> str:

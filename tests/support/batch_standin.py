@@ -10,6 +10,11 @@ ends, or a cancel). The stand-ins take these as options `batch_hour_s`, `batch_h
 `batch_error_every`, `batch_expire_every` and `batch_hold`. A cancel ends the pending requests as cancelled; what finished before it
 is kept. Each request is answered once, when first seen finished, by the stand-in's own
 reply for that request (so prompt caching counts as for real-time calls).
+
+A test may script the result files as a provider could write them (`BatchBook.script`): a
+function of the file's kind ("output" or "errors" for OpenAI, "results" for Anthropic) and its
+lines as written, returning the lines to serve instead (a line not JSON, a custom_id twice or
+unknown, a line left out, an HTML body); OpenAI's output file is then written even when empty.
 """
 
 from __future__ import annotations
@@ -82,6 +87,11 @@ class BatchBook:
         self.batches: dict[str, StoredBatch] = {}
         self.created = 0
         self.cancels = 0
+        self.script: Callable[[str, list[str]], list[str]] | None = None
+
+    def lines(self, kind: str, lines: list[str]) -> list[str]:
+        """A result file's lines as served: as written, or as the test's script rewrites them."""
+        return self.script(kind, lines) if self.script is not None else lines
 
     def add_file(self, data: bytes, prefix: str = "file") -> str:
         file_id = f"{prefix}-{secrets.token_hex(8)}"

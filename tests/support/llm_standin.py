@@ -688,15 +688,13 @@ class OpenAIBatchAPI:
                 code = "batch_expired" if outcome == "expired" else "batch_cancelled"
                 line["error"] = {"code": code, "message": f"This request was not run: {outcome}."}
             errors.append(line)
-        if output:
-            batch.output_file_id = self.book.add_file(_jsonl(output))
-        if errors:
-            batch.error_file_id = self.book.add_file(_jsonl(errors))
+        output_lines = self.book.lines("output", [json.dumps(line) for line in output])
+        error_lines = self.book.lines("errors", [json.dumps(line) for line in errors])
+        if output_lines or self.book.script is not None:
+            batch.output_file_id = self.book.add_file("".join(line + "\n" for line in output_lines).encode())
+        if error_lines:
+            batch.error_file_id = self.book.add_file("".join(line + "\n" for line in error_lines).encode())
         batch.files_written = True
-
-
-def _jsonl(lines: list[dict]) -> bytes:
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def completion(body: dict, malformed: bool | str = False) -> dict:
