@@ -107,6 +107,10 @@ class GradingJobAdmin(ObjectAccessAdminMixin, admin.ModelAdmin):
         "removed_from",
         # Decided when the batch starts (grading.economy), moved to real time by the economy engine.
         "delivery",
+        # What the provider billed for calls that produced no grade: a record, not a setting.
+        "billed_input_tokens",
+        "billed_output_tokens",
+        "billed_cost",
     )
     inlines = [GradingResultInline]
     # A job goes only into a batch its editor may change, and grades only a document
