@@ -31,7 +31,6 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -500,17 +499,14 @@ class AnthropicProvider(AnthropicBatches, Provider):
     def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
         return billed(request, [reply], cls.connection().prices)
 
-    @classmethod
-    def sdk_call(cls, use: Callable[[anthropic.Anthropic], Any]) -> Any:
-        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+    sdk_client = staticmethod(client_for)
+    translate_error = staticmethod(translate)
+
+    @staticmethod
+    def sdk_error() -> type[Exception]:
         import anthropic
 
-        bound = cls.connection()
-        base_url, api_key = bound.endpoint()
-        try:
-            return use(client_for(base_url, api_key))
-        except anthropic.AnthropicError as error:
-            raise translate(error, base_url, api_key, bound.key_env) from error
+        return anthropic.AnthropicError
 
     # The smallest prefix Claude Sonnet and Opus models cache (some Haiku models need more).
     cache_min_tokens = 1024

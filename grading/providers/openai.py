@@ -430,17 +430,14 @@ class OpenAIProvider(OpenAIBatches, Provider):
     def reply_billed(cls, request: GradeRequest, reply: dict) -> Billed:
         return billed(request, [reply], cls)
 
-    @classmethod
-    def sdk_call(cls, use: Callable[[openai.OpenAI], Any]) -> Any:
-        """One use of the SDK client for this class's connection, its errors as ours (never the key)."""
+    sdk_client = staticmethod(client_for)
+    translate_error = staticmethod(translate)
+
+    @staticmethod
+    def sdk_error() -> type[Exception]:
         import openai
 
-        bound = cls.connection()
-        base_url, api_key = bound.endpoint()
-        try:
-            return use(client_for(base_url, api_key))
-        except openai.OpenAIError as error:
-            raise translate(error, base_url, api_key, bound.key_env) from error
+        return openai.OpenAIError
 
     @classmethod
     def cached_input_price(cls, model: str) -> float:

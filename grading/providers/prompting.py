@@ -201,8 +201,21 @@ class ConnectionBatches:
     read_reply: Callable[..., object]
     reply_billed: Callable[[GradeRequest, dict], Billed]
     batch_discount: Decimal
-    sdk_call: Callable[[Callable], object]
     connection: Callable[[], object]
+    # The SDK, as the real-time path uses it: one client per endpoint and key, the SDK's base
+    # exception (imported when first needed), and that exception as ours, never with the key.
+    sdk_client: Callable[[str, str], object]
+    sdk_error: Callable[[], type[Exception]]
+    translate_error: Callable[..., ProviderError]
+
+    def sdk_call(self, use: Callable[[object], T]) -> T:
+        """One use of the SDK client for this provider's connection, its errors as ours (never the key)."""
+        bound = self.connection()
+        base_url, api_key = bound.endpoint()
+        try:
+            return use(self.sdk_client(base_url, api_key))
+        except self.sdk_error() as error:
+            raise self.translate_error(error, base_url, api_key, bound.key_env) from error
 
     def supports_batch_api(self) -> bool:
         """Whether this provider's connection offers the batch API (its `batch_api`)."""
