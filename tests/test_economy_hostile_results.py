@@ -475,3 +475,15 @@ def test_an_html_page_as_a_succeeded_message_is_the_provider_s_failure(owner, an
     jobs = graded_once(anthropic_api, batch, first_line("results", html))
 
     assert_given_back(jobs[0], "502 Bad Gateway")
+
+
+def test_a_result_line_holding_a_line_separator_in_a_string_is_one_result():
+    from grading.providers.prompting import result_entries
+
+    # JSON strings may hold U+2028 and U+2029 unescaped; str.splitlines would cut there.
+    text = '{"custom_id": "a", "note": "one\u2028two\u2029three"}\r\n{"custom_id": "b"}\n\n'
+
+    assert [(custom_id, entry is not None) for custom_id, entry, _ in result_entries(text)] == [
+        ("a", True),
+        ("b", True),
+    ]

@@ -171,7 +171,7 @@ def result_entries(text: str) -> Iterator[tuple[str, dict | None, str]]:
     time, so that one broken line costs its own request only: a line that is not a JSON
     object comes as None, with the custom_id its text names if any (else "").
     """
-    for line in text.splitlines():
+    for line in jsonl_lines(text):
         if not line.strip():
             continue
         try:
@@ -183,6 +183,22 @@ def result_entries(text: str) -> Iterator[tuple[str, dict | None, str]]:
         else:
             named = _CUSTOM_ID.search(line)
             yield (named.group(1) if named else ""), None, line
+
+
+def jsonl_lines(text: str) -> Iterator[str]:
+    """The lines of a JSONL file one at a time, split at "\n" only (a "\r" before it dropped).
+
+    Not `str.splitlines`, which builds a list as large as the file and also splits at the
+    line and paragraph separators U+2028 and U+2029 (and others) that a JSON string may hold
+    unescaped, which would cut one result in two.
+    """
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end == -1:
+            end = len(text)
+        yield text[start:end].removesuffix("\r")
+        start = end + 1
 
 
 def unreadable_line(line: str) -> TransientProviderError:
